@@ -1,0 +1,39 @@
+# kok-relay: the two commands a new machine needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv run test lint bench demo clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start a development relay on 127.0.0.1:8787 (bootstraps ./var/ if absent).
+run: $(STAMP)
+	$(BIN)/python -m relay.devrun --dir var --port 8787
+
+## Lint and run the whole test suite.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy protocol relay client
+
+## Slow benchmarks, not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks
+
+## A walk through the whole flow against a throw-away relay.
+demo: $(STAMP)
+	$(BIN)/kok demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,177 @@
+"""The keystore: every secret key of one identity, encrypted under the passphrase.
+
+File format (one canonical JSON object, file mode 0600, replaced atomically)::
+
+    {"v": 1, "kdf": "argon2id", "t": 3, "m": 65536, "p": 4,
+     "salt": b64(16), "nonce": b64(24), "box": b64(XSalsa20-Poly1305(key, plaintext))}
+
+    key       = Argon2id(passphrase, salt, t, m KiB, p) -> 32 bytes
+    plaintext = canonical JSON {"secrets": {name: b64}, "meta": {...}}
+
+The KDF parameters live in the header so they can be raised later without breaking old
+files. A changed header yields a different key, so tampering shows as a failed open.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nacl.exceptions
+import nacl.secret
+from argon2.low_level import Type, hash_secret_raw
+
+from protocol.encoding import b64decode, b64encode, canonical_json, parse_json
+from protocol.errors import EncodingError
+
+
+class KeystoreError(Exception):
+    """A keystore could not be used; the message says what the person can do."""
+
+    code = "keystore_error"
+
+
+class WrongPassphrase(KeystoreError):
+    code = "wrong_passphrase"
+
+    def __init__(self) -> None:
+        super().__init__("The passphrase is wrong (or the keystore file was altered).")
+
+
+class KeystoreMissing(KeystoreError):
+    code = "keystore_missing"
+
+
+class KeystoreCorrupt(KeystoreError):
+    code = "keystore_corrupt"
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id cost: ``t`` passes, ``m`` KiB of memory, ``p`` lanes."""
+
+    t: int = 3
+    m: int = 64 * 1024
+    p: int = 4
+
+    @classmethod
+    def from_env(cls) -> KdfParams:
+        """Defaults, with ``KOK_ARGON2_MEMORY_KIB``/``KOK_ARGON2_TIME`` for test suites only."""
+        return cls(
+            t=int(os.environ.get("KOK_ARGON2_TIME", cls.t)),
+            m=int(os.environ.get("KOK_ARGON2_MEMORY_KIB", cls.m)),
+            p=cls.p,
+        )
+
+
+def derive_key(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
+    return hash_secret_raw(
+        passphrase.encode("utf-8"), salt, time_cost=params.t, memory_cost=params.m,
+        parallelism=params.p, hash_len=32, type=Type.ID,
+    )
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically with mode 0600 (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{_secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass
+class Keystore:
+    """Secrets of one identity, open in memory; ``save`` re-encrypts them to disk."""
+
+    path: Path
+    secrets: dict[str, bytes]
+    meta: dict[str, Any]
+    params: KdfParams
+    _salt: bytes = field(repr=False)
+    _key: bytes = field(repr=False)
+
+    @classmethod
+    def create(cls, path: Path, passphrase: str, secrets: dict[str, bytes] | None = None,
+               meta: dict[str, Any] | None = None, params: KdfParams | None = None) -> Keystore:
+        """A new keystore file at ``path``; refuses to overwrite an existing one."""
+        if path.exists():
+            raise KeystoreError(f"A keystore already exists at {path}.")
+        if not passphrase:
+            raise KeystoreError("The passphrase must not be empty.")
+        params = params or KdfParams.from_env()
+        salt = _secrets.token_bytes(16)
+        store = cls(path=path, secrets=dict(secrets or {}), meta=dict(meta or {}), params=params,
+                    _salt=salt, _key=derive_key(passphrase, salt, params))
+        store.save()
+        return store
+
+    @classmethod
+    def open(cls, path: Path, passphrase: str) -> Keystore:
+        """Decrypt the keystore at ``path``; ``WrongPassphrase`` if it does not open."""
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise KeystoreMissing(f"There is no keystore at {path}.") from None
+        try:
+            header = parse_json(raw)
+            if not isinstance(header, dict) or header.get("v") != 1 or header.get("kdf") != "argon2id":
+                raise KeystoreCorrupt("The keystore has an unknown format.")
+            params = KdfParams(t=int(header["t"]), m=int(header["m"]), p=int(header["p"]))
+            salt = b64decode(header["salt"], size=16)
+            nonce = b64decode(header["nonce"], size=24)
+            box = b64decode(header["box"])
+        except (EncodingError, KeyError, TypeError, ValueError) as exc:
+            raise KeystoreCorrupt("The keystore file is damaged.") from exc
+        key = derive_key(passphrase, salt, params)
+        try:
+            plain = nacl.secret.SecretBox(key).decrypt(box, nonce)
+        except nacl.exceptions.CryptoError:
+            raise WrongPassphrase() from None
+        content = parse_json(plain)
+        return cls(
+            path=path,
+            secrets={k: b64decode(v) for k, v in content["secrets"].items()},
+            meta=content["meta"],
+            params=params,
+            _salt=salt,
+            _key=key,
+        )
+
+    def save(self) -> None:
+        """Encrypt and write atomically (fresh nonce each time)."""
+        plain = canonical_json({
+            "secrets": {k: b64encode(v) for k, v in sorted(self.secrets.items())},
+            "meta": self.meta,
+        })
+        nonce = _secrets.token_bytes(24)
+        box = nacl.secret.SecretBox(self._key).encrypt(plain, nonce).ciphertext
+        header = {
+            "v": 1, "kdf": "argon2id", "t": self.params.t, "m": self.params.m, "p": self.params.p,
+            "salt": b64encode(self._salt), "nonce": b64encode(nonce), "box": b64encode(box),
+        }
+        write_private_file(self.path, canonical_json(header))
+
+    def change_passphrase(self, new_passphrase: str, params: KdfParams | None = None) -> None:
+        """Re-encrypt under a new passphrase (fresh salt)."""
+        if not new_passphrase:
+            raise KeystoreError("The passphrase must not be empty.")
+        self.params = params or self.params
+        self._salt = _secrets.token_bytes(16)
+        self._key = derive_key(new_passphrase, self._salt, self.params)
+        self.save()

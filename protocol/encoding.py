@@ -1,0 +1,269 @@
+"""Canonical JSON, base64url and the signed-item form.
+
+Theory of operation
+-------------------
+Signed structures travel as the exact bytes that were signed (DESIGN section 5):
+
+    {"body": "<canonical JSON text>", "sigs": [{"key": "<fingerprint>", "sig": "<b64>"}]}
+
+A verifier checks each signature over ``signing_input(label, body_bytes, ...)`` *before*
+parsing the body, then parses it, then checks it is canonical. Canonical JSON is UTF-8,
+object keys sorted by code point, no insignificant whitespace, integers only, strings NFC,
+no duplicate keys. ``signing_input`` length-prefixes every part after the label so no two
+different inputs share bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import (
+    BadField,
+    MalformedJSON,
+    MissingField,
+    NonCanonical,
+    UnknownField,
+    UnknownVersion,
+)
+
+MAX_SAFE_INT = 2**53 - 1
+
+_B64_RE = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def b64encode(data: bytes) -> str:
+    """base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64decode(text: str, *, size: int | None = None, field: str = "value") -> bytes:
+    """Strict base64url without padding; ``size`` checks the decoded length."""
+    if not isinstance(text, str) or not _B64_RE.match(text) or len(text) % 4 == 1:
+        raise BadField(f"{field} is not base64url without padding")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise BadField(f"{field} is not base64url") from exc
+    if b64encode(data) != text:  # rejects non-zero trailing bits: one encoding per value
+        raise BadField(f"{field} is not canonical base64url")
+    if size is not None and len(data) != size:
+        raise BadField(f"{field} must be {size} bytes, not {len(data)}")
+    return data
+
+
+def _check_value(value: Any) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            raise BadField("integer out of the safe range")
+        return
+    if isinstance(value, float):
+        raise BadField("floats are not allowed in canonical JSON")
+    if isinstance(value, str):
+        if unicodedata.normalize("NFC", value) != value:
+            raise NonCanonical("strings must be in Unicode NFC")
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_value(item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise BadField("object keys must be strings")
+            _check_value(key)
+            _check_value(item)
+        return
+    raise BadField(f"type {type(value).__name__} cannot be encoded")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode ``value`` as canonical JSON bytes (raises on floats and non-NFC strings)."""
+    _check_value(value)
+    return json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+    ).encode("utf-8")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise MalformedJSON(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _reject_float(text: str) -> Any:
+    raise BadField("floats are not allowed")
+
+
+def _reject_constant(text: str) -> Any:
+    raise MalformedJSON(f"{text} is not JSON")
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse JSON strictly: UTF-8, no duplicate keys, no floats, no NaN."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedJSON("not UTF-8") from exc
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_float=_reject_float,
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError as exc:
+        raise MalformedJSON(f"not JSON: {exc.msg} at position {exc.pos}") from exc
+    except RecursionError as exc:
+        raise MalformedJSON("nested too deeply") from exc
+
+
+def parse_canonical(data: bytes) -> dict[str, Any]:
+    """Parse bytes that must be a canonical JSON object."""
+    value = parse_json(data)
+    if not isinstance(value, dict):
+        raise BadField("expected a JSON object")
+    if canonical_json(value) != data:
+        raise NonCanonical()
+    return value
+
+
+def signing_input(label: bytes, *parts: bytes) -> bytes:
+    """``label || len(part1) || part1 || ...`` with 8-byte big-endian lengths."""
+    out = bytearray(label)
+    for part in parts:
+        out += len(part).to_bytes(8, "big")
+        out += part
+    return bytes(out)
+
+
+# --- field schemas ----------------------------------------------------------------------
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+
+
+def check_fields(obj: dict[str, Any], required: Iterable[str], optional: Iterable[str] = ()) -> None:
+    """Reject unknown and missing fields; check ``v`` == 1 first so a newer version says so."""
+    required = set(required)
+    allowed = required | set(optional)
+    if "v" in required:
+        if "v" not in obj:
+            raise MissingField("field 'v' is missing")
+        if obj["v"] != 1 or isinstance(obj["v"], bool):
+            raise UnknownVersion(f"version {obj['v']!r} is not supported (this software speaks 1)")
+    for key in obj:
+        if key not in allowed:
+            raise UnknownField(f"unknown field {key!r}")
+    for key in required:
+        if key not in obj:
+            raise MissingField(f"field {key!r} is missing")
+
+
+def get_str(obj: dict[str, Any], key: str, *, max_len: int = 1024, pattern: re.Pattern[str] | None = None) -> str:
+    value = obj[key]
+    if not isinstance(value, str):
+        raise BadField(f"{key} must be a string")
+    if len(value) > max_len:
+        raise BadField(f"{key} is longer than {max_len} characters")
+    if pattern is not None and not pattern.match(value):
+        raise BadField(f"{key} has an invalid format")
+    return value
+
+
+def get_int(obj: dict[str, Any], key: str, *, minimum: int = 0, maximum: int = MAX_SAFE_INT) -> int:
+    value = obj[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadField(f"{key} must be an integer")
+    if not minimum <= value <= maximum:
+        raise BadField(f"{key} must be between {minimum} and {maximum}")
+    return value
+
+
+def get_bytes(obj: dict[str, Any], key: str, size: int | None = None) -> bytes:
+    return b64decode(obj[key], size=size, field=key)
+
+
+def check_org_id(value: str) -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise BadField(f"{value!r} is not a valid organisation id ([a-z0-9][a-z0-9-]{{1,31}})")
+    return value
+
+
+def check_staff_id(value: str) -> str:
+    if not isinstance(value, str) or value.count("/") != 1:
+        raise BadField(f"{value!r} is not a valid staff id (org/name)")
+    org, name = value.split("/")
+    if not ID_RE.match(org) or not ID_RE.match(name):
+        raise BadField(f"{value!r} is not a valid staff id (org/name, each [a-z0-9][a-z0-9-]{{1,31}})")
+    return value
+
+
+def org_of(staff_id: str) -> str:
+    """The organisation part of a staff id."""
+    return staff_id.split("/", 1)[0]
+
+
+# --- signed items -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One signature of a signed item: the signer's fingerprint and the 64 signature bytes."""
+
+    key: str
+    sig: bytes
+
+
+@dataclass(frozen=True)
+class SignedItem:
+    """A body (canonical JSON bytes) and its signatures, as they travel."""
+
+    body: bytes
+    sigs: tuple[Signature, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "body": self.body.decode("utf-8"),
+            "sigs": [{"key": s.key, "sig": b64encode(s.sig)} for s in self.sigs],
+        }
+
+    def to_bytes(self) -> bytes:
+        """The canonical bytes of the whole item (what the key log hashes)."""
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_json(cls, obj: Any) -> SignedItem:
+        if not isinstance(obj, dict):
+            raise BadField("a signed item must be a JSON object")
+        check_fields(obj, ["body", "sigs"])
+        body = obj["body"]
+        if not isinstance(body, str):
+            raise BadField("body must be a string")
+        raw_sigs = obj["sigs"]
+        if not isinstance(raw_sigs, list) or not 1 <= len(raw_sigs) <= 2:
+            raise BadField("sigs must be a list of one or two signatures")
+        sigs = []
+        for raw in raw_sigs:
+            if not isinstance(raw, dict):
+                raise BadField("a signature must be an object")
+            check_fields(raw, ["key", "sig"])
+            key = get_str(raw, "key", max_len=64)
+            sigs.append(Signature(key=key, sig=get_bytes(raw, "sig", 64)))
+        return cls(body=body.encode("utf-8"), sigs=tuple(sigs))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedItem:
+        """Parse the canonical bytes of a signed item (as stored in the key log)."""
+        item = cls.from_json(parse_canonical(data))
+        return item

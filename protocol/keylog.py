@@ -1,0 +1,406 @@
+"""The key log: a pure state machine over signed records, with a hash chain.
+
+Theory of operation
+-------------------
+``KeyLog.apply(record_bytes, now)`` validates one record against the state built by
+every earlier record and, only if every rule holds, appends it and advances the chain::
+
+    h_0 = 32 zero bytes
+    h_i = BLAKE2b-256("kok/v1/log" || h_{i-1} || record_bytes_i)
+
+The rules, one row per record type (who signs, and what must hold):
+
+    org_admit     network key                      org_id unused, or its org revoked
+    org_revoke    network key                      org admitted and not revoked
+    org_rekey     current org identity key AND     org admitted, not revoked; new key differs
+                  network key
+    staff_add     current org identity key         org admitted, not revoked; staff_id unused
+    staff_remove  current org identity key, or     staff enrolled and not yet removed;
+                  the staff member's signing key   org not revoked
+    epoch         current org identity key         org not revoked; epoch > every earlier one
+
+and for every record: exactly the required signatures, ``created <= now + MAX_SKEW``
+and ``created >= created of the previous entry - MAX_SKEW``.
+
+The relay runs this before appending; clients run it again over their mirror, with the
+pinned network key, so a relay cannot add anything the rules forbid. A client also keeps
+the last head it saw and calls ``require_extends`` so a rewritten history is caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from . import labels
+from .encoding import SignedItem, org_of, signing_input
+from .errors import (
+    LogEpochOrder,
+    LogError,
+    LogHeadInvalid,
+    LogOrgExists,
+    LogOrgRevoked,
+    LogOrgUnknown,
+    LogRewritten,
+    LogStaffExists,
+    LogStaffRemoved,
+    LogStaffUnknown,
+    LogTimestamp,
+    SenderInvalid,
+    SignatureError,
+    WrongSigner,
+)
+from .keys import SigningKeyPair, fingerprint, verify, verify_item
+from .records import (
+    Epoch,
+    OrgAdmit,
+    OrgRekey,
+    OrgRevoke,
+    Record,
+    StaffAdd,
+    StaffRemove,
+    parse_record_body,
+)
+
+MAX_SKEW = 300
+"""Seconds a record's ``created`` may lie in the future or before the previous entry."""
+
+ZERO_HASH = bytes(32)
+
+
+def chain_hash(previous: bytes, record_bytes: bytes) -> bytes:
+    """``BLAKE2b-256("kok/v1/log" || previous || record_bytes)``."""
+    return hashlib.blake2b(labels.LOG + previous + record_bytes, digest_size=32).digest()
+
+
+@dataclass
+class StaffState:
+    """One staff member as the log describes them."""
+
+    staff_id: str
+    signing_key: bytes
+    box_key: bytes
+    role: str
+    added_at: int
+    removed_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.removed_at is None
+
+
+@dataclass
+class EpochState:
+    """One epoch of an organisation: its number, public key and creation time."""
+
+    number: int
+    public_key: bytes
+    created: int
+    index: int
+
+
+@dataclass
+class OrgState:
+    """One organisation: identity keys over time, staff, epochs, revocation."""
+
+    org_id: str
+    name: str
+    identity_keys: list[bytes]
+    admitted_at: int
+    revoked_at: int | None = None
+    revoke_reason: str | None = None
+    staff: dict[str, StaffState] = field(default_factory=dict)
+    epochs: list[EpochState] = field(default_factory=list)
+
+    @property
+    def identity_key(self) -> bytes:
+        return self.identity_keys[-1]
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def current_epoch(self) -> EpochState | None:
+        return self.epochs[-1] if self.epochs else None
+
+    def active_staff(self) -> list[StaffState]:
+        return [s for s in self.staff.values() if s.active]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """An applied record: its index, parsed form, exact bytes and chain hash."""
+
+    index: int
+    record: Record
+    item: SignedItem
+    record_bytes: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class Head:
+    """The relay's signed statement of the log's size and head hash at a time."""
+
+    size: int
+    hash: bytes
+    time: int
+    signature: bytes
+
+    def signed_bytes(self) -> bytes:
+        return head_signing_parts(self.size, self.hash, self.time)
+
+
+def head_signing_parts(size: int, head_hash: bytes, time: int) -> bytes:
+    return signing_input(labels.HEAD, size.to_bytes(8, "big"), head_hash, time.to_bytes(8, "big"))
+
+
+def sign_head(log_key: SigningKeyPair, size: int, head_hash: bytes, time: int) -> Head:
+    """The relay's signature over ``(size, head hash, time)``."""
+    sig = log_key.sign(labels.HEAD, size.to_bytes(8, "big"), head_hash, time.to_bytes(8, "big"))
+    return Head(size=size, hash=head_hash, time=time, signature=sig)
+
+
+def verify_head(log_public_key: bytes, head: Head) -> None:
+    """Raise ``LogHeadInvalid`` unless the relay's log key signed this head."""
+    try:
+        verify(
+            log_public_key,
+            head.signature,
+            labels.HEAD,
+            head.size.to_bytes(8, "big"),
+            head.hash,
+            head.time.to_bytes(8, "big"),
+        )
+    except SignatureError as exc:
+        raise LogHeadInvalid() from exc
+
+
+class KeyLog:
+    """Validated state of the key log, built one record at a time."""
+
+    def __init__(self, network_key: bytes) -> None:
+        self.network_key = network_key
+        self.entries: list[LogEntry] = []
+        self.orgs: dict[str, OrgState] = {}
+
+    # --- the chain -------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return len(self.entries)
+
+    @property
+    def head_hash(self) -> bytes:
+        return self.entries[-1].hash if self.entries else ZERO_HASH
+
+    def hash_at(self, size: int) -> bytes:
+        """The head hash the log had when it held ``size`` entries."""
+        if size == 0:
+            return ZERO_HASH
+        return self.entries[size - 1].hash
+
+    def require_extends(self, size: int, head_hash: bytes) -> None:
+        """Raise ``LogRewritten`` unless this log extends the head ``(size, head_hash)``."""
+        if size > self.size:
+            raise LogRewritten(
+                f"the relay's key log has {self.size} entries, fewer than the {size} seen before"
+            )
+        if self.hash_at(size) != head_hash:
+            raise LogRewritten()
+
+    # --- applying records ------------------------------------------------------------
+
+    def apply(self, record_bytes: bytes, now: int) -> LogEntry:
+        """Validate one record (its exact bytes) and append it; on error nothing changes."""
+        item = SignedItem.from_bytes(record_bytes)
+        record = parse_record_body(item.body)
+        self._check_time(record, now)
+        self._check(record, item)
+        entry = LogEntry(
+            index=self.size,
+            record=record,
+            item=item,
+            record_bytes=record_bytes,
+            hash=chain_hash(self.head_hash, record_bytes),
+        )
+        self._mutate(record)
+        self.entries.append(entry)
+        return entry
+
+    def apply_item(self, item: SignedItem, now: int) -> LogEntry:
+        """``apply`` for an item in memory."""
+        return self.apply(item.to_bytes(), now)
+
+    def check(self, record_bytes: bytes, now: int) -> Record:
+        """Validate without appending (the relay's dry run before it writes)."""
+        item = SignedItem.from_bytes(record_bytes)
+        record = parse_record_body(item.body)
+        self._check_time(record, now)
+        self._check(record, item)
+        return record
+
+    def _check_time(self, record: Record, now: int) -> None:
+        if record.created > now + MAX_SKEW:
+            raise LogTimestamp("the record is dated in the future")
+        if self.entries and record.created < self.entries[-1].record.created - MAX_SKEW:
+            raise LogTimestamp("the record is dated before the log's last entry")
+
+    def _signers(self, item: SignedItem, required: list[bytes]) -> None:
+        if len(item.sigs) != len(required):
+            raise WrongSigner(f"expected {len(required)} signature(s), got {len(item.sigs)}")
+        for key in required:
+            verify_item(item, key, labels.RECORD)
+
+    def _live_org(self, org_id: str) -> OrgState:
+        org = self.orgs.get(org_id)
+        if org is None:
+            raise LogOrgUnknown(f"organisation {org_id!r} is not admitted")
+        if org.revoked:
+            raise LogOrgRevoked(f"organisation {org_id!r} has been revoked")
+        return org
+
+    def _check(self, record: Record, item: SignedItem) -> None:
+        if isinstance(record, OrgAdmit):
+            existing = self.orgs.get(record.org_id)
+            if existing is not None and not existing.revoked:
+                raise LogOrgExists(f"organisation {record.org_id!r} is already admitted")
+            self._signers(item, [self.network_key])
+        elif isinstance(record, OrgRevoke):
+            self._live_org(record.org_id)
+            self._signers(item, [self.network_key])
+        elif isinstance(record, OrgRekey):
+            org = self._live_org(record.org_id)
+            if record.identity_key in org.identity_keys:
+                raise LogError("the new identity key was used before by this organisation")
+            self._signers(item, [org.identity_key, self.network_key])
+        elif isinstance(record, StaffAdd):
+            org = self._live_org(org_of(record.staff_id))
+            if record.staff_id in org.staff:
+                raise LogStaffExists(f"staff id {record.staff_id!r} is already in use")
+            self._signers(item, [org.identity_key])
+        elif isinstance(record, StaffRemove):
+            org = self._live_org(org_of(record.staff_id))
+            staff = org.staff.get(record.staff_id)
+            if staff is None:
+                raise LogStaffUnknown(f"staff member {record.staff_id!r} is not enrolled")
+            if not staff.active:
+                raise LogStaffRemoved(f"staff member {record.staff_id!r} was already removed")
+            if len(item.sigs) != 1:
+                raise WrongSigner("a removal carries exactly one signature")
+            signer = item.sigs[0].key
+            if signer == fingerprint(staff.signing_key):
+                self._signers(item, [staff.signing_key])
+            else:
+                self._signers(item, [org.identity_key])
+        elif isinstance(record, Epoch):
+            org = self._live_org(record.org_id)
+            current = org.current_epoch
+            if current is not None and record.epoch <= current.number:
+                raise LogEpochOrder(
+                    f"epoch {record.epoch} is not after the current epoch {current.number}"
+                )
+            self._signers(item, [org.identity_key])
+
+    def _mutate(self, record: Record) -> None:
+        if isinstance(record, OrgAdmit):
+            self.orgs[record.org_id] = OrgState(
+                org_id=record.org_id,
+                name=record.name,
+                identity_keys=[record.identity_key],
+                admitted_at=record.created,
+            )
+        elif isinstance(record, OrgRevoke):
+            org = self.orgs[record.org_id]
+            org.revoked_at = record.created
+            org.revoke_reason = record.reason
+        elif isinstance(record, OrgRekey):
+            self.orgs[record.org_id].identity_keys.append(record.identity_key)
+        elif isinstance(record, StaffAdd):
+            self.orgs[org_of(record.staff_id)].staff[record.staff_id] = StaffState(
+                staff_id=record.staff_id,
+                signing_key=record.signing_key,
+                box_key=record.box_key,
+                role=record.role,
+                added_at=record.created,
+            )
+        elif isinstance(record, StaffRemove):
+            self.orgs[org_of(record.staff_id)].staff[record.staff_id].removed_at = record.created
+        elif isinstance(record, Epoch):
+            self.orgs[record.org_id].epochs.append(
+                EpochState(
+                    number=record.epoch,
+                    public_key=record.public_key,
+                    created=record.created,
+                    index=self.size,
+                )
+            )
+
+    # --- questions -------------------------------------------------------------------
+
+    def org(self, org_id: str) -> OrgState:
+        """The organisation, revoked or not; ``LogOrgUnknown`` if never admitted."""
+        org = self.orgs.get(org_id)
+        if org is None:
+            raise LogOrgUnknown(f"organisation {org_id!r} is not part of the network")
+        return org
+
+    def live_org(self, org_id: str) -> OrgState:
+        """The organisation if it is admitted and not revoked."""
+        return self._live_org(org_id)
+
+    def staff(self, staff_id: str) -> StaffState:
+        """The staff member's record; ``LogStaffUnknown`` if never enrolled."""
+        org = self.orgs.get(org_of(staff_id))
+        staff = org.staff.get(staff_id) if org else None
+        if staff is None:
+            raise LogStaffUnknown(f"staff member {staff_id!r} is not enrolled")
+        return staff
+
+    def active_staff(self, staff_id: str) -> StaffState:
+        """The staff member if enrolled, not removed, and their org not revoked."""
+        self._live_org(org_of(staff_id))
+        staff = self.staff(staff_id)
+        if not staff.active:
+            raise LogStaffRemoved(f"staff member {staff_id!r} has been removed")
+        return staff
+
+    def staff_valid_at(self, staff_id: str, when: int) -> bool:
+        """Was ``staff_id`` enrolled, not removed, in a non-revoked org, at time ``when``?"""
+        try:
+            self.signing_key_at(staff_id, when)
+        except SenderInvalid:
+            return False
+        return True
+
+    def signing_key_at(self, staff_id: str, when: int) -> bytes:
+        """The staff member's signing key if they were valid at ``when``, else ``SenderInvalid``."""
+        org = self.orgs.get(org_of(staff_id))
+        staff = org.staff.get(staff_id) if org else None
+        if org is None or staff is None:
+            raise SenderInvalid(f"{staff_id!r} is not an enrolled staff member")
+        if when < staff.added_at:
+            raise SenderInvalid(f"{staff_id!r} was not yet enrolled at that time")
+        if staff.removed_at is not None and when >= staff.removed_at:
+            raise SenderInvalid(f"{staff_id!r} had been removed at that time")
+        if org.revoked_at is not None and when >= org.revoked_at:
+            raise SenderInvalid(f"organisation {org.org_id!r} had been revoked at that time")
+        return staff.signing_key
+
+    def current_epoch(self, org_id: str) -> EpochState:
+        """The newest epoch of a live organisation (``LogOrgUnknown`` if it has none)."""
+        org = self._live_org(org_id)
+        if org.current_epoch is None:
+            raise LogOrgUnknown(f"organisation {org_id!r} has no epoch key yet")
+        return org.current_epoch
+
+    def epoch(self, org_id: str, number: int) -> EpochState | None:
+        """Epoch ``number`` of ``org_id`` if the log has it."""
+        org = self.orgs.get(org_id)
+        if org is None:
+            return None
+        for state in org.epochs:
+            if state.number == number:
+                return state
+        return None

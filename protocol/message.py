@@ -1,0 +1,257 @@
+"""Message payloads, their signature, padding and sealing to an epoch key.
+
+Theory of operation
+-------------------
+Sending, once per recipient org R with current epoch E (public key P)::
+
+    body     = canonical JSON of the payload (the same for every recipient)
+    sig      = Ed25519(staff key, signing_input("kok/v1/message", body, R, u64(E)))
+    item     = canonical JSON {"body": body, "sigs": [{"key": fp(staff), "sig": sig}]}
+    sealed   = sealed_box(P, pad_message(item))
+
+The relay sees only ``(R, E, sealed, ttl)``. Opening reverses each step and then checks,
+in this order: the sender was valid staff at ``sent`` (per the key log), the signature
+(over our org and epoch), that ``to`` names our org, and that ``sent`` is neither in the
+future nor before the epoch key it is sealed to existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import labels
+from .encoding import (
+    SignedItem,
+    b64encode,
+    canonical_json,
+    check_fields,
+    check_org_id,
+    check_staff_id,
+    get_bytes,
+    get_int,
+    get_str,
+    org_of,
+    parse_canonical,
+)
+from .errors import (
+    BadField,
+    BadTimestamp,
+    SignatureError,
+    WrongRecipient,
+    WrongSigner,
+)
+from .keylog import MAX_SKEW, KeyLog
+from .keys import SigningKeyPair, box_public_from_secret, fingerprint, verify, verify_item
+from .padding import pad_message, unpad_message
+from .sealedbox import open_sealed, seal
+
+ID_SIZE = 16
+MAX_SUBJECT = 1024
+MAX_RECIPIENTS = 64
+MAX_ATTACHMENTS = 32
+MAX_FILE_NAME = 255
+MAX_MEDIA_TYPE = 127
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file drop referenced from a message: everything needed to fetch and verify it."""
+
+    drop: bytes
+    key: bytes
+    size: int
+    name: str
+    type: str
+    hash: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "drop": b64encode(self.drop),
+            "key": b64encode(self.key),
+            "size": self.size,
+            "name": self.name,
+            "type": self.type,
+            "hash": b64encode(self.hash),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Attachment:
+        if not isinstance(obj, dict):
+            raise BadField("an attachment must be an object")
+        check_fields(obj, ["drop", "key", "size", "name", "type", "hash"])
+        return cls(
+            drop=get_bytes(obj, "drop", ID_SIZE),
+            key=get_bytes(obj, "key", 32),
+            size=get_int(obj, "size"),
+            name=get_str(obj, "name", max_len=MAX_FILE_NAME),
+            type=get_str(obj, "type", max_len=MAX_MEDIA_TYPE),
+            hash=get_bytes(obj, "hash", 32),
+        )
+
+
+@dataclass(frozen=True)
+class MessagePayload:
+    """What a staff member sends (DESIGN section 6); signed, padded and sealed per recipient."""
+
+    id: bytes
+    from_org: str
+    from_staff: str
+    to: tuple[str, ...]
+    sent: int
+    subject: str
+    body: str
+    thread: bytes
+    expires: int
+    reply_to: bytes | None = None
+    attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "id": b64encode(self.id),
+            "from_org": self.from_org,
+            "from_staff": self.from_staff,
+            "to": list(self.to),
+            "sent": self.sent,
+            "subject": self.subject,
+            "body": self.body,
+            "thread": b64encode(self.thread),
+            "reply_to": b64encode(self.reply_to) if self.reply_to is not None else None,
+            "attachments": [a.to_json() for a in self.attachments],
+            "expires": self.expires,
+        }
+
+    def to_bytes(self) -> bytes:
+        body = canonical_json(self.to_json())
+        parse_payload(body)  # never emit what a reader would reject
+        return body
+
+
+def parse_payload(body: bytes) -> MessagePayload:
+    """Parse and validate a payload's canonical JSON."""
+    obj = parse_canonical(body)
+    check_fields(
+        obj,
+        ["v", "id", "from_org", "from_staff", "to", "sent", "subject", "body", "thread",
+         "reply_to", "attachments", "expires"],
+    )
+    to = obj["to"]
+    if not isinstance(to, list) or not 1 <= len(to) <= MAX_RECIPIENTS:
+        raise BadField(f"to must list 1 to {MAX_RECIPIENTS} organisations")
+    if len(set(to)) != len(to):
+        raise BadField("to names an organisation twice")
+    attachments = obj["attachments"]
+    if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
+        raise BadField(f"attachments must be a list of at most {MAX_ATTACHMENTS}")
+    from_staff = check_staff_id(obj["from_staff"])
+    from_org = check_org_id(obj["from_org"])
+    if org_of(from_staff) != from_org:
+        raise BadField("from_staff is not a member of from_org")
+    reply_to = obj["reply_to"]
+    sent = get_int(obj, "sent")
+    expires = get_int(obj, "expires")
+    if expires < sent:
+        raise BadField("expires is before sent")
+    body_text = obj["body"]
+    if not isinstance(body_text, str):
+        raise BadField("body must be a string")
+    return MessagePayload(
+        id=get_bytes(obj, "id", ID_SIZE),
+        from_org=from_org,
+        from_staff=from_staff,
+        to=tuple(check_org_id(o) for o in to),
+        sent=sent,
+        subject=get_str(obj, "subject", max_len=MAX_SUBJECT),
+        body=body_text,
+        thread=get_bytes(obj, "thread", ID_SIZE),
+        reply_to=None if reply_to is None else get_bytes(obj, "reply_to", ID_SIZE),
+        attachments=tuple(Attachment.from_json(a) for a in attachments),
+        expires=expires,
+    )
+
+
+def _message_parts(body: bytes, to_org: str, epoch: int) -> tuple[bytes, bytes, bytes]:
+    return body, to_org.encode("utf-8"), epoch.to_bytes(8, "big")
+
+
+def seal_message(
+    payload: MessagePayload,
+    sender: SigningKeyPair,
+    to_org: str,
+    epoch: int,
+    epoch_public_key: bytes,
+    ephemeral_seed: bytes,
+) -> bytes:
+    """Sign ``payload`` for ``(to_org, epoch)``, pad it and seal it to the epoch key."""
+    if to_org not in payload.to:
+        raise WrongRecipient(f"{to_org!r} is not among the payload's recipients")
+    body = payload.to_bytes()
+    sig = sender.sign(labels.MESSAGE, *_message_parts(body, to_org, epoch))
+    from .encoding import Signature
+
+    item = SignedItem(body=body, sigs=(Signature(sender.fingerprint, sig),))
+    return seal(epoch_public_key, pad_message(item.to_bytes()), ephemeral_seed)
+
+
+@dataclass(frozen=True)
+class OpenedMessage:
+    """A message that passed every check: the payload and the envelope it came in."""
+
+    payload: MessagePayload
+    to_org: str
+    epoch: int
+
+
+def _signed_for_elsewhere(
+    item: SignedItem, key: bytes, payload: MessagePayload, keylog: KeyLog
+) -> bool:
+    """True if the signature is genuine but for another (org, epoch): a moved envelope."""
+    for org_id in payload.to:
+        org = keylog.orgs.get(org_id)
+        for state in org.epochs if org else []:
+            try:
+                verify(key, item.sigs[0].sig, labels.MESSAGE,
+                       *_message_parts(item.body, org_id, state.number))
+            except SignatureError:
+                continue
+            return True
+    return False
+
+
+def open_message(
+    sealed: bytes,
+    *,
+    to_org: str,
+    epoch: int,
+    epoch_secret: bytes,
+    keylog: KeyLog,
+    now: int,
+) -> OpenedMessage:
+    """Open an envelope addressed to ``(to_org, epoch)`` and run every check of SPEC 6."""
+    padded = open_sealed(box_public_from_secret(epoch_secret), epoch_secret, sealed)
+    item = SignedItem.from_bytes(unpad_message(padded))
+    if len(item.sigs) != 1:
+        raise WrongSigner("a message carries exactly one signature")
+    payload = parse_payload(item.body)
+    key = keylog.signing_key_at(payload.from_staff, payload.sent)
+    if item.sigs[0].key != fingerprint(key):
+        raise WrongSigner("the message was not signed by its stated sender")
+    try:
+        verify_item(item, key, labels.MESSAGE, *_message_parts(item.body, to_org, epoch)[1:])
+    except SignatureError:
+        if _signed_for_elsewhere(item, key, payload, keylog):
+            raise WrongRecipient(
+                "the message was signed for another organisation or epoch: it was moved or forwarded"
+            ) from None
+        raise
+    if to_org not in payload.to:
+        raise WrongRecipient("the message does not name our organisation as a recipient")
+    if payload.sent > now + MAX_SKEW:
+        raise BadTimestamp("the message is dated in the future")
+    state = keylog.epoch(to_org, epoch)
+    if state is None:
+        raise WrongRecipient(f"epoch {epoch} of {to_org!r} is not in the key log")
+    if payload.sent < state.created - MAX_SKEW:
+        raise BadTimestamp("the message claims a time before the key it is sealed to existed")
+    return OpenedMessage(payload=payload, to_org=to_org, epoch=epoch)

@@ -1,0 +1,172 @@
+"""The six key-log record types (DESIGN section 4) and their builders.
+
+A record is a signed item (label ``kok/v1/record``) whose body is canonical JSON with
+``v``, ``type`` and ``created`` plus the type's own fields. This module parses and builds
+records; *who* may sign them and *when* they are valid is the key log's job
+(``keylog.py``), since that depends on the log's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import labels
+from .encoding import (
+    Signature,
+    SignedItem,
+    canonical_json,
+    check_fields,
+    check_org_id,
+    check_staff_id,
+    get_bytes,
+    get_int,
+    get_str,
+    parse_canonical,
+)
+from .errors import BadField
+from .keys import KEY_SIZE, SigningKeyPair
+
+MAX_NAME = 128
+MAX_REASON = 512
+ROLES = ("staff", "admin")
+
+
+@dataclass(frozen=True)
+class OrgAdmit:
+    org_id: str
+    name: str
+    identity_key: bytes
+    created: int
+    type = "org_admit"
+
+
+@dataclass(frozen=True)
+class OrgRevoke:
+    org_id: str
+    reason: str
+    created: int
+    type = "org_revoke"
+
+
+@dataclass(frozen=True)
+class OrgRekey:
+    org_id: str
+    identity_key: bytes
+    created: int
+    type = "org_rekey"
+
+
+@dataclass(frozen=True)
+class StaffAdd:
+    staff_id: str
+    signing_key: bytes
+    box_key: bytes
+    role: str
+    created: int
+    type = "staff_add"
+
+
+@dataclass(frozen=True)
+class StaffRemove:
+    staff_id: str
+    created: int
+    type = "staff_remove"
+
+
+@dataclass(frozen=True)
+class Epoch:
+    org_id: str
+    epoch: int
+    public_key: bytes
+    created: int
+    type = "epoch"
+
+
+Record = OrgAdmit | OrgRevoke | OrgRekey | StaffAdd | StaffRemove | Epoch
+
+_COMMON = ("v", "type", "created")
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "org_admit": ("org_id", "name", "identity_key"),
+    "org_revoke": ("org_id", "reason"),
+    "org_rekey": ("org_id", "identity_key"),
+    "staff_add": ("staff_id", "signing_key", "box_key", "role"),
+    "staff_remove": ("staff_id",),
+    "epoch": ("org_id", "epoch", "public_key"),
+}
+RECORD_TYPES = tuple(_FIELDS)
+
+
+def parse_record_body(body: bytes) -> Record:
+    """Parse and validate a record body (canonical JSON); signatures are checked elsewhere."""
+    obj = parse_canonical(body)
+    kind = obj.get("type")
+    if kind not in _FIELDS:
+        check_fields(obj, _COMMON)  # version first, then the type
+        raise BadField(f"unknown record type {kind!r}")
+    check_fields(obj, _COMMON + _FIELDS[kind])
+    created = get_int(obj, "created")
+    if kind == "org_admit":
+        return OrgAdmit(
+            org_id=check_org_id(obj["org_id"]),
+            name=get_str(obj, "name", max_len=MAX_NAME),
+            identity_key=get_bytes(obj, "identity_key", KEY_SIZE),
+            created=created,
+        )
+    if kind == "org_revoke":
+        return OrgRevoke(
+            org_id=check_org_id(obj["org_id"]),
+            reason=get_str(obj, "reason", max_len=MAX_REASON),
+            created=created,
+        )
+    if kind == "org_rekey":
+        return OrgRekey(
+            org_id=check_org_id(obj["org_id"]),
+            identity_key=get_bytes(obj, "identity_key", KEY_SIZE),
+            created=created,
+        )
+    if kind == "staff_add":
+        role = get_str(obj, "role", max_len=16)
+        if role not in ROLES:
+            raise BadField(f"role must be one of {', '.join(ROLES)}")
+        return StaffAdd(
+            staff_id=check_staff_id(obj["staff_id"]),
+            signing_key=get_bytes(obj, "signing_key", KEY_SIZE),
+            box_key=get_bytes(obj, "box_key", KEY_SIZE),
+            role=role,
+            created=created,
+        )
+    if kind == "staff_remove":
+        return StaffRemove(staff_id=check_staff_id(obj["staff_id"]), created=created)
+    return Epoch(
+        org_id=check_org_id(obj["org_id"]),
+        epoch=get_int(obj, "epoch", minimum=1),
+        public_key=get_bytes(obj, "public_key", KEY_SIZE),
+        created=created,
+    )
+
+
+def record_body(record: Record) -> bytes:
+    """Canonical body bytes of a record."""
+    from .encoding import b64encode
+
+    obj: dict[str, Any] = {"v": 1, "type": record.type, "created": record.created}
+    for name in _FIELDS[record.type]:
+        value = getattr(record, name)
+        obj[name] = b64encode(value) if isinstance(value, bytes) else value
+    return canonical_json(obj)
+
+
+def sign_record(record: Record, *signers: SigningKeyPair) -> SignedItem:
+    """A signed item carrying ``record``, signed by each of ``signers`` in turn."""
+    body = record_body(record)
+    parse_record_body(body)  # never emit what we would reject
+    sigs = tuple(Signature(k.fingerprint, k.sign(labels.RECORD, body)) for k in signers)
+    return SignedItem(body=body, sigs=sigs)
+
+
+def countersign(item: SignedItem, signer: SigningKeyPair, label: bytes = labels.RECORD) -> SignedItem:
+    """Add ``signer``'s signature to an item (the network office countersigning a rekey)."""
+    if any(s.key == signer.fingerprint for s in item.sigs):
+        return item
+    return SignedItem(body=item.body, sigs=(*item.sigs, Signature(signer.fingerprint, signer.sign(label, item.body))))
