@@ -130,7 +130,8 @@ class Keystore:
             raise KeystoreMissing(f"There is no keystore at {path}.") from None
         try:
             header = parse_json(raw)
-            if not isinstance(header, dict) or header.get("v") != 1 or header.get("kdf") != "argon2id":
+            if (not isinstance(header, dict) or header.get("v") != 1
+                    or header.get("kdf") != "argon2id"):
                 raise KeystoreCorrupt("The keystore has an unknown format.")
             params = KdfParams(t=int(header["t"]), m=int(header["m"]), p=int(header["p"]))
             salt = b64decode(header["salt"], size=16)

@@ -1,0 +1,203 @@
+"""Admin operations: the network office (admit, revoke) and an org admin (staff, epochs).
+
+Each operation signs key-log records locally with a key from the keystore and appends
+them through ``POST /v1/log``; the relay checks them with the same rules as every client,
+and our own mirror applies them again on the next sync. Epoch secrets are made here, kept
+in the admin's keystore, and handed to each current staff member as a grant sealed to
+that person's box key (``PUT /v1/grants``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from protocol.encoding import SignedItem
+from protocol.errors import ProtocolError, RequestInvalid
+from protocol.grants import make_grant
+from protocol.keys import SigningKeyPair, box_public_from_secret, fingerprint
+from protocol.records import Epoch, OrgAdmit, OrgRevoke, StaffAdd, StaffRemove, sign_record
+from protocol.requests import OrgRequest, StaffRequest, open_org_request, open_staff_request
+
+from .errors import AccessError, UsageError, VerificationError
+from .models import OrgInfo
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+
+def read_org_request(data: bytes) -> OrgRequest:
+    """An admission request file, self-signature checked (a tampered file is refused)."""
+    try:
+        return open_org_request(data)
+    except ProtocolError as exc:
+        raise VerificationError.from_protocol(
+            exc if isinstance(exc, RequestInvalid) else RequestInvalid(exc.message)) from None
+
+
+def read_staff_request(data: bytes) -> StaffRequest:
+    """An enrolment request file, self-signature checked (a tampered file is refused)."""
+    try:
+        return open_staff_request(data)
+    except ProtocolError as exc:
+        raise VerificationError.from_protocol(
+            exc if isinstance(exc, RequestInvalid) else RequestInvalid(exc.message)) from None
+
+
+async def append(client: Client, item: SignedItem) -> None:
+    """Append a signed record at the relay, then mirror it (and check the relay kept it)."""
+    api = await client.api()
+    await api.append(item)
+    await client.sync_log()
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An organisation the network office has admitted."""
+
+    org_id: str
+    name: str
+    fingerprint: str
+
+
+class NetworkOffice:
+    """Operations signed with the network key."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def _key(self) -> SigningKeyPair:
+        return SigningKeyPair.from_seed(self.client._secret("network"))
+
+    async def admit(self, request: bytes) -> Admission:
+        """Admit the organisation of an admission request file."""
+        req = read_org_request(request)
+        await self.client.sync_log()
+        existing = self.client.directory.log.orgs.get(req.org_id)
+        if existing is not None and not existing.revoked:
+            raise AccessError("org_exists", org=req.org_id)
+        record = OrgAdmit(org_id=req.org_id, name=req.name, identity_key=req.identity_key,
+                          created=self.client.now())
+        await append(self.client, sign_record(record, self._key()))
+        return Admission(org_id=req.org_id, name=req.name,
+                         fingerprint=fingerprint(req.identity_key))
+
+    async def revoke_org(self, org_id: str, reason: str) -> None:
+        """Revoke an organisation: nobody can send to it or as it any more."""
+        await self.client.sync_log()
+        org = self.client.directory.log.orgs.get(org_id)
+        if org is None:
+            raise AccessError("unknown_org", org=org_id)
+        if org.revoked:
+            raise AccessError("org_revoked", org=org_id)
+        record = OrgRevoke(org_id=org_id, reason=reason, created=self.client.now())
+        await append(self.client, sign_record(record, self._key()))
+
+
+class OrgAdmin:
+    """Operations signed with the org identity key (the admin is also a staff member)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @property
+    def org_id(self) -> str:
+        return str(self.client.org_id)
+
+    def _identity(self) -> SigningKeyPair:
+        return SigningKeyPair.from_seed(self.client._secret("identity"))
+
+    def _require_admitted(self) -> None:
+        org = self.client.directory.log.orgs.get(self.org_id)
+        if org is None:
+            raise AccessError("org_not_admitted", org=self.org_id)
+        if org.revoked:
+            raise AccessError("own_org_revoked", org=self.org_id)
+        if org.identity_key != self._identity().public:
+            raise AccessError("identity_mismatch", org=self.org_id)
+
+    async def activate(self) -> int:
+        """After admission: publish our own staff record (admin) and the first epoch."""
+        client = self.client
+        await client.sync_log()
+        self._require_admitted()
+        staff_id = str(client.staff_id)
+        org = client.directory.log.orgs[self.org_id]
+        if staff_id not in org.staff:
+            signing, box = client.signing_key(), client.box_key()
+            record = StaffAdd(staff_id=staff_id, signing_key=signing.public, box_key=box.public,
+                              role="admin", created=client.now())
+            await append(client, sign_record(record, self._identity()))
+        elif org.current_epoch is not None:
+            raise UsageError("already_active", org=self.org_id)
+        return await self.rotate()
+
+    async def enrol(self, request: bytes) -> StaffRequest:
+        """Sign a staff member in from their request file and hand them the current epoch key."""
+        req = read_staff_request(request)
+        client = self.client
+        await client.sync_log()
+        self._require_admitted()
+        client.require_staff()
+        if req.staff_id.split("/", 1)[0] != self.org_id:
+            raise UsageError("request_other_org", staff=req.staff_id, org=self.org_id)
+        org = client.directory.log.orgs[self.org_id]
+        if req.staff_id in org.staff:
+            raise AccessError("staff_exists", staff=req.staff_id)
+        record = StaffAdd(staff_id=req.staff_id, signing_key=req.signing_key,
+                          box_key=req.box_key, role=req.role, created=client.now())
+        await append(client, sign_record(record, self._identity()))
+        epoch = client.directory.log.orgs[self.org_id].current_epoch
+        if epoch is not None:
+            secret = client._secret(f"epoch/{self.org_id}/{epoch.number}")
+            grant = make_grant(self._identity(), self.org_id, epoch.number, secret, req.staff_id,
+                               req.box_key, secrets.token_bytes(32))
+            api = await client.api()
+            await api.put_grants(self.org_id, epoch.number, [(req.staff_id, grant)])
+        return req
+
+    async def remove(self, staff_id: str) -> int:
+        """Remove a staff member and rotate, so they can read nothing sent from now on."""
+        client = self.client
+        await client.sync_log()
+        self._require_admitted()
+        org = client.directory.log.orgs[self.org_id]
+        staff = org.staff.get(staff_id)
+        if staff is None:
+            raise AccessError("not_enrolled", staff=staff_id)
+        if not staff.active:
+            raise AccessError("staff_removed", staff=staff_id)
+        if staff_id == client.staff_id:
+            raise UsageError("cannot_remove_self")
+        record = StaffRemove(staff_id=staff_id, created=client.now())
+        await append(client, sign_record(record, self._identity()))
+        return await self.rotate()
+
+    async def rotate(self) -> int:
+        """A new epoch key, published in the log and granted to every current staff member."""
+        client = self.client
+        await client.sync_log()
+        self._require_admitted()
+        client.require_staff()
+        org = client.directory.log.orgs[self.org_id]
+        number = (org.current_epoch.number + 1) if org.current_epoch else 1
+        secret = secrets.token_bytes(32)
+        # Keep the secret before publishing: a crash after the append must not lose the key
+        # that the log already announces.
+        client.keystore.secrets[f"epoch/{self.org_id}/{number}"] = secret
+        client.keystore.save()
+        record = Epoch(org_id=self.org_id, epoch=number,
+                       public_key=box_public_from_secret(secret), created=client.now())
+        await append(client, sign_record(record, self._identity()))
+        identity = self._identity()
+        grants = [(s.staff_id, make_grant(identity, self.org_id, number, secret, s.staff_id,
+                                          s.box_key, secrets.token_bytes(32)))
+                  for s in client.directory.log.orgs[self.org_id].active_staff()]
+        api = await client.api()
+        await api.put_grants(self.org_id, number, grants)
+        return number
+
+    async def show(self) -> OrgInfo:
+        """Our organisation as the verified key log shows it."""
+        return await self.client.whois(self.org_id)

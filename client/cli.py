@@ -1,0 +1,356 @@
+"""The ``kok`` command: a thin skin over ``client.Client``.
+
+Every command opens the profile, calls the library, and prints plain text (or JSON with
+``--json``). Failures never show a traceback: ``KokGroup.main`` maps every error to one
+line on stderr and a non-zero exit code (1 for a failed operation, 2 for a usage mistake).
+Set ``KOK_DEBUG=1`` to see the traceback of an unexpected error when reporting a bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import aiohttp
+import click
+
+from protocol.errors import ProtocolError
+
+from ._client import Client
+from .errors import KokError, ProfileError, UsageError, VerificationError
+from .i18n import t
+from .profile import load_profile
+from .render import inbox_lines, message_lines, org_lines, status_lines, sync_lines
+
+T = TypeVar("T")
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+_TTL_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
+_TTL_UNIT = {"m": 60, "h": 3600, "d": 86400}
+
+
+# --- errors: one line, never a traceback ------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def report_error(code: str, message: str, exit_code: int, *, as_json: bool = False) -> NoReturn:
+    """Print ONE line (JSON under ``--json``) to stderr and exit."""
+    if as_json:
+        line = json.dumps({"error": {"code": code, "message": _one_line(message)}},
+                          ensure_ascii=False)
+    else:
+        line = t("cli.error", message=_one_line(message))
+    click.echo(line, err=True)
+    sys.exit(exit_code)
+
+
+class KokGroup(click.Group):
+    """The root group; ``main`` turns every failure into one line and an exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        argv = kwargs.get("args") or (args[0] if args else None) or sys.argv[1:]
+        as_json = "--json" in list(argv)
+
+        def fail(code: str, message: str, exit_code: int) -> NoReturn:
+            report_error(code, message, exit_code, as_json=as_json)
+
+        try:
+            code = super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            fail("aborted", t("cli.aborted"), EXIT_FAILED)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            fail("usage", exc.format_message(), EXIT_USAGE)
+        except click.ClickException as exc:
+            fail("usage", exc.format_message(), exc.exit_code or EXIT_FAILED)
+        except UsageError as exc:
+            fail(exc.code, exc.message, EXIT_USAGE)
+        except KokError as exc:
+            fail(exc.code, exc.message, EXIT_FAILED)
+        except ProtocolError as exc:
+            err = VerificationError.from_protocol(exc)
+            fail(err.code, err.message, EXIT_FAILED)
+        except KeyboardInterrupt:
+            fail("interrupted", t("cli.interrupted"), EXIT_INTERRUPTED)
+        except (aiohttp.ClientError, OSError) as exc:
+            fail("io_error", t("error.io_error", detail=_one_line(str(exc))), EXIT_FAILED)
+        except Exception as exc:
+            if os.environ.get("KOK_DEBUG"):
+                raise
+            fail("internal_error", t("error.internal_error", kind=type(exc).__name__),
+                         EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+# --- shared options and helpers ---------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    """The global options."""
+
+    home: Path | None
+    profile: str | None
+    json: bool
+    passphrase_file: Path | None
+
+    def passphrase(self, *, confirm: bool = False) -> str:
+        """From ``--passphrase-file``, ``$KOK_PASSPHRASE``, or a hidden prompt on a terminal."""
+        if self.passphrase_file is not None:
+            return read_secret_file(self.passphrase_file)
+        env = os.environ.get("KOK_PASSPHRASE")
+        if env:
+            return env
+        if not sys.stdin.isatty():
+            raise ProfileError("no_passphrase")
+        value = click.prompt(t("prompt.passphrase"), hide_input=True,
+                             confirmation_prompt=t("prompt.passphrase_again") if confirm else False,
+                             err=True)
+        return str(value)
+
+    def out(self, text_lines: list[str] | str, data: Any) -> None:
+        """Print ``data`` as JSON under ``--json``, else the lines for people."""
+        if self.json:
+            click.echo(json.dumps(data, ensure_ascii=False, sort_keys=True))
+        else:
+            for line in [text_lines] if isinstance(text_lines, str) else text_lines:
+                click.echo(line)
+
+
+def read_secret_file(path: Path) -> str:
+    """The first line of a passphrase file (a trailing newline is not part of it)."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ProfileError("passphrase_file", path=str(path), detail=exc.strerror or "") from None
+    line = text.split("\n", 1)[0].rstrip("\r")
+    if not line:
+        raise ProfileError("empty_passphrase")
+    return line
+
+
+def settings(ctx: click.Context) -> Settings:
+    obj = ctx.find_object(Settings)
+    if obj is None:
+        raise click.UsageError("internal: no settings")
+    return obj
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run one library call on a fresh event loop."""
+    async def wrapper() -> T:
+        return await coro
+    return asyncio.run(wrapper())
+
+
+def with_client(ctx: click.Context, action: Callable[[Client], Awaitable[T]], *,
+                relay: str | None = None) -> T:
+    """Open the profile (passphrase as configured), run ``action``, close."""
+    s = settings(ctx)
+    load_profile(s.home, s.profile)  # a missing profile is reported before asking a passphrase
+    passphrase = s.passphrase()
+
+    async def go() -> T:
+        client = await Client.open(s.home, s.profile, passphrase, relay=relay)
+        async with client:
+            return await action(client)
+
+    return run(go())
+
+
+def read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError("file_missing", path=path) from None
+    except OSError as exc:
+        raise UsageError("file_unreadable", path=path, detail=exc.strerror or "") from None
+
+
+def write_public_file(path: str, data: bytes) -> None:
+    """Write a public file (request, network anchor) atomically."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError("file_unwritable", path=path, detail=exc.strerror or "") from None
+
+
+def parse_ttl(text: str) -> int:
+    """``7d``, ``12h`` or ``30m`` as seconds."""
+    match = _TTL_RE.match(text)
+    if not match:
+        raise UsageError("bad_ttl_format", ttl=text)
+    return int(match.group(1)) * _TTL_UNIT[match.group(2)]
+
+
+# --- the root group ---------------------------------------------------------------------
+
+
+@click.group(cls=KokGroup, help=t("help.kok"))
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=t("help.opt_home"))
+@click.option("--profile", default=None, help=t("help.opt_profile"))
+@click.option("--json", "as_json", is_flag=True, help=t("help.opt_json"))
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help=t("help.opt_passphrase_file"))
+@click.version_option(package_name="kok-relay", prog_name="kok")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None, profile: str | None, as_json: bool,
+         passphrase_file: Path | None) -> None:
+    ctx.obj = Settings(home=home, profile=profile, json=as_json, passphrase_file=passphrase_file)
+
+
+@main.command("sync", help=t("help.sync"))
+@click.pass_context
+def sync_cmd(ctx: click.Context) -> None:
+    report = with_client(ctx, lambda c: c.sync())
+    settings(ctx).out(sync_lines(report), report.to_json())
+
+
+@main.command("send", help=t("help.send"))
+@click.option("--to", "to", required=True, help=t("help.opt_to"))
+@click.option("--subject", required=True, help=t("help.opt_subject"))
+@click.option("--body", default=None, help=t("help.opt_body"))
+@click.option("--body-file", default=None, help=t("help.opt_body_file"))
+@click.option("--ttl", default="7d", show_default=True, help=t("help.opt_ttl"))
+@click.option("--reply-to", default=None, help=t("help.opt_reply_to"))
+@click.pass_context
+def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_file: str | None,
+             ttl: str, reply_to: str | None) -> None:
+    if body is not None and body_file is not None:
+        raise UsageError("body_twice")
+    seconds = parse_ttl(ttl)
+    if body_file is not None:
+        try:
+            text = read_file(body_file).decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError("body_not_utf8", path=body_file) from None
+    elif body is not None:
+        text = body
+    else:
+        if sys.stdin.isatty():
+            click.echo(t("prompt.body"), err=True)
+        text = sys.stdin.read()
+    recipients = [o for o in to.split(",") if o.strip()]
+    message_id = with_client(ctx, lambda c: c.send(to=recipients, subject=subject, body=text,
+                                                   ttl=seconds, reply_to=reply_to))
+    settings(ctx).out(t("send.done", id=message_id, to=", ".join(recipients)),
+                      {"id": message_id, "to": recipients})
+
+
+@main.command("inbox", help=t("help.inbox"))
+@click.pass_context
+def inbox_cmd(ctx: click.Context) -> None:
+    messages = with_client(ctx, lambda c: c.inbox())
+    settings(ctx).out(inbox_lines(messages), [m.to_json(body=False) for m in messages])
+
+
+@main.command("read", help=t("help.read"))
+@click.argument("message_id")
+@click.pass_context
+def read_cmd(ctx: click.Context, message_id: str) -> None:
+    message = with_client(ctx, lambda c: c.read(message_id))
+    settings(ctx).out(message_lines(message), message.to_json())
+
+
+@main.command("status", help=t("help.status"))
+@click.argument("message_id")
+@click.pass_context
+def status_cmd(ctx: click.Context, message_id: str) -> None:
+    status = with_client(ctx, lambda c: c.status(message_id))
+    settings(ctx).out(status_lines(status), status.to_json())
+
+
+@main.command("retract", help=t("help.retract"))
+@click.argument("message_id")
+@click.pass_context
+def retract_cmd(ctx: click.Context, message_id: str) -> None:
+    status = with_client(ctx, lambda c: c.retract(message_id))
+    settings(ctx).out(status_lines(status), status.to_json())
+
+
+@main.command("whois", help=t("help.whois"))
+@click.argument("org_id")
+@click.pass_context
+def whois_cmd(ctx: click.Context, org_id: str) -> None:
+    info = with_client(ctx, lambda c: c.whois(org_id))
+    settings(ctx).out(org_lines(info), info.to_json())
+
+
+@main.command("listen", help=t("help.listen"))
+@click.option("--count", type=click.IntRange(min=1), default=None, help=t("help.opt_count"))
+@click.pass_context
+def listen_cmd(ctx: click.Context, count: int | None) -> None:
+    s = settings(ctx)
+
+    async def action(client: Client) -> None:
+        if not s.json:
+            click.echo(t("listen.started"), err=True)
+        seen = 0
+        async for message in client.listen():
+            s.out([*message_lines(message), ""], message.to_json())
+            sys.stdout.flush()
+            seen += 1
+            if count is not None and seen >= count:
+                return
+
+    with_client(ctx, action)
+
+
+@main.command("passwd", help=t("help.passwd"))
+@click.option("--new-passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help=t("help.opt_new_passphrase_file"))
+@click.pass_context
+def passwd_cmd(ctx: click.Context, new_passphrase_file: Path | None) -> None:
+    s = settings(ctx)
+    prof = load_profile(s.home, s.profile)
+    keystore = prof.open_keystore(s.passphrase())
+    if new_passphrase_file is not None:
+        new = read_secret_file(new_passphrase_file)
+    elif os.environ.get("KOK_NEW_PASSPHRASE"):
+        new = os.environ["KOK_NEW_PASSPHRASE"]
+    elif sys.stdin.isatty():
+        new = str(click.prompt(t("prompt.new_passphrase"), hide_input=True,
+                               confirmation_prompt=t("prompt.passphrase_again"), err=True))
+    else:
+        raise ProfileError("no_new_passphrase")
+    if not new:
+        raise ProfileError("empty_passphrase")
+    keystore.change_passphrase(new)
+    s.out(t("passwd.done", profile=prof.name), {"ok": True, "profile": prof.name})
+
+
+def _mount_subcommands() -> None:
+    from .cli_admin import network_group, org_group, staff_group
+    from .demo import demo_cmd
+
+    main.add_command(network_group, "network")
+    main.add_command(org_group, "org")
+    main.add_command(staff_group, "staff")
+    main.add_command(demo_cmd, "demo")
+    try:
+        from relay.cli import relay_group  # the relay engineer's commands, when installed
+    except ImportError:
+        return
+    main.add_command(relay_group, "relay")
+
+
+_mount_subcommands()

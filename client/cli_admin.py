@@ -1,0 +1,191 @@
+"""``kok network ...``, ``kok org ...`` and ``kok staff new``: onboarding and admin commands.
+
+Request files carry their own signature; the commands that read them (``network admit``,
+``org enrol``) refuse a tampered file and print the fingerprint for the admin to compare
+with the requester, asking for confirmation when run on a terminal (``--yes`` skips it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from protocol.keys import fingerprint, format_fingerprint
+
+from .admin import read_org_request, read_staff_request
+from .cli import read_file, run, settings, with_client, write_public_file
+from .errors import UsageError
+from .i18n import t
+from .onboarding import init_network, new_org, new_staff
+from .profile import NetworkAnchor
+from .render import org_lines
+
+
+def confirm_fingerprint(yes: bool) -> None:
+    """On a terminal, ask whether the fingerprint was compared; refuse if not."""
+    if yes or not sys.stdin.isatty():
+        return
+    if not click.confirm(t("prompt.fingerprint_checked"), default=False, err=True):
+        raise UsageError("not_confirmed")
+
+
+# --- network office ---------------------------------------------------------------------
+
+
+@click.group(help=t("help.network"))
+def network_group() -> None:
+    pass
+
+
+@network_group.command("init", help=t("help.network_init"))
+@click.option("--name", required=True, help=t("help.opt_network_name"))
+@click.option("--out", required=True, help=t("help.opt_network_out"))
+@click.pass_context
+def network_init_cmd(ctx: click.Context, name: str, out: str) -> None:
+    s = settings(ctx)
+    prof, anchor = init_network(s.home, s.profile, s.passphrase(confirm=True), name)
+    text = json.dumps(anchor.to_json(), indent=2, sort_keys=True) + "\n"
+    write_public_file(out, text.encode("utf-8"))
+    s.out([t("network.created", name=anchor.name, profile=prof.name, out=out),
+           t("network.fingerprint", fingerprint=format_fingerprint(anchor.fingerprint))],
+          {"profile": prof.name, "network": anchor.to_json(), "out": out})
+
+
+@network_group.command("admit", help=t("help.network_admit"))
+@click.argument("request_file")
+@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.pass_context
+def network_admit_cmd(ctx: click.Context, request_file: str, relay: str, yes: bool) -> None:
+    s = settings(ctx)
+    data = read_file(request_file)
+    req = read_org_request(data)  # refuse a tampered file before asking anything
+    fp = format_fingerprint(fingerprint(req.identity_key))
+    if not s.json:
+        click.echo(t("admit.check", org=req.org_id, name=req.name, fingerprint=fp), err=True)
+    confirm_fingerprint(yes)
+    admission = with_client(ctx, lambda c: c.network.admit(data), relay=relay)
+    s.out(t("admit.done", org=admission.org_id, name=admission.name),
+          {"org_id": admission.org_id, "name": admission.name,
+           "fingerprint": admission.fingerprint})
+
+
+@network_group.command("revoke-org", help=t("help.network_revoke"))
+@click.argument("org_id")
+@click.option("--reason", required=True, help=t("help.opt_reason"))
+@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.pass_context
+def network_revoke_cmd(ctx: click.Context, org_id: str, reason: str, relay: str) -> None:
+    with_client(ctx, lambda c: c.network.revoke_org(org_id, reason), relay=relay)
+    settings(ctx).out(t("revoke.done", org=org_id), {"org_id": org_id, "revoked": True})
+
+
+# --- org admin --------------------------------------------------------------------------
+
+
+@click.group(help=t("help.org"))
+def org_group() -> None:
+    pass
+
+
+@org_group.command("new", help=t("help.org_new"))
+@click.argument("org_id")
+@click.option("--name", required=True, help=t("help.opt_org_name"))
+@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--network", "network_file", required=True, help=t("help.opt_network_file"))
+@click.option("--out", required=True, help=t("help.opt_request_out"))
+@click.option("--admin", "admin_name", default="admin", show_default=True,
+              help=t("help.opt_admin_name"))
+@click.pass_context
+def org_new_cmd(ctx: click.Context, org_id: str, name: str, relay: str, network_file: str,
+                out: str, admin_name: str) -> None:
+    s = settings(ctx)
+    anchor = NetworkAnchor.load(Path(network_file))
+    passphrase = s.passphrase(confirm=True)
+    prof, request = run(new_org(s.home, s.profile, passphrase, org_id=org_id, name=name,
+                                relay=relay, network=anchor, admin=admin_name))
+    write_public_file(out, request)
+    fp = format_fingerprint(fingerprint(read_org_request(request).identity_key))
+    s.out([t("org.request_written", org=org_id, out=out),
+           t("org.read_fingerprint", fingerprint=fp)],
+          {"profile": prof.name, "org_id": org_id, "staff_id": prof.info.staff_id,
+           "fingerprint": fp, "out": out})
+
+
+@org_group.command("activate", help=t("help.org_activate"))
+@click.pass_context
+def org_activate_cmd(ctx: click.Context) -> None:
+    epoch = with_client(ctx, lambda c: c.org.activate())
+    settings(ctx).out(t("org.activated", epoch=epoch), {"epoch": epoch})
+
+
+@org_group.command("enrol", help=t("help.org_enrol"))
+@click.argument("request_file")
+@click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.pass_context
+def org_enrol_cmd(ctx: click.Context, request_file: str, yes: bool) -> None:
+    s = settings(ctx)
+    data = read_file(request_file)
+    req = read_staff_request(data)
+    fp = format_fingerprint(fingerprint(req.signing_key))
+    if not s.json:
+        click.echo(t("enrol.check", staff=req.staff_id, name=req.name, fingerprint=fp), err=True)
+    confirm_fingerprint(yes)
+    with_client(ctx, lambda c: c.org.enrol(data))
+    s.out(t("enrol.done", staff=req.staff_id),
+          {"staff_id": req.staff_id, "role": req.role, "fingerprint": fp})
+
+
+@org_group.command("remove", help=t("help.org_remove"))
+@click.argument("staff_id")
+@click.pass_context
+def org_remove_cmd(ctx: click.Context, staff_id: str) -> None:
+    epoch = with_client(ctx, lambda c: c.org.remove(staff_id))
+    settings(ctx).out(t("org.removed", staff=staff_id, epoch=epoch),
+                      {"staff_id": staff_id, "removed": True, "epoch": epoch})
+
+
+@org_group.command("rotate", help=t("help.org_rotate"))
+@click.pass_context
+def org_rotate_cmd(ctx: click.Context) -> None:
+    epoch = with_client(ctx, lambda c: c.org.rotate())
+    settings(ctx).out(t("org.rotated", epoch=epoch), {"epoch": epoch})
+
+
+@org_group.command("show", help=t("help.org_show"))
+@click.pass_context
+def org_show_cmd(ctx: click.Context) -> None:
+    info = with_client(ctx, lambda c: c.org.show())
+    settings(ctx).out(org_lines(info), info.to_json())
+
+
+# --- staff ------------------------------------------------------------------------------
+
+
+@click.group(help=t("help.staff"))
+def staff_group() -> None:
+    pass
+
+
+@staff_group.command("new", help=t("help.staff_new"))
+@click.option("--org", "org_id", required=True, help=t("help.opt_org"))
+@click.option("--name", required=True, help=t("help.opt_staff_name"))
+@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--network", "network_file", required=True, help=t("help.opt_network_file"))
+@click.option("--out", required=True, help=t("help.opt_request_out"))
+@click.pass_context
+def staff_new_cmd(ctx: click.Context, org_id: str, name: str, relay: str, network_file: str,
+                  out: str) -> None:
+    s = settings(ctx)
+    anchor = NetworkAnchor.load(Path(network_file))
+    passphrase = s.passphrase(confirm=True)
+    prof, request = run(new_staff(s.home, s.profile, passphrase, org_id=org_id, name=name,
+                                  relay=relay, network=anchor))
+    write_public_file(out, request)
+    fp = format_fingerprint(fingerprint(read_staff_request(request).signing_key))
+    s.out([t("staff.request_written", staff=prof.info.staff_id, out=out),
+           t("staff.read_fingerprint", fingerprint=fp)],
+          {"profile": prof.name, "staff_id": prof.info.staff_id, "fingerprint": fp, "out": out})

@@ -1,0 +1,272 @@
+"""The local mailbox (``state.db``): log mirror, cursor, messages encrypted at rest.
+
+Theory of operation
+-------------------
+One aiosqlite database per profile. Schema files ``client/schema/NNN_name.sql`` are applied
+in order inside one transaction each and recorded in ``schema_version``, so an older
+``state.db`` is upgraded on open. Public data (the key log, its head, the cursor) is stored
+as is. Anything a person wrote or received (subjects, bodies, senders, status tokens,
+quarantined envelopes) goes into ``box`` columns sealed with SecretBox under a key derived
+from the keystore's ``storage`` key; each box also names the row it belongs to, so rows
+swapped on disk fail to open. ``secure_delete`` overwrites deleted rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import nacl.exceptions
+import nacl.secret
+
+from protocol import labels
+from protocol.encoding import canonical_json, parse_json
+from protocol.errors import EncodingError
+from protocol.keylog import Head
+
+from .errors import KokError, UsageError
+
+_SCHEMA_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def schema_files() -> list[tuple[int, str]]:
+    """``(version, sql)`` for every shipped schema file, in order."""
+    out = []
+    for entry in resources.files("client").joinpath("schema").iterdir():
+        match = _SCHEMA_RE.match(entry.name)
+        if match:
+            out.append((int(match.group(1)), entry.read_text("utf-8")))
+    return sorted(out)
+
+
+def prepare_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (in a 0700 folder) unless it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def mailbox_key(storage_key: bytes) -> bytes:
+    """The SecretBox key for mailbox rows, derived so the storage key can serve other uses."""
+    return hashlib.blake2b(labels.STORAGE + b"/mailbox", key=storage_key, digest_size=32).digest()
+
+
+class MailboxCorrupt(KokError):
+    """A sealed row does not open: the database was altered or belongs to another keystore."""
+
+    code = "mailbox_corrupt"
+
+
+class MailboxStore:
+    """Async access to one profile's ``state.db``."""
+
+    def __init__(self, db: aiosqlite.Connection, storage_key: bytes) -> None:
+        self._db = db
+        self._box = nacl.secret.SecretBox(mailbox_key(storage_key))
+
+    @classmethod
+    async def open(cls, path: Path, storage_key: bytes) -> MailboxStore:
+        """Open (creating or upgrading) the mailbox at ``path``."""
+        await asyncio.to_thread(prepare_private_file, path)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA secure_delete=ON")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await cls._migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, storage_key)
+
+    @staticmethod
+    async def _migrate(db: aiosqlite.Connection) -> None:
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        async with db.execute("SELECT MAX(version) FROM schema_version") as cur:
+            row = await cur.fetchone()
+        current = row[0] if row and row[0] is not None else 0
+        for version, sql in schema_files():
+            if version <= current:
+                continue
+            await db.execute("BEGIN")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        await db.execute(statement)
+                await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # --- sealing rows ----------------------------------------------------------------
+
+    def _seal(self, row_key: str, obj: dict[str, Any]) -> bytes:
+        plain = canonical_json({"row": row_key, "data": obj})
+        return bytes(self._box.encrypt(plain, secrets.token_bytes(24)))
+
+    def _open(self, row_key: str, blob: bytes) -> dict[str, Any]:
+        try:
+            content = parse_json(self._box.decrypt(blob))
+        except (nacl.exceptions.CryptoError, EncodingError):
+            raise MailboxCorrupt() from None
+        if not isinstance(content, dict) or content.get("row") != row_key:
+            raise MailboxCorrupt()
+        data = content["data"]
+        if not isinstance(data, dict):
+            raise MailboxCorrupt()
+        return data
+
+    # --- key log mirror --------------------------------------------------------------
+
+    async def log_entries(self) -> list[tuple[int, bytes, bytes]]:
+        """Every mirrored ``(index, record bytes, chain hash)``, in order."""
+        sql = "SELECT idx, record, hash FROM log_entries ORDER BY idx"
+        async with self._db.execute(sql) as cur:
+            return [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in await cur.fetchall()]
+
+    async def save_log(self, entries: list[tuple[int, bytes, bytes]], head: Head) -> None:
+        """Append verified entries and the head that covers them, in one transaction."""
+        await self._db.execute("BEGIN")
+        try:
+            await self._db.executemany(
+                "INSERT INTO log_entries (idx, record, hash) VALUES (?, ?, ?)", entries)
+            await self._db.execute(
+                "INSERT OR REPLACE INTO log_head (id, size, hash, time, signature) "
+                "VALUES (1, ?, ?, ?, ?)", (head.size, head.hash, head.time, head.signature))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def head(self) -> Head | None:
+        """The last head this client verified, if any."""
+        async with self._db.execute("SELECT size, hash, time, signature FROM log_head") as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return Head(size=int(row[0]), hash=bytes(row[1]), time=int(row[2]),
+                    signature=bytes(row[3]))
+
+    # --- small state -----------------------------------------------------------------
+
+    async def get_state(self, key: str, default: str | None = None) -> str | None:
+        async with self._db.execute("SELECT value FROM client_state WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else default
+
+    async def set_state(self, key: str, value: str) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO client_state (key, value) VALUES (?, ?)", (key, value))
+
+    # --- received messages -----------------------------------------------------------
+
+    async def seen_relay_id(self, relay_id: str) -> bool:
+        """True if this envelope was already stored or quarantined (a harmless re-delivery)."""
+        async with self._db.execute(
+            "SELECT 1 FROM messages WHERE relay_id = ? UNION ALL "
+            "SELECT 1 FROM quarantine WHERE relay_id = ?", (relay_id, relay_id)) as cur:
+            return await cur.fetchone() is not None
+
+    async def has_message(self, message_id: str) -> bool:
+        async with self._db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)) as cur:
+            return await cur.fetchone() is not None
+
+    async def add_message(self, message_id: str, relay_id: str, received: int,
+                          data: dict[str, Any]) -> bool:
+        """Store a verified message; False (and nothing changes) if its id is known."""
+        cur = await self._db.execute(
+            "INSERT OR IGNORE INTO messages (id, relay_id, received, read_at, box) "
+            "VALUES (?, ?, ?, NULL, ?)",
+            (message_id, relay_id, received, self._seal(f"message:{message_id}", data)))
+        return cur.rowcount == 1
+
+    async def messages(self) -> list[tuple[dict[str, Any], int, int | None]]:
+        """Every stored message as ``(data, received, read_at)``, oldest first."""
+        async with self._db.execute(
+                "SELECT id, box, received, read_at FROM messages ORDER BY received, id") as cur:
+            rows = await cur.fetchall()
+        return [(self._open(f"message:{r[0]}", bytes(r[1])), int(r[2]),
+                 None if r[3] is None else int(r[3])) for r in rows]
+
+    async def message(self, message_id: str) -> tuple[dict[str, Any], int, int | None] | None:
+        async with self._db.execute(
+                "SELECT box, received, read_at FROM messages WHERE id = ?", (message_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return (self._open(f"message:{message_id}", bytes(row[0])), int(row[1]),
+                None if row[2] is None else int(row[2]))
+
+    async def mark_read(self, message_id: str, when: int) -> None:
+        await self._db.execute(
+            "UPDATE messages SET read_at = ? WHERE id = ? AND read_at IS NULL", (when, message_id))
+
+    async def resolve_id(self, prefix: str, table: str = "messages") -> str:
+        """The one full id in ``table`` starting with ``prefix`` (hex, at least 4 characters)."""
+        if table not in ("messages", "sent"):
+            raise ValueError(table)
+        prefix = prefix.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{4,32}", prefix):
+            raise UsageError("bad_message_id", id=prefix)
+        # Hex ids sort like text; a range query avoids LIKE's wildcard characters.
+        async with self._db.execute(
+                f"SELECT id FROM {table} WHERE id >= ? AND id < ? LIMIT 2",  # noqa: S608
+                (prefix, prefix + "g")) as cur:
+            rows = await cur.fetchall()
+        if not rows:
+            raise UsageError("unknown_message", id=prefix)
+        if len(rows) > 1:
+            raise UsageError("ambiguous_message", id=prefix)
+        return str(rows[0][0])
+
+    # --- sent messages ---------------------------------------------------------------
+
+    async def add_sent(self, message_id: str, sent: int, data: dict[str, Any]) -> None:
+        await self._db.execute(
+            "INSERT INTO sent (id, sent, box) VALUES (?, ?, ?)",
+            (message_id, sent, self._seal(f"sent:{message_id}", data)))
+
+    async def update_sent(self, message_id: str, data: dict[str, Any]) -> None:
+        await self._db.execute("UPDATE sent SET box = ? WHERE id = ?",
+                               (self._seal(f"sent:{message_id}", data), message_id))
+
+    async def sent(self, message_id: str) -> dict[str, Any] | None:
+        async with self._db.execute("SELECT box FROM sent WHERE id = ?", (message_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else self._open(f"sent:{message_id}", bytes(row[0]))
+
+    # --- quarantine ------------------------------------------------------------------
+
+    async def quarantine(self, relay_id: str, received: int, code: str,
+                         data: dict[str, Any]) -> None:
+        """Keep an envelope that failed a check, with the code of the check."""
+        await self._db.execute(
+            "INSERT OR REPLACE INTO quarantine (relay_id, received, code, box) VALUES (?, ?, ?, ?)",
+            (relay_id, received, code, self._seal(f"quarantine:{relay_id}", data)))
+
+    async def quarantined(self, code: str | None = None
+                          ) -> list[tuple[str, int, str, dict[str, Any]]]:
+        """``(relay_id, received, code, data)`` of quarantined envelopes (of one code, if given)."""
+        sql = "SELECT relay_id, received, code, box FROM quarantine"
+        args: tuple[Any, ...] = ()
+        if code is not None:
+            sql += " WHERE code = ?"
+            args = (code,)
+        async with self._db.execute(sql + " ORDER BY received", args) as cur:
+            rows = await cur.fetchall()
+        return [(str(r[0]), int(r[1]), str(r[2]), self._open(f"quarantine:{r[0]}", bytes(r[3])))
+                for r in rows]
+
+    async def release(self, relay_id: str) -> None:
+        """Drop a quarantine row (its envelope opened on a later try)."""
+        await self._db.execute("DELETE FROM quarantine WHERE relay_id = ?", (relay_id,))

@@ -1,0 +1,175 @@
+"""What the library hands back: messages, delivery status, sync reports, org facts.
+
+Plain frozen dataclasses with ``to_json`` for the CLI's ``--json`` output. Message ids are
+the payload's 16 random bytes in lowercase hex, so a unique prefix can name a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    """A received message that passed every check (sender, signature, recipient, time)."""
+
+    id: str
+    from_org: str
+    from_staff: str
+    to: tuple[str, ...]
+    subject: str
+    body: str
+    sent: int
+    expires: int
+    thread: str
+    reply_to: str | None
+    received: int
+    read: bool
+    attachments: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], received: int, read_at: int | None) -> Message:
+        """Rebuild from the mailbox's sealed row."""
+        return cls(
+            id=data["id"], from_org=data["from_org"], from_staff=data["from_staff"],
+            to=tuple(data["to"]), subject=data["subject"], body=data["body"],
+            sent=int(data["sent"]), expires=int(data["expires"]), thread=data["thread"],
+            reply_to=data.get("reply_to"), received=received, read=read_at is not None,
+            attachments=tuple(data.get("attachments") or ()),
+        )
+
+    def to_json(self, *, body: bool = True) -> dict[str, Any]:
+        """The ``--json`` shape; attachment file keys are never printed."""
+        obj: dict[str, Any] = {
+            "id": self.id, "from_org": self.from_org, "from_staff": self.from_staff,
+            "to": list(self.to), "subject": self.subject, "sent": self.sent,
+            "expires": self.expires, "thread": self.thread, "reply_to": self.reply_to,
+            "received": self.received, "read": self.read,
+            "attachments": [{"name": a.get("name"), "size": a.get("size"),
+                             "type": a.get("type"), "drop": a.get("drop")}
+                            for a in self.attachments],
+        }
+        if body:
+            obj["body"] = self.body
+        return obj
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    """Delivery of one envelope to one recipient organisation."""
+
+    org: str
+    state: str
+    acknowledged: int
+    of: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"org": self.org, "state": self.state, "acknowledged": self.acknowledged,
+                "of": self.of}
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """Delivery of a sent message over all its recipient organisations."""
+
+    id: str
+    subject: str
+    recipients: tuple[RecipientStatus, ...]
+
+    @property
+    def state(self) -> str:
+        """One word: the common state, ``pending`` while any is pending, else ``mixed``."""
+        states = {r.state for r in self.recipients}
+        if len(states) == 1:
+            return states.pop()
+        return "pending" if "pending" in states else "mixed"
+
+    @property
+    def acknowledged(self) -> int:
+        return sum(r.acknowledged for r in self.recipients)
+
+    @property
+    def of(self) -> int:
+        return sum(r.of for r in self.recipients)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "subject": self.subject, "state": self.state,
+                "acknowledged": self.acknowledged, "of": self.of,
+                "recipients": [r.to_json() for r in self.recipients]}
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An envelope that failed a check: never shown as a message, reported with its code."""
+
+    relay_id: str
+    code: str
+    detail: str
+    received: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"relay_id": self.relay_id, "code": self.code, "detail": self.detail,
+                "received": self.received}
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one ``sync`` brought: key-log entries, epoch keys, messages, quarantined envelopes."""
+
+    log_entries: int = 0
+    log_size: int = 0
+    epoch_keys: int = 0
+    messages: tuple[Message, ...] = ()
+    quarantined: tuple[Quarantined, ...] = ()
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"log_entries": self.log_entries, "log_size": self.log_size,
+                "epoch_keys": self.epoch_keys,
+                "messages": [m.to_json(body=False) for m in self.messages],
+                "quarantined": [q.to_json() for q in self.quarantined],
+                "problems": list(self.problems)}
+
+
+@dataclass(frozen=True)
+class StaffInfo:
+    """One staff member as the verified key log describes them."""
+
+    staff_id: str
+    role: str
+    fingerprint: str
+    added: int
+    removed: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"staff_id": self.staff_id, "role": self.role, "fingerprint": self.fingerprint,
+                "added": self.added, "removed": self.removed}
+
+
+@dataclass(frozen=True)
+class OrgInfo:
+    """An organisation's public facts from the verified key log, and the log head."""
+
+    org_id: str
+    name: str
+    fingerprint: str
+    admitted: int
+    revoked: int | None
+    revoke_reason: str | None
+    staff: tuple[StaffInfo, ...]
+    epoch: int | None
+    epoch_created: int | None
+    epoch_fingerprint: str | None
+    log_size: int
+    log_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "org_id": self.org_id, "name": self.name, "fingerprint": self.fingerprint,
+            "admitted": self.admitted, "revoked": self.revoked,
+            "revoke_reason": self.revoke_reason, "staff": [s.to_json() for s in self.staff],
+            "epoch": self.epoch, "epoch_created": self.epoch_created,
+            "epoch_fingerprint": self.epoch_fingerprint,
+            "log_head": {"size": self.log_size, "hash": self.log_hash},
+        }

@@ -1,0 +1,144 @@
+"""Creating identities: a network office, an organisation (with its admin), a staff member.
+
+Each creates a profile (keystore + ``profile.json``) with fresh keys from the OS random
+source. ``new_org`` and ``new_staff`` also write a self-signed request file (proof that
+the requester holds the key) for the network office or the org admin, and first ask the
+relay whether the request can succeed (right network, org id free / org admitted), so a
+typo is caught before anyone reads fingerprints over the phone. A profile whose checks
+fail is removed again, so the command can simply be repeated.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
+from protocol.requests import make_org_request, make_staff_request
+
+from ._client import Client
+from .api import check_relay_url
+from .errors import AccessError, KokError, UsageError
+from .keystore import Keystore
+from .profile import NetworkAnchor, Profile, ProfileInfo, create_profile
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+
+
+def slug(name: str) -> str:
+    """A staff id part from a person's name: ``Anna Müller`` -> ``anna-muller``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:32].strip("-")
+
+
+def check_id(value: str, what: str) -> str:
+    if not ID_RE.match(value):
+        raise UsageError("bad_id", what=what, value=value)
+    return value
+
+
+def init_network(home: str | Path | None, profile: str | None, passphrase: str, name: str,
+                 *, network_key: SigningKeyPair | None = None) -> tuple[Profile, NetworkAnchor]:
+    """A network-office profile holding the network key; returns it and the public anchor."""
+    if not name.strip():
+        raise UsageError("empty_name")
+    key = network_key or SigningKeyPair.from_seed(secrets.token_bytes(32))
+    anchor = NetworkAnchor(name=name.strip(), network_key=key.public)
+    info = ProfileInfo(kind="network", name=anchor.name, relay=None, network=anchor)
+    prof, _ = create_profile(home, profile, info, passphrase,
+                             {"network": key.seed, "storage": secrets.token_bytes(32)})
+    return prof, anchor
+
+
+async def new_org(home: str | Path | None, profile: str | None, passphrase: str, *,
+                  org_id: str, name: str, relay: str, network: NetworkAnchor,
+                  admin: str = "admin") -> tuple[Profile, bytes]:
+    """An org-admin profile (org identity + the admin's staff keys) and its admission request."""
+    check_id(org_id, "org")
+    check_id(admin, "staff")
+    if not name.strip():
+        raise UsageError("empty_name")
+    relay = check_relay_url(relay)
+    identity = SigningKeyPair.from_seed(secrets.token_bytes(32))
+    info = ProfileInfo(kind="org", name=name.strip(), relay=relay, network=network,
+                       org_id=org_id, staff_id=f"{org_id}/{admin}")
+    prof, keystore = create_profile(home, profile, info, passphrase, {
+        "identity": identity.seed, "signing": secrets.token_bytes(32),
+        "box": secrets.token_bytes(32), "storage": secrets.token_bytes(32),
+    })
+
+    def check(client: Client) -> None:
+        org = client.directory.log.orgs.get(org_id)
+        if org is not None and not org.revoked:
+            raise AccessError("org_exists", org=org_id)
+
+    await _check_with_relay(prof, keystore, check)
+    return prof, make_org_request(identity, org_id, name.strip(), int(time.time()))
+
+
+async def new_staff(home: str | Path | None, profile: str | None, passphrase: str, *,
+                    org_id: str, name: str, relay: str, network: NetworkAnchor,
+                    role: str = "staff") -> tuple[Profile, bytes]:
+    """A staff profile and its enrolment request; the staff id is ``org/<slug of name>``."""
+    check_id(org_id, "org")
+    part = slug(name)
+    check_id(part, "staff")
+    if role not in ("staff", "admin"):
+        raise UsageError("bad_role", role=role)
+    relay = check_relay_url(relay)
+    staff_id = f"{org_id}/{part}"
+    signing = SigningKeyPair.from_seed(secrets.token_bytes(32))
+    box = BoxKeyPair.from_seed(secrets.token_bytes(32))
+    info = ProfileInfo(kind="staff", name=name.strip(), relay=relay, network=network,
+                       org_id=org_id, staff_id=staff_id)
+    prof, keystore = create_profile(home, profile, info, passphrase, {
+        "signing": signing.seed, "box": box.secret, "storage": secrets.token_bytes(32),
+    })
+
+    def check(client: Client) -> None:
+        org = client.directory.log.orgs.get(org_id)
+        if org is None:
+            raise AccessError("unknown_org", org=org_id)
+        if org.revoked:
+            raise AccessError("org_revoked", org=org_id)
+        if staff_id in org.staff:
+            raise AccessError("staff_exists", staff=staff_id)
+
+    await _check_with_relay(prof, keystore, check)
+    return prof, make_staff_request(signing, box.public, staff_id, name.strip(),
+                                    int(time.time()), role)
+
+
+async def _check_with_relay(prof: Profile, keystore: Keystore,
+                            check: Callable[[Client], None]) -> None:
+    """Mirror the relay's log into the new profile and run ``check``; on failure, undo."""
+    try:
+        client = await Client._from_parts(prof, keystore)
+        try:
+            await client.sync_log()
+            check(client)
+        finally:
+            await client.close()
+    except (KokError, OSError):
+        remove_new_profile(prof)
+        raise
+
+
+def remove_new_profile(prof: Profile) -> None:
+    """Delete the files a just-created profile consists of (nothing else in its folder)."""
+    for name in ("keystore", "profile.json", "state.db", "state.db-journal", "state.db-wal",
+                 "state.db-shm"):
+        (prof.dir / name).unlink(missing_ok=True)
+    try:
+        prof.dir.rmdir()
+    except OSError:
+        pass  # not empty: something of the person's own lives there
+
+
+def request_fingerprint(request_key: bytes) -> str:
+    """The fingerprint a requester reads out over the phone."""
+    return fingerprint(request_key)

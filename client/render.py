@@ -1,0 +1,98 @@
+"""Plain text for people: messages, delivery status, organisations, sync reports.
+
+Screen-reader friendly by design: one fact per line, a label before each value, no tables
+drawn with characters, no colour (so ``NO_COLOR`` is respected trivially), dates in local
+time, every word from ``client.i18n``.
+"""
+
+from __future__ import annotations
+
+from protocol.keys import format_fingerprint
+
+from .i18n import local_time, t
+from .models import DeliveryStatus, Message, OrgInfo, SyncReport
+
+SHORT_ID = 8
+
+
+def short_id(message_id: str) -> str:
+    return message_id[:SHORT_ID]
+
+
+def inbox_lines(messages: list[Message]) -> list[str]:
+    """One line per message, newest first, after a count."""
+    unread = sum(1 for m in messages if not m.read)
+    lines = [t("inbox.count", n=len(messages), unread=unread)]
+    for m in messages:
+        key = "inbox.line" if m.read else "inbox.line_unread"
+        lines.append(t(key, id=short_id(m.id), sent=local_time(m.sent), sender=m.from_staff,
+                       subject=m.subject))
+    return lines
+
+
+def message_lines(m: Message) -> list[str]:
+    """A whole message: labelled header lines, a blank line, the body."""
+    lines = [
+        t("read.id", id=m.id),
+        t("read.from", sender=m.from_staff, org=m.from_org),
+        t("read.to", to=", ".join(m.to)),
+        t("read.sent", sent=local_time(m.sent)),
+        t("read.expires", expires=local_time(m.expires)),
+    ]
+    if m.reply_to:
+        lines.append(t("read.reply_to", id=short_id(m.reply_to)))
+    for a in m.attachments:
+        lines.append(t("read.attachment", name=a.get("name"), size=a.get("size")))
+    lines.append(t("read.subject", subject=m.subject))
+    lines.append("")
+    lines.extend(m.body.splitlines() or [""])
+    return lines
+
+
+def status_lines(s: DeliveryStatus) -> list[str]:
+    """The overall state, then one line per recipient organisation."""
+    lines = [t("status.summary", id=short_id(s.id), subject=s.subject,
+               state=t(f"state.{s.state}"), acknowledged=s.acknowledged, of=s.of)]
+    if len(s.recipients) > 1:
+        for r in s.recipients:
+            lines.append(t("status.recipient", org=r.org, state=t(f"state.{r.state}"),
+                           acknowledged=r.acknowledged, of=r.of))
+    return lines
+
+
+def org_lines(info: OrgInfo) -> list[str]:
+    """``whois``: identity, standing, epoch, staff, and the log head to compare."""
+    lines = [
+        t("whois.org", org=info.org_id, name=info.name),
+        t("whois.fingerprint", fingerprint=format_fingerprint(info.fingerprint)),
+        t("whois.admitted", when=local_time(info.admitted)),
+    ]
+    if info.revoked is not None:
+        lines.append(t("whois.revoked", when=local_time(info.revoked),
+                       reason=info.revoke_reason or ""))
+    if info.epoch is None:
+        lines.append(t("whois.no_epoch"))
+    else:
+        lines.append(t("whois.epoch", epoch=info.epoch, when=local_time(info.epoch_created),
+                       fingerprint=format_fingerprint(info.epoch_fingerprint or "")))
+    lines.append(t("whois.staff_count", n=len(info.staff)))
+    for s in info.staff:
+        key = "whois.staff_removed" if s.removed is not None else "whois.staff"
+        lines.append(t(key, staff=s.staff_id, role=t(f"role.{s.role}"),
+                       fingerprint=format_fingerprint(s.fingerprint), since=local_time(s.added),
+                       removed=local_time(s.removed)))
+    lines.append(t("whois.head", size=info.log_size, hash=info.log_hash))
+    return lines
+
+
+def sync_lines(r: SyncReport) -> list[str]:
+    """What a sync brought, then each new message and each quarantined envelope."""
+    lines = [t("sync.summary", messages=len(r.messages), log=r.log_entries, keys=r.epoch_keys)]
+    for m in r.messages:
+        lines.append(t("inbox.line_unread", id=short_id(m.id), sent=local_time(m.sent),
+                       sender=m.from_staff, subject=m.subject))
+    for q in r.quarantined:
+        lines.append(t("sync.quarantined", code=q.code, detail=q.detail))
+    for code in r.problems:
+        lines.append(t("sync.problem", code=code))
+    return lines

@@ -1,0 +1,93 @@
+"""Profiles and keystores: creation, the passphrase, tampered anchors, file modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from client.errors import ProfileError, UsageError
+from client.keystore import Keystore
+from client.onboarding import init_network, slug
+from client.profile import NetworkAnchor, default_home, load_profile
+
+
+def test_network_profile_holds_the_key_encrypted_and_private(tmp_path: Path) -> None:
+    prof, anchor = init_network(tmp_path, "office", "correct horse", "Netzwerk KOK")
+    assert prof.info.kind == "network" and anchor.name == "Netzwerk KOK"
+    keystore_file = tmp_path / "office" / "keystore"
+    assert keystore_file.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "office").stat().st_mode & 0o777 == 0o700
+    store = Keystore.open(keystore_file, "correct horse")
+    seed = store.secrets["network"]
+    assert seed not in keystore_file.read_bytes()
+    assert store.params.m == 1024  # the test suite's cheap Argon2 setting was honoured
+    loaded = load_profile(tmp_path, "office")
+    assert loaded.info.network == anchor
+
+
+def test_wrong_passphrase_is_a_clear_error_and_changes_nothing(tmp_path: Path) -> None:
+    prof, _ = init_network(tmp_path, "office", "correct horse", "N")
+    before = prof.keystore_path.read_bytes()
+    with pytest.raises(ProfileError) as err:
+        prof.open_keystore("wrong horse")
+    assert err.value.code == "wrong_passphrase"
+    assert "passphrase is wrong" in err.value.message
+    assert prof.keystore_path.read_bytes() == before
+
+
+def test_changed_passphrase_opens_only_with_the_new_one(tmp_path: Path) -> None:
+    prof, _ = init_network(tmp_path, "office", "old one", "N")
+    prof.open_keystore("old one").change_passphrase("new one")
+    assert prof.open_keystore("new one").secrets["network"]
+    with pytest.raises(ProfileError):
+        prof.open_keystore("old one")
+
+
+def test_a_profile_is_never_overwritten(tmp_path: Path) -> None:
+    prof, _ = init_network(tmp_path, "office", "pw", "N")
+    before = prof.keystore_path.read_bytes()
+    with pytest.raises(ProfileError) as err:
+        init_network(tmp_path, "office", "pw", "Other")
+    assert err.value.code == "profile_exists"
+    assert prof.keystore_path.read_bytes() == before
+
+
+def test_missing_profile_and_bad_names(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError) as missing:
+        load_profile(tmp_path, "nobody")
+    assert missing.value.code == "profile_missing"
+    with pytest.raises(UsageError) as bad:
+        load_profile(tmp_path, "../escape")
+    assert bad.value.code == "bad_profile_name"
+
+
+def test_a_tampered_network_anchor_is_refused(tmp_path: Path) -> None:
+    _, anchor = init_network(tmp_path, "office", "pw", "N")
+    _, other = init_network(tmp_path, "evil", "pw", "N")
+    obj = anchor.to_json()
+    obj["network_key"] = other.to_json()["network_key"]  # key swapped, fingerprint kept
+    path = tmp_path / "network.json"
+    path.write_text(json.dumps(obj))
+    with pytest.raises(UsageError) as err:
+        NetworkAnchor.load(path)
+    assert err.value.code == "bad_network_file"
+    path.write_text(json.dumps(anchor.to_json()))
+    assert NetworkAnchor.load(path) == anchor
+
+
+def test_home_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KOK_HOME", str(tmp_path / "k"))
+    assert default_home() == tmp_path / "k"
+    monkeypatch.delenv("KOK_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_home() == tmp_path / "xdg" / "kok"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Anna Müller", "anna-muller"), ("  Jo  ", "jo"), ("Ólafur Þór", "olafur-or"),
+    ("x" * 40, "x" * 32),
+])
+def test_staff_names_become_ids(name: str, expected: str) -> None:
+    assert slug(name) == expected
