@@ -1,0 +1,5 @@
+"""``python -m relay`` runs the same commands as ``kok relay``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""The aiohttp application: ``create_app(config)`` wires store, service, routes, middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .config import RelayConfig
+from .expiry import run_expiry
+from .handlers.common import SERVICE
+from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
+from .problems import problem_middleware
+from .routes import add_routes, all_routes
+from .service import RelayService
+from .store import SqliteStore
+
+LOG_HEAD_HEADER = "Kok-Log-Head"
+log = structlog.get_logger("relay")
+
+
+@web.middleware
+async def log_head_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A client that sends the head it verified learns at once if our log does not extend it."""
+    header = request.headers.get(LOG_HEAD_HEADER)
+    if header is not None:
+        request.app[SERVICE].directory.require_extends(header)
+    return await handler(request)
+
+
+def create_app(config: RelayConfig) -> web.Application:
+    """The relay application for ``config`` (the store opens when the app starts)."""
+    limits = config.limits
+    # client_max_size only bounds read()/json(); handlers bound their bodies themselves.
+    app = web.Application(
+        middlewares=[access_middleware, problem_middleware, log_head_middleware],
+        client_max_size=max(limits.max_send_bytes * 2, limits.max_control_body_bytes),
+    )
+    store = SqliteStore(config.database_path, readers=config.storage.readers,
+                        max_batch=limits.write_batch)
+    relay = RelayService(config, store)
+    app[SERVICE] = relay
+    app[PSEUDONYMS] = Pseudonyms()
+    add_routes(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    relay = app[SERVICE]
+    await relay.store.open()
+    await relay.start(_now())
+    expiry = asyncio.get_running_loop().create_task(
+        run_expiry(relay, relay.config.expiry.interval))
+    log.info("started", log_size=relay.directory.keylog.size, routes=len(all_routes()))
+    yield
+    expiry.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await expiry
+    await relay.hub.close_all()
+    await relay.store.close()
+    log.info("stopped")
+
+
+def _now() -> int:
+    return int(time.time())

@@ -1,0 +1,124 @@
+"""``kok relay ...`` / ``python -m relay ...``: init, serve, purge, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .config import ConfigError, RelayConfig, load_config
+
+DIR_OPTION = click.option(
+    "--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+    help="The relay directory (holds relay.toml, relay.key, network.json, the database).")
+
+
+def _load(directory: Path) -> RelayConfig:
+    try:
+        return load_config(directory)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group("relay")
+def relay_group() -> None:
+    """Run and look after a kok relay."""
+
+
+@relay_group.command("init")
+@DIR_OPTION
+@click.option("--network", "network_json", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The network's public anchor file (NETWORK_JSON).")
+@click.option("--public-url", default=None, help="The URL clients use to reach this relay.")
+@click.option("--port", default=8787, show_default=True, type=int, help="Port to listen on.")
+def init_command(directory: Path, network_json: Path, public_url: str | None, port: int) -> None:
+    """Create a relay directory: config, relay secrets (mode 0600) and the network anchor."""
+    from .initdir import init_relay
+
+    try:
+        init_relay(directory, network_json, public_url=public_url, port=port)
+        config = load_config(directory)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    from protocol import SigningKeyPair, format_fingerprint
+
+    log_key = SigningKeyPair.from_seed(config.log_seed)
+    click.echo(f"Relay directory created: {config.directory}")
+    click.echo(f"Network: {config.network.name} ({format_fingerprint(config.network.fingerprint)})")
+    click.echo(f"Relay log key: {format_fingerprint(log_key.fingerprint)}")
+    click.echo(f"Clients reach it at: {config.server.public_url}")
+    click.echo(f"Start it with: kok relay serve --dir {directory}")
+
+
+@relay_group.command("serve")
+@DIR_OPTION
+def serve_command(directory: Path) -> None:
+    """Serve the relay until SIGTERM or Ctrl-C."""
+    config = _load(directory)
+    from .privacylog import configure_logging
+    from .server import run
+
+    configure_logging(config.logging)
+    try:
+        run(config)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on port {config.server.port}: "
+                                   f"{exc.strerror or exc}") from exc
+
+
+async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:
+    from .store import SqliteStore
+
+    store = SqliteStore(config.database_path, readers=1)
+    await store.open()
+    try:
+        now = int(time.time())
+        if action == "purge":
+            counts = await store.purge(now, config.limits.status_grace)
+            return dict(counts.__dict__)
+        stats = await store.stats(now)
+        return dict(stats.__dict__)
+    finally:
+        await store.close()
+
+
+@relay_group.command("purge")
+@DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def purge_command(directory: Path, as_json: bool) -> None:
+    """Delete everything that has expired now (the serving relay also does this itself)."""
+    config = _load(directory)
+    counts = asyncio.run(_with_store(config, "purge"))
+    if as_json:
+        click.echo(json.dumps(counts))
+        return
+    click.echo("Deleted: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+
+
+@relay_group.command("stats")
+@DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def stats_command(directory: Path, as_json: bool) -> None:
+    """Aggregate counts only: nothing about any organisation or person."""
+    config = _load(directory)
+    counts = asyncio.run(_with_store(config, "stats"))
+    if as_json:
+        click.echo(json.dumps(counts))
+        return
+    width = max(len(name) for name in counts)
+    for name, value in counts.items():
+        click.echo(f"{name.replace('_', ' '):<{width}}  {value}")
+
+
+def main() -> None:
+    """``python -m relay``."""
+    relay_group(prog_name="relay")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The relay's refusals: one class per answer, each with a stable ``code`` and HTTP status.
+
+Every refusal becomes an ``application/problem+json`` answer (RFC 9457) whose ``code`` is
+listed in ``protocol/openapi.yaml``. A refusal changes nothing: handlers raise before they
+write, and the store raises inside the transaction it then rolls back. Messages speak to
+the person who reads them in a client, not to the programmer.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class RelayError(Exception):
+    """Base of every refusal; ``status`` and ``code`` are stable."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "The request was not understood."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.headers: dict[str, str] = {}
+
+    @property
+    def detail(self) -> str:
+        return str(self.args[0])
+
+
+class MalformedBody(RelayError):
+    code = "malformed_json"
+    title = "The request body is not valid JSON."
+
+
+class InvalidRequest(RelayError):
+    """A field has the wrong type, size or format; ``code`` comes from the protocol error."""
+
+    status = 422
+    code = "bad_field"
+    title = "A field of the request is invalid."
+
+    def __init__(self, detail: str, code: str = "bad_field") -> None:
+        super().__init__(detail)
+        self.instance_code = code
+
+
+class BadHeader(RelayError):
+    code = "bad_header"
+    title = "A request header is malformed."
+
+
+class BodyTooLarge(RelayError):
+    status = 413
+    code = "body_too_large"
+    title = "The request body is larger than this relay accepts."
+
+
+class EnvelopeTooLarge(RelayError):
+    status = 413
+    code = "envelope_too_large"
+    title = "A message is larger than this relay accepts."
+
+
+class QuotaExceeded(RelayError):
+    status = 413
+    code = "quota_exceeded"
+    title = "The recipient organisation's mailbox on this relay is full."
+
+
+class AuthRequired(RelayError):
+    status = 401
+    code = "auth_required"
+    title = "This needs a session: log in first."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="kok"'
+
+
+class SessionInvalid(AuthRequired):
+    code = "session_invalid"
+    title = "The session has ended or never existed: log in again."
+
+
+class ChallengeInvalid(RelayError):
+    status = 401
+    code = "challenge_invalid"
+    title = "The login challenge is unknown or was already used: ask for a new one."
+
+
+class ChallengeExpired(ChallengeInvalid):
+    code = "challenge_expired"
+    title = "The login challenge has expired: ask for a new one."
+
+
+class AuthSignatureInvalid(RelayError):
+    status = 401
+    code = "auth_bad_signature"
+    title = "The login signature does not verify for this staff member and relay."
+
+
+class NotEnrolled(RelayError):
+    status = 403
+    code = "not_enrolled"
+    title = "This staff member is not (or no longer) enrolled in an admitted organisation."
+
+
+class NotAdmin(RelayError):
+    status = 403
+    code = "not_admin"
+    title = "Only an administrator of the organisation may do this."
+
+
+class NotFound(RelayError):
+    """The same answer for "no such thing" and "not yours", so a probe learns nothing."""
+
+    status = 404
+    code = "not_found"
+    title = "There is no such thing here (or it is not yours)."
+
+
+class MethodNotAllowed(RelayError):
+    status = 405
+    code = "method_not_allowed"
+    title = "This method is not allowed here."
+
+
+class StaleEpoch(RelayError):
+    status = 409
+    code = "stale_epoch"
+    title = "The message is sealed to an old key of the recipient: sync and send again."
+
+
+class RecipientUnknown(RelayError):
+    status = 422
+    code = "recipient_unknown"
+    title = "The recipient is not an admitted organisation with a key."
+
+
+class TtlOutOfRange(RelayError):
+    status = 422
+    code = "ttl_out_of_range"
+    title = "The lifetime asked for is outside what this relay allows."
+
+
+class TooManyEnvelopes(RelayError):
+    status = 422
+    code = "too_many_envelopes"
+    title = "A send carries more envelopes than this relay allows."
+
+
+class DuplicateRecipient(RelayError):
+    status = 422
+    code = "duplicate_recipient"
+    title = "A send names the same recipient twice."
+
+
+class IdempotencyConflict(RelayError):
+    status = 409
+    code = "idempotency_conflict"
+    title = "This idempotency key was already used for a different request."
+
+
+class NotRetractable(RelayError):
+    status = 409
+    code = "not_retractable"
+    title = "The message can no longer be retracted: it was delivered or has expired."
+
+
+class LogHeadMismatch(RelayError):
+    status = 409
+    code = "log_head_mismatch"
+    title = (
+        "The relay's key log does not extend the head this client saw before. "
+        "The relay may be lying: stop and tell your network office."
+    )
+
+
+class LogRejected(RelayError):
+    """A key-log record broke a rule; ``code`` is the protocol's code for that rule."""
+
+    status = 422
+    code = "log_invalid"
+    title = "The key-log record breaks the log's rules."
+
+    def __init__(self, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.instance_code = code
+
+
+class RateLimited(RelayError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests: wait a moment and try again."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many requests: try again in {retry_after} s.")
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class TooManyConnections(RelayError):
+    status = 429
+    code = "too_many_connections"
+    title = "Too many open event streams for this staff member."
+
+
+class Unavailable(RelayError):
+    status = 503
+    code = "unavailable"
+    title = "The relay is shutting down or overloaded: try again shortly."
+
+
+def code_of(error: RelayError) -> str:
+    """The stable code of a refusal (per instance where the class carries several)."""
+    return getattr(error, "instance_code", error.code)
+
+
+def all_codes() -> dict[str, int]:
+    """Every fixed code the relay can answer, with its status (used by the OpenAPI test)."""
+    out: dict[str, int] = {}
+    stack: list[type[RelayError]] = [RelayError]
+    while stack:
+        cls = stack.pop()
+        out[cls.code] = cls.status
+        stack.extend(cls.__subclasses__())
+    return out

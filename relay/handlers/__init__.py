@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per area: decode the request, call the service, encode."""

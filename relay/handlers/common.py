@@ -1,0 +1,139 @@
+"""What every handler needs: the service, the clock, bounded bodies, the caller's session."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from protocol.encoding import b64decode, parse_json
+from protocol.errors import EncodingError
+
+from ..errors import AuthRequired, BodyTooLarge, InvalidRequest, MalformedBody, RateLimited
+from ..service import RelayService, Session
+
+SERVICE = web.AppKey("relay_service", RelayService)
+READ_PIECE = 64 * 1024
+
+
+def service(request: web.Request) -> RelayService:
+    """The relay service of this application."""
+    return request.app[SERVICE]
+
+
+def now() -> int:
+    """The clock, read once per request at the edge."""
+    return int(time.time())
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes.
+
+    ``client_max_size`` only bounds ``read()``/``json()``; this reads the stream itself so
+    the bound holds for any body, declared length or chunked.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(f"The body may be at most {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(READ_PIECE)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"The body may be at most {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, limit: int | None = None) -> Any:
+    """The body parsed as strict JSON (no duplicate keys, no floats)."""
+    if limit is None:
+        limit = service(request).config.limits.max_control_body_bytes
+    raw = await read_body(request, limit)
+    try:
+        return parse_json(raw)
+    except EncodingError as exc:
+        raise MalformedBody(f"The body is not valid JSON: {exc.message}") from exc
+
+
+def json_object(
+    value: Any, required: set[str], optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Require a JSON object with exactly these fields."""
+    if not isinstance(value, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    unknown = set(value) - required - optional
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}", "unknown_field")
+    missing = required - set(value)
+    if missing:
+        raise InvalidRequest(f"field(s) missing: {', '.join(sorted(missing))}", "missing_field")
+    return value
+
+
+def b64_field(obj: dict[str, Any], name: str, size: int | None = None) -> bytes:
+    """A base64url field, with its length checked."""
+    try:
+        return b64decode(obj[name], size=size, field=name)
+    except EncodingError as exc:
+        raise InvalidRequest(exc.message, exc.code) from exc
+
+
+def int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
+    """A non-negative integer query parameter."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or len(text) > 16:
+        raise InvalidRequest(f"query parameter {name} must be a non-negative integer")
+    value = int(text)
+    if value > maximum:
+        raise InvalidRequest(f"query parameter {name} must be at most {maximum}")
+    return value
+
+
+def bearer_token(request: web.Request) -> bytes:
+    """The 32-byte session token from ``Authorization: Bearer <b64>``."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise AuthRequired()
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthRequired("The Authorization header must be: Bearer <session token>.")
+    try:
+        return b64decode(value.strip(), size=32, field="token")
+    except EncodingError:
+        raise AuthRequired("The session token is malformed: log in again.") from None
+
+
+def require_session(request: web.Request, at: int) -> Session:
+    """The caller's live session, after charging their staff and org request budgets."""
+    relay = service(request)
+    session = relay.sessions.authenticate(bearer_token(request), at)
+    clock = time.monotonic()
+    wait = max(relay.staff_limiter.take(session.staff_id, clock),
+               relay.org_limiter.take(session.org_id, clock))
+    if wait:
+        raise RateLimited(wait)
+    request["session"] = session
+    return session
+
+
+def charge_public(request: web.Request, key: str = "") -> None:
+    """Charge the shared budget of unauthenticated requests (and ``key``'s, if given)."""
+    relay = service(request)
+    clock = time.monotonic()
+    wait = relay.public_limiter.take("public", clock)
+    if not wait and key:
+        wait = relay.staff_limiter.take(key, clock)
+    if wait:
+        raise RateLimited(wait)
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    """A JSON answer."""
+    return web.json_response(data, status=status)

@@ -1,0 +1,69 @@
+"""Messages: send a batch, list and fetch the org's envelopes, acknowledge, status, retract."""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+
+from .. import wire
+from .common import charge_public, int_query, now, ok, read_json, require_session, service
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+def _send_body_limit(request: web.Request) -> int:
+    limits = service(request).config.limits
+    # base64 grows the envelopes by 4/3; allow a little for the JSON around them.
+    return math.ceil(limits.max_send_bytes * 4 / 3) + 1024 * limits.max_envelopes_per_send + 4096
+
+
+async def send(request: web.Request) -> web.Response:
+    """Store one envelope per recipient org; answer ids and status tokens."""
+    at = now()
+    session = require_session(request, at)
+    body = await read_json(request, _send_body_limit(request))
+    answer = await service(request).mailbox.send(session, body, at)
+    return ok({"messages": answer}, status=201)
+
+
+async def inbox(request: web.Request) -> web.Response:
+    """Envelopes of the caller's organisation after a cursor."""
+    at = now()
+    session = require_session(request, at)
+    after = int_query(request, "after", 0, 2**62)
+    limit = int_query(request, "limit", DEFAULT_PAGE, MAX_PAGE) or 1
+    messages = await service(request).mailbox.inbox(session, after, limit, at)
+    cursor = messages[-1].cursor if messages else after
+    return ok({"messages": [wire.stored_message(m) for m in messages], "cursor": cursor})
+
+
+async def fetch(request: web.Request) -> web.Response:
+    """One envelope by id (404 if it is not the caller's organisation's)."""
+    at = now()
+    session = require_session(request, at)
+    message = await service(request).mailbox.get(session, request.match_info["id"], at)
+    return ok(wire.stored_message(message))
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    """The caller has the envelope."""
+    at = now()
+    session = require_session(request, at)
+    deleted = await service(request).mailbox.acknowledge(session, request.match_info["id"], at)
+    return ok({"deleted": deleted})
+
+
+async def status(request: web.Request) -> web.Response:
+    """State of a message, for the holder of its status token."""
+    charge_public(request)
+    found = await service(request).mailbox.status(await read_json(request), now())
+    return ok({"state": found.state, "acknowledged": found.acknowledged, "of": found.recipients})
+
+
+async def retract(request: web.Request) -> web.Response:
+    """Withdraw a message not yet fully delivered."""
+    charge_public(request)
+    found = await service(request).mailbox.retract(await read_json(request), now())
+    return ok({"state": found.state})

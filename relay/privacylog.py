@@ -1,0 +1,134 @@
+"""Privacy-preserving logs (DESIGN section 11).
+
+* aiohttp's access log is off (it writes the client's IP); ``access_middleware`` writes the
+  relay's own access event instead: method, the route *pattern* (``/v1/messages/{id}``,
+  never the raw path), status, problem code and duration.
+* Identifiers that must appear (organisation, staff member) are replaced by keyed
+  pseudonyms: HMAC-SHA256 under a key drawn at random each UTC day and kept only in
+  memory, so one day's log can be correlated for debugging while older logs cannot be
+  tied to anyone, not even by the operator.
+* Never logged: IP addresses, tokens, nonces, keys, message ids, payloads. As a second
+  line of defence every log line, ours and third-party (stdlib ``logging``), passes a
+  filter that replaces anything shaped like an IP address.
+* JSON lines when stderr is not a terminal; readable key=value lines on a terminal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import sys
+import time
+from typing import Any, TextIO
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .config import LoggingConfig
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+REDACTED = "[address]"
+
+
+def redact_addresses(text: str) -> str:
+    """Replace anything that looks like an IPv4 or IPv6 address."""
+    return _IPV6.sub(REDACTED, _IPV4.sub(REDACTED, text))
+
+
+def _redact_processor(logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact_addresses(value)
+    return event
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_addresses(record.getMessage())
+        record.args = None
+        return True
+
+
+def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> None:
+    """Set up structlog and stdlib logging for the relay process."""
+    stream = stream or sys.stderr
+    as_json = config.format == "json" or (config.format == "auto" and not stream.isatty())
+    renderer: Any = (structlog.processors.JSONRenderer() if as_json
+                     else structlog.dev.ConsoleRenderer(colors=False))
+    level = logging.getLevelNamesMapping().get(config.level.upper(), logging.INFO)
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        _redact_processor,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(_RedactFilter())
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processor=renderer, foreign_pre_chain=shared))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(level, logging.WARNING))
+
+
+class Pseudonyms:
+    """Keyed pseudonyms under a key that changes every UTC day and lives only in memory."""
+
+    def __init__(self) -> None:
+        self._day = -1
+        self._key = b""
+
+    def __call__(self, value: str, now: float | None = None) -> str:
+        day = int((time.time() if now is None else now) // 86400)
+        if day != self._day:
+            self._day, self._key = day, secrets.token_bytes(32)
+        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
+
+
+PSEUDONYMS = web.AppKey("pseudonyms", Pseudonyms)
+access_log = structlog.get_logger("relay.access")
+
+
+def _route_pattern(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One access event per request, without IP, path values, tokens or payload."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        fields: dict[str, Any] = {
+            "method": request.method,
+            "route": _route_pattern(request),
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        code = request.get("problem_code")
+        if code:
+            fields["code"] = code
+        session = request.get("session")
+        if session is not None:
+            pseudonym = request.app[PSEUDONYMS]
+            fields["org"] = pseudonym(session.org_id)
+            fields["staff"] = pseudonym(session.staff_id)
+        access_log.info("access", **fields)

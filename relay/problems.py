@@ -1,0 +1,72 @@
+"""Refusals as ``application/problem+json`` (RFC 9457), with the relay's stable codes.
+
+The middleware turns every exception a handler raises into one answer: a ``RelayError``
+into its status and code, a protocol rejection into 422 with the protocol's code,
+aiohttp's own 404/405/413 into the same shape, anything unexpected into a bare 500 (the
+details go to the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from protocol.errors import ProtocolError
+
+from .errors import (
+    BodyTooLarge,
+    MethodNotAllowed,
+    NotFound,
+    RelayError,
+    code_of,
+)
+
+TYPE_BASE = "https://kok-relay.invalid/errors/"
+log = structlog.get_logger("relay")
+
+
+def problem(status: int, code: str, title: str, detail: str,
+            headers: dict[str, str] | None = None) -> web.Response:
+    """One problem+json answer."""
+    body = {"type": TYPE_BASE + code, "title": title, "status": status, "code": code,
+            "detail": detail}
+    return web.Response(status=status, text=json.dumps(body), headers=headers,
+                        content_type="application/problem+json")
+
+
+def from_relay_error(error: RelayError) -> web.Response:
+    return problem(error.status, code_of(error), error.title, error.detail, error.headers)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure as problem+json."""
+    try:
+        return await handler(request)
+    except RelayError as error:
+        request["problem_code"] = code_of(error)
+        return from_relay_error(error)
+    except ProtocolError as error:
+        request["problem_code"] = error.code
+        return problem(422, error.code, "The request breaks a protocol rule.", error.message)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            mapped: RelayError = NotFound()
+        elif exc.status == 405:
+            mapped = MethodNotAllowed()
+        elif exc.status == 413:
+            mapped = BodyTooLarge()
+        else:
+            raise
+        request["problem_code"] = mapped.code
+        return from_relay_error(mapped)
+    except Exception as exc:
+        # Type only: an exception's text may quote request data.
+        log.error("internal_error", error=type(exc).__name__,
+                  route=getattr(request.match_info.route.resource, "canonical", "?"))
+        request["problem_code"] = "internal_error"
+        return problem(500, "internal_error", "The relay failed unexpectedly.",
+                       "The relay failed unexpectedly; the operator can find the error in the log.")

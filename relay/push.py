@@ -1,0 +1,98 @@
+"""Pushing new envelopes to connected staff over their event streams.
+
+Each open ``/v1/events`` WebSocket subscribes with its session. ``publish`` serialises a
+stored envelope once and queues it for every subscriber of the recipient organisation;
+the socket's own task sends it. A subscriber that cannot keep up (its queue is full) is
+closed with 4408 and catches up by cursor when it reconnects, so a slow client never makes
+the relay buffer without bound and nothing is lost. ``close_staff``/``close_org`` end the
+streams of a removed staff member or revoked organisation with 4401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+CLOSE_SESSION_ENDED = 4401
+CLOSE_TOO_SLOW = 4408
+QUEUE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class Closing:
+    """The sentinel queued to a subscriber that must close, with the close code."""
+
+    code: int
+    reason: str
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One open event stream."""
+
+    org_id: str
+    staff_id: str
+    token_hash: bytes
+    queue: asyncio.Queue[tuple[int, str] | Closing] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the stream's task to close (drops queued messages: they are in the store)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(Closing(code, reason))
+
+
+class EventHub:
+    """Subscribers per organisation."""
+
+    def __init__(self) -> None:
+        self._by_org: dict[str, set[Subscription]] = {}
+
+    def subscribe(self, org_id: str, staff_id: str, token_hash: bytes) -> Subscription:
+        sub = Subscription(org_id, staff_id, token_hash)
+        self._by_org.setdefault(org_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._by_org.get(sub.org_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_org[sub.org_id]
+
+    def count_for_staff(self, staff_id: str, org_id: str) -> int:
+        return sum(1 for s in self._by_org.get(org_id, ()) if s.staff_id == staff_id)
+
+    def publish(self, org_id: str, cursor: int, text: str) -> None:
+        """Queue one serialised event for every subscriber of ``org_id``."""
+        for sub in list(self._by_org.get(org_id, ())):
+            try:
+                sub.queue.put_nowait((cursor, text))
+            except asyncio.QueueFull:
+                self.unsubscribe(sub)
+                sub.close(CLOSE_TOO_SLOW, "too slow: reconnect and catch up by cursor")
+
+    def _close(self, subs: Iterable[Subscription], reason: str) -> None:
+        for sub in list(subs):
+            self.unsubscribe(sub)
+            sub.close(CLOSE_SESSION_ENDED, reason)
+
+    async def close_staff(self, staff_id: str) -> None:
+        org_id = staff_id.split("/", 1)[0]
+        self._close([s for s in self._by_org.get(org_id, ()) if s.staff_id == staff_id],
+                    "staff member removed")
+
+    async def close_org(self, org_id: str) -> None:
+        self._close(self._by_org.get(org_id, ()), "organisation revoked")
+
+    async def close_session(self, token_hash: bytes) -> None:
+        for subs in list(self._by_org.values()):
+            self._close([s for s in subs if s.token_hash == token_hash], "session ended")
+
+    async def close_all(self) -> None:
+        for subs in list(self._by_org.values()):
+            for sub in list(subs):
+                self.unsubscribe(sub)
+                sub.close(1001, "relay shutting down")

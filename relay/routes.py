@@ -1,0 +1,54 @@
+"""The route table: every path and method of the API, in one place.
+
+``protocol/openapi.yaml`` documents exactly these routes (a test compares the two).
+File drops (issue 5) add their rows from ``handlers/drops.py`` via ``DROP_ROUTES`` when
+that module exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .handlers import auth, events, grants, keylog, messages, meta
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/healthz", meta.healthz),
+    ("GET", "/v1/info", meta.info),
+    ("GET", "/v1/openapi.yaml", meta.openapi),
+    ("GET", "/v1/log", keylog.read_log),
+    ("GET", "/v1/log/head", keylog.read_head),
+    ("POST", "/v1/log", keylog.append),
+    ("POST", "/v1/auth/challenge", auth.challenge),
+    ("POST", "/v1/auth/session", auth.login),
+    ("DELETE", "/v1/auth/session", auth.logout),
+    ("PUT", "/v1/grants/{org_id}/{epoch}", grants.upload),
+    ("GET", "/v1/grants", grants.mine),
+    ("POST", "/v1/messages", messages.send),
+    ("GET", "/v1/messages", messages.inbox),
+    ("GET", "/v1/messages/{id}", messages.fetch),
+    ("POST", "/v1/messages/{id}/ack", messages.acknowledge),
+    ("POST", "/v1/status", messages.status),
+    ("POST", "/v1/retract", messages.retract),
+    ("GET", "/v1/events", events.events),
+]
+
+
+def all_routes() -> list[tuple[str, str, Handler]]:
+    """The core routes plus those of optional areas (drops) that are installed."""
+    routes = list(ROUTES)
+    if importlib.util.find_spec("relay.handlers.drops") is not None:  # issue 5
+        drops = importlib.import_module("relay.handlers.drops")
+        routes.extend(getattr(drops, "DROP_ROUTES", []))
+    return routes
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every route on ``app`` (no implicit HEAD: the document lists what exists)."""
+    for method, path, handler in all_routes():
+        app.router.add_route(method, path, handler)

@@ -1,0 +1,62 @@
+"""The relay's domain operations, between the HTTP handlers and the store.
+
+Each operation takes ``now`` (integer seconds UTC) from the caller, so the clock is read
+once, at the edge, and tests can move time. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from protocol import LogEntry, SigningKeyPair
+from protocol.records import OrgRevoke, StaffRemove
+
+from ..config import RelayConfig
+from ..push import EventHub
+from ..ratelimit import RateLimiter
+from ..store import PurgeCounts, RelayStore
+from .directory import Directory
+from .grants import Grants
+from .mailbox import Mailbox
+from .sessions import Session, Sessions
+
+__all__ = ["RelayService", "Session"]
+
+
+class RelayService:
+    """Everything the relay does, wired together over one store."""
+
+    def __init__(self, config: RelayConfig, store: RelayStore) -> None:
+        limits = config.limits
+        self.config = config
+        self.store = store
+        self.log_key = SigningKeyPair.from_seed(config.log_seed)
+        self.directory = Directory(store, config.network.network_key, self.log_key,
+                                   max_ttl=limits.max_ttl, status_grace=limits.status_grace)
+        self.sessions = Sessions(store, self.directory, config.origin,
+                                 challenge_ttl=limits.challenge_ttl, session_ttl=limits.session_ttl)
+        self.hub = EventHub()
+        self.grants = Grants(store, self.directory)
+        self.mailbox = Mailbox(store, self.directory, self.hub, limits, config.token_key)
+        self.staff_limiter = RateLimiter(limits.staff_requests_per_minute)
+        self.org_limiter = RateLimiter(limits.org_requests_per_minute)
+        self.public_limiter = RateLimiter(limits.public_requests_per_minute)
+        self.directory.on_append(self._after_append)
+
+    async def start(self, now: int) -> None:
+        """Rebuild in-memory state from the store."""
+        await self.directory.load(now)
+        await self.sessions.load(now)
+
+    async def _after_append(self, entry: LogEntry) -> None:
+        """A removal or revocation ends sessions and open event streams at once."""
+        record = entry.record
+        if isinstance(record, StaffRemove):
+            self.sessions.forget_staff(record.staff_id)
+            await self.hub.close_staff(record.staff_id)
+        elif isinstance(record, OrgRevoke):
+            self.sessions.forget_org(record.org_id)
+            await self.hub.close_org(record.org_id)
+
+    async def purge(self, now: int) -> PurgeCounts:
+        """Delete everything expired (store and memory)."""
+        self.sessions.expire(now)
+        return await self.store.purge(now, self.config.limits.status_grace)

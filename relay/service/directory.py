@@ -1,0 +1,109 @@
+"""The relay's copy of the key log: validated in memory, persisted in the store, signed.
+
+The in-memory ``protocol.KeyLog`` is the single source of truth for who is enrolled, in
+which role, and each organisation's current epoch; it is rebuilt from the store at start-up
+(every record re-validated, every chain hash re-checked). An append is checked against it,
+written to the store together with its consequences (ended sessions, forgotten grants),
+and only then applied in memory, under a lock so two appends cannot both pass the check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from protocol import Head, KeyLog, LogEntry, SignedItem, SigningKeyPair, sign_head
+from protocol.encoding import b64decode
+from protocol.errors import EncodingError, ProtocolError
+from protocol.keylog import chain_hash
+from protocol.records import Epoch, OrgRevoke, StaffRemove
+
+from ..errors import BadHeader, InvalidRequest, LogHeadMismatch, LogRejected
+from ..store import LogAppend, RelayStore
+
+Listener = Callable[[LogEntry], Awaitable[None]]
+
+
+class Directory:
+    """The key log as the relay keeps it."""
+
+    def __init__(self, store: RelayStore, network_key: bytes, log_key: SigningKeyPair, *,
+                 max_ttl: int, status_grace: int) -> None:
+        self.store = store
+        self.keylog = KeyLog(network_key)
+        self.log_key = log_key
+        self.max_ttl = max_ttl
+        self.status_grace = status_grace
+        self._lock = asyncio.Lock()
+        self._listeners: list[Listener] = []
+
+    def on_append(self, listener: Listener) -> None:
+        """Call ``listener`` after every committed append (to end sessions, close sockets)."""
+        self._listeners.append(listener)
+
+    async def load(self, now: int) -> None:
+        """Rebuild the key log from the store; refuse to start on any inconsistency."""
+        for index, (record, stored_hash) in enumerate(await self.store.log_records()):
+            try:
+                entry = self.keylog.apply(record, now)
+            except ProtocolError as exc:
+                raise RuntimeError(
+                    f"key-log entry {index} in the database is invalid ({exc.code}): "
+                    "the database was altered or damaged") from exc
+            if entry.hash != stored_hash:
+                raise RuntimeError(f"key-log entry {index} has a wrong chain hash in the database")
+
+    def head(self, now: int) -> Head:
+        """The log's head, signed now with the relay's log key."""
+        return sign_head(self.log_key, self.keylog.size, self.keylog.head_hash, now)
+
+    def entries(self, after: int, limit: int) -> list[LogEntry]:
+        """Entries with index >= ``after`` (the count the client already holds)."""
+        return self.keylog.entries[after : after + limit]
+
+    def require_extends(self, header: str) -> None:
+        """Check a client's ``Kok-Log-Head: <size>:<b64 hash>``: our log must extend it."""
+        size_text, sep, hash_text = header.strip().partition(":")
+        try:
+            if not sep or not size_text.isdigit():
+                raise ValueError
+            size = int(size_text)
+            head_hash = b64decode(hash_text, size=32, field="Kok-Log-Head hash")
+        except (ValueError, EncodingError):
+            raise BadHeader("Kok-Log-Head must be <size>:<base64url hash of 32 bytes>") from None
+        try:
+            self.keylog.require_extends(size, head_hash)
+        except ProtocolError as exc:
+            raise LogHeadMismatch() from exc
+
+    async def append(self, record_json: Any, now: int) -> LogEntry:
+        """Validate a signed record with the protocol's rules; persist; apply; notify."""
+        try:
+            item = SignedItem.from_json(record_json)
+        except ProtocolError as exc:
+            raise InvalidRequest(exc.message, exc.code) from exc
+        record_bytes = item.to_bytes()
+        async with self._lock:
+            try:
+                record = self.keylog.check(record_bytes, now)
+            except ProtocolError as exc:
+                raise LogRejected(exc.message, exc.code) from exc
+            index = self.keylog.size
+            append = LogAppend(
+                index=index,
+                record=record_bytes,
+                hash=chain_hash(self.keylog.head_hash, record_bytes),
+                staff_removed=record.staff_id if isinstance(record, StaffRemove) else None,
+                org_revoked=record.org_id if isinstance(record, OrgRevoke) else None,
+                epoch_of=record.org_id if isinstance(record, Epoch) else None,
+                epoch=record.epoch if isinstance(record, Epoch) else None,
+                retire_grants_at=now + self.max_ttl,
+                status_grace=self.status_grace,
+                now=now,
+            )
+            await self.store.append_log(append)
+            entry = self.keylog.apply(record_bytes, now)
+            for listener in self._listeners:
+                await listener(entry)
+        return entry

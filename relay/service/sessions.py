@@ -1,0 +1,165 @@
+"""Logins: single-use challenges, hashed session tokens, and sessions that end at once.
+
+A staff member asks for a challenge (32 random bytes, valid ``challenge_ttl`` seconds),
+signs ``kok/v1/auth || origin || nonce`` with their staff signing key, and gets a session
+token (32 random bytes, valid ``session_ttl`` seconds). The relay keeps only hashes of
+nonces and tokens. Challenges are taken (deleted) by the first answer, right or wrong, so
+one nonce can never be tried twice.
+
+Every authenticated request checks the session against the in-memory key log, so a
+session whose staff member was removed, or whose organisation was revoked, stops working
+on the very next request; ``end_staff``/``end_org`` also drop them from memory and the
+store (the store's log append deletes them in the same transaction as the record).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from protocol import verify_auth
+from protocol.encoding import check_staff_id, org_of
+from protocol.errors import AuthSignatureInvalid as ProtocolAuthInvalid
+from protocol.errors import EncodingError, LogError
+
+from ..errors import (
+    AuthSignatureInvalid,
+    ChallengeExpired,
+    ChallengeInvalid,
+    InvalidRequest,
+    NotEnrolled,
+    SessionInvalid,
+)
+from ..store import RelayStore, SessionRow
+from .directory import Directory
+from .hashing import NONCE, SESSION, secret_hash
+
+NONCE_SIZE = 32
+TOKEN_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Session:
+    """An authenticated staff member (what handlers get after checking a token)."""
+
+    token_hash: bytes
+    staff_id: str
+    org_id: str
+    role: str
+    expires: int
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session just created; the token is shown to its owner once and never stored."""
+
+    token: bytes
+    session: Session
+
+
+class Sessions:
+    """Challenges and sessions."""
+
+    def __init__(self, store: RelayStore, directory: Directory, origin: str, *,
+                 challenge_ttl: int, session_ttl: int) -> None:
+        self.store = store
+        self.directory = directory
+        self.origin = origin
+        self.challenge_ttl = challenge_ttl
+        self.session_ttl = session_ttl
+        self._live: dict[bytes, SessionRow] = {}
+
+    async def load(self, now: int) -> None:
+        """Sessions survive a restart: reload the live ones into memory."""
+        self._live = {row.token_hash: row for row in await self.store.live_sessions(now)}
+
+    def _require_active(self, staff_id: str) -> str:
+        """The staff member's role if they are enrolled, not removed, org not revoked."""
+        try:
+            return self.directory.keylog.active_staff(staff_id).role
+        except LogError as exc:
+            raise NotEnrolled(
+                f"{staff_id} is not an enrolled staff member of an admitted organisation."
+            ) from exc
+
+    async def challenge(self, staff_id: object, now: int) -> tuple[bytes, int]:
+        """A fresh single-use nonce for ``staff_id`` and its expiry."""
+        staff_id = _staff_id(staff_id)
+        self._require_active(staff_id)
+        nonce = secrets.token_bytes(NONCE_SIZE)
+        expires = now + self.challenge_ttl
+        await self.store.add_challenge(secret_hash(NONCE, nonce), staff_id, expires)
+        return nonce, expires
+
+    async def login(self, staff_id: object, nonce: bytes, signature: bytes, now: int) -> NewSession:
+        """Check the signed challenge and open a session."""
+        staff_id = _staff_id(staff_id)
+        taken = await self.store.take_challenge(secret_hash(NONCE, nonce))
+        if taken is None or taken[0] != staff_id:
+            raise ChallengeInvalid()
+        if taken[1] <= now:
+            raise ChallengeExpired()
+        role = self._require_active(staff_id)
+        key = self.directory.keylog.active_staff(staff_id).signing_key
+        try:
+            verify_auth(key, self.origin, nonce, signature)
+        except ProtocolAuthInvalid as exc:
+            raise AuthSignatureInvalid() from exc
+        token = secrets.token_bytes(TOKEN_SIZE)
+        row = SessionRow(secret_hash(SESSION, token), staff_id, now + self.session_ttl)
+        await self.store.add_session(row)
+        self._live[row.token_hash] = row
+        return NewSession(token, Session(row.token_hash, staff_id, org_of(staff_id), role,
+                                         row.expires))
+
+    def authenticate(self, token: bytes, now: int) -> Session:
+        """The live session of ``token``; ``SessionInvalid`` if it ended for any reason."""
+        token_hash = secret_hash(SESSION, token)
+        row = self._live.get(token_hash)
+        if row is None or row.expires <= now:
+            raise SessionInvalid()
+        try:
+            staff = self.directory.keylog.active_staff(row.staff_id)
+        except LogError:
+            self._live.pop(token_hash, None)
+            raise SessionInvalid("The session ended: this staff member was removed.") from None
+        return Session(token_hash, row.staff_id, org_of(row.staff_id), staff.role, row.expires)
+
+    def still_valid(self, session: Session, now: int) -> bool:
+        """Is ``session`` still live (used by long-lived event streams)?"""
+        row = self._live.get(session.token_hash)
+        if row is None or row.expires <= now:
+            return False
+        try:
+            self.directory.keylog.active_staff(row.staff_id)
+        except LogError:
+            return False
+        return True
+
+    async def logout(self, session: Session) -> None:
+        """End one session now."""
+        self._live.pop(session.token_hash, None)
+        await self.store.delete_session(session.token_hash)
+
+    def forget_staff(self, staff_id: str) -> None:
+        """Drop a removed staff member's sessions from memory (the store already did)."""
+        self._live = {h: r for h, r in self._live.items() if r.staff_id != staff_id}
+
+    def forget_org(self, org_id: str) -> None:
+        """Drop a revoked organisation's sessions from memory."""
+        self._live = {h: r for h, r in self._live.items() if org_of(r.staff_id) != org_id}
+
+    def expire(self, now: int) -> None:
+        """Drop expired sessions from memory (the expiry task deletes them from the store)."""
+        self._live = {h: r for h, r in self._live.items() if r.expires > now}
+
+
+def _staff_id(value: object) -> str:
+    try:
+        return check_staff_id(value)  # type: ignore[arg-type]
+    except EncodingError as exc:
+        raise InvalidRequest(exc.message, exc.code) from exc

@@ -1,0 +1,125 @@
+"""Plain values passed between the relay service and its store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """An envelope in a mailbox, as clients see it (no sender: the relay does not know it)."""
+
+    cursor: int
+    id: bytes
+    to_org: str
+    epoch: int
+    sealed: bytes = field(repr=False)
+    received: int
+    expires: int
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """An envelope about to be stored, with the staff who must acknowledge it."""
+
+    id: bytes
+    to_org: str
+    epoch: int
+    sealed: bytes = field(repr=False)
+    status_hash: bytes
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SendBatch:
+    """One send: its envelopes, lifetime and idempotency record."""
+
+    key_hash: bytes
+    request_hash: bytes
+    received: int
+    expires: int
+    messages: tuple[NewMessage, ...]
+    org_quota: int
+
+
+@dataclass(frozen=True)
+class ReplayedSend:
+    """The send was already stored under this idempotency key; nothing new was written."""
+
+    received: int
+    expires: int
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """A live session (by the hash of its token)."""
+
+    token_hash: bytes
+    staff_id: str
+    expires: int
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    """A stored epoch grant."""
+
+    org_id: str
+    epoch: int
+    staff_id: str
+    sealed: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    """What a status token may learn: state and k of n."""
+
+    state: str
+    acknowledged: int
+    recipients: int
+
+
+@dataclass(frozen=True)
+class LogAppend:
+    """A key-log entry to write, with the consequences the record has for stored data."""
+
+    index: int
+    record: bytes
+    hash: bytes
+    staff_removed: str | None = None
+    org_revoked: str | None = None
+    epoch_of: str | None = None
+    epoch: int | None = None
+    retire_grants_at: int | None = None
+    status_grace: int = 0
+    now: int = 0
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """How many rows of each kind one purge deleted."""
+
+    messages: int = 0
+    tombstones: int = 0
+    idempotency: int = 0
+    challenges: int = 0
+    sessions: int = 0
+    grants: int = 0
+
+    def total(self) -> int:
+        return (self.messages + self.tombstones + self.idempotency + self.challenges
+                + self.sessions + self.grants)
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Aggregate counts only: nothing per organisation or per person."""
+
+    log_entries: int
+    messages: int
+    message_bytes: int
+    pending_deliveries: int
+    tombstones: int
+    sessions: int
+    challenges: int
+    grants: int
+    database_bytes: int

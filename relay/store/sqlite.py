@@ -1,0 +1,549 @@
+"""The SQLite implementation of the relay store (aiosqlite), with group commit.
+
+Theory of operation
+-------------------
+One **writer** connection and a few **reader** connections open the same database file
+in WAL mode with ``synchronous=FULL`` (a commit is on disk when it returns),
+``secure_delete=ON`` (deleted bytes are overwritten) and foreign keys on.
+
+Every write is a *job*: a plain function over the writer's ``sqlite3.Connection``. Jobs
+queue up while the previous transaction is being committed; the writer then takes all of
+them at once and runs them in **one** transaction (one fsync), each inside its own
+savepoint so that a job which raises is rolled back alone and answered with its error.
+A job's caller is answered only after the shared commit returned, so every 2xx answer of
+the relay is durable, while N concurrent sends cost one fsync instead of N.
+
+The whole batch runs on aiosqlite's worker thread in a single hop (aiosqlite has no
+public call for "run this function on your thread": ``_run_on_thread`` is the one place
+that uses its private ``_execute``), so the event loop never blocks on SQLite and is not
+woken once per statement.
+
+Schema files ``schema/NNN_*.sql`` are applied in order, each in its own transaction, and
+``schema_version`` records the last one applied: that is the upgrade path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from ..errors import IdempotencyConflict, NotRetractable, QuotaExceeded
+from .rows import (
+    GrantRow,
+    LogAppend,
+    MessageStatus,
+    PurgeCounts,
+    ReplayedSend,
+    SendBatch,
+    SessionRow,
+    StoredMessage,
+    StoreStats,
+)
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA secure_delete=ON",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+
+_MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
+
+
+def schema_files() -> list[tuple[int, str]]:
+    """(version, SQL text) of every shipped schema file, in order."""
+    folder = resources.files("relay.store") / "schema"
+    out = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:3].isdigit():
+            out.append((int(name[:3]), entry.read_text("utf-8")))
+    out.sort()
+    versions = [v for v, _ in out]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"schema files must be numbered 001, 002, ... without gaps: {versions}")
+    return out
+
+
+def _row_to_message(row: tuple[Any, ...]) -> StoredMessage:
+    return StoredMessage(cursor=row[0], id=bytes(row[1]), to_org=row[2], epoch=row[3],
+                         sealed=bytes(row[4]), received=row[5], expires=row[6])
+
+
+class _PendingJob:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Job, future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.future = future
+
+
+def _run_batch(db: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
+    """Run jobs in one transaction, each in a savepoint; commit once. Runs on the DB thread."""
+    results: list[tuple[bool, Any]] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for fn in jobs:
+            db.execute("SAVEPOINT job")
+            try:
+                value = fn(db)
+            except Exception as exc:  # the job's own refusal or failure: undo only this job
+                db.execute("ROLLBACK TO job")
+                db.execute("RELEASE job")
+                results.append((False, exc))
+            else:
+                db.execute("RELEASE job")
+                results.append((True, value))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return results
+
+
+async def _run_on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn(sqlite3 connection)`` on the connection's own thread, in one hop."""
+    return await conn._execute(lambda: fn(conn._conn))  # private: see module docstring
+
+
+class SqliteStore:
+    """``RelayStore`` over one SQLite file: a group-committing writer and pooled readers."""
+
+    def __init__(self, path: Path, *, readers: int = 2, max_batch: int = 256) -> None:
+        self.path = path
+        self._reader_count = max(1, readers)
+        self._max_batch = max(1, max_batch)
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+        self._jobs: asyncio.Queue[_PendingJob | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.jobs_done = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not hasattr(aiosqlite.Connection, "_execute"):
+            raise RuntimeError("this aiosqlite version lacks Connection._execute; pin aiosqlite")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in PRAGMAS:
+            await self._writer.execute(pragma)
+        await _run_on_thread(self._writer, _upgrade_schema)
+        for _ in range(self._reader_count):
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            for pragma in PRAGMAS[2:]:
+                await reader.execute(pragma)
+            await reader.execute("PRAGMA query_only=ON")
+            self._all_readers.append(reader)
+            self._readers.put_nowait(reader)
+        self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def close(self) -> None:
+        if self._writer_task is not None:
+            self._jobs.put_nowait(None)
+            await self._writer_task
+            self._writer_task = None
+        for reader in self._all_readers:
+            await reader.close()
+        self._all_readers.clear()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+
+    # --- the writer --------------------------------------------------------------------
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Queue a job; return its result once the transaction holding it has committed."""
+        if self._writer_task is None:
+            raise RuntimeError("the store is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put_nowait(_PendingJob(fn, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        assert self._writer is not None
+        stopping = False
+        while not stopping:
+            first = await self._jobs.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self._max_batch and not self._jobs.empty():
+                item = self._jobs.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            fns = [job.fn for job in batch]
+            try:
+                results = await _run_on_thread(
+                    self._writer, lambda db, fns=fns: _run_batch(db, fns))
+            except Exception as exc:  # the commit itself failed: nobody's write happened
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.jobs_done += len(batch)
+            for job, (ok, value) in zip(batch, results, strict=True):
+                if job.future.done():
+                    continue
+                if ok:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(value)
+
+    # --- readers -----------------------------------------------------------------------
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        reader = await self._readers.get()
+        try:
+            rows = await reader.execute_fetchall(sql, params)
+            return [tuple(row) for row in rows]
+        finally:
+            self._readers.put_nowait(reader)
+
+    # --- key log -----------------------------------------------------------------------
+
+    async def log_records(self) -> list[tuple[bytes, bytes]]:
+        rows = await self._read("SELECT record, hash FROM log_entries ORDER BY idx")
+        return [(bytes(r[0]), bytes(r[1])) for r in rows]
+
+    async def append_log(self, append: LogAppend) -> None:
+        def job(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO log_entries (idx, record, hash) VALUES (?, ?, ?)",
+                       (append.index, append.record, append.hash))
+            if append.staff_removed is not None:
+                _forget_staff(db, append.staff_removed, append.now, append.status_grace)
+            if append.org_revoked is not None:
+                _forget_org(db, append.org_revoked, append.now, append.status_grace)
+            if append.epoch_of is not None and append.epoch is not None:
+                db.execute(
+                    "UPDATE grants SET expires = ? "
+                    "WHERE org_id = ? AND epoch < ? AND expires IS NULL",
+                    (append.retire_grants_at, append.epoch_of, append.epoch),
+                )
+
+        await self._write(job)
+
+    # --- logins ------------------------------------------------------------------------
+
+    async def add_challenge(self, nonce_hash: bytes, staff_id: str, expires: int) -> None:
+        await self._write(lambda db: db.execute(
+            "INSERT INTO challenges (nonce_hash, staff_id, expires) VALUES (?, ?, ?)",
+            (nonce_hash, staff_id, expires)))
+
+    async def take_challenge(self, nonce_hash: bytes) -> tuple[str, int] | None:
+        def job(db: sqlite3.Connection) -> tuple[str, int] | None:
+            row = db.execute(
+                "DELETE FROM challenges WHERE nonce_hash = ? RETURNING staff_id, expires",
+                (nonce_hash,)).fetchone()
+            return (row[0], row[1]) if row else None
+
+        return await self._write(job)
+
+    async def add_session(self, session: SessionRow) -> None:
+        await self._write(lambda db: db.execute(
+            "INSERT INTO sessions (token_hash, staff_id, expires) VALUES (?, ?, ?)",
+            (session.token_hash, session.staff_id, session.expires)))
+
+    async def delete_session(self, token_hash: bytes) -> None:
+        await self._write(lambda db: db.execute(
+            "DELETE FROM sessions WHERE token_hash = ?", (token_hash,)))
+
+    async def live_sessions(self, now: int) -> list[SessionRow]:
+        rows = await self._read(
+            "SELECT token_hash, staff_id, expires FROM sessions WHERE expires > ?", (now,))
+        return [SessionRow(bytes(r[0]), r[1], r[2]) for r in rows]
+
+    # --- grants ------------------------------------------------------------------------
+
+    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]]) -> int:
+        def job(db: sqlite3.Connection) -> int:
+            db.executemany(
+                "INSERT INTO grants (org_id, epoch, staff_id, sealed, expires) "
+                "VALUES (?, ?, ?, ?, NULL) ON CONFLICT (org_id, epoch, staff_id) "
+                "DO UPDATE SET sealed = excluded.sealed",
+                [(org_id, epoch, staff_id, sealed) for staff_id, sealed in grants],
+            )
+            return len(grants)
+
+        return await self._write(job)
+
+    async def grants_for(self, staff_id: str, now: int) -> list[GrantRow]:
+        rows = await self._read(
+            "SELECT org_id, epoch, staff_id, sealed FROM grants "
+            "WHERE staff_id = ? AND (expires IS NULL OR expires > ?) ORDER BY org_id, epoch",
+            (staff_id, now))
+        return [GrantRow(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    # --- messages ----------------------------------------------------------------------
+
+    async def store_send(self, batch: SendBatch) -> list[StoredMessage] | ReplayedSend:
+        return await self._write(lambda db: _store_send(db, batch))
+
+    async def list_messages(
+        self, org_id: str, after: int, limit: int, now: int
+    ) -> list[StoredMessage]:
+        rows = await self._read(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages "  # noqa: S608 (constant column list)
+            "WHERE to_org = ? AND cursor > ? AND expires > ? ORDER BY cursor LIMIT ?",
+            (org_id, after, now, limit))
+        return [_row_to_message(r) for r in rows]
+
+    async def get_message(self, org_id: str, message_id: bytes, now: int) -> StoredMessage | None:
+        rows = await self._read(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages "  # noqa: S608 (constant column list)
+            "WHERE id = ? AND to_org = ? AND expires > ?", (message_id, org_id, now))
+        return _row_to_message(rows[0]) if rows else None
+
+    async def acknowledge(
+        self, org_id: str, message_id: bytes, staff_id: str, now: int, grace: int
+    ) -> bool | None:
+        def job(db: sqlite3.Connection) -> bool | None:
+            row = db.execute(
+                "SELECT cursor FROM messages WHERE id = ? AND to_org = ? AND expires > ?",
+                (message_id, org_id, now)).fetchone()
+            if row is None:
+                return None
+            cursor = row[0]
+            gone = db.execute("DELETE FROM deliveries WHERE message = ? AND staff_id = ?",
+                              (cursor, staff_id)).rowcount
+            if gone:
+                db.execute("UPDATE messages SET acknowledged = acknowledged + 1 WHERE cursor = ?",
+                           (cursor,))
+            return _delete_if_delivered(db, cursor, grace) > 0
+
+        return await self._write(job)
+
+    async def message_status(self, status_hash: bytes, now: int) -> MessageStatus | None:
+        rows = await self._read(
+            "SELECT acknowledged, recipients, expires FROM messages WHERE status_hash = ?",
+            (status_hash,))
+        if rows:
+            acknowledged, recipients, expires = rows[0]
+            state = "pending" if expires > now else "expired"
+            return MessageStatus(state, acknowledged, recipients)
+        rows = await self._read(
+            "SELECT state, acknowledged, recipients FROM status_tombstones "
+            "WHERE status_hash = ? AND expires > ?", (status_hash, now))
+        return MessageStatus(*rows[0]) if rows else None
+
+    async def retract(self, status_hash: bytes, now: int, grace: int) -> MessageStatus | None:
+        def job(db: sqlite3.Connection) -> MessageStatus | None:
+            row = db.execute(
+                "SELECT cursor, acknowledged, recipients, expires FROM messages "
+                "WHERE status_hash = ?", (status_hash,)).fetchone()
+            if row is not None:
+                cursor, acknowledged, recipients, expires = row
+                if expires <= now:
+                    raise NotRetractable("The message has expired.")
+                _tombstone(db, status_hash, "retracted", acknowledged, recipients, expires + grace)
+                db.execute("DELETE FROM messages WHERE cursor = ?", (cursor,))
+                return MessageStatus("retracted", acknowledged, recipients)
+            row = db.execute(
+                "SELECT state, acknowledged, recipients FROM status_tombstones "
+                "WHERE status_hash = ? AND expires > ?", (status_hash, now)).fetchone()
+            if row is None:
+                return None
+            if row[0] != "retracted":
+                raise NotRetractable(f"The message can no longer be retracted: it is {row[0]}.")
+            return MessageStatus(*row)
+
+        return await self._write(job)
+
+    async def mailbox_bytes(self, org_id: str) -> int:
+        rows = await self._read("SELECT bytes FROM mailbox_usage WHERE org_id = ?", (org_id,))
+        return int(rows[0][0]) if rows else 0
+
+    # --- housekeeping ------------------------------------------------------------------
+
+    async def purge(self, now: int, grace: int) -> PurgeCounts:
+        counts = await self._write(lambda db: _purge(db, now, grace))
+        await self.checkpoint()
+        return counts
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it, so deleted pages leave the WAL."""
+        assert self._writer is not None
+
+        def job(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+        # Queued like a job so it never runs inside the writer's open transaction.
+        await self._write(lambda db: None)
+        await _run_on_thread(self._writer, job)
+
+    async def stats(self, now: int) -> StoreStats:
+        queries = {
+            "log_entries": "SELECT count(*) FROM log_entries",
+            "messages": "SELECT count(*) FROM messages",
+            "message_bytes": "SELECT coalesce(sum(size), 0) FROM messages",
+            "pending_deliveries": "SELECT count(*) FROM deliveries",
+            "tombstones": "SELECT count(*) FROM status_tombstones",
+            "sessions": "SELECT count(*) FROM sessions WHERE expires > ?",
+            "challenges": "SELECT count(*) FROM challenges WHERE expires > ?",
+            "grants": "SELECT count(*) FROM grants",
+        }
+        values = {name: (await self._read(sql, (now,) if "?" in sql else ()))[0][0]
+                  for name, sql in queries.items()}
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
+        return StoreStats(database_bytes=size, **values)
+
+
+# --- jobs (run on the writer thread, inside a savepoint) ------------------------------------
+
+
+def _upgrade_schema(db: sqlite3.Connection) -> None:
+    has_table = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
+    current = 0
+    if has_table:
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        current = row[0] if row else 0
+    files = schema_files()
+    if current > len(files):
+        raise RuntimeError(
+            f"the database is at schema version {current}, newer than this relay knows "
+            f"({len(files)}): upgrade the relay software")
+    for version, sql in files[current:]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(sql):
+                db.execute(statement)
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a schema file into statements (triggers hold ``;`` inside BEGIN ... END)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer)
+            buffer = ""
+    if buffer.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+    ):
+        raise RuntimeError("a schema file ends with an incomplete statement")
+    return statements
+
+
+def _tombstone(db: sqlite3.Connection, status_hash: bytes, state: str, acknowledged: int,
+               recipients: int, expires: int) -> None:
+    db.execute(
+        "INSERT INTO status_tombstones (status_hash, state, acknowledged, recipients, expires) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (status_hash) DO NOTHING",
+        (status_hash, state, acknowledged, recipients, expires))
+
+
+def _delete_if_delivered(db: sqlite3.Connection, cursor: int | None, grace: int) -> int:
+    """Delete fully acknowledged messages (one, or all when ``cursor`` is None)."""
+    if cursor is None:
+        where, params = "recipients > 0 AND acknowledged >= recipients", (grace,)
+    else:
+        where, params = "recipients > 0 AND acknowledged >= recipients AND cursor = ?", (
+            grace, cursor)
+    db.execute(
+        "INSERT INTO status_tombstones (status_hash, state, acknowledged, recipients, expires) "
+        "SELECT status_hash, 'delivered', acknowledged, recipients, expires + ? "
+        "FROM messages WHERE " + where + " ON CONFLICT (status_hash) DO NOTHING", params)
+    # ``where`` is one of the two constants above, never data.
+    return db.execute("DELETE FROM messages WHERE " + where, params[1:]).rowcount  # noqa: S608
+
+
+def _store_send(db: sqlite3.Connection, batch: SendBatch) -> list[StoredMessage] | ReplayedSend:
+    row = db.execute("SELECT request_hash, received, expires FROM idempotency WHERE key_hash = ?",
+                     (batch.key_hash,)).fetchone()
+    if row is not None:
+        if bytes(row[0]) != batch.request_hash:
+            raise IdempotencyConflict()
+        return ReplayedSend(received=row[1], expires=row[2])
+    adding: dict[str, int] = {}
+    for message in batch.messages:
+        adding[message.to_org] = adding.get(message.to_org, 0) + len(message.sealed)
+    for org_id, extra in adding.items():
+        used = db.execute("SELECT bytes FROM mailbox_usage WHERE org_id = ?", (org_id,)).fetchone()
+        if (used[0] if used else 0) + extra > batch.org_quota:
+            raise QuotaExceeded(f"The mailbox of {org_id} on this relay is full; try again later.")
+    db.execute("INSERT INTO idempotency (key_hash, request_hash, received, expires) "
+               "VALUES (?, ?, ?, ?)",
+               (batch.key_hash, batch.request_hash, batch.received, batch.expires))
+    stored = []
+    for message in batch.messages:
+        cursor = db.execute(
+            "INSERT INTO messages (id, to_org, epoch, sealed, size, received, expires, "
+            "status_hash, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING cursor",
+            (message.id, message.to_org, message.epoch, message.sealed, len(message.sealed),
+             batch.received, batch.expires, message.status_hash, len(message.recipients)),
+        ).fetchone()[0]
+        db.executemany("INSERT INTO deliveries (message, staff_id) VALUES (?, ?)",
+                       [(cursor, staff_id) for staff_id in message.recipients])
+        stored.append(StoredMessage(cursor=cursor, id=message.id, to_org=message.to_org,
+                                    epoch=message.epoch, sealed=message.sealed,
+                                    received=batch.received, expires=batch.expires))
+    return stored
+
+
+def _forget_staff(db: sqlite3.Connection, staff_id: str, now: int, grace: int) -> None:
+    """A removed colleague: end their sessions, drop their grants and pending deliveries."""
+    db.execute("DELETE FROM sessions WHERE staff_id = ?", (staff_id,))
+    db.execute("DELETE FROM challenges WHERE staff_id = ?", (staff_id,))
+    db.execute("DELETE FROM grants WHERE staff_id = ?", (staff_id,))
+    # They can never acknowledge now, so they no longer count towards "delivered".
+    db.execute("UPDATE messages SET recipients = recipients - 1 "
+               "WHERE cursor IN (SELECT message FROM deliveries WHERE staff_id = ?)", (staff_id,))
+    db.execute("DELETE FROM deliveries WHERE staff_id = ?", (staff_id,))
+    _delete_if_delivered(db, None, grace)
+
+
+def _forget_org(db: sqlite3.Connection, org_id: str, now: int, grace: int) -> None:
+    """A revoked organisation: end its sessions; drop its grants and its unreadable mailbox."""
+    prefix = org_id + "/"
+    for table in ("sessions", "challenges", "grants"):
+        db.execute(f"DELETE FROM {table} WHERE substr(staff_id, 1, ?) = ?",  # noqa: S608
+                   (len(prefix), prefix))
+    db.execute(
+        "INSERT INTO status_tombstones (status_hash, state, acknowledged, recipients, expires) "
+        "SELECT status_hash, 'expired', acknowledged, recipients, expires + ? FROM messages "
+        "WHERE to_org = ? ON CONFLICT (status_hash) DO NOTHING", (grace, org_id))
+    db.execute("DELETE FROM messages WHERE to_org = ?", (org_id,))
+
+
+def _purge(db: sqlite3.Connection, now: int, grace: int) -> PurgeCounts:
+    db.execute(
+        "INSERT INTO status_tombstones (status_hash, state, acknowledged, recipients, expires) "
+        "SELECT status_hash, 'expired', acknowledged, recipients, expires + ? FROM messages "
+        "WHERE expires <= ? ON CONFLICT (status_hash) DO NOTHING", (grace, now))
+
+    def delete(sql: str) -> int:
+        return db.execute(sql, (now,)).rowcount
+
+    return PurgeCounts(
+        messages=delete("DELETE FROM messages WHERE expires <= ?"),
+        tombstones=delete("DELETE FROM status_tombstones WHERE expires <= ?"),
+        idempotency=delete("DELETE FROM idempotency WHERE expires <= ?"),
+        challenges=delete("DELETE FROM challenges WHERE expires <= ?"),
+        sessions=delete("DELETE FROM sessions WHERE expires <= ?"),
+        grants=delete("DELETE FROM grants WHERE expires IS NOT NULL AND expires <= ?"),
+    )

@@ -1,0 +1,200 @@
+"""Start a real relay process on a free loopback port, in a temporary directory.
+
+    relay = RelayProcess.start(tmp_path)        # init + serve, waits for /healthz
+    relay.url, relay.dir, relay.pid, relay.network_anchor, relay.network_key
+    relay.stop()      # SIGTERM, wait; then checks the relay's log holds no IP address
+    relay.kill()      # SIGKILL by PID (crash test)
+    relay.restart()   # same directory, same port
+
+Layout under the base directory::
+
+    network.json        the network anchor (public)
+    relay/              the relay directory (relay.toml, relay.key, relay.db, ...)
+    relay.log           everything the relay process wrote (stdout and stderr)
+    home/network/       a network-office profile (only with ``network_profile=True``)
+
+The network key is also kept *in memory* (``network_key``) so tests can admit orgs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol import SigningKeyPair
+from relay.devnetwork import create_network_profile, network_anchor
+from relay.initdir import init_relay
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+FORBIDDEN_IN_LOG = ("127.0.0.1", "::1")
+PASSPHRASE = "test passphrase"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _test_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("KOK_ARGON2_MEMORY_KIB", "1024")
+    env.setdefault("KOK_ARGON2_TIME", "1")
+    env["KOK_RELAY_LOGGING_FORMAT"] = "json"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class RelayProcess:
+    """A relay running as a child process (never in-process)."""
+
+    base: Path
+    port: int
+    network_key: SigningKeyPair
+    network_anchor: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    home: Path | None = None
+    passphrase: str = PASSPHRASE
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dir(self) -> Path:
+        """The relay directory (relay.toml, relay.key, relay.db)."""
+        return self.base / "relay"
+
+    @property
+    def anchor_path(self) -> Path:
+        return self.base / "network.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / "relay.log"
+
+    @property
+    def db_path(self) -> Path:
+        return self.dir / "relay.db"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the relay is not running")
+        return self.proc.pid
+
+    @classmethod
+    def start(cls, base: Path, *, env: dict[str, str] | None = None, network_profile: bool = False,
+              name: str = "Test Network") -> RelayProcess:
+        """Create a network and a relay directory under ``base`` and start serving."""
+        base.mkdir(parents=True, exist_ok=True)
+        home = base / "home" if network_profile else None
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        if home is not None:
+            key, anchor = create_network_profile(home, "network", name, PASSPHRASE, url)
+        else:
+            key = SigningKeyPair.from_seed(os.urandom(32))
+            anchor = network_anchor(name, key)
+        (base / "network.json").write_text(json.dumps(anchor))
+        init_relay(base / "relay", base / "network.json", port=port)
+        relay = cls(base=base, port=port, network_key=key, network_anchor=anchor,
+                    env=dict(env or {}), home=home)
+        relay._spawn()
+        return relay
+
+    def _spawn(self) -> None:
+        log = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "relay", "serve", "--dir", str(self.dir)],
+                stdout=log, stderr=subprocess.STDOUT, env=_test_env(self.env), cwd=self.base,
+            )
+        finally:
+            log.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the relay exited with {self.proc.returncode}:\n"
+                                   + self.log_text()[-3000:])
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:  # noqa: S310
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("the relay did not answer /healthz in time:\n" + self.log_text()[-3000:])
+
+    def log_text(self) -> str:
+        """Everything the relay process has written so far."""
+        try:
+            return self.log_path.read_text("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_events(self) -> list[dict[str, Any]]:
+        """The relay's JSON log lines, parsed."""
+        events = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                events.append(json.loads(line))
+        return events
+
+    def assert_log_clean(self, *secrets: str) -> None:
+        """The log holds no loopback address (nor any of ``secrets``)."""
+        text = self.log_text()
+        for needle in (*FORBIDDEN_IN_LOG, *secrets):
+            if needle and needle in text:
+                raise AssertionError(f"the relay log contains {needle!r}")
+
+    def stop(self, *, check_log: bool = True) -> None:
+        """Stop with SIGTERM (graceful), then check the log."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(STOP_TIMEOUT)
+        self.proc = None
+        if check_log:
+            self.assert_log_clean()
+
+    def kill(self) -> None:
+        """SIGKILL the relay process by its PID: no shutdown code runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop (if running) and start again on the same directory and port."""
+        self.stop(check_log=False)
+        self._spawn()
+
+    def __enter__(self) -> RelayProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
