@@ -29,8 +29,9 @@ def create_network_profile(home: Path, profile: str, name: str, passphrase: str,
 
     key = key or SigningKeyPair.from_seed(secrets.token_bytes(32))
     anchor = network_anchor(name, key)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
     folder = home / profile
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.mkdir(exist_ok=True, mode=0o700)
     Keystore.create(folder / "keystore", passphrase, secrets={"network": key.seed})
     facts = {"v": 1, "kind": "network", "name": name, "relay": relay_url, "network": anchor,
              "org_id": None, "staff_id": None}

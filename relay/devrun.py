@@ -1,0 +1,82 @@
+"""``make run``: a development relay on 127.0.0.1, bootstrapped under ``./var/`` if absent.
+
+DEVELOPMENT ONLY. On first run this creates
+
+    var/home/network/   a network-office profile (keystore with the network key, passphrase
+                        "dev", printed below and never written anywhere)
+    var/network.json    the network's public anchor
+    var/relay/          the relay directory (``relay init``)
+
+and then serves. Later runs reuse ``var/``. Delete ``var/`` to start over.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEV_PASSPHRASE = "dev"  # noqa: S105 (development only, printed on start)
+DEV_NETWORK_NAME = "Development network (not for real cases)"
+
+
+def bootstrap(var: Path, port: int) -> bool:
+    """Create the development network and relay under ``var`` unless they exist."""
+    from .devnetwork import create_network_profile
+    from .initdir import init_relay
+
+    relay_dir = var / "relay"
+    if (relay_dir / "relay.toml").exists():
+        return False
+    var.mkdir(parents=True, exist_ok=True, mode=0o700)
+    url = f"http://127.0.0.1:{port}"
+    anchor_path = var / "network.json"
+    if not (var / "home" / "network" / "keystore").exists():
+        import json
+
+        _, anchor = create_network_profile(var / "home", "network", DEV_NETWORK_NAME,
+                                           DEV_PASSPHRASE, url)
+        anchor_path.write_text(json.dumps(anchor, indent=2) + "\n", encoding="utf-8")
+    init_relay(relay_dir, anchor_path, port=port)
+    return True
+
+
+def banner(var: Path, port: int, created: bool) -> str:
+    """The few lines telling a developer how to point a client at this relay."""
+    url = f"http://127.0.0.1:{port}"
+    home = var / "home"
+    lines = [
+        "=" * 72,
+        "kok relay -- DEVELOPMENT ONLY (test keys, fixed passphrase; never for real cases)",
+        ("created" if created else "reusing") + f" {var}/ ; delete it to start over",
+        f"relay URL:        {url}",
+        f"network anchor:   {var / 'network.json'}",
+        f"network profile:  KOK_HOME={home} kok --profile network ...   (passphrase: "
+        f"{DEV_PASSPHRASE})",
+        f"e.g.  KOK_HOME={home} kok org new my-org --name 'My Org' --relay {url} "
+        f"--network {var / 'network.json'} --out my-org.request",
+        "stop with Ctrl-C",
+        "=" * 72,
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Bootstrap ``--dir`` if needed and serve on 127.0.0.1:``--port``."""
+    parser = argparse.ArgumentParser(prog="python -m relay.devrun", description=__doc__)
+    parser.add_argument("--dir", default="var", type=Path)
+    parser.add_argument("--port", default=8787, type=int)
+    args = parser.parse_args(argv)
+    var: Path = args.dir
+    created = bootstrap(var, args.port)
+    from .config import load_config
+    from .privacylog import configure_logging
+    from .server import run
+
+    config = load_config(var / "relay")
+    print(banner(var, config.server.port, created), flush=True)
+    configure_logging(config.logging)
+    run(config)
+
+
+if __name__ == "__main__":
+    main()
