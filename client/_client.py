@@ -123,7 +123,10 @@ class Client:
                           clock: Callable[[], float] = time.time) -> Client:
         storage = keystore.secrets.get("storage")
         if storage is None:
-            raise KokError("keystore_incomplete", name="storage")
+            # A profile made by other tools (e.g. the relay's dev bootstrap) may lack the
+            # local storage key; it protects only this device's mailbox, so make one now.
+            storage = keystore.secrets["storage"] = secrets.token_bytes(32)
+            keystore.save()
         store = await MailboxStore.open(prof.state_path, storage)
         client = cls(prof, keystore, store, relay=relay, clock=clock)
         try:

@@ -20,17 +20,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from protocol.encoding import SignedItem, b64decode, b64encode
 from protocol.errors import LogRewritten, ProtocolError
 from protocol.keylog import Head, KeyLog, verify_head
 
-from .api import RelayApi
 from .errors import VerificationError
 from .mailbox import MailboxStore
 
 PAGE = 1000
+
+
+class LogSource(Protocol):
+    """Where log pages come from: the relay API (or, in attack tests, a lying relay)."""
+
+    async def log(self, after: int, limit: int = ...) -> dict[str, Any]: ...
 
 
 def parse_head(obj: Any) -> Head:
@@ -78,7 +83,7 @@ class Directory:
             return None
         return f"{self.head.size}:{b64encode(self.head.hash)}"
 
-    async def sync(self, api: RelayApi, log_key: bytes) -> int:
+    async def sync(self, api: LogSource, log_key: bytes) -> int:
         """Fetch, verify and store new entries; returns how many were added."""
         now = self.now()
         start = self.log.size
