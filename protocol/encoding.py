@@ -34,8 +34,16 @@ from .errors import (
 )
 
 MAX_SAFE_INT = 2**53 - 1
+"""Largest integer magnitude allowed (what every JSON implementation represents exactly)."""
 
-_B64_RE = re.compile(r"^[A-Za-z0-9_-]*$")
+MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects accepted; protocol structures use at most 4."""
+
+_B64_RE = re.compile(r"[A-Za-z0-9_-]*")
+_B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_FROM_URLSAFE = str.maketrans("-_", "+/")
+_FINGERPRINT_RE = re.compile(r"\A[A-Z2-7]{32}\Z")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # lone surrogates: only from \\u escapes
 
 
 def b64encode(data: bytes) -> str:
@@ -45,52 +53,70 @@ def b64encode(data: bytes) -> str:
 
 def b64decode(text: str, *, size: int | None = None, field: str = "value") -> bytes:
     """Strict base64url without padding; ``size`` checks the decoded length."""
-    if not isinstance(text, str) or not _B64_RE.match(text) or len(text) % 4 == 1:
+    if not isinstance(text, str) or len(text) % 4 == 1 or not _B64_RE.fullmatch(text):
         raise BadField(f"{field} is not base64url without padding")
+    tail = len(text) % 4
+    # one encoding per value: the unused low bits of the last character must be zero
+    if tail and _B64_ALPHABET.index(text[-1]) & (0x0F if tail == 2 else 0x03):
+        raise BadField(f"{field} is not canonical base64url")
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = binascii.a2b_base64(text.translate(_FROM_URLSAFE) + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise BadField(f"{field} is not base64url") from exc
-    if b64encode(data) != text:  # rejects non-zero trailing bits: one encoding per value
-        raise BadField(f"{field} is not canonical base64url")
     if size is not None and len(data) != size:
         raise BadField(f"{field} must be {size} bytes, not {len(data)}")
     return data
 
 
-def _check_value(value: Any) -> None:
+def _check_text(text: str) -> None:
+    # only non-ASCII text can hold a lone surrogate (from a \\udXXX escape: it has no
+    # UTF-8 encoding) or be outside NFC
+    if _SURROGATE_RE.search(text) is not None:
+        raise BadField("strings must not contain lone UTF-16 surrogates")
+    if not unicodedata.is_normalized("NFC", text):
+        raise NonCanonical("strings must be in Unicode NFC")
+
+
+def _check_value(value: Any, depth: int = 0) -> None:
+    # hot path of every seal and open: the common cases are tested first
+    if isinstance(value, str):
+        if not value.isascii():
+            _check_text(value)
+        return
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int):
         if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
             raise BadField("integer out of the safe range")
         return
-    if isinstance(value, float):
-        raise BadField("floats are not allowed in canonical JSON")
-    if isinstance(value, str):
-        if unicodedata.normalize("NFC", value) != value:
-            raise NonCanonical("strings must be in Unicode NFC")
-        return
-    if isinstance(value, list):
-        for item in value:
-            _check_value(item)
-        return
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        raise BadField(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise BadField("object keys must be strings")
-            _check_value(key)
-            _check_value(item)
+            if not key.isascii():
+                _check_text(key)
+            _check_value(item, depth + 1)
         return
+    if isinstance(value, list):
+        for item in value:
+            _check_value(item, depth + 1)
+        return
+    if isinstance(value, float):
+        raise BadField("floats are not allowed in canonical JSON")
     raise BadField(f"type {type(value).__name__} cannot be encoded")
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+)
 
 
 def canonical_json(value: Any) -> bytes:
     """Encode ``value`` as canonical JSON bytes (raises on floats and non-NFC strings)."""
     _check_value(value)
-    return json.dumps(
-        value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -110,32 +136,62 @@ def _reject_constant(text: str) -> Any:
     raise MalformedJSON(f"{text} is not JSON")
 
 
-def parse_json(data: bytes) -> Any:
-    """Parse JSON strictly: UTF-8, no duplicate keys, no floats, no NaN."""
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+        raise BadField("integer out of the safe range")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_float=_reject_float, parse_constant=_reject_constant
+)
+_CANONICAL_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates,
+    parse_float=_reject_float,
+    parse_constant=_reject_constant,
+    parse_int=_safe_int,
+)
+
+
+def _decode(data: bytes, decoder: json.JSONDecoder) -> tuple[str, Any]:
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
+    except (UnicodeDecodeError, AttributeError) as exc:
         raise MalformedJSON("not UTF-8") from exc
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_float=_reject_float,
-            parse_constant=_reject_constant,
-        )
+        return text, decoder.decode(text)
     except json.JSONDecodeError as exc:
         raise MalformedJSON(f"not JSON: {exc.msg} at position {exc.pos}") from exc
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise MalformedJSON("not JSON the protocol accepts: a number is too long") from exc
     except RecursionError as exc:
         raise MalformedJSON("nested too deeply") from exc
 
 
+def parse_json(data: bytes) -> Any:
+    """Parse JSON strictly: UTF-8, no duplicate keys, no floats, no NaN."""
+    return _decode(data, _DECODER)[1]
+
+
 def parse_canonical(data: bytes) -> dict[str, Any]:
     """Parse bytes that must be a canonical JSON object."""
-    value = parse_json(data)
+    text, value = _decode(data, _CANONICAL_DECODER)  # integers range-checked while parsing
     if not isinstance(value, dict):
         raise BadField("expected a JSON object")
-    if canonical_json(value) != data:
+    try:
+        encoded = _ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadField("strings must not contain lone UTF-16 surrogates") from exc
+    except RecursionError as exc:
+        raise MalformedJSON("nested too deeply") from exc
+    if encoded != data:
         raise NonCanonical()
+    # Every string is NFC if the whole text is (a non-NFC string shows verbatim in the
+    # text); only otherwise, or if the text might nest too deeply, walk the value.
+    maybe_deep = text.count("[") + text.count("{") > MAX_DEPTH
+    if maybe_deep or not (text.isascii() or unicodedata.is_normalized("NFC", text)):
+        _check_value(value)
     return value
 
 
@@ -150,10 +206,13 @@ def signing_input(label: bytes, *parts: bytes) -> bytes:
 
 # --- field schemas ----------------------------------------------------------------------
 
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+ID_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{1,31}\Z")
+"""Organisation ids and the name part of staff ids."""
 
 
-def check_fields(obj: dict[str, Any], required: Iterable[str], optional: Iterable[str] = ()) -> None:
+def check_fields(
+    obj: dict[str, Any], required: Iterable[str], optional: Iterable[str] = ()
+) -> None:
     """Reject unknown and missing fields; check ``v`` == 1 first so a newer version says so."""
     required = set(required)
     allowed = required | set(optional)
@@ -170,18 +229,24 @@ def check_fields(obj: dict[str, Any], required: Iterable[str], optional: Iterabl
             raise MissingField(f"field {key!r} is missing")
 
 
-def get_str(obj: dict[str, Any], key: str, *, max_len: int = 1024, pattern: re.Pattern[str] | None = None) -> str:
+def get_str(
+    obj: dict[str, Any], key: str, *, max_len: int = 1024, pattern: re.Pattern[str] | None = None
+) -> str:
+    """``obj[key]`` as a string of at most ``max_len`` characters matching ``pattern``."""
     value = obj[key]
     if not isinstance(value, str):
         raise BadField(f"{key} must be a string")
     if len(value) > max_len:
         raise BadField(f"{key} is longer than {max_len} characters")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         raise BadField(f"{key} has an invalid format")
     return value
 
 
-def get_int(obj: dict[str, Any], key: str, *, minimum: int = 0, maximum: int = MAX_SAFE_INT) -> int:
+def get_int(
+    obj: dict[str, Any], key: str, *, minimum: int = 0, maximum: int = MAX_SAFE_INT
+) -> int:
+    """``obj[key]`` as an integer (not a boolean) in ``[minimum, maximum]``."""
     value = obj[key]
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadField(f"{key} must be an integer")
@@ -191,21 +256,26 @@ def get_int(obj: dict[str, Any], key: str, *, minimum: int = 0, maximum: int = M
 
 
 def get_bytes(obj: dict[str, Any], key: str, size: int | None = None) -> bytes:
+    """``obj[key]`` decoded from base64url, of exactly ``size`` bytes if given."""
     return b64decode(obj[key], size=size, field=key)
 
 
-def check_org_id(value: str) -> str:
-    if not isinstance(value, str) or not ID_RE.match(value):
+def check_org_id(value: Any) -> str:
+    """``value`` if it is a valid organisation id, else ``BadField``."""
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
         raise BadField(f"{value!r} is not a valid organisation id ([a-z0-9][a-z0-9-]{{1,31}})")
     return value
 
 
-def check_staff_id(value: str) -> str:
+def check_staff_id(value: Any) -> str:
+    """``value`` if it is a valid staff id ``org/name``, else ``BadField``."""
     if not isinstance(value, str) or value.count("/") != 1:
         raise BadField(f"{value!r} is not a valid staff id (org/name)")
     org, name = value.split("/")
-    if not ID_RE.match(org) or not ID_RE.match(name):
-        raise BadField(f"{value!r} is not a valid staff id (org/name, each [a-z0-9][a-z0-9-]{{1,31}})")
+    if not ID_RE.fullmatch(org) or not ID_RE.fullmatch(name):
+        raise BadField(
+            f"{value!r} is not a valid staff id (org/name, each [a-z0-9][a-z0-9-]{{1,31}})"
+        )
     return value
 
 
@@ -233,6 +303,7 @@ class SignedItem:
     sigs: tuple[Signature, ...]
 
     def to_json(self) -> dict[str, Any]:
+        """The item as a JSON object (``body`` as text, signatures in base64url)."""
         return {
             "body": self.body.decode("utf-8"),
             "sigs": [{"key": s.key, "sig": b64encode(s.sig)} for s in self.sigs],
@@ -244,6 +315,7 @@ class SignedItem:
 
     @classmethod
     def from_json(cls, obj: Any) -> SignedItem:
+        """Validate the item's shape (not its signatures; the verifier does that)."""
         if not isinstance(obj, dict):
             raise BadField("a signed item must be a JSON object")
         check_fields(obj, ["body", "sigs"])
@@ -253,17 +325,20 @@ class SignedItem:
         raw_sigs = obj["sigs"]
         if not isinstance(raw_sigs, list) or not 1 <= len(raw_sigs) <= 2:
             raise BadField("sigs must be a list of one or two signatures")
-        sigs = []
+        sigs: list[Signature] = []
         for raw in raw_sigs:
             if not isinstance(raw, dict):
                 raise BadField("a signature must be an object")
             check_fields(raw, ["key", "sig"])
-            key = get_str(raw, "key", max_len=64)
+            key = get_str(raw, "key", max_len=32, pattern=_FINGERPRINT_RE)
+            if any(s.key == key for s in sigs):
+                raise BadField("the same key signs twice")
             sigs.append(Signature(key=key, sig=get_bytes(raw, "sig", 64)))
+        if not body.isascii() and _SURROGATE_RE.search(body) is not None:
+            raise BadField("body must not contain lone UTF-16 surrogates")
         return cls(body=body.encode("utf-8"), sigs=tuple(sigs))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SignedItem:
         """Parse the canonical bytes of a signed item (as stored in the key log)."""
-        item = cls.from_json(parse_canonical(data))
-        return item
+        return cls.from_json(parse_canonical(data))

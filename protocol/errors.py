@@ -33,31 +33,43 @@ class EncodingError(ProtocolError):
 
 
 class MalformedJSON(EncodingError):
+    """Bytes that are not UTF-8 JSON, or JSON with duplicate keys or bad constants."""
+
     code = "malformed_json"
     default_message = "The data is not valid UTF-8 JSON."
 
 
 class NonCanonical(EncodingError):
+    """Signed JSON whose bytes differ from its canonical encoding."""
+
     code = "non_canonical"
     default_message = "Signed JSON is not in canonical form (sorted keys, no spaces, NFC)."
 
 
 class UnknownField(EncodingError):
+    """A field this protocol version does not define."""
+
     code = "unknown_field"
     default_message = "The structure carries a field this version does not know."
 
 
 class MissingField(EncodingError):
+    """A required field is absent."""
+
     code = "missing_field"
     default_message = "A required field is missing."
 
 
 class BadField(EncodingError):
+    """A field of the wrong type, size, range or format."""
+
     code = "bad_field"
     default_message = "A field has the wrong type, size or format."
 
 
 class UnknownVersion(EncodingError):
+    """A ``v`` this software does not speak."""
+
     code = "unknown_version"
     default_message = "The structure has a version this software does not understand."
 
@@ -66,11 +78,15 @@ class UnknownVersion(EncodingError):
 
 
 class SignatureError(ProtocolError):
+    """A signature that does not verify over the bytes it claims to cover."""
+
     code = "bad_signature"
     default_message = "A signature does not verify: the data was altered or signed by someone else."
 
 
 class WrongSigner(SignatureError):
+    """Signed by a key that may not sign this, or not signed by the key that must."""
+
     code = "wrong_signer"
     default_message = "The data was signed by a key that is not allowed to sign it."
 
@@ -79,51 +95,85 @@ class WrongSigner(SignatureError):
 
 
 class LogError(ProtocolError):
+    """A key-log record that breaks a rule of the log (SPEC.md, key-log rules)."""
+
     code = "log_invalid"
     default_message = "A key-log record breaks the log's rules."
 
 
 class LogOrgExists(LogError):
+    """``org_admit`` for an organisation that is admitted and not revoked."""
+
     code = "log_org_exists"
     default_message = "This organisation is already admitted."
 
 
 class LogOrgUnknown(LogError):
+    """A record or question about an organisation the log never admitted."""
+
     code = "log_org_unknown"
     default_message = "This organisation is not part of the network."
 
 
 class LogOrgRevoked(LogError):
+    """A record for an organisation that has been revoked."""
+
     code = "log_org_revoked"
     default_message = "This organisation has been revoked from the network."
 
 
+class LogNoEpoch(LogOrgUnknown):
+    """An organisation that has no epoch key yet, so nothing can be sealed to it."""
+
+    code = "log_no_epoch"
+    default_message = "This organisation has not published an epoch key yet."
+
+
 class LogStaffExists(LogError):
+    """``staff_add`` reusing a staff id or a signing key already enrolled."""
+
     code = "log_staff_exists"
     default_message = "This staff identifier is already in use."
 
 
 class LogStaffUnknown(LogError):
+    """A record or question about a staff id that was never enrolled."""
+
     code = "log_staff_unknown"
     default_message = "This staff member is not enrolled."
 
 
 class LogStaffRemoved(LogError):
+    """A staff member who has already been removed."""
+
     code = "log_staff_removed"
     default_message = "This staff member has been removed from their organisation."
 
 
 class LogEpochOrder(LogError):
+    """An ``epoch`` record whose number is not above every earlier one."""
+
     code = "log_epoch_order"
     default_message = "Epoch numbers of an organisation must strictly increase."
 
 
+class LogKeyReused(LogError):
+    """A key an organisation used before, offered again as its new identity or epoch key."""
+
+    code = "log_key_reused"
+    default_message = "The record reuses a key this organisation had before; keys must be fresh."
+
+
 class LogTimestamp(LogError):
+    """A record dated too far in the future or too far before the previous entry."""
+
     code = "log_timestamp"
     default_message = "The record's time is too far in the future or before the log's last entry."
 
 
 class LogRewritten(LogError):
+    """A log that does not extend the head the client saw before."""
+
     code = "log_rewritten"
     default_message = (
         "The relay's key log does not extend the one this client saw before. "
@@ -132,6 +182,8 @@ class LogRewritten(LogError):
 
 
 class LogHeadInvalid(LogError):
+    """A signed head whose signature or fields are invalid."""
+
     code = "log_head_invalid"
     default_message = "The relay's signed key-log head does not verify."
 
@@ -140,48 +192,87 @@ class LogHeadInvalid(LogError):
 
 
 class EnvelopeError(ProtocolError):
+    """A message envelope that fails one of the opening checks."""
+
     code = "envelope_invalid"
     default_message = "A message could not be verified and was not accepted."
 
 
 class DecryptFailed(EnvelopeError):
+    """A sealed box that does not open with our key."""
+
     code = "decrypt_failed"
     default_message = "A message could not be decrypted: it was altered or not sealed to our key."
 
 
 class BadPadding(EnvelopeError):
+    """Padding whose length frame or zero bytes are wrong."""
+
     code = "bad_padding"
     default_message = "A message's padding is wrong: it was altered."
 
 
 class WrongRecipient(EnvelopeError):
+    """A message signed for another organisation or epoch than it arrived for."""
+
     code = "wrong_recipient"
     default_message = "A message was signed for another organisation or epoch than it arrived for."
 
 
 class SenderInvalid(EnvelopeError):
+    """A sender who was not valid staff (per the key log) when the message was sent."""
+
     code = "sender_invalid"
     default_message = "A message's sender was not a valid staff member when it was sent."
 
 
 class BadTimestamp(EnvelopeError):
+    """A message dated in the future or before the epoch key it is sealed to."""
+
     code = "bad_timestamp"
     default_message = "A message's time is impossible (in the future, or before its key existed)."
 
 
+class MessageExpired(EnvelopeError):
+    """A message opened after its signed expiry: a late replay, never shown."""
+
+    code = "message_expired"
+    default_message = "A message arrived after it had expired; it may be a replay and was dropped."
+
+
 class GrantError(ProtocolError):
+    """An epoch grant that fails one of its checks."""
+
     code = "grant_invalid"
     default_message = "An epoch grant is invalid."
 
 
 class GrantKeyMismatch(GrantError):
+    """A granted epoch secret whose public key differs from the key log's."""
+
     code = "grant_key_mismatch"
     default_message = (
         "An epoch key handed out by the relay does not match the organisation's published key."
     )
 
 
+class GrantWrongRecipient(GrantError):
+    """A grant made out to another staff member or organisation."""
+
+    code = "grant_wrong_recipient"
+    default_message = "An epoch grant is addressed to someone else."
+
+
+class GrantUnknownEpoch(GrantError):
+    """A grant for an epoch the key log does not hold (yet)."""
+
+    code = "grant_unknown_epoch"
+    default_message = "An epoch grant is for a key the key log does not know; sync the log first."
+
+
 class RequestInvalid(ProtocolError):
+    """An onboarding request file that is damaged or not self-signed."""
+
     code = "request_invalid"
     default_message = "The request file is damaged or was altered after it was signed."
 
@@ -190,31 +281,43 @@ class RequestInvalid(ProtocolError):
 
 
 class StreamError(ProtocolError):
+    """A file stream that fails to decrypt completely and exactly."""
+
     code = "stream_invalid"
     default_message = "A file could not be decrypted."
 
 
 class StreamCorrupt(StreamError):
+    """A chunk that fails authentication, or a tag or padding in the wrong place."""
+
     code = "stream_corrupt"
     default_message = "A file was altered, reordered or encrypted with another key."
 
 
 class StreamTruncated(StreamError):
+    """A stream that ends before its FINAL chunk."""
+
     code = "stream_truncated"
     default_message = "A file is incomplete: it ends before its last part."
 
 
 class StreamTrailingData(StreamError):
+    """Bytes after the FINAL chunk."""
+
     code = "stream_trailing_data"
     default_message = "A file has extra data after its last part."
 
 
 class StreamSizeMismatch(StreamError):
+    """A stream whose size differs from the declared or signed size."""
+
     code = "stream_size_mismatch"
     default_message = "A file's size differs from the size its sender signed."
 
 
 class StreamHashMismatch(StreamError):
+    """Ciphertext whose BLAKE2b-256 differs from the signed hash."""
+
     code = "stream_hash_mismatch"
     default_message = "A file's encrypted bytes differ from what its sender signed."
 
@@ -223,6 +326,8 @@ class StreamHashMismatch(StreamError):
 
 
 class AuthSignatureInvalid(SignatureError):
+    """A relay-login signature that does not answer the challenge."""
+
     code = "auth_bad_signature"
     default_message = "The login signature does not verify."
 

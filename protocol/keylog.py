@@ -12,15 +12,21 @@ The rules, one row per record type (who signs, and what must hold):
 
     org_admit     network key                      org_id unused, or its org revoked
     org_revoke    network key                      org admitted and not revoked
-    org_rekey     current org identity key AND     org admitted, not revoked; new key differs
-                  network key
-    staff_add     current org identity key         org admitted, not revoked; staff_id unused
+    org_rekey     current org identity key AND     org admitted, not revoked; new key never
+                  network key                      used by this org before
+    staff_add     current org identity key         org admitted, not revoked; staff_id never
+                                                   used; signing key not enrolled anywhere
     staff_remove  current org identity key, or     staff enrolled and not yet removed;
                   the staff member's signing key   org not revoked
-    epoch         current org identity key         org not revoked; epoch > every earlier one
+    epoch         current org identity key         org admitted, not revoked; epoch > every
+                                                   earlier one of the org; key never used
 
 and for every record: exactly the required signatures, ``created <= now + MAX_SKEW``
 and ``created >= created of the previous entry - MAX_SKEW``.
+
+Revoking an organisation also ends every staff membership in it (``removed_at`` = the
+revocation time). A re-admitted organisation keeps its history: staff ids stay taken,
+epoch numbers keep increasing, and no epoch from before the re-admission is current.
 
 The relay runs this before appending; clients run it again over their mirror, with the
 pinned network key, so a relay cannot add anything the rules forbid. A client also keeps
@@ -31,13 +37,25 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import labels
-from .encoding import SignedItem, org_of, signing_input
+from .encoding import (
+    SignedItem,
+    b64decode,
+    b64encode,
+    check_fields,
+    get_int,
+    org_of,
+    signing_input,
+)
 from .errors import (
+    BadField,
+    EncodingError,
     LogEpochOrder,
-    LogError,
     LogHeadInvalid,
+    LogKeyReused,
+    LogNoEpoch,
     LogOrgExists,
     LogOrgRevoked,
     LogOrgUnknown,
@@ -86,7 +104,13 @@ class StaffState:
 
     @property
     def active(self) -> bool:
+        """Not removed (the org may still be revoked: ask ``KeyLog.active_staff``)."""
         return self.removed_at is None
+
+    @property
+    def signing_fingerprint(self) -> str:
+        """Fingerprint of the signing key, as found in the ``key`` of a signature."""
+        return fingerprint(self.signing_key)
 
 
 @dataclass
@@ -97,6 +121,8 @@ class EpochState:
     public_key: bytes
     created: int
     index: int
+    identity_index: int = 0
+    """Position in ``OrgState.identity_keys`` of the identity key current at creation."""
 
 
 @dataclass
@@ -111,20 +137,28 @@ class OrgState:
     revoke_reason: str | None = None
     staff: dict[str, StaffState] = field(default_factory=dict)
     epochs: list[EpochState] = field(default_factory=list)
+    admitted_index: int = 0
+    """Log index of the latest ``org_admit``; epochs before it belong to a past admission."""
 
     @property
     def identity_key(self) -> bytes:
+        """The current identity key."""
         return self.identity_keys[-1]
 
     @property
     def revoked(self) -> bool:
+        """Revoked (and not re-admitted since)."""
         return self.revoked_at is not None
 
     @property
     def current_epoch(self) -> EpochState | None:
-        return self.epochs[-1] if self.epochs else None
+        """The newest epoch of the current admission, if any."""
+        if self.epochs and self.epochs[-1].index > self.admitted_index:
+            return self.epochs[-1]
+        return None
 
     def active_staff(self) -> list[StaffState]:
+        """Staff not removed, in enrolment order."""
         return [s for s in self.staff.values() if s.active]
 
 
@@ -149,31 +183,55 @@ class Head:
     signature: bytes
 
     def signed_bytes(self) -> bytes:
+        """The exact bytes the log key signs."""
         return head_signing_parts(self.size, self.hash, self.time)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"size", "hash": b64, "time", "signature": b64}`` as in the HTTP API."""
+        return {
+            "size": self.size,
+            "hash": b64encode(self.hash),
+            "time": self.time,
+            "signature": b64encode(self.signature),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Head:
+        """Parse a head (its signature is checked by ``verify_head``)."""
+        if not isinstance(obj, dict):
+            raise BadField("a log head must be a JSON object")
+        check_fields(obj, ["size", "hash", "time", "signature"])
+        return cls(
+            size=get_int(obj, "size"),
+            hash=b64decode(obj["hash"], size=32, field="hash"),
+            time=get_int(obj, "time"),
+            signature=b64decode(obj["signature"], size=64, field="signature"),
+        )
+
+
+def _head_parts(size: int, head_hash: bytes, time: int) -> tuple[bytes, bytes, bytes]:
+    if not 0 <= size < 2**64 or not 0 <= time < 2**64 or len(head_hash) != 32:
+        raise BadField("a log head is a size, a 32-byte hash and a time, each non-negative")
+    return size.to_bytes(8, "big"), head_hash, time.to_bytes(8, "big")
 
 
 def head_signing_parts(size: int, head_hash: bytes, time: int) -> bytes:
-    return signing_input(labels.HEAD, size.to_bytes(8, "big"), head_hash, time.to_bytes(8, "big"))
+    """``signing_input("kok/v1/head", u64(size), hash, u64(time))``: what the log key signs."""
+    return signing_input(labels.HEAD, *_head_parts(size, head_hash, time))
 
 
 def sign_head(log_key: SigningKeyPair, size: int, head_hash: bytes, time: int) -> Head:
     """The relay's signature over ``(size, head hash, time)``."""
-    sig = log_key.sign(labels.HEAD, size.to_bytes(8, "big"), head_hash, time.to_bytes(8, "big"))
+    sig = log_key.sign(labels.HEAD, *_head_parts(size, head_hash, time))
     return Head(size=size, hash=head_hash, time=time, signature=sig)
 
 
 def verify_head(log_public_key: bytes, head: Head) -> None:
     """Raise ``LogHeadInvalid`` unless the relay's log key signed this head."""
     try:
-        verify(
-            log_public_key,
-            head.signature,
-            labels.HEAD,
-            head.size.to_bytes(8, "big"),
-            head.hash,
-            head.time.to_bytes(8, "big"),
-        )
-    except SignatureError as exc:
+        parts = _head_parts(head.size, head.hash, head.time)
+        verify(log_public_key, head.signature, labels.HEAD, *parts)
+    except (SignatureError, EncodingError) as exc:
         raise LogHeadInvalid() from exc
 
 
@@ -181,28 +239,37 @@ class KeyLog:
     """Validated state of the key log, built one record at a time."""
 
     def __init__(self, network_key: bytes) -> None:
+        if len(network_key) != 32:
+            raise BadField("the network key must be a 32-byte Ed25519 public key")
         self.network_key = network_key
         self.entries: list[LogEntry] = []
         self.orgs: dict[str, OrgState] = {}
+        self._enrolled_keys: set[bytes] = set()  # every staff signing key ever enrolled
 
     # --- the chain -------------------------------------------------------------------
 
     @property
     def size(self) -> int:
+        """Number of entries applied."""
         return len(self.entries)
 
     @property
     def head_hash(self) -> bytes:
+        """Chain hash after the last entry (32 zero bytes for the empty log)."""
         return self.entries[-1].hash if self.entries else ZERO_HASH
 
     def hash_at(self, size: int) -> bytes:
         """The head hash the log had when it held ``size`` entries."""
+        if not 0 <= size <= self.size:
+            raise BadField(f"the log has no head at size {size}")
         if size == 0:
             return ZERO_HASH
         return self.entries[size - 1].hash
 
     def require_extends(self, size: int, head_hash: bytes) -> None:
         """Raise ``LogRewritten`` unless this log extends the head ``(size, head_hash)``."""
+        if size < 0:
+            raise BadField("a log size is never negative")
         if size > self.size:
             raise LogRewritten(
                 f"the relay's key log has {self.size} entries, fewer than the {size} seen before"
@@ -214,10 +281,7 @@ class KeyLog:
 
     def apply(self, record_bytes: bytes, now: int) -> LogEntry:
         """Validate one record (its exact bytes) and append it; on error nothing changes."""
-        item = SignedItem.from_bytes(record_bytes)
-        record = parse_record_body(item.body)
-        self._check_time(record, now)
-        self._check(record, item)
+        item, record = self._validate(record_bytes, now)
         entry = LogEntry(
             index=self.size,
             record=record,
@@ -235,11 +299,16 @@ class KeyLog:
 
     def check(self, record_bytes: bytes, now: int) -> Record:
         """Validate without appending (the relay's dry run before it writes)."""
+        return self._validate(record_bytes, now)[1]
+
+    def _validate(self, record_bytes: bytes, now: int) -> tuple[SignedItem, Record]:
+        # shape first (cheap, and no signature work for junk), then time, then the rules
+        # of the record's type, which include checking exactly the required signatures
         item = SignedItem.from_bytes(record_bytes)
         record = parse_record_body(item.body)
         self._check_time(record, now)
         self._check(record, item)
-        return record
+        return item, record
 
     def _check_time(self, record: Record, now: int) -> None:
         if record.created > now + MAX_SKEW:
@@ -273,12 +342,14 @@ class KeyLog:
         elif isinstance(record, OrgRekey):
             org = self._live_org(record.org_id)
             if record.identity_key in org.identity_keys:
-                raise LogError("the new identity key was used before by this organisation")
+                raise LogKeyReused("the new identity key was used before by this organisation")
             self._signers(item, [org.identity_key, self.network_key])
         elif isinstance(record, StaffAdd):
             org = self._live_org(org_of(record.staff_id))
             if record.staff_id in org.staff:
                 raise LogStaffExists(f"staff id {record.staff_id!r} is already in use")
+            if record.signing_key in self._enrolled_keys:
+                raise LogStaffExists("this signing key is already enrolled for another staff id")
             self._signers(item, [org.identity_key])
         elif isinstance(record, StaffRemove):
             org = self._live_org(org_of(record.staff_id))
@@ -296,28 +367,43 @@ class KeyLog:
                 self._signers(item, [org.identity_key])
         elif isinstance(record, Epoch):
             org = self._live_org(record.org_id)
-            current = org.current_epoch
-            if current is not None and record.epoch <= current.number:
+            last = org.epochs[-1] if org.epochs else None  # also of a past admission
+            if last is not None and record.epoch <= last.number:
                 raise LogEpochOrder(
-                    f"epoch {record.epoch} is not after the current epoch {current.number}"
+                    f"epoch {record.epoch} is not after the latest epoch {last.number}"
                 )
+            if any(e.public_key == record.public_key for e in org.epochs):
+                raise LogKeyReused("this epoch key was published before by this organisation")
             self._signers(item, [org.identity_key])
 
     def _mutate(self, record: Record) -> None:
         if isinstance(record, OrgAdmit):
-            self.orgs[record.org_id] = OrgState(
-                org_id=record.org_id,
-                name=record.name,
-                identity_keys=[record.identity_key],
-                admitted_at=record.created,
-            )
+            previous = self.orgs.get(record.org_id)
+            if previous is None:
+                self.orgs[record.org_id] = OrgState(
+                    org_id=record.org_id,
+                    name=record.name,
+                    identity_keys=[record.identity_key],
+                    admitted_at=record.created,
+                    admitted_index=self.size,
+                )
+            else:  # re-admission after revocation: history stays, so ids and epochs stay unique
+                previous.name = record.name
+                previous.identity_keys.append(record.identity_key)
+                previous.admitted_at = record.created
+                previous.admitted_index = self.size
+                previous.revoked_at = None
+                previous.revoke_reason = None
         elif isinstance(record, OrgRevoke):
             org = self.orgs[record.org_id]
             org.revoked_at = record.created
             org.revoke_reason = record.reason
+            for staff in org.active_staff():
+                staff.removed_at = record.created
         elif isinstance(record, OrgRekey):
             self.orgs[record.org_id].identity_keys.append(record.identity_key)
         elif isinstance(record, StaffAdd):
+            self._enrolled_keys.add(record.signing_key)
             self.orgs[org_of(record.staff_id)].staff[record.staff_id] = StaffState(
                 staff_id=record.staff_id,
                 signing_key=record.signing_key,
@@ -328,12 +414,14 @@ class KeyLog:
         elif isinstance(record, StaffRemove):
             self.orgs[org_of(record.staff_id)].staff[record.staff_id].removed_at = record.created
         elif isinstance(record, Epoch):
-            self.orgs[record.org_id].epochs.append(
+            org = self.orgs[record.org_id]
+            org.epochs.append(
                 EpochState(
                     number=record.epoch,
                     public_key=record.public_key,
                     created=record.created,
                     index=self.size,
+                    identity_index=len(org.identity_keys) - 1,
                 )
             )
 
@@ -389,10 +477,10 @@ class KeyLog:
         return staff.signing_key
 
     def current_epoch(self, org_id: str) -> EpochState:
-        """The newest epoch of a live organisation (``LogOrgUnknown`` if it has none)."""
+        """The newest epoch of a live organisation (``LogNoEpoch`` if it has none)."""
         org = self._live_org(org_id)
         if org.current_epoch is None:
-            raise LogOrgUnknown(f"organisation {org_id!r} has no epoch key yet")
+            raise LogNoEpoch(f"organisation {org_id!r} has no epoch key yet")
         return org.current_epoch
 
     def epoch(self, org_id: str, number: int) -> EpochState | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -30,6 +31,11 @@ def fingerprint(public_key: bytes) -> str:
     """BLAKE2b-160 of the public key, base32 without padding (32 characters)."""
     if len(public_key) != KEY_SIZE:
         raise BadField("a public key must be 32 bytes")
+    return _fingerprint(bytes(public_key))
+
+
+@lru_cache(maxsize=4096)  # public values only; verifiers look up the same few keys often
+def _fingerprint(public_key: bytes) -> str:
     digest = hashlib.blake2b(public_key, digest_size=FINGERPRINT_SIZE).digest()
     return base64.b32encode(digest).decode("ascii")
 
@@ -45,27 +51,39 @@ class SigningKeyPair:
 
     seed: bytes
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, bytes) or len(self.seed) != KEY_SIZE:
+            raise BadField("a signing seed must be 32 bytes")
+
     @classmethod
     def from_seed(cls, seed: bytes) -> SigningKeyPair:
-        if len(seed) != KEY_SIZE:
-            raise BadField("a signing seed must be 32 bytes")
+        """The key pair of a 32-byte seed (RFC 8032 secret key)."""
         return cls(seed=bytes(seed))
 
-    @property
-    def public(self) -> bytes:
-        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
+    # Deriving the public key costs as much as a signature, so the libsodium key object is
+    # made once per key pair (cached_property writes the instance dict, frozen or not).
+    @cached_property
+    def _signing_key(self) -> nacl.signing.SigningKey:
+        return nacl.signing.SigningKey(self.seed)
 
-    @property
+    @cached_property
+    def public(self) -> bytes:
+        """The 32-byte Ed25519 public key."""
+        return bytes(self._signing_key.verify_key)
+
+    @cached_property
     def fingerprint(self) -> str:
+        """``fingerprint(public)``."""
         return fingerprint(self.public)
 
     def sign(self, label: bytes, *parts: bytes) -> bytes:
         """Ed25519 signature over ``signing_input(label, *parts)``."""
-        return nacl.signing.SigningKey(self.seed).sign(signing_input(label, *parts)).signature
+        return self._signing_key.sign(signing_input(label, *parts)).signature
 
     def sign_item(self, label: bytes, body: bytes, *extra: bytes) -> SignedItem:
         """A signed item with this key's single signature over ``body`` (and ``extra``)."""
-        return SignedItem(body=body, sigs=(Signature(self.fingerprint, self.sign(label, body, *extra)),))
+        signature = Signature(self.fingerprint, self.sign(label, body, *extra))
+        return SignedItem(body=body, sigs=(signature,))
 
     def __repr__(self) -> str:  # never print secrets
         return f"SigningKeyPair({self.fingerprint})"
@@ -77,18 +95,23 @@ class BoxKeyPair:
 
     secret: bytes
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.secret, bytes) or len(self.secret) != KEY_SIZE:
+            raise BadField("a box secret must be 32 bytes")
+
     @classmethod
     def from_seed(cls, seed: bytes) -> BoxKeyPair:
-        if len(seed) != KEY_SIZE:
-            raise BadField("a box seed must be 32 bytes")
+        """The key pair whose secret scalar is the 32 seed bytes themselves (no hashing)."""
         return cls(secret=bytes(seed))
 
-    @property
+    @cached_property
     def public(self) -> bytes:
-        return bytes(nacl.public.PrivateKey(self.secret).public_key)
+        """``X25519(secret, 9)``: the 32-byte public key."""
+        return box_public_from_secret(self.secret)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """``fingerprint(public)``."""
         return fingerprint(self.public)
 
     def __repr__(self) -> str:
@@ -122,7 +145,9 @@ def verify_item(item: SignedItem, public_key: bytes, label: bytes, *extra: bytes
 
 def safety_code(identity_a: bytes, identity_b: bytes) -> str:
     """A 30-digit code two admins read to each other; the same for (a, b) and (b, a)."""
+    if len(identity_a) != KEY_SIZE or len(identity_b) != KEY_SIZE:
+        raise BadField("a safety code is made of two 32-byte public keys")
     first, second = sorted((identity_a, identity_b))
     digest = hashlib.blake2b(signing_input(labels.SAFETY, first, second), digest_size=32).digest()
-    digits = "".join(f"{int.from_bytes(digest[i:i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5))
-    return " ".join(digits[i : i + 5] for i in range(0, 30, 5))
+    groups = (int.from_bytes(digest[i : i + 5], "big") % 100000 for i in range(0, 30, 5))
+    return " ".join(f"{group:05d}" for group in groups)

@@ -9,10 +9,12 @@ Sending, once per recipient org R with current epoch E (public key P)::
     item     = canonical JSON {"body": body, "sigs": [{"key": fp(staff), "sig": sig}]}
     sealed   = sealed_box(P, pad_message(item))
 
-The relay sees only ``(R, E, sealed, ttl)``. Opening reverses each step and then checks,
-in this order: the sender was valid staff at ``sent`` (per the key log), the signature
-(over our org and epoch), that ``to`` names our org, and that ``sent`` is neither in the
-future nor before the epoch key it is sealed to existed.
+The relay sees only ``(R, E, sealed, ttl)``. ``open_message`` reverses each step and then
+runs the checks of SPEC.md "Opening a message" in their fixed order, so each failure has
+one code. Two of them stop a removed staff member who still holds their signing key from
+backdating ``sent`` (the relay refuses their session, but the relay is not trusted): the
+sender must have been valid staff at ``max(sent, creation of the epoch sealed to)``, and
+``sent`` must not lie before that creation (minus ``MAX_SKEW``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from . import labels
 from .encoding import (
+    Signature,
     SignedItem,
     b64encode,
     canonical_json,
@@ -37,12 +40,13 @@ from .encoding import (
 from .errors import (
     BadField,
     BadTimestamp,
+    MessageExpired,
     SignatureError,
     WrongRecipient,
     WrongSigner,
 )
-from .keylog import MAX_SKEW, KeyLog
-from .keys import SigningKeyPair, box_public_from_secret, fingerprint, verify, verify_item
+from .keylog import MAX_SKEW, EpochState, KeyLog
+from .keys import SigningKeyPair, fingerprint, verify
 from .padding import pad_message, unpad_message
 from .sealedbox import open_sealed, seal
 
@@ -52,6 +56,10 @@ MAX_RECIPIENTS = 64
 MAX_ATTACHMENTS = 32
 MAX_FILE_NAME = 255
 MAX_MEDIA_TYPE = 127
+MAX_TTL = 30 * 24 * 3600
+"""A payload's ``expires`` is at most this many seconds after its ``sent``."""
+MOVED_SEARCH_EPOCHS = 4
+"""Epochs per recipient org tried when telling a moved envelope from a forged one."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class Attachment:
     hash: bytes
 
     def to_json(self) -> dict[str, Any]:
+        """The attachment object of the payload."""
         return {
             "drop": b64encode(self.drop),
             "key": b64encode(self.key),
@@ -77,6 +86,7 @@ class Attachment:
 
     @classmethod
     def from_json(cls, obj: Any) -> Attachment:
+        """Parse and validate an attachment object."""
         if not isinstance(obj, dict):
             raise BadField("an attachment must be an object")
         check_fields(obj, ["drop", "key", "size", "name", "type", "hash"])
@@ -107,6 +117,7 @@ class MessagePayload:
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
+        """The payload object (before canonical encoding)."""
         return {
             "v": 1,
             "id": b64encode(self.id),
@@ -123,14 +134,20 @@ class MessagePayload:
         }
 
     def to_bytes(self) -> bytes:
-        body = canonical_json(self.to_json())
-        parse_payload(body)  # never emit what a reader would reject
+        """Canonical JSON of the payload, validated as a reader would."""
+        obj = self.to_json()
+        body = canonical_json(obj)
+        payload_from_json(obj)  # never emit what a reader would reject
         return body
 
 
 def parse_payload(body: bytes) -> MessagePayload:
     """Parse and validate a payload's canonical JSON."""
-    obj = parse_canonical(body)
+    return payload_from_json(parse_canonical(body))
+
+
+def payload_from_json(obj: dict[str, Any]) -> MessagePayload:
+    """Validate a payload object (as parsed from canonical JSON)."""
     check_fields(
         obj,
         ["v", "id", "from_org", "from_staff", "to", "sent", "subject", "body", "thread",
@@ -139,7 +156,8 @@ def parse_payload(body: bytes) -> MessagePayload:
     to = obj["to"]
     if not isinstance(to, list) or not 1 <= len(to) <= MAX_RECIPIENTS:
         raise BadField(f"to must list 1 to {MAX_RECIPIENTS} organisations")
-    if len(set(to)) != len(to):
+    recipients = tuple(check_org_id(o) for o in to)
+    if len(set(recipients)) != len(recipients):
         raise BadField("to names an organisation twice")
     attachments = obj["attachments"]
     if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
@@ -151,8 +169,8 @@ def parse_payload(body: bytes) -> MessagePayload:
     reply_to = obj["reply_to"]
     sent = get_int(obj, "sent")
     expires = get_int(obj, "expires")
-    if expires < sent:
-        raise BadField("expires is before sent")
+    if not sent <= expires <= sent + MAX_TTL:
+        raise BadField("expires must lie between sent and 30 days after it")
     body_text = obj["body"]
     if not isinstance(body_text, str):
         raise BadField("body must be a string")
@@ -160,7 +178,7 @@ def parse_payload(body: bytes) -> MessagePayload:
         id=get_bytes(obj, "id", ID_SIZE),
         from_org=from_org,
         from_staff=from_staff,
-        to=tuple(check_org_id(o) for o in to),
+        to=recipients,
         sent=sent,
         subject=get_str(obj, "subject", max_len=MAX_SUBJECT),
         body=body_text,
@@ -171,8 +189,11 @@ def parse_payload(body: bytes) -> MessagePayload:
     )
 
 
-def _message_parts(body: bytes, to_org: str, epoch: int) -> tuple[bytes, bytes, bytes]:
-    return body, to_org.encode("utf-8"), epoch.to_bytes(8, "big")
+def message_signing_parts(body: bytes, to_org: str, epoch: int) -> tuple[bytes, bytes, bytes]:
+    """``(body, utf8(to_org), u64(epoch))``: what the label ``kok/v1/message`` precedes."""
+    if not 1 <= epoch < 2**64:
+        raise BadField("an epoch number is a positive 64-bit integer")
+    return body, check_org_id(to_org).encode("ascii"), epoch.to_bytes(8, "big")
 
 
 def seal_message(
@@ -183,13 +204,15 @@ def seal_message(
     epoch_public_key: bytes,
     ephemeral_seed: bytes,
 ) -> bytes:
-    """Sign ``payload`` for ``(to_org, epoch)``, pad it and seal it to the epoch key."""
+    """Sign ``payload`` for ``(to_org, epoch)``, pad it and seal it to the epoch key.
+
+    ``ephemeral_seed`` MUST be 32 fresh random bytes for every call (it makes the sealed
+    box's ephemeral key); the caller draws it, so this module never reads the OS.
+    """
     if to_org not in payload.to:
         raise WrongRecipient(f"{to_org!r} is not among the payload's recipients")
     body = payload.to_bytes()
-    sig = sender.sign(labels.MESSAGE, *_message_parts(body, to_org, epoch))
-    from .encoding import Signature
-
+    sig = sender.sign(labels.MESSAGE, *message_signing_parts(body, to_org, epoch))
     item = SignedItem(body=body, sigs=(Signature(sender.fingerprint, sig),))
     return seal(epoch_public_key, pad_message(item.to_bytes()), ephemeral_seed)
 
@@ -204,15 +227,25 @@ class OpenedMessage:
 
 
 def _signed_for_elsewhere(
-    item: SignedItem, key: bytes, payload: MessagePayload, keylog: KeyLog
+    item: SignedItem, key: bytes, payload: MessagePayload, keylog: KeyLog, here: EpochState
 ) -> bool:
-    """True if the signature is genuine but for another (org, epoch): a moved envelope."""
+    """True if the signature is genuine but for another (org, epoch): a moved envelope.
+
+    A sender seals to the epoch current when it sends, so only the few newest epochs of
+    each recipient org created by ``sent`` (plus skew) are tried; that bounds the work a
+    forged envelope can cause.
+    """
     for org_id in payload.to:
         org = keylog.orgs.get(org_id)
-        for state in org.epochs if org else []:
+        if org is None:
+            continue
+        candidates = [e for e in org.epochs if e.created <= payload.sent + MAX_SKEW]
+        for state in candidates[-MOVED_SEARCH_EPOCHS:]:
+            if state is here:
+                continue
             try:
-                verify(key, item.sigs[0].sig, labels.MESSAGE,
-                       *_message_parts(item.body, org_id, state.number))
+                parts = message_signing_parts(item.body, org_id, state.number)
+                verify(key, item.sigs[0].sig, labels.MESSAGE, *parts)
             except SignatureError:
                 continue
             return True
@@ -228,30 +261,41 @@ def open_message(
     keylog: KeyLog,
     now: int,
 ) -> OpenedMessage:
-    """Open an envelope addressed to ``(to_org, epoch)`` and run every check of SPEC 6."""
-    padded = open_sealed(box_public_from_secret(epoch_secret), epoch_secret, sealed)
+    """Open an envelope addressed to ``(to_org, epoch)`` and run every check of SPEC.md.
+
+    The checks run in the order SPEC.md lists ("Opening a message"); the first that fails
+    raises. Duplicate ``id`` detection is the caller's: it keeps the ids of messages it
+    accepted until their ``expires`` (plus ``MAX_SKEW``) has passed.
+    """
+    here = keylog.epoch(to_org, epoch)
+    if here is None:
+        raise WrongRecipient(f"epoch {epoch} of {to_org!r} is not in the key log")
+    # the log's public key, not one derived from the secret: a secret that does not
+    # belong to this epoch then simply fails to open the box
+    padded = open_sealed(here.public_key, epoch_secret, sealed)
     item = SignedItem.from_bytes(unpad_message(padded))
     if len(item.sigs) != 1:
         raise WrongSigner("a message carries exactly one signature")
     payload = parse_payload(item.body)
-    key = keylog.signing_key_at(payload.from_staff, payload.sent)
+    key = keylog.signing_key_at(payload.from_staff, max(payload.sent, here.created))
     if item.sigs[0].key != fingerprint(key):
         raise WrongSigner("the message was not signed by its stated sender")
     try:
-        verify_item(item, key, labels.MESSAGE, *_message_parts(item.body, to_org, epoch)[1:])
+        verify(key, item.sigs[0].sig, labels.MESSAGE,
+               *message_signing_parts(item.body, to_org, epoch))
     except SignatureError:
-        if _signed_for_elsewhere(item, key, payload, keylog):
+        if _signed_for_elsewhere(item, key, payload, keylog, here):
             raise WrongRecipient(
-                "the message was signed for another organisation or epoch: it was moved or forwarded"
+                "the message was signed for another organisation or epoch: "
+                "it was moved or forwarded"
             ) from None
         raise
     if to_org not in payload.to:
         raise WrongRecipient("the message does not name our organisation as a recipient")
     if payload.sent > now + MAX_SKEW:
         raise BadTimestamp("the message is dated in the future")
-    state = keylog.epoch(to_org, epoch)
-    if state is None:
-        raise WrongRecipient(f"epoch {epoch} of {to_org!r} is not in the key log")
-    if payload.sent < state.created - MAX_SKEW:
+    if payload.sent < here.created - MAX_SKEW:
         raise BadTimestamp("the message claims a time before the key it is sealed to existed")
+    if now > payload.expires + MAX_SKEW:
+        raise MessageExpired()
     return OpenedMessage(payload=payload, to_org=to_org, epoch=epoch)

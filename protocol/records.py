@@ -15,6 +15,7 @@ from . import labels
 from .encoding import (
     Signature,
     SignedItem,
+    b64encode,
     canonical_json,
     check_fields,
     check_org_id,
@@ -34,6 +35,8 @@ ROLES = ("staff", "admin")
 
 @dataclass(frozen=True)
 class OrgAdmit:
+    """The network office admits an organisation with its identity key."""
+
     org_id: str
     name: str
     identity_key: bytes
@@ -43,6 +46,8 @@ class OrgAdmit:
 
 @dataclass(frozen=True)
 class OrgRevoke:
+    """The network office revokes an organisation."""
+
     org_id: str
     reason: str
     created: int
@@ -51,6 +56,8 @@ class OrgRevoke:
 
 @dataclass(frozen=True)
 class OrgRekey:
+    """An organisation replaces its identity key (signed by the old key and the network)."""
+
     org_id: str
     identity_key: bytes
     created: int
@@ -59,6 +66,8 @@ class OrgRekey:
 
 @dataclass(frozen=True)
 class StaffAdd:
+    """An organisation enrols a staff member's signing and box keys."""
+
     staff_id: str
     signing_key: bytes
     box_key: bytes
@@ -69,6 +78,8 @@ class StaffAdd:
 
 @dataclass(frozen=True)
 class StaffRemove:
+    """A staff member leaves (signed by the org, or by the member for a lost device)."""
+
     staff_id: str
     created: int
     type = "staff_remove"
@@ -76,6 +87,8 @@ class StaffRemove:
 
 @dataclass(frozen=True)
 class Epoch:
+    """An organisation publishes epoch key number ``epoch``."""
+
     org_id: str
     epoch: int
     public_key: bytes
@@ -148,8 +161,6 @@ def parse_record_body(body: bytes) -> Record:
 
 def record_body(record: Record) -> bytes:
     """Canonical body bytes of a record."""
-    from .encoding import b64encode
-
     obj: dict[str, Any] = {"v": 1, "type": record.type, "created": record.created}
     for name in _FIELDS[record.type]:
         value = getattr(record, name)
@@ -165,8 +176,11 @@ def sign_record(record: Record, *signers: SigningKeyPair) -> SignedItem:
     return SignedItem(body=body, sigs=sigs)
 
 
-def countersign(item: SignedItem, signer: SigningKeyPair, label: bytes = labels.RECORD) -> SignedItem:
+def countersign(
+    item: SignedItem, signer: SigningKeyPair, label: bytes = labels.RECORD
+) -> SignedItem:
     """Add ``signer``'s signature to an item (the network office countersigning a rekey)."""
     if any(s.key == signer.fingerprint for s in item.sigs):
         return item
-    return SignedItem(body=item.body, sigs=(*item.sigs, Signature(signer.fingerprint, signer.sign(label, item.body))))
+    signature = Signature(signer.fingerprint, signer.sign(label, item.body))
+    return SignedItem(body=item.body, sigs=(*item.sigs, signature))

@@ -24,6 +24,7 @@ from .encoding import (
     get_bytes,
     get_int,
     get_str,
+    parse_canonical,
     parse_json,
 )
 from .errors import EncodingError, RequestInvalid, SignatureError
@@ -54,28 +55,34 @@ class StaffRequest:
 
 
 def make_org_request(identity: SigningKeyPair, org_id: str, name: str, created: int) -> bytes:
+    """A request file (canonical JSON bytes) asking to admit ``org_id``, self-signed."""
     body = canonical_json({
         "v": 1, "type": "org_request", "org_id": check_org_id(org_id), "name": name,
         "identity_key": b64encode(identity.public), "created": created,
     })
-    return canonical_json(identity.sign_item(labels.REQUEST, body).to_json())
+    data = canonical_json(identity.sign_item(labels.REQUEST, body).to_json())
+    open_org_request(data)  # never emit what a reader would reject
+    return data
 
 
 def make_staff_request(signing: SigningKeyPair, box_public: bytes, staff_id: str, name: str,
                        created: int, role: str = "staff") -> bytes:
+    """A request file asking to enrol ``staff_id`` with these keys, self-signed."""
     body = canonical_json({
         "v": 1, "type": "staff_request", "staff_id": check_staff_id(staff_id), "name": name,
         "signing_key": b64encode(signing.public), "box_key": b64encode(box_public),
         "role": role, "created": created,
     })
-    return canonical_json(signing.sign_item(labels.REQUEST, body).to_json())
+    data = canonical_json(signing.sign_item(labels.REQUEST, body).to_json())
+    open_staff_request(data)
+    return data
 
 
 def _open(data: bytes, kind: str) -> tuple[SignedItem, dict[str, Any]]:
     try:
         item = SignedItem.from_json(parse_json(data))
-        from .encoding import parse_canonical
-
+        if len(item.sigs) != 1:
+            raise RequestInvalid("a request file carries exactly one signature")
         obj = parse_canonical(item.body)
     except EncodingError as exc:
         raise RequestInvalid(f"the request file is damaged: {exc.message}") from exc

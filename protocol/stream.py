@@ -6,24 +6,33 @@ The plaintext *stream* of a file of ``n`` bytes is::
 
     u64be(n) || file bytes || zero bytes        total P = padme(8 + n)
 
-cut into chunks of ``CHUNK_SIZE`` (65536) bytes; the last chunk holds the remainder
-(1..65536 bytes). The ciphertext is::
+cut into K = ceil(P / 65536) chunks of ``CHUNK_SIZE`` (65536) bytes; the last chunk holds
+the remainder (1..65536 bytes). The ciphertext is::
 
-    header (24 bytes) || push(chunk_1, TAG_MESSAGE) || ... || push(chunk_k, TAG_FINAL)
+    header (24 bytes) || push(chunk_1, TAG_MESSAGE) || ... || push(chunk_K, TAG_FINAL)
 
-with each pushed chunk ``17`` bytes longer than its plaintext. A reader MUST fail if the
-stream ends without a chunk tagged FINAL (truncation), if any byte follows that chunk
-(extension), if any chunk fails authentication (tampering, reordering, wrong key), if the
-padding is not zero, or if ``n`` differs from the size the sender signed.
+with each pushed chunk ``ABYTES`` (17) bytes longer than its plaintext, so the layout of
+the whole ciphertext follows from ``n`` alone (``ciphertext_size``). A reader MUST fail if
+the stream ends before the chunk tagged FINAL (truncation), if any byte follows that chunk
+(extension), if any chunk fails authentication (tampering, reordering, wrong key), if a
+tag sits at the wrong place, if the padding is not zero, or if ``n`` differs from the
+size the sender signed. Chunk lengths are fixed, so the reader never guesses where a
+chunk ends: from the signed size if it has it, else from the first chunk's prefix.
 
 libsodium draws the 24-byte header at random in ``init_push``. To keep this module free of
-I/O the caller passes the header; the push state is then derived exactly as ``init_pull``
-derives it (both are HChaCha20 of key and header), so the stream is a standard one.
+I/O the caller passes the header; the push state is then made exactly as ``init_pull``
+makes it (``init_push`` and ``init_pull`` both set key = HChaCha20(key, header[0:16]),
+counter = 1, nonce = header[16:24]), so the stream is a standard one.
+
+Throughput: PyNaCl wants ``bytes`` per chunk, so each chunk is copied once out of the
+caller's pieces (``b"".join`` over memoryviews) and nothing else is copied on the way.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
+from collections.abc import Iterator
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -44,8 +53,13 @@ KEY_SIZE = sodium.crypto_secretstream_xchacha20poly1305_KEYBYTES  # 32
 ABYTES = sodium.crypto_secretstream_xchacha20poly1305_ABYTES  # 17
 CHUNK_CIPHERTEXT = CHUNK_SIZE + ABYTES
 SIZE_PREFIX = 8
+MAX_FILE_SIZE = 2**48
+"""Largest file size a stream may declare (256 TiB: far above any relay limit)."""
 TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+
+_push = sodium.crypto_secretstream_xchacha20poly1305_push
+_pull = sodium.crypto_secretstream_xchacha20poly1305_pull
 
 
 def padded_stream_size(size: int) -> int:
@@ -53,21 +67,65 @@ def padded_stream_size(size: int) -> int:
     return padme(SIZE_PREFIX + size)
 
 
+def chunk_count(size: int) -> int:
+    """K: the number of chunks in the stream of a file of ``size`` bytes."""
+    return -(-padded_stream_size(size) // CHUNK_SIZE)
+
+
 def ciphertext_size(size: int) -> int:
     """Exact ciphertext length for a file of ``size`` bytes."""
-    padded = padded_stream_size(size)
-    chunks = -(-padded // CHUNK_SIZE)
-    return HEADER_SIZE + padded + chunks * ABYTES
+    return HEADER_SIZE + padded_stream_size(size) + chunk_count(size) * ABYTES
 
 
-def _state(key: bytes, header: bytes) -> object:
-    if len(key) != KEY_SIZE:
+def _check_size(size: int) -> int:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_FILE_SIZE:
+        raise BadField(f"a file size is an integer from 0 to {MAX_FILE_SIZE}")
+    return size
+
+
+def _state(key: bytes, header: bytes) -> sodium.crypto_secretstream_xchacha20poly1305_state:
+    if not isinstance(key, bytes) or len(key) != KEY_SIZE:
         raise BadField("a file key must be 32 bytes")
-    if len(header) != HEADER_SIZE:
+    if not isinstance(header, bytes) or len(header) != HEADER_SIZE:
         raise BadField("a stream header must be 24 bytes")
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, header, key)
     return state
+
+
+class _Pieces:
+    """A FIFO of byte pieces from which exact-length ``bytes`` are taken with one copy."""
+
+    def __init__(self) -> None:
+        self._pieces: deque[memoryview] = deque()
+        self.length = 0
+
+    def add(self, data: bytes) -> None:
+        if data:
+            self._pieces.append(memoryview(data))
+            self.length += len(data)
+
+    def take(self, n: int) -> bytes:
+        parts: list[memoryview] = []
+        need = n
+        while need:
+            piece = self._pieces[0]
+            if len(piece) <= need:
+                parts.append(self._pieces.popleft())
+                need -= len(piece)
+            else:
+                parts.append(piece[:need])
+                self._pieces[0] = piece[need:]
+                need = 0
+        self.length -= n
+        if len(parts) == 1 and isinstance(parts[0].obj, bytes) and len(parts[0].obj) == n:
+            return parts[0].obj  # a whole piece: no copy
+        return b"".join(parts)
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    # keep no view into a caller's buffer that it might reuse (readinto) after the call
+    return data if isinstance(data, bytes) else bytes(data)
 
 
 class FileEncryptor:
@@ -75,66 +133,85 @@ class FileEncryptor:
 
     Every call returns ciphertext bytes ready to upload; the first call's output begins
     with the header. ``ciphertext_hash`` (BLAKE2b-256) is ready after ``finalize``.
+    ``header`` MUST be 24 fresh random bytes and ``key`` a fresh random key per file.
     """
 
     def __init__(self, key: bytes, header: bytes, size: int) -> None:
-        if size < 0:
-            raise BadField("size must not be negative")
+        self.size = _check_size(size)
         self._state = _state(key, header)
-        self.size = size
         self._padded = padded_stream_size(size)
         self._fed = 0
-        self._emitted_plain = 0
-        self._buffer = bytearray(size.to_bytes(SIZE_PREFIX, "big"))
-        self._pending_header = header
+        self._emitted = 0  # stream plaintext bytes encrypted so far
+        self._pieces = _Pieces()
+        self._pieces.add(size.to_bytes(SIZE_PREFIX, "big"))
+        self._header: bytes | None = header
         self._hash = hashlib.blake2b(digest_size=32)
+        self._started_final = False
         self._done = False
 
-    def _emit(self, out: bytearray, chunk: bytes, tag: int) -> None:
-        ct = sodium.crypto_secretstream_xchacha20poly1305_push(self._state, chunk, None, tag)
-        out += ct
-        self._emitted_plain += len(chunk)
+    def _out(self, out: list[bytes], ciphertext: bytes) -> None:
+        self._hash.update(ciphertext)
+        out.append(ciphertext)
 
-    def _start(self) -> bytearray:
-        out = bytearray(self._pending_header)
-        self._pending_header = b""
+    def _begin(self) -> list[bytes]:
+        out: list[bytes] = []
+        if self._header is not None:
+            self._out(out, self._header)
+            self._header = None
         return out
 
-    def update(self, data: bytes) -> bytes:
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
         """Encrypt what fills whole chunks; keep the rest for the next call."""
-        if self._done:
+        if self._started_final:
             raise BadField("the stream is already finalized")
         self._fed += len(data)
         if self._fed > self.size:
             raise StreamSizeMismatch("more data than the declared size")
-        self._buffer += data
-        out = self._start()
-        # keep at least one byte back so the last chunk can carry TAG_FINAL
-        while len(self._buffer) > CHUNK_SIZE and self._emitted_plain + CHUNK_SIZE < self._padded:
-            self._emit(out, bytes(self._buffer[:CHUNK_SIZE]), TAG_MESSAGE)
-            del self._buffer[:CHUNK_SIZE]
-        self._hash.update(out)
-        return bytes(out)
+        self._pieces.add(_as_bytes(data))
+        out = self._begin()
+        # a chunk is pushed once it is complete and known not to be the last one, which
+        # must wait for finalize to carry TAG_FINAL
+        while self._pieces.length >= CHUNK_SIZE and self._emitted + CHUNK_SIZE < self._padded:
+            self._out(out, _push(self._state, self._pieces.take(CHUNK_SIZE), None, TAG_MESSAGE))
+            self._emitted += CHUNK_SIZE
+        return out[0] if len(out) == 1 else b"".join(out)
 
-    def finalize(self) -> bytes:
-        """Pad, encrypt the remaining chunks, the last with TAG_FINAL."""
-        if self._done:
+    def finalize_chunks(self) -> Iterator[bytes]:
+        """Pad and encrypt the rest one chunk at a time (memory stays one chunk)."""
+        if self._started_final:
             raise BadField("the stream is already finalized")
         if self._fed != self.size:
             raise StreamSizeMismatch(f"got {self._fed} bytes, declared {self.size}")
-        self._done = True
-        self._buffer += bytes(self._padded - self._emitted_plain - len(self._buffer))
-        out = self._start()
-        while len(self._buffer) > CHUNK_SIZE:
-            self._emit(out, bytes(self._buffer[:CHUNK_SIZE]), TAG_MESSAGE)
-            del self._buffer[:CHUNK_SIZE]
-        self._emit(out, bytes(self._buffer), TAG_FINAL)
-        self._buffer.clear()
-        self._hash.update(out)
-        return bytes(out)
+        self._started_final = True
+        return self._final_chunks()
+
+    def _final_chunks(self) -> Iterator[bytes]:
+        if self._header is not None:
+            yield b"".join(self._begin())
+        while True:
+            remaining = self._padded - self._emitted
+            n = min(remaining, CHUNK_SIZE)
+            # top the pieces up with zeros, one chunk's worth at a time
+            if self._pieces.length < n:
+                self._pieces.add(bytes(n - self._pieces.length))
+            last = remaining <= CHUNK_SIZE
+            ciphertext = _push(self._state, self._pieces.take(n), None,
+                               TAG_FINAL if last else TAG_MESSAGE)
+            self._emitted += n
+            self._hash.update(ciphertext)
+            if last:
+                self._done = True
+            yield ciphertext
+            if last:
+                return
+
+    def finalize(self) -> bytes:
+        """Pad, encrypt the remaining chunks, the last with TAG_FINAL."""
+        return b"".join(self.finalize_chunks())
 
     @property
     def ciphertext_hash(self) -> bytes:
+        """BLAKE2b-256 of the whole ciphertext (header included); known after finalize."""
         if not self._done:
             raise BadField("the hash is known only after finalize")
         return self._hash.digest()
@@ -145,114 +222,136 @@ class FileDecryptor:
 
     ``update`` returns file bytes as soon as their chunk authenticates; ``finalize``
     raises unless the stream ended exactly after its FINAL chunk with the expected size
-    and hash. Callers write output to a temporary file and keep it only if ``finalize``
-    returns.
+    and hash, and returns the last file bytes. Callers write output to a temporary file
+    and keep it only if ``finalize`` returns. With ``expected_size`` (the size the sender
+    signed) every chunk boundary is known in advance, so truncation and extension are
+    reported as such even for one-chunk files.
     """
 
     def __init__(self, key: bytes, *, expected_size: int | None = None,
                  expected_hash: bytes | None = None) -> None:
-        if len(key) != KEY_SIZE:
+        if not isinstance(key, bytes) or len(key) != KEY_SIZE:
             raise BadField("a file key must be 32 bytes")
+        if expected_hash is not None and len(expected_hash) != 32:
+            raise BadField("a ciphertext hash is 32 bytes")
         self._key = key
-        self._state: object | None = None
-        self._buffer = bytearray()
-        self._hash = hashlib.blake2b(digest_size=32)
-        self._expected_size = expected_size
+        self._expected_size = None if expected_size is None else _check_size(expected_size)
         self._expected_hash = expected_hash
-        self._size: int | None = None  # from the stream's own prefix
+        self._state: sodium.crypto_secretstream_xchacha20poly1305_state | None = None
+        self._pieces = _Pieces()
+        self._hash = hashlib.blake2b(digest_size=32)
+        self._size: int | None = None  # from the stream's own (authenticated) prefix
+        # the layout: from the signed size now, or from the stream's prefix later
+        self._padded: int | None = (
+            None if expected_size is None else padded_stream_size(expected_size)
+        )
         self._plain_seen = 0  # stream plaintext bytes, prefix and padding included
-        self._file_out = 0
         self._final = False
         self._received = 0
 
     @property
     def expected_ciphertext(self) -> int | None:
-        return None if self._size is None else ciphertext_size(self._size)
+        """Total ciphertext length, once the size is known."""
+        size = self._size if self._size is not None else self._expected_size
+        return None if size is None else ciphertext_size(size)
 
-    def update(self, data: bytes) -> bytes:
+    def _next_chunk_length(self) -> int:
+        if self._padded is None:
+            return CHUNK_CIPHERTEXT
+        return min(self._padded - self._plain_seen, CHUNK_SIZE) + ABYTES
+
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
         """Feed ciphertext; return the file bytes it completes."""
         if not data:
             return b""
         if self._final:
             raise StreamTrailingData()
+        data = _as_bytes(data)
         self._received += len(data)
         self._hash.update(data)
-        self._buffer += data
-        out = bytearray()
+        self._pieces.add(data)
+        out: list[bytes | memoryview] = []
         if self._state is None:
-            if len(self._buffer) < HEADER_SIZE:
+            if self._pieces.length < HEADER_SIZE:
                 return b""
-            self._state = _state(self._key, bytes(self._buffer[:HEADER_SIZE]))
-            del self._buffer[:HEADER_SIZE]
-        # a full-size chunk can be opened once one more byte shows it is not the whole rest,
-        # or at once if its tag says FINAL (then any further byte is trailing data)
-        while len(self._buffer) >= CHUNK_CIPHERTEXT:
-            self._pull(bytes(self._buffer[:CHUNK_CIPHERTEXT]), out)
-            del self._buffer[:CHUNK_CIPHERTEXT]
-            if self._final and self._buffer:
-                raise StreamTrailingData()
-        if self._size is not None and not self._final:
-            expected_end = ciphertext_size(self._size)
-            if self._received == expected_end and self._buffer:
-                self._pull(bytes(self._buffer), out)
-                self._buffer.clear()
-            elif self._received > expected_end:
-                raise StreamTrailingData()
-        return bytes(out)
+            self._state = _state(self._key, self._pieces.take(HEADER_SIZE))
+        while not self._final:
+            n = self._next_chunk_length()
+            if self._pieces.length < n:
+                break
+            self._open_chunk(self._pieces.take(n), out)
+        if self._final and self._pieces.length:
+            raise StreamTrailingData()
+        return out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
 
-    def _pull(self, chunk: bytes, out: bytearray) -> None:
+    def _open_chunk(self, chunk: bytes, out: list[bytes | memoryview]) -> None:
         try:
-            plain, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(self._state, chunk, None)
+            plain, tag = _pull(self._state, chunk, None)
         except (nacl.exceptions.CryptoError, ValueError) as exc:
             raise StreamCorrupt() from exc
-        if tag not in (TAG_MESSAGE, TAG_FINAL):
-            raise StreamCorrupt(f"unexpected chunk tag {tag}")
         start = self._plain_seen
         self._plain_seen += len(plain)
-        if self._size is None:
-            if len(plain) < SIZE_PREFIX:
-                raise StreamCorrupt("first chunk too short for the size prefix")
-            self._size = int.from_bytes(plain[:SIZE_PREFIX], "big")
-            if self._expected_size is not None and self._size != self._expected_size:
-                raise StreamSizeMismatch(
-                    f"the file holds {self._size} bytes, its sender signed {self._expected_size}"
-                )
-        padded = padded_stream_size(self._size)
-        file_end = SIZE_PREFIX + self._size
-        if self._plain_seen > padded:
-            raise StreamCorrupt("the stream is longer than its padded size")
-        lo = max(start, SIZE_PREFIX)
-        hi = min(self._plain_seen, file_end)
-        if hi > lo:
-            out += plain[lo - start : hi - start]
-            self._file_out += hi - lo
-        pad_from = max(start, file_end)
-        if self._plain_seen > pad_from and any(plain[pad_from - start :]):
+        if start == 0:
+            size, padded = self._read_prefix(plain)
+        elif self._size is None or self._padded is None:  # cannot happen: chunk 1 sets both
+            raise StreamCorrupt("the stream has no size prefix")
+        else:
+            size, padded = self._size, self._padded
+        file_end = SIZE_PREFIX + size
+        lo, hi = max(start, SIZE_PREFIX), min(self._plain_seen, file_end)
+        if hi - lo == len(plain):
+            out.append(plain)
+        elif hi > lo:
+            out.append(memoryview(plain)[lo - start : hi - start])
+        pad_from = max(start, file_end) - start
+        if pad_from < len(plain) and plain.count(0, pad_from) != len(plain) - pad_from:
             raise StreamCorrupt("padding bytes are not zero")
-        if tag == TAG_FINAL:
-            if self._plain_seen != padded:
-                raise StreamCorrupt("the final chunk came at the wrong place")
+        last = self._plain_seen >= padded
+        if tag == TAG_FINAL and last:
             self._final = True
-        elif self._plain_seen >= padded:
+        elif tag == TAG_FINAL:
+            raise StreamCorrupt("a chunk before the last is marked final")
+        elif tag != TAG_MESSAGE:
+            raise StreamCorrupt(f"unexpected chunk tag {tag}")
+        elif last:
             raise StreamTruncated("the stream's last chunk is not marked final")
+
+    def _read_prefix(self, plain: bytes) -> tuple[int, int]:
+        if len(plain) < SIZE_PREFIX:
+            raise StreamCorrupt("the first chunk is too short for the size prefix")
+        size = int.from_bytes(plain[:SIZE_PREFIX], "big")
+        if self._expected_size is not None and size != self._expected_size:
+            raise StreamSizeMismatch(
+                f"the file holds {size} bytes, its sender signed {self._expected_size}"
+            )
+        if size > MAX_FILE_SIZE:
+            raise StreamCorrupt("the stream declares an impossible size")
+        padded = padded_stream_size(size)
+        if len(plain) != min(padded, CHUNK_SIZE):
+            raise StreamCorrupt("the first chunk does not match the declared size")
+        self._size, self._padded = size, padded
+        return size, padded
 
     def finalize(self) -> bytes:
         """Return the last file bytes; raise unless the whole stream arrived intact."""
-        out = bytearray()
-        if not self._final and self._buffer and self._state is not None:
-            expected = self.expected_ciphertext
-            if expected is not None and self._received < expected:
-                raise StreamTruncated()
-            self._pull(bytes(self._buffer), out)
-            self._buffer.clear()
+        out: list[bytes | memoryview] = []
         if not self._final:
-            raise StreamTruncated()
+            if self._state is None:
+                raise StreamTruncated("the stream ends inside its header")
+            if self._padded is not None or self._pieces.length == 0:
+                raise StreamTruncated()
+            # no signed size and a first chunk shorter than a full one: this is the whole
+            # (one-chunk) stream, or a damaged one; authentication decides which
+            self._open_chunk(self._pieces.take(self._pieces.length), out)
+            if not self._final:
+                raise StreamTruncated()
         if self._expected_hash is not None and self._hash.digest() != self._expected_hash:
             raise StreamHashMismatch()
-        return bytes(out)
+        return b"".join(out)
 
     @property
     def ciphertext_hash(self) -> bytes:
+        """BLAKE2b-256 of the ciphertext received so far."""
         return self._hash.digest()
 
 
