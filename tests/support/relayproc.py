@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -72,10 +73,12 @@ class RelayProcess:
     home: Path | None = None
     passphrase: str = PASSPHRASE
     proc: subprocess.Popen[bytes] | None = None
+    ca_file: Path | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ca_file else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def dir(self) -> Path:
@@ -94,6 +97,15 @@ class RelayProcess:
     def db_path(self) -> Path:
         return self.dir / "relay.db"
 
+    def raw_database(self) -> bytes:
+        """The raw bytes of the database file and its WAL (as someone seizing the disk sees)."""
+        data = b""
+        for suffix in ("", "-wal", "-journal"):
+            path = self.db_path.with_name(self.db_path.name + suffix)
+            if path.exists():
+                data += path.read_bytes()
+        return data
+
     @property
     def pid(self) -> int:
         if self.proc is None:
@@ -102,21 +114,28 @@ class RelayProcess:
 
     @classmethod
     def start(cls, base: Path, *, env: dict[str, str] | None = None, network_profile: bool = False,
-              name: str = "Test Network") -> RelayProcess:
-        """Create a network and a relay directory under ``base`` and start serving."""
+              name: str = "Test Network", tls: tuple[Path, Path] | None = None) -> RelayProcess:
+        """Create a network and a relay directory under ``base`` and start serving.
+
+        ``tls`` = (certificate, key) PEM files: the relay terminates TLS itself.
+        """
         base.mkdir(parents=True, exist_ok=True)
         home = base / "home" if network_profile else None
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        env = dict(env or {})
+        if tls:
+            env["KOK_RELAY_SERVER_TLS_CERT"] = str(tls[0].resolve())
+            env["KOK_RELAY_SERVER_TLS_KEY"] = str(tls[1].resolve())
         if home is not None:
             key, anchor = create_network_profile(home, "network", name, PASSPHRASE, url)
         else:
             key = SigningKeyPair.from_seed(os.urandom(32))
             anchor = network_anchor(name, key)
         (base / "network.json").write_text(json.dumps(anchor))
-        init_relay(base / "relay", base / "network.json", port=port)
+        init_relay(base / "relay", base / "network.json", port=port, public_url=url)
         relay = cls(base=base, port=port, network_key=key, network_anchor=anchor,
-                    env=dict(env or {}), home=home)
+                    env=env, home=home, ca_file=tls[0] if tls else None)
         relay._spawn()
         return relay
 
@@ -137,11 +156,13 @@ class RelayProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"the relay exited with {self.proc.returncode}:\n"
                                    + self.log_text()[-3000:])
+            context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:  # noqa: S310
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1,  # noqa: S310
+                                            context=context) as answer:
                     if answer.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
                 time.sleep(0.05)
         self.kill()
         raise RuntimeError("the relay did not answer /healthz in time:\n" + self.log_text()[-3000:])

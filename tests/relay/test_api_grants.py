@@ -1,0 +1,75 @@
+"""Grants: admins upload for their own org's epochs; each staff member reads only their own."""
+
+from __future__ import annotations
+
+from protocol import KeyLog, SignedItem, b64decode, b64encode, open_grant
+from tests.support.actors import Api, rand
+from tests.support.relayproc import RelayProcess
+
+from .conftest import unique
+
+
+async def _keylog(api: Api, relay: RelayProcess) -> KeyLog:
+    log = KeyLog(relay.network_key.public)
+    for entry in (await api.ok("GET", "/v1/log?limit=5000"))["entries"]:
+        log.apply_item(SignedItem.from_json(entry["record"]), 2**40)
+    return log
+
+
+async def test_staff_read_their_own_grant_and_it_opens(api: Api, shared_relay: RelayProcess
+                                                       ) -> None:
+    org = await api.setup_org(shared_relay.network_key, unique("gr"))
+    alice = org.staff[f"{org.org_id}/alice"]
+    mine = (await api.ok("GET", "/v1/grants", token=await api.login(alice)))["grants"]
+    assert [(g["org_id"], g["epoch"]) for g in mine] == [(org.org_id, 1)]
+    grant = open_grant(b64decode(mine[0]["grant"]), alice.staff_id, alice.box,
+                       await _keylog(api, shared_relay))
+    assert grant.secret_key == org.epochs[1].secret
+
+
+async def test_only_admins_of_the_org_may_upload(api: Api, shared_relay: RelayProcess) -> None:
+    org = await api.setup_org(shared_relay.network_key, unique("gu"))
+    other = await api.setup_org(shared_relay.network_key, unique("go"))
+    admin = await api.login(org.staff[f"{org.org_id}/admin"])
+    staff = await api.login(org.staff[f"{org.org_id}/alice"])
+    foreign_admin = await api.login(other.staff[f"{other.org_id}/admin"])
+    body = {"grants": org.grants()}
+    path = f"/v1/grants/{org.org_id}/1"
+    status, answer = await api.call("PUT", path, body, token=staff)
+    assert (status, answer["code"]) == (403, "not_admin")
+    status, foreign = await api.call("PUT", path, body, token=foreign_admin)
+    status_missing, missing = await api.call("PUT", f"/v1/grants/{unique('none')}/1", body,
+                                             token=foreign_admin)
+    # "not yours" and "no such thing" are one answer
+    assert (status, foreign) == (status_missing, missing) == (404, missing)
+    assert missing["code"] == "not_found"
+    for bad_path in (f"/v1/grants/{org.org_id}/2", f"/v1/grants/{org.org_id}/x",
+                     "/v1/grants/NOT_AN_ORG/1"):
+        status, answer = await api.call("PUT", bad_path, body, token=admin)
+        assert (status, answer["code"]) == (404, "not_found"), bad_path
+    assert (await api.ok("PUT", path, body, token=admin, expect=201)) == {"stored": 2}
+
+
+async def test_bad_grant_uploads_are_refused_whole(api: Api, shared_relay: RelayProcess) -> None:
+    org = await api.setup_org(shared_relay.network_key, unique("gb"))
+    admin_staff = org.staff[f"{org.org_id}/admin"]
+    admin = await api.login(admin_staff)
+    path = f"/v1/grants/{org.org_id}/1"
+    good = org.grants()
+    cases = [
+        ({"grants": [*good, {"staff_id": f"{org.org_id}/nobody", "grant": good[0]["grant"]}]},
+         "not_enrolled"),
+        ({"grants": [good[0], good[0]]}, "bad_field"),
+        ({"grants": [{"staff_id": good[0]["staff_id"], "grant": b64encode(rand(10))}]},
+         "bad_field"),
+        ({"grants": [{"staff_id": good[0]["staff_id"], "grant": "***"}]}, "bad_field"),
+        ({"grants": []}, "bad_field"),
+        ({"grants": good, "extra": 1}, "unknown_field"),
+    ]
+    alice = org.staff[f"{org.org_id}/alice"]
+    alice_token = await api.login(alice)
+    before = (await api.ok("GET", "/v1/grants", token=alice_token))["grants"]
+    for body, code in cases:
+        status, answer = await api.call("PUT", path, body, token=admin)
+        assert (status, answer["code"]) == (422, code), body
+    assert (await api.ok("GET", "/v1/grants", token=alice_token))["grants"] == before

@@ -1,0 +1,105 @@
+"""The event stream: backlog by cursor, live push, and sessions that end at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+
+import aiohttp
+import pytest
+
+from tests.support.actors import Api, envelope, revoke
+from tests.support.relayproc import RelayProcess
+
+from .conftest import unique
+
+
+async def _next_message(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
+    msg = await ws.receive(timeout=timeout)
+    assert msg.type == aiohttp.WSMsgType.TEXT, msg
+    event = json.loads(msg.data)
+    assert event["type"] == "message"
+    return dict(event["message"])
+
+
+def _ws(api: Api, token: str, after: int = 0):  # type: ignore[no-untyped-def]
+    return api.http.ws_connect(f"{api.url}/v1/events?after={after}",
+                               headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_backlog_then_live_then_catch_up_after_reconnect(api: Api,
+                                                               shared_relay: RelayProcess
+                                                               ) -> None:
+    a = await api.setup_org(shared_relay.network_key, unique("ea"), ("admin",))
+    b = await api.setup_org(shared_relay.network_key, unique("eb"), ("admin", "alice"))
+    sender = a.staff[f"{a.org_id}/admin"]
+    send_token = await api.login(sender)
+    early = (await api.send(send_token, [envelope(sender, b, "early")]))["messages"][0]
+    reader = await api.login(b.staff[f"{b.org_id}/alice"])
+    async with _ws(api, reader) as ws:
+        first = await _next_message(ws)
+        assert first["id"] == early["id"]
+        live = (await api.send(send_token, [envelope(sender, b, "live")]))["messages"][0]
+        pushed = await _next_message(ws)
+        assert pushed["id"] == live["id"] and pushed["cursor"] > first["cursor"]
+        # a message for another org is not pushed here
+        await api.send(send_token, [envelope(sender, a, "not for b")])
+        last_seen = pushed["cursor"]
+    while_away = (await api.send(send_token, [envelope(sender, b, "away")]))["messages"][0]
+    async with _ws(api, reader, after=last_seen) as ws:
+        caught_up = await _next_message(ws)
+        assert caught_up["id"] == while_away["id"]
+        with pytest.raises(TimeoutError):  # nothing else: no duplicate of what we had
+            await ws.receive(timeout=0.3)
+
+
+async def test_stream_needs_a_session(api: Api) -> None:
+    async with api.http.get(f"{api.url}/v1/events") as answer:
+        assert answer.status == 401
+        assert (await answer.json())["code"] == "auth_required"
+
+
+async def test_removed_staff_is_locked_out_within_a_second(api: Api,
+                                                           shared_relay: RelayProcess) -> None:
+    org = await api.setup_org(shared_relay.network_key, unique("rm"), ("admin", "leaver"))
+    leaver = org.staff[f"{org.org_id}/leaver"]
+    token = await api.login(leaver)
+    async with _ws(api, token) as ws:
+        started = time.monotonic()
+        await api.append(org.remove(leaver.staff_id))
+        closing = await ws.receive(timeout=1.0)
+        elapsed = time.monotonic() - started
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == 4401
+    assert elapsed < 1.0
+    status, body = await api.call("GET", "/v1/messages", token=token)
+    assert (status, body["code"]) == (401, "session_invalid")
+    status, body = await api.call("POST", "/v1/auth/challenge", {"staff_id": leaver.staff_id})
+    assert (status, body["code"]) == (403, "not_enrolled")
+    # their grants are gone from the relay; the colleague's stay
+    with sqlite3.connect(f"file:{shared_relay.db_path}?mode=ro", uri=True) as db:
+        holders = {r[0] for r in db.execute("SELECT staff_id FROM grants WHERE org_id = ?",
+                                            (org.org_id,))}
+    assert holders == {f"{org.org_id}/admin"}
+
+
+async def test_revoked_org_sessions_and_streams_end(api: Api, shared_relay: RelayProcess) -> None:
+    org = await api.setup_org(shared_relay.network_key, unique("rv"), ("admin", "alice"))
+    token = await api.login(org.staff[f"{org.org_id}/alice"])
+    async with _ws(api, token) as ws:
+        await api.append(revoke(shared_relay.network_key, org.org_id))
+        closing = await ws.receive(timeout=1.0)
+        assert closing.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4401
+    status, body = await api.call("GET", "/v1/grants", token=token)
+    assert (status, body["code"]) == (401, "session_invalid")
+
+
+async def test_logout_closes_the_stream(api: Api, shared_relay: RelayProcess) -> None:
+    org = await api.setup_org(shared_relay.network_key, unique("lo"), ("admin",))
+    token = await api.login(org.staff[f"{org.org_id}/admin"])
+    async with _ws(api, token) as ws:
+        await api.ok("DELETE", "/v1/auth/session", token=token, expect=204)
+        closing = await asyncio.wait_for(ws.receive(), 1.0)
+        assert closing.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4401
