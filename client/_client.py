@@ -596,9 +596,9 @@ class Client:
                 async for frame in ws:
                     if frame.type != aiohttp.WSMsgType.TEXT:
                         continue
-                    message = await self._event(frame.data)
-                    if message is not None:
-                        yield message
+                    arrived = await self._event(frame.data)
+                    if arrived is not None:
+                        yield arrived
             finally:
                 await ws.close()
             if ws.close_code == WS_CLOSE_SESSION_ENDED:

@@ -222,7 +222,7 @@ class MailboxStore:
         async with self._db.execute(
                 f"SELECT id FROM {table} WHERE id >= ? AND id < ? LIMIT 2",  # noqa: S608
                 (prefix, prefix + "g")) as cur:
-            rows = await cur.fetchall()
+            rows = list(await cur.fetchall())
         if not rows:
             raise UsageError("unknown_message", id=prefix)
         if len(rows) > 1:
