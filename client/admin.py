@@ -181,7 +181,8 @@ class OrgAdmin:
         self._require_admitted()
         client.require_staff()
         org = client.directory.log.orgs[self.org_id]
-        number = (org.current_epoch.number + 1) if org.current_epoch else 1
+        # After all epochs ever published (a re-admitted org continues the numbering).
+        number = (org.epochs[-1].number + 1) if org.epochs else 1
         secret = secrets.token_bytes(32)
         # Keep the secret before publishing: a crash after the append must not lose the key
         # that the log already announces.

@@ -36,6 +36,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 _TTL_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
 _TTL_UNIT = {"m": 60, "h": 3600, "d": 86400}
+# click >= 8.2 raises this for a group called without a subcommand; older versions print help.
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {}))
 
 
 # --- errors: one line, never a traceback ------------------------------------------------
@@ -73,6 +76,10 @@ class KokGroup(click.Group):
             fail("aborted", t("cli.aborted"), EXIT_FAILED)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+        except _NO_ARGS_IS_HELP as exc:
+            # "kok" or "kok org" alone: show the help, as people expect, rather than an error.
+            click.echo(exc.ctx.get_help() if exc.ctx else "")
+            sys.exit(0)
         except click.UsageError as exc:
             fail("usage", exc.format_message(), EXIT_USAGE)
         except click.ClickException as exc:
@@ -259,8 +266,14 @@ def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_f
 @main.command("inbox", help=t("help.inbox"))
 @click.pass_context
 def inbox_cmd(ctx: click.Context) -> None:
-    messages = with_client(ctx, lambda c: c.inbox())
-    settings(ctx).out(inbox_lines(messages), [m.to_json(body=False) for m in messages])
+    async def action(client: Client) -> tuple[list[Any], list[Any]]:
+        return await client.inbox(), await client.quarantined()
+
+    messages, quarantined = with_client(ctx, action)
+    lines = inbox_lines(messages)
+    if quarantined:
+        lines.append(t("inbox.quarantined", n=len(quarantined)))
+    settings(ctx).out(lines, [m.to_json(body=False) for m in messages])
 
 
 @main.command("read", help=t("help.read"))

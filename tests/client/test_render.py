@@ -1,0 +1,74 @@
+"""Text for people: labelled lines, local time, German, quarantine always reported."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from client.cli import parse_ttl
+from client.errors import UsageError
+from client.i18n import local_time
+from client.models import DeliveryStatus, Message, Quarantined, RecipientStatus, SyncReport
+from client.render import inbox_lines, message_lines, status_lines, sync_lines
+
+SENT = 1_800_000_000
+
+
+def message(read: bool = False) -> Message:
+    return Message(id="ab" * 16, from_org="nord", from_staff="nord/anna", to=("sued",),
+                   subject="Rückfrage", body="Zeile eins\nZeile zwei", sent=SENT,
+                   expires=SENT + 86400, thread="cd" * 16, reply_to=None, received=SENT,
+                   read=read)
+
+
+def test_dates_are_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        assert local_time(SENT) == "2027-01-15 09:00"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_a_message_reads_as_labelled_lines_then_the_body() -> None:
+    lines = message_lines(message())
+    assert lines[:2] == ["Message: " + "ab" * 16, "From: nord/anna (nord)"]
+    assert "Subject: Rückfrage" in lines
+    assert lines[-3:] == ["", "Zeile eins", "Zeile zwei"]
+
+
+def test_inbox_counts_unread_and_marks_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = inbox_lines([message(), message(read=True)])
+    assert lines[0] == "2 messages, 1 unread."
+    assert lines[1].startswith("abababab (unread): from nord/anna")
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    assert inbox_lines([message()])[1].startswith("abababab (ungelesen): von nord/anna")
+
+
+def test_quarantined_envelopes_are_always_reported() -> None:
+    report = SyncReport(quarantined=(Quarantined("r1", "wrong_signer", "not its sender", 1),))
+    lines = sync_lines(report)
+    assert any("failed a check" in line and "wrong_signer" in line for line in lines)
+
+
+def test_status_per_recipient_when_there_are_several() -> None:
+    status = DeliveryStatus(id="ab" * 16, subject="s", recipients=(
+        RecipientStatus("sued", "delivered", 2, 2), RecipientStatus("west", "pending", 0, 3)))
+    lines = status_lines(status)
+    assert lines[0] == "Message abababab (s): waiting to be read, read by 2 of 5."
+    assert lines[1:] == ["sued: delivered, read by 2 of 2.",
+                         "west: waiting to be read, read by 0 of 3."]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("7d", 604800), ("12h", 43200), (" 30m ", 1800)])
+def test_ttl_parsing(text: str, seconds: int) -> None:
+    assert parse_ttl(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["7", "1y", "d", "-1d", "1.5d"])
+def test_bad_ttl_is_refused(text: str) -> None:
+    with pytest.raises(UsageError) as err:
+        parse_ttl(text)
+    assert err.value.code == "bad_ttl_format"
