@@ -63,7 +63,7 @@ from .models import (
     StaffInfo,
     SyncReport,
 )
-from .profile import Profile, load_profile
+from .profile import Profile, load_profile, save_keystore
 
 if TYPE_CHECKING:
     from .admin import NetworkOffice, OrgAdmin
@@ -126,7 +126,7 @@ class Client:
             # A profile made by other tools (e.g. the relay's dev bootstrap) may lack the
             # local storage key; it protects only this device's mailbox, so make one now.
             storage = keystore.secrets["storage"] = secrets.token_bytes(32)
-            keystore.save()
+            save_keystore(keystore)
         store = await MailboxStore.open(prof.state_path, storage)
         client = cls(prof, keystore, store, relay=relay, clock=clock)
         try:
@@ -334,7 +334,7 @@ class Client:
             self.keystore.secrets[name] = grant.secret_key
             added += 1
         if added:
-            self.keystore.save()
+            save_keystore(self.keystore)
         return added, problems
 
     async def _fetch(self) -> tuple[list[Message], list[Quarantined]]:

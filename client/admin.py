@@ -22,6 +22,7 @@ from protocol.requests import OrgRequest, StaffRequest, open_org_request, open_s
 
 from .errors import AccessError, UsageError, VerificationError
 from .models import OrgInfo
+from .profile import save_keystore
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -187,7 +188,7 @@ class OrgAdmin:
         # Keep the secret before publishing: a crash after the append must not lose the key
         # that the log already announces.
         client.keystore.secrets[f"epoch/{self.org_id}/{number}"] = secret
-        client.keystore.save()
+        save_keystore(client.keystore)
         record = Epoch(org_id=self.org_id, epoch=number,
                        public_key=box_public_from_secret(secret), created=client.now())
         await append(client, sign_record(record, self._identity()))

@@ -26,7 +26,7 @@ from protocol.errors import ProtocolError
 from ._client import Client
 from .errors import KokError, ProfileError, UsageError, VerificationError
 from .i18n import t
-from .profile import load_profile
+from .profile import load_profile, save_keystore
 from .render import inbox_lines, message_lines, org_lines, status_lines, sync_lines
 
 T = TypeVar("T")
@@ -347,7 +347,7 @@ def passwd_cmd(ctx: click.Context, new_passphrase_file: Path | None) -> None:
         raise ProfileError("no_new_passphrase")
     if not new:
         raise ProfileError("empty_passphrase")
-    keystore.change_passphrase(new)
+    save_keystore(keystore, new)
     s.out(t("passwd.done", profile=prof.name), {"ok": True, "profile": prof.name})
 
 

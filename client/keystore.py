@@ -14,8 +14,11 @@ files. A changed header yields a different key, so tampering shows as a failed o
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets as _secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,21 @@ from argon2.low_level import Type, hash_secret_raw
 
 from protocol.encoding import b64decode, b64encode, canonical_json, parse_json
 from protocol.errors import EncodingError
+
+FORGOTTEN = "forgotten"
+"""``meta`` key listing secret names deleted for good (e.g. retired epoch keys)."""
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) on a small lock file beside the keystore."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 class KeystoreError(Exception):
@@ -39,6 +57,14 @@ class WrongPassphrase(KeystoreError):
 
     def __init__(self) -> None:
         super().__init__("The passphrase is wrong (or the keystore file was altered).")
+
+
+class KeystoreChanged(KeystoreError):
+    code = "keystore_changed"
+
+    def __init__(self) -> None:
+        super().__init__("The keystore was re-encrypted by another kok program (a new "
+                         "passphrase); nothing was saved. Run the command again.")
 
 
 class KeystoreMissing(KeystoreError):
@@ -155,7 +181,47 @@ class Keystore:
         )
 
     def save(self) -> None:
-        """Encrypt and write atomically (fresh nonce each time)."""
+        """Encrypt and write atomically (fresh nonce), merging what another process saved.
+
+        Two ``kok`` processes may hold the same profile open (``kok listen`` in one terminal,
+        ``kok org rotate`` in another). Under a lock, secrets the file gained since we read
+        it are kept, and names either side ``forget``-ed stay forgotten, so neither a new
+        epoch key is lost nor a deleted one brought back.
+        """
+        with _file_lock(self.path.with_name(f".{self.path.name}.lock")):
+            self._merge_from_disk()
+            self._write()
+
+    def forget(self, name: str) -> None:
+        """Delete a secret for good (also from copies other processes hold); call ``save``."""
+        self.secrets.pop(name, None)
+        forgotten = set(self.meta.get(FORGOTTEN, []))
+        forgotten.add(name)
+        self.meta[FORGOTTEN] = sorted(forgotten)
+
+    def _merge_from_disk(self) -> None:
+        try:
+            header = parse_json(self.path.read_bytes())
+            if b64decode(header["salt"], size=16) != self._salt:
+                # Re-encrypted under a new passphrase meanwhile (kok passwd): writing our
+                # copy would silently bring the old passphrase back.
+                raise KeystoreChanged()
+            plain = nacl.secret.SecretBox(self._key).decrypt(
+                b64decode(header["box"]), b64decode(header["nonce"], size=24))
+            content = parse_json(plain)
+        except (FileNotFoundError, EncodingError, KeyError, TypeError, ValueError,
+                nacl.exceptions.CryptoError):
+            return
+        forgotten = set(self.meta.get(FORGOTTEN, [])) | set(content["meta"].get(FORGOTTEN, []))
+        for name, value in content["secrets"].items():
+            if name not in self.secrets:
+                self.secrets[name] = b64decode(value)
+        for name in forgotten:
+            self.secrets.pop(name, None)
+        if forgotten:
+            self.meta[FORGOTTEN] = sorted(forgotten)
+
+    def _write(self) -> None:
         plain = canonical_json({
             "secrets": {k: b64encode(v) for k, v in sorted(self.secrets.items())},
             "meta": self.meta,
@@ -172,7 +238,9 @@ class Keystore:
         """Re-encrypt under a new passphrase (fresh salt)."""
         if not new_passphrase:
             raise KeystoreError("The passphrase must not be empty.")
-        self.params = params or self.params
-        self._salt = _secrets.token_bytes(16)
-        self._key = derive_key(new_passphrase, self._salt, self.params)
-        self.save()
+        with _file_lock(self.path.with_name(f".{self.path.name}.lock")):
+            self._merge_from_disk()  # under the old key: keep what others saved meanwhile
+            self.params = params or self.params
+            self._salt = _secrets.token_bytes(16)
+            self._key = derive_key(new_passphrase, self._salt, self.params)
+            self._write()

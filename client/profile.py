@@ -26,7 +26,14 @@ from protocol.errors import EncodingError
 from protocol.keys import fingerprint
 
 from .errors import ProfileError, UsageError
-from .keystore import Keystore, KeystoreCorrupt, KeystoreError, KeystoreMissing, WrongPassphrase
+from .keystore import (
+    Keystore,
+    KeystoreChanged,
+    KeystoreCorrupt,
+    KeystoreError,
+    KeystoreMissing,
+    WrongPassphrase,
+)
 from .keystore import write_private_file as write_private_file
 
 KINDS = ("network", "org", "staff")
@@ -200,6 +207,21 @@ def create_profile(home: Path | str | None, name: str | None, info: ProfileInfo,
         raise ProfileError("keystore_error", detail=str(exc)) from None
     profile.save()
     return profile, keystore
+
+
+def save_keystore(keystore: Keystore, new_passphrase: str | None = None) -> None:
+    """``Keystore.save`` (or ``change_passphrase``) with its errors mapped to ``ProfileError``."""
+    try:
+        if new_passphrase is None:
+            keystore.save()
+        else:
+            keystore.change_passphrase(new_passphrase)
+    except KeystoreChanged:
+        raise ProfileError("keystore_changed") from None
+    except KeystoreError as exc:
+        raise ProfileError("keystore_error", detail=str(exc)) from None
+    except OSError as exc:
+        raise ProfileError("keystore_error", detail=exc.strerror or str(exc)) from None
 
 
 def open_keystore(path: Path, passphrase: str) -> Keystore:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from client.errors import ProfileError, UsageError
-from client.keystore import Keystore
+from client.keystore import Keystore, KeystoreChanged, WrongPassphrase
 from client.onboarding import init_network, slug
 from client.profile import NetworkAnchor, default_home, load_profile
 
@@ -91,3 +91,30 @@ def test_home_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
 ])
 def test_staff_names_become_ids(name: str, expected: str) -> None:
     assert slug(name) == expected
+
+
+def test_two_open_copies_of_a_keystore_do_not_lose_or_revive_keys(tmp_path: Path) -> None:
+    path = tmp_path / "keystore"
+    Keystore.create(path, "pw", {"signing": b"s" * 32, "epoch/o/1": b"1" * 32})
+    listener, admin = Keystore.open(path, "pw"), Keystore.open(path, "pw")
+    admin.secrets["epoch/o/2"] = b"2" * 32  # e.g. kok org rotate in another terminal
+    admin.forget("epoch/o/1")  # the old epoch key is retired
+    admin.save()
+    listener.secrets["epoch/x/7"] = b"7" * 32  # meanwhile kok listen took in another key
+    listener.save()
+    final = Keystore.open(path, "pw").secrets
+    assert final.keys() == {"signing", "epoch/o/2", "epoch/x/7"}
+    assert "epoch/o/1" not in listener.secrets
+
+
+def test_a_stale_copy_never_brings_an_old_passphrase_back(tmp_path: Path) -> None:
+    path = tmp_path / "keystore"
+    Keystore.create(path, "pw", {"signing": b"s" * 32})
+    first, second = Keystore.open(path, "pw"), Keystore.open(path, "pw")
+    first.change_passphrase("new")
+    second.secrets["extra"] = b"e" * 32
+    with pytest.raises(KeystoreChanged):
+        second.save()
+    assert Keystore.open(path, "new").secrets.keys() == {"signing"}
+    with pytest.raises(WrongPassphrase):
+        Keystore.open(path, "pw")
