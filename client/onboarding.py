@@ -130,8 +130,8 @@ async def _check_with_relay(prof: Profile, keystore: Keystore,
 
 def remove_new_profile(prof: Profile) -> None:
     """Delete the files a just-created profile consists of (nothing else in its folder)."""
-    for name in ("keystore", "profile.json", "state.db", "state.db-journal", "state.db-wal",
-                 "state.db-shm"):
+    for name in ("keystore", ".keystore.lock", "profile.json", "state.db", "state.db-journal",
+                 "state.db-wal", "state.db-shm"):
         (prof.dir / name).unlink(missing_ok=True)
     try:
         prof.dir.rmdir()
