@@ -40,9 +40,13 @@ def redact_addresses(text: str) -> str:
     return _IPV6.sub(REDACTED, _IPV4.sub(REDACTED, text))
 
 
+# Fields the relay fills itself from constants, numbers and pseudonyms: nothing to redact.
+_SAFE_FIELDS = frozenset({"method", "route", "status", "ms", "code", "org", "staff", "level"})
+
+
 def _redact_processor(logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in event.items():
-        if isinstance(value, str):
+        if isinstance(value, str) and key not in _SAFE_FIELDS:
             event[key] = redact_addresses(value)
     return event
 

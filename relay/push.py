@@ -62,6 +62,10 @@ class EventHub:
             if not subs:
                 del self._by_org[sub.org_id]
 
+    def has_subscribers(self, org_id: str) -> bool:
+        """Is anyone of ``org_id`` listening (so serialising an event is worth it)?"""
+        return org_id in self._by_org
+
     def count_for_staff(self, staff_id: str, org_id: str) -> int:
         return sum(1 for s in self._by_org.get(org_id, ()) if s.staff_id == staff_id)
 

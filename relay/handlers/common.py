@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,6 +16,8 @@ from ..service import RelayService, Session
 
 SERVICE = web.AppKey("relay_service", RelayService)
 READ_PIECE = 64 * 1024
+MAX_CURSOR = 2**53 - 1
+"""Largest cursor or index a query may name (JSON-safe integer)."""
 
 
 def service(request: web.Request) -> RelayService:
@@ -34,8 +37,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     the bound holds for any body, declared length or chunked.
     """
     declared = request.content_length
-    if declared is not None and declared > limit:
-        raise BodyTooLarge(f"The body may be at most {limit} bytes.")
+    if declared is not None:
+        if declared > limit:
+            raise BodyTooLarge(f"The body may be at most {limit} bytes.")
+        # aiohttp's parser delivers exactly Content-Length bytes, so this read is bounded.
+        try:
+            return await request.content.readexactly(declared) if declared else b""
+        except asyncio.IncompleteReadError:
+            raise MalformedBody("The body ended before its declared length.") from None
     chunks: list[bytes] = []
     size = 0
     while True:

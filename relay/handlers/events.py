@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 from .. import wire
 from ..errors import TooManyConnections
 from ..push import CLOSE_SESSION_ENDED, Closing, Subscription
-from .common import int_query, now, require_session, service
+from .common import MAX_CURSOR, int_query, now, require_session, service
 
 HEARTBEAT = 20.0
 BACKLOG_PAGE = 500
@@ -27,7 +27,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     """Upgrade to a WebSocket for the caller's organisation's envelopes."""
     relay = service(request)
     session = require_session(request, now())
-    after = int_query(request, "after", 0, 2**62)
+    after = int_query(request, "after", 0, MAX_CURSOR)
     if relay.hub.count_for_staff(session.staff_id, session.org_id) >= (
             relay.config.limits.max_event_streams_per_staff):
         raise TooManyConnections()

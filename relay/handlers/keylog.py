@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import wire
-from .common import charge_public, int_query, json_object, now, ok, read_json, service
+from .common import MAX_CURSOR, charge_public, int_query, json_object, now, ok, read_json, service
 
 DEFAULT_PAGE = 1000
 
@@ -13,7 +13,7 @@ DEFAULT_PAGE = 1000
 async def read_log(request: web.Request) -> web.Response:
     """Entries after the ``after`` the client already holds, and the signed head."""
     relay = service(request)
-    after = int_query(request, "after", 0, 2**53)
+    after = int_query(request, "after", 0, MAX_CURSOR)
     limit = int_query(request, "limit", DEFAULT_PAGE, relay.config.limits.max_log_page) or 1
     entries = relay.directory.entries(after, limit)
     return ok({"entries": [wire.log_entry(e) for e in entries],

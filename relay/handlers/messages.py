@@ -7,7 +7,16 @@ import math
 from aiohttp import web
 
 from .. import wire
-from .common import charge_public, int_query, now, ok, read_json, require_session, service
+from .common import (
+    MAX_CURSOR,
+    charge_public,
+    int_query,
+    now,
+    ok,
+    read_json,
+    require_session,
+    service,
+)
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -32,7 +41,7 @@ async def inbox(request: web.Request) -> web.Response:
     """Envelopes of the caller's organisation after a cursor."""
     at = now()
     session = require_session(request, at)
-    after = int_query(request, "after", 0, 2**62)
+    after = int_query(request, "after", 0, MAX_CURSOR)
     limit = int_query(request, "limit", DEFAULT_PAGE, MAX_PAGE) or 1
     messages = await service(request).mailbox.inbox(session, after, limit, at)
     cursor = messages[-1].cursor if messages else after

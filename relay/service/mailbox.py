@@ -24,7 +24,7 @@ import json
 from typing import Any
 
 from protocol import b64encode
-from protocol.encoding import b64decode, canonical_json, check_org_id, get_int
+from protocol.encoding import b64decode, check_org_id, get_int
 from protocol.errors import EncodingError, LogError
 from protocol.sealedbox import OVERHEAD
 
@@ -95,8 +95,7 @@ class Mailbox:
             raise _invalid(exc) from exc
         ttl = self._ttl(body.get("ttl", self.limits.default_ttl))
         envelopes = self._envelopes(body["envelopes"])
-        request_hash = secret_hash(REQUEST, canonical_json(
-            {"ttl": ttl, "envelopes": [[o, e, b64encode(s)] for o, e, s in envelopes]}))
+        request_hash = _request_hash(ttl, envelopes)
         messages = []
         for index, (to_org, epoch, sealed) in enumerate(envelopes):
             recipients = tuple(sorted(
@@ -190,6 +189,8 @@ class Mailbox:
         return out
 
     def _publish(self, message: StoredMessage) -> None:
+        if not self.hub.has_subscribers(message.to_org):
+            return
         text = json.dumps({"type": "message", "message": stored_message(message)},
                           separators=(",", ":"))
         self.hub.publish(message.to_org, message.cursor, text)
@@ -241,6 +242,16 @@ class Mailbox:
         except EncodingError as exc:
             raise _invalid(exc) from exc
         return secret_hash(STATUS, token)
+
+
+def _request_hash(ttl: int, envelopes: list[tuple[str, int, bytes]]) -> bytes:
+    """What a retry with the same idempotency key must repeat exactly (length-prefixed)."""
+    parts = [ttl.to_bytes(8, "big")]
+    for to_org, epoch, sealed in envelopes:
+        org = to_org.encode()
+        parts += [len(org).to_bytes(2, "big"), org, epoch.to_bytes(8, "big"),
+                  len(sealed).to_bytes(4, "big"), sealed]
+    return secret_hash(REQUEST, b"".join(parts))
 
 
 def _message_id(text: str) -> bytes:

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..errors import IdempotencyConflict, NotRetractable, QuotaExceeded
+from ..errors import IdempotencyConflict, NotRetractable, QuotaExceeded, RelayError
 from .rows import (
     GrantRow,
     LogAppend,
@@ -88,28 +88,58 @@ class _PendingJob:
         self.future = future
 
 
-def _run_batch(db: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
-    """Run jobs in one transaction, each in a savepoint; commit once. Runs on the DB thread."""
+class _Unexpected(Exception):
+    """A job failed other than by a refusal: the batch is redone with one savepoint per job."""
+
+
+def _run_jobs(db: sqlite3.Connection, jobs: list[Job], isolated: bool) -> list[tuple[bool, Any]]:
     results: list[tuple[bool, Any]] = []
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for fn in jobs:
+    for fn in jobs:
+        if isolated:
             db.execute("SAVEPOINT job")
-            try:
-                value = fn(db)
-            except Exception as exc:  # the job's own refusal or failure: undo only this job
+        try:
+            value = fn(db)
+        except RelayError as exc:  # a refusal: by contract raised before the job wrote
+            if isolated:
                 db.execute("ROLLBACK TO job")
                 db.execute("RELEASE job")
-                results.append((False, exc))
-            else:
-                db.execute("RELEASE job")
-                results.append((True, value))
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+            results.append((False, exc))
+            continue
+        except Exception as exc:
+            if not isolated:
+                raise _Unexpected() from exc
+            db.execute("ROLLBACK TO job")
+            db.execute("RELEASE job")
+            results.append((False, exc))
+            continue
+        if isolated:
+            db.execute("RELEASE job")
+        results.append((True, value))
     return results
+
+
+def _run_batch(db: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
+    """Run jobs in one transaction and commit once. Runs on the DB thread.
+
+    Jobs raise refusals (``RelayError``) only *before* their first write, so the fast path
+    needs no savepoints. Any other exception may have left a job half done: then the whole
+    transaction is rolled back and the batch redone with a savepoint around each job, so
+    only the failing job is lost.
+    """
+    for isolated in (False, True):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            results = _run_jobs(db, jobs, isolated)
+            db.execute("COMMIT")
+        except _Unexpected:
+            db.execute("ROLLBACK")
+            continue
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return results
+    raise AssertionError("unreachable: the isolated pass never raises _Unexpected")
 
 
 async def _run_on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -473,6 +503,7 @@ def _delete_if_delivered(db: sqlite3.Connection, cursor: int | None, grace: int)
 
 
 def _store_send(db: sqlite3.Connection, batch: SendBatch) -> list[StoredMessage] | ReplayedSend:
+    # Every check comes before the first write (see _run_batch).
     row = db.execute("SELECT request_hash, received, expires FROM idempotency WHERE key_hash = ?",
                      (batch.key_hash,)).fetchone()
     if row is not None:
@@ -490,18 +521,20 @@ def _store_send(db: sqlite3.Connection, batch: SendBatch) -> list[StoredMessage]
                "VALUES (?, ?, ?, ?)",
                (batch.key_hash, batch.request_hash, batch.received, batch.expires))
     stored = []
+    deliveries: list[tuple[int, str]] = []
     for message in batch.messages:
         cursor = db.execute(
             "INSERT INTO messages (id, to_org, epoch, sealed, size, received, expires, "
-            "status_hash, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING cursor",
+            "status_hash, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (message.id, message.to_org, message.epoch, message.sealed, len(message.sealed),
              batch.received, batch.expires, message.status_hash, len(message.recipients)),
-        ).fetchone()[0]
-        db.executemany("INSERT INTO deliveries (message, staff_id) VALUES (?, ?)",
-                       [(cursor, staff_id) for staff_id in message.recipients])
+        ).lastrowid
+        assert cursor is not None
+        deliveries += [(cursor, staff_id) for staff_id in message.recipients]
         stored.append(StoredMessage(cursor=cursor, id=message.id, to_org=message.to_org,
                                     epoch=message.epoch, sealed=message.sealed,
                                     received=batch.received, expires=batch.expires))
+    db.executemany("INSERT INTO deliveries (message, staff_id) VALUES (?, ?)", deliveries)
     return stored
 
 

@@ -107,3 +107,23 @@ def test_every_schema_column_has_a_comment() -> None:
             constraint = stripped.startswith(("PRIMARY KEY", "UNIQUE", "FOREIGN KEY", "CHECK"))
             if inside and stripped and not stripped.startswith("--") and not constraint:
                 assert "--" in stripped, f"column without a comment: {stripped}"
+
+
+async def test_an_unexpected_failure_after_a_write_loses_only_that_job(store: SqliteStore,
+                                                                       tmp_path: Path) -> None:
+    def good(tag: str):  # type: ignore[no-untyped-def]
+        return lambda db: db.execute("INSERT INTO challenges VALUES (?, 'a/b', 9)",
+                                     (tag.encode(),))
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO challenges VALUES (x'00', 'a/b', 9)")
+        raise ValueError("half done")
+
+    batches = store.batches
+    outcomes = await asyncio.gather(store._write(good("one")), store._write(broken),
+                                    store._write(good("two")), return_exceptions=True)
+    assert store.batches == batches + 1  # all three shared one transaction
+    assert isinstance(outcomes[1], ValueError)
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        rows = sorted(bytes(r[0]) for r in db.execute("SELECT nonce_hash FROM challenges"))
+    assert rows == [b"one", b"two"]  # the broken job's own write was undone
