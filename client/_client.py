@@ -18,7 +18,6 @@ profiles lives in ``client.onboarding`` (``Client.init_network`` and friends).
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -28,19 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from protocol.encoding import b64decode, b64encode, check_org_id
+from protocol.encoding import b64decode, b64encode
 from protocol.errors import (
-    BadField,
-    LogError,
-    LogOrgRevoked,
-    LogOrgUnknown,
     ProtocolError,
-    SenderInvalid,
-    WrongRecipient,
 )
-from protocol.grants import open_grant
 from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
-from protocol.message import MessagePayload, open_message, seal_message
 
 from .api import RelayApi, check_relay_url
 from .directory import Directory
@@ -59,37 +50,18 @@ from .models import (
     Message,
     OrgInfo,
     Quarantined,
-    RecipientStatus,
     StaffInfo,
     SyncReport,
 )
 from .profile import Profile, load_profile, save_keystore
+from .receiving import Receiver
+from .sending import DEFAULT_TTL, Sender
 
 if TYPE_CHECKING:
     from .admin import NetworkOffice, OrgAdmin
 
-DEFAULT_TTL = 7 * 86400
-MAX_TTL = 30 * 86400
-MIN_TTL = 60
 WS_CLOSE_SESSION_ENDED = 4401
 RECONNECT_MAX = 30.0
-
-# Why an envelope could not be opened on the first try, and a fresher key log might help:
-# a sender enrolled (or an epoch created) after our last sync looks unknown until we sync.
-_RETRY_AFTER_SYNC = (LogError, SenderInvalid, WrongRecipient)
-
-
-def epoch_secret_name(org_id: str, epoch: int) -> str:
-    """Keystore name of an epoch secret."""
-    return f"epoch/{org_id}/{epoch}"
-
-
-def ttl_seconds(ttl: int | timedelta) -> int:
-    """A TTL as whole seconds, between one minute and 30 days."""
-    seconds = int(ttl.total_seconds()) if isinstance(ttl, timedelta) else int(ttl)
-    if not MIN_TTL <= seconds <= MAX_TTL:
-        raise UsageError("bad_ttl", min=MIN_TTL // 60, max=MAX_TTL // 86400)
-    return seconds
 
 
 class Client:
@@ -106,6 +78,8 @@ class Client:
         self._api: RelayApi | None = None
         self._log_key: bytes | None = None
         self._info: dict[str, Any] | None = None
+        self.receiver = Receiver(self)
+        self.sender = Sender(self)
 
     # --- opening and closing ---------------------------------------------------------
 
@@ -301,140 +275,14 @@ class Client:
         if self.kind == "network":
             return SyncReport(log_entries=added, log_size=self.directory.log.size)
         self.require_staff()
-        keys, problems = await self._sync_grants()
-        retried = await self._retry_quarantine() if keys else []
-        messages, quarantined = await self._fetch()
+        keys, problems = await self.receiver.sync_grants()
+        retried = await self.receiver.retry_quarantine() if keys else []
+        messages, quarantined = await self.receiver.fetch()
         return SyncReport(
             log_entries=added, log_size=self.directory.log.size, epoch_keys=keys,
             messages=tuple(retried + messages), quarantined=tuple(quarantined),
             problems=tuple(problems),
         )
-
-    async def _sync_grants(self) -> tuple[int, list[str]]:
-        """Open new grants into the keystore; returns (keys added, problem codes)."""
-        api = await self.api()
-        added, problems = 0, []
-        staff_id = self.require_staff()
-        for raw in await api.grants():
-            try:
-                org_id, epoch = str(raw["org_id"]), int(raw["epoch"])
-                name = epoch_secret_name(check_org_id(org_id), epoch)
-                if name in self.keystore.secrets:
-                    continue
-                grant = open_grant(b64decode(str(raw["grant"]), field="grant"), staff_id,
-                                   self.box_key(), self.directory.log)
-                if (grant.org_id, grant.epoch) != (org_id, epoch):
-                    raise BadField("the grant is filed under another epoch")
-            except ProtocolError as exc:
-                problems.append(exc.code)
-                continue
-            except (KeyError, TypeError, ValueError):
-                problems.append("grant_invalid")
-                continue
-            self.keystore.secrets[name] = grant.secret_key
-            added += 1
-        if added:
-            save_keystore(self.keystore)
-        return added, problems
-
-    async def _fetch(self) -> tuple[list[Message], list[Quarantined]]:
-        api = await self.api()
-        cursor = int(await self.store.get_state("cursor", "0") or 0)
-        messages: list[Message] = []
-        quarantined: list[Quarantined] = []
-        while True:
-            page = await api.messages(after=cursor)
-            batch = page.get("messages") or []
-            for stored in batch:
-                got = await self.receive(stored)
-                if isinstance(got, Message):
-                    messages.append(got)
-                elif isinstance(got, Quarantined):
-                    quarantined.append(got)
-                cursor = max(cursor, int(stored.get("cursor", cursor)))
-            cursor = max(cursor, int(page.get("cursor") or cursor))
-            await self.store.set_state("cursor", str(cursor))
-            if not batch:
-                break
-        return messages, quarantined
-
-    async def receive(self, stored: dict[str, Any]) -> Message | Quarantined | None:
-        """Verify one stored envelope: a ``Message``, a ``Quarantined`` or None (seen before)."""
-        relay_id = str(stored.get("id"))
-        now = self.now()
-        if await self.store.seen_relay_id(relay_id):
-            await self._ack(relay_id)
-            return None
-        try:
-            to_org = str(stored["to_org"])
-            epoch = int(stored["epoch"])
-            sealed = b64decode(str(stored["sealed"]), field="sealed")
-        except (KeyError, TypeError, ValueError, ProtocolError):
-            return await self._quarantine(relay_id, now, "envelope_invalid", "", {})
-        facts = {"to_org": to_org, "epoch": epoch, "sealed": b64encode(sealed)}
-        result = await self._open_envelope(relay_id, to_org, epoch, sealed, now, facts)
-        await self._ack(relay_id)
-        return result
-
-    async def _open_envelope(self, relay_id: str, to_org: str, epoch: int, sealed: bytes,
-                             now: int, facts: dict[str, Any]) -> Message | Quarantined:
-        if to_org != self.org_id:
-            return await self._quarantine(relay_id, now, "wrong_recipient",
-                                          f"addressed to {to_org}", facts)
-        secret = self.keystore.secrets.get(epoch_secret_name(to_org, epoch))
-        if secret is None:
-            return await self._quarantine(relay_id, now, "epoch_key_missing",
-                                          f"epoch {epoch}", facts)
-        opened = None
-        for attempt in (1, 2):
-            try:
-                opened = open_message(sealed, to_org=to_org, epoch=epoch, epoch_secret=secret,
-                                      keylog=self.directory.log, now=now)
-                break
-            except _RETRY_AFTER_SYNC as exc:
-                if attempt == 2:
-                    return await self._quarantine(relay_id, now, exc.code, exc.message, facts)
-                await self.sync_log()
-            except ProtocolError as exc:
-                return await self._quarantine(relay_id, now, exc.code, exc.message, facts)
-        assert opened is not None
-        payload = opened.payload
-        message_id = payload.id.hex()
-        data = payload_record(payload)
-        data.update({"to_org": to_org, "epoch": epoch, "relay_id": relay_id})
-        if not await self.store.add_message(message_id, relay_id, now, data):
-            # Same payload in a new envelope: the relay (or someone) replayed it.
-            return await self._quarantine(relay_id, now, "replayed",
-                                          f"message {message_id} was delivered before", facts)
-        return Message.from_stored(data, now, None)
-
-    async def _quarantine(self, relay_id: str, now: int, code: str, detail: str,
-                          facts: dict[str, Any]) -> Quarantined:
-        await self.store.quarantine(relay_id, now, code, {**facts, "detail": detail})
-        return Quarantined(relay_id=relay_id, code=code, detail=detail, received=now)
-
-    async def _retry_quarantine(self) -> list[Message]:
-        """Envelopes that waited for an epoch key we now hold: open them again."""
-        opened: list[Message] = []
-        for relay_id, received, _code, data in await self.store.quarantined("epoch_key_missing"):
-            name = epoch_secret_name(str(data.get("to_org")), int(data.get("epoch", 0)))
-            if name not in self.keystore.secrets:
-                continue
-            await self.store.release(relay_id)
-            sealed = b64decode(str(data["sealed"]), field="sealed")
-            got = await self._open_envelope(relay_id, str(data["to_org"]), int(data["epoch"]),
-                                            sealed, received, data)
-            if isinstance(got, Message):
-                opened.append(got)
-        return opened
-
-    async def _ack(self, relay_id: str) -> None:
-        api = await self.api()
-        try:
-            await api.ack(relay_id)
-        except RelayRefused as exc:
-            if exc.code != "not_found":  # already deleted (expired, retracted): nothing to do
-                raise
 
     # --- reading ---------------------------------------------------------------------
 
@@ -462,117 +310,16 @@ class Client:
     async def send(self, to: Sequence[str], subject: str, body: str,
                    ttl: int | timedelta = DEFAULT_TTL, reply_to: str | None = None) -> str:
         """Seal one envelope per recipient org to its current epoch; returns the message id."""
-        recipients = list(dict.fromkeys(o.strip() for o in to if o.strip()))
-        if not recipients:
-            raise UsageError("no_recipients")
-        for org_id in recipients:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,31}", org_id):
-                raise UsageError("bad_org_id", org=org_id)
-        seconds = ttl_seconds(ttl)
-        await self.sync_log()
-        staff_id = self.require_staff()
-        thread, parent = secrets.token_bytes(16), None
-        if reply_to is not None:
-            thread, parent = await self._thread_of(reply_to)
-        now = self.now()
-        payload = MessagePayload(
-            id=secrets.token_bytes(16), from_org=str(self.org_id), from_staff=staff_id,
-            to=tuple(recipients), sent=now, subject=subject, body=body, thread=thread,
-            expires=now + seconds, reply_to=parent,
-        )
-        try:
-            payload.to_bytes()
-        except ProtocolError as exc:
-            raise UsageError("bad_message", detail=exc.message) from None
-        answers = await self._post(payload, seconds)
-        by_org = {str(a.get("to_org")): a for a in answers}
-        record = {
-            "to": recipients, "subject": subject, "thread": thread.hex(),
-            "recipients": [{"org": org, "relay_id": str(by_org[org]["id"]),
-                            "token": str(by_org[org]["status_token"]),
-                            "expires": int(by_org[org].get("expires") or payload.expires)}
-                           for org in recipients],
-        }
-        await self.store.add_sent(payload.id.hex(), now, record)
-        return payload.id.hex()
-
-    async def _post(self, payload: MessagePayload, ttl: int) -> list[dict[str, Any]]:
-        """Seal and send; a stale epoch (rotation in between) re-syncs and seals again once."""
-        api = await self.api()
-        for attempt in (1, 2):
-            envelopes = []
-            for org_id in payload.to:
-                epoch = self._current_epoch(org_id)
-                sealed = seal_message(payload, self.signing_key(), org_id, epoch.number,
-                                      epoch.public_key, secrets.token_bytes(32))
-                envelopes.append({"to_org": org_id, "epoch": epoch.number,
-                                  "sealed": b64encode(sealed)})
-            key = secrets.token_bytes(16)
-            try:
-                try:
-                    return await api.send(key, ttl, envelopes)
-                except RelayUnreachable:
-                    # The relay may have stored it: the same idempotency key makes a retry safe.
-                    await asyncio.sleep(1)
-                    return await api.send(key, ttl, envelopes)
-            except RelayRefused as exc:
-                if exc.code == "stale_epoch" and attempt == 1:
-                    await self.sync_log()
-                    continue
-                raise
-        raise RelayRefused("stale_epoch", 409, "")
-
-    def _current_epoch(self, org_id: str) -> Any:
-        try:
-            return self.directory.log.current_epoch(org_id)
-        except LogOrgRevoked:
-            raise AccessError("org_revoked", org=org_id) from None
-        except LogOrgUnknown:
-            if org_id in self.directory.log.orgs:
-                raise AccessError("org_not_active", org=org_id) from None
-            raise AccessError("unknown_org", org=org_id) from None
-
-    async def _thread_of(self, reply_to: str) -> tuple[bytes, bytes]:
-        """(thread, parent id) for a reply: the parent's thread, from our inbox or sent items."""
-        try:
-            full = await self.store.resolve_id(reply_to)
-            row = await self.store.message(full)
-            assert row is not None
-            return bytes.fromhex(row[0]["thread"]), bytes.fromhex(full)
-        except UsageError as exc:
-            if exc.code != "unknown_message":
-                raise
-        full = await self.store.resolve_id(reply_to, table="sent")
-        sent = await self.store.sent(full)
-        assert sent is not None
-        return bytes.fromhex(sent["thread"]), bytes.fromhex(full)
-
-    # --- delivery status -------------------------------------------------------------
+        return await self.sender.send(to, subject, body, ttl=ttl, reply_to=reply_to)
 
     async def status(self, message_id: str) -> DeliveryStatus:
         """Delivery of a message we sent, per recipient org (asked with its status tokens)."""
-        return await self._status(message_id, retract=False)
+        return await self.sender.status(message_id)
 
     async def retract(self, message_id: str) -> DeliveryStatus:
         """Withdraw a message we sent from every recipient mailbox that still holds it."""
-        return await self._status(message_id, retract=True)
+        return await self.sender.retract(message_id)
 
-    async def _status(self, message_id: str, *, retract: bool) -> DeliveryStatus:
-        full = await self.store.resolve_id(message_id, table="sent")
-        record = await self.store.sent(full)
-        assert record is not None
-        api = await self.api()
-        out = []
-        for rec in record["recipients"]:
-            token = b64decode(rec["token"], size=32, field="token")
-            if retract:
-                await api.retract(token)
-            answer = await api.status(token)
-            out.append(RecipientStatus(org=rec["org"], state=str(answer.get("state")),
-                                       acknowledged=int(answer.get("acknowledged") or 0),
-                                       of=int(answer.get("of") or 0)))
-        return DeliveryStatus(id=full, subject=str(record.get("subject", "")),
-                              recipients=tuple(out))
 
     # --- listening -------------------------------------------------------------------
 
@@ -596,7 +343,7 @@ class Client:
                 async for frame in ws:
                     if frame.type != aiohttp.WSMsgType.TEXT:
                         continue
-                    arrived = await self._event(frame.data)
+                    arrived = await self.receiver.event(frame.data)
                     if arrived is not None:
                         yield arrived
             finally:
@@ -606,33 +353,6 @@ class Client:
                 await self.sync_log()
                 self.require_staff()
                 await api.login()
-
-    async def _event(self, text: str) -> Message | None:
-        try:
-            import json
-
-            event = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(event, dict) or event.get("type") != "message":
-            return None
-        stored = event.get("message")
-        if not isinstance(stored, dict):
-            return None
-        if str(stored.get("to_org")) == self.org_id:
-            epoch = stored.get("epoch")
-            if (isinstance(epoch, int) and
-                    epoch_secret_name(str(self.org_id), epoch) not in self.keystore.secrets):
-                await self.sync_log()
-                await self._sync_grants()
-        got = await self.receive(stored)
-        cursor = int(await self.store.get_state("cursor", "0") or 0)
-        try:
-            cursor = max(cursor, int(stored.get("cursor", cursor)))
-        except (TypeError, ValueError):
-            pass
-        await self.store.set_state("cursor", str(cursor))
-        return got if isinstance(got, Message) else None
 
     # --- directory questions ---------------------------------------------------------
 
@@ -662,13 +382,3 @@ class Client:
             log_hash=b64encode(head.hash if head else log.head_hash),
         )
 
-
-def payload_record(payload: MessagePayload) -> dict[str, Any]:
-    """A verified payload as the mailbox stores it (ids in hex)."""
-    return {
-        "id": payload.id.hex(), "from_org": payload.from_org, "from_staff": payload.from_staff,
-        "to": list(payload.to), "subject": payload.subject, "body": payload.body,
-        "sent": payload.sent, "expires": payload.expires, "thread": payload.thread.hex(),
-        "reply_to": payload.reply_to.hex() if payload.reply_to else None,
-        "attachments": [a.to_json() for a in payload.attachments],
-    }

@@ -1,0 +1,212 @@
+"""Receiving: epoch keys from grants, envelopes from the mailbox, verification, quarantine.
+
+Theory of operation
+-------------------
+``Receiver.sync_grants`` opens every new grant with ``protocol.open_grant`` (checked against
+the verified key log) into the keystore. ``Receiver.fetch`` pages through the relay mailbox
+after the stored cursor and hands each envelope to ``receive``, which either stores a
+verified message (encrypted at rest), or quarantines the envelope with the code of the
+check that failed, and then acknowledges it. An envelope that fails because our key log
+is older than the message (a sender enrolled a moment ago) is retried once after a log
+sync; one sealed to an epoch key we do not hold yet waits in quarantine and is opened again
+when a grant brings that key. The same payload arriving in a second envelope is a replay.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from protocol.encoding import b64decode, b64encode, check_org_id
+from protocol.errors import BadField, LogError, ProtocolError, SenderInvalid, WrongRecipient
+from protocol.grants import open_grant
+from protocol.message import MessagePayload, open_message
+
+from .errors import RelayRefused
+from .models import Message, Quarantined
+from .profile import save_keystore
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+# Why an envelope could not be opened on the first try, and a fresher key log might help:
+# a sender enrolled (or an epoch created) after our last sync looks unknown until we sync.
+_RETRY_AFTER_SYNC = (LogError, SenderInvalid, WrongRecipient)
+
+
+def epoch_secret_name(org_id: str, epoch: int) -> str:
+    """Keystore name of an epoch secret."""
+    return f"epoch/{org_id}/{epoch}"
+
+
+def payload_record(payload: MessagePayload) -> dict[str, Any]:
+    """A verified payload as the mailbox stores it (ids in hex)."""
+    return {
+        "id": payload.id.hex(), "from_org": payload.from_org, "from_staff": payload.from_staff,
+        "to": list(payload.to), "subject": payload.subject, "body": payload.body,
+        "sent": payload.sent, "expires": payload.expires, "thread": payload.thread.hex(),
+        "reply_to": payload.reply_to.hex() if payload.reply_to else None,
+        "attachments": [a.to_json() for a in payload.attachments],
+    }
+
+
+class Receiver:
+    """The receiving half of a ``Client``."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def sync_grants(self) -> tuple[int, list[str]]:
+        """Open new grants into the keystore; returns (keys added, problem codes)."""
+        api = await self.client.api()
+        added, problems = 0, []
+        staff_id = self.client.require_staff()
+        for raw in await api.grants():
+            try:
+                org_id, epoch = str(raw["org_id"]), int(raw["epoch"])
+                name = epoch_secret_name(check_org_id(org_id), epoch)
+                if name in self.client.keystore.secrets:
+                    continue
+                grant = open_grant(b64decode(str(raw["grant"]), field="grant"), staff_id,
+                                   self.client.box_key(), self.client.directory.log)
+                if (grant.org_id, grant.epoch) != (org_id, epoch):
+                    raise BadField("the grant is filed under another epoch")
+            except ProtocolError as exc:
+                problems.append(exc.code)
+                continue
+            except (KeyError, TypeError, ValueError):
+                problems.append("grant_invalid")
+                continue
+            self.client.keystore.secrets[name] = grant.secret_key
+            added += 1
+        if added:
+            save_keystore(self.client.keystore)
+        return added, problems
+
+    async def fetch(self) -> tuple[list[Message], list[Quarantined]]:
+        """Every envelope after the stored cursor: verified, stored or quarantined, acked."""
+        api = await self.client.api()
+        cursor = int(await self.client.store.get_state("cursor", "0") or 0)
+        messages: list[Message] = []
+        quarantined: list[Quarantined] = []
+        while True:
+            page = await api.messages(after=cursor)
+            batch = page.get("messages") or []
+            for stored in batch:
+                got = await self.receive(stored)
+                if isinstance(got, Message):
+                    messages.append(got)
+                elif isinstance(got, Quarantined):
+                    quarantined.append(got)
+                cursor = max(cursor, int(stored.get("cursor", cursor)))
+            cursor = max(cursor, int(page.get("cursor") or cursor))
+            await self.client.store.set_state("cursor", str(cursor))
+            if not batch:
+                break
+        return messages, quarantined
+
+    async def receive(self, stored: dict[str, Any]) -> Message | Quarantined | None:
+        """Verify one stored envelope: a ``Message``, a ``Quarantined`` or None (seen before)."""
+        relay_id = str(stored.get("id"))
+        now = self.client.now()
+        if await self.client.store.seen_relay_id(relay_id):
+            await self._ack(relay_id)
+            return None
+        try:
+            to_org = str(stored["to_org"])
+            epoch = int(stored["epoch"])
+            sealed = b64decode(str(stored["sealed"]), field="sealed")
+        except (KeyError, TypeError, ValueError, ProtocolError):
+            return await self._quarantine(relay_id, now, "envelope_invalid", "", {})
+        facts = {"to_org": to_org, "epoch": epoch, "sealed": b64encode(sealed)}
+        result = await self._open_envelope(relay_id, to_org, epoch, sealed, now, facts)
+        await self._ack(relay_id)
+        return result
+
+    async def _open_envelope(self, relay_id: str, to_org: str, epoch: int, sealed: bytes,
+                             now: int, facts: dict[str, Any]) -> Message | Quarantined:
+        if to_org != self.client.org_id:
+            return await self._quarantine(relay_id, now, "wrong_recipient",
+                                          f"addressed to {to_org}", facts)
+        secret = self.client.keystore.secrets.get(epoch_secret_name(to_org, epoch))
+        if secret is None:
+            return await self._quarantine(relay_id, now, "epoch_key_missing",
+                                          f"epoch {epoch}", facts)
+        opened = None
+        for attempt in (1, 2):
+            try:
+                opened = open_message(sealed, to_org=to_org, epoch=epoch, epoch_secret=secret,
+                                      keylog=self.client.directory.log, now=now)
+                break
+            except _RETRY_AFTER_SYNC as exc:
+                if attempt == 2:
+                    return await self._quarantine(relay_id, now, exc.code, exc.message, facts)
+                await self.client.sync_log()
+            except ProtocolError as exc:
+                return await self._quarantine(relay_id, now, exc.code, exc.message, facts)
+        assert opened is not None
+        payload = opened.payload
+        message_id = payload.id.hex()
+        data = payload_record(payload)
+        data.update({"to_org": to_org, "epoch": epoch, "relay_id": relay_id})
+        if not await self.client.store.add_message(message_id, relay_id, now, data):
+            # Same payload in a new envelope: the relay (or someone) replayed it.
+            return await self._quarantine(relay_id, now, "replayed",
+                                          f"message {message_id} was delivered before", facts)
+        return Message.from_stored(data, now, None)
+
+    async def _quarantine(self, relay_id: str, now: int, code: str, detail: str,
+                          facts: dict[str, Any]) -> Quarantined:
+        await self.client.store.quarantine(relay_id, now, code, {**facts, "detail": detail})
+        return Quarantined(relay_id=relay_id, code=code, detail=detail, received=now)
+
+    async def retry_quarantine(self) -> list[Message]:
+        """Envelopes that waited for an epoch key we now hold: open them again."""
+        opened: list[Message] = []
+        waiting = await self.client.store.quarantined("epoch_key_missing")
+        for relay_id, received, _code, data in waiting:
+            name = epoch_secret_name(str(data.get("to_org")), int(data.get("epoch", 0)))
+            if name not in self.client.keystore.secrets:
+                continue
+            await self.client.store.release(relay_id)
+            sealed = b64decode(str(data["sealed"]), field="sealed")
+            got = await self._open_envelope(relay_id, str(data["to_org"]), int(data["epoch"]),
+                                            sealed, received, data)
+            if isinstance(got, Message):
+                opened.append(got)
+        return opened
+
+    async def _ack(self, relay_id: str) -> None:
+        api = await self.client.api()
+        try:
+            await api.ack(relay_id)
+        except RelayRefused as exc:
+            if exc.code != "not_found":  # already deleted (expired, retracted): nothing to do
+                raise
+
+    async def event(self, text: str) -> Message | None:
+        """One WebSocket text frame: a new verified message, or None (anything else)."""
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(event, dict) or event.get("type") != "message":
+            return None
+        stored = event.get("message")
+        if not isinstance(stored, dict):
+            return None
+        to_org = str(stored.get("to_org"))
+        if to_org == self.client.org_id:
+            epoch = stored.get("epoch")
+            held = self.client.keystore.secrets
+            if isinstance(epoch, int) and epoch_secret_name(to_org, epoch) not in held:
+                await self.client.sync_log()
+                await self.sync_grants()
+        got = await self.receive(stored)
+        cursor = int(await self.client.store.get_state("cursor", "0") or 0)
+        try:
+            cursor = max(cursor, int(stored.get("cursor", cursor)))
+        except (TypeError, ValueError):
+            pass
+        await self.client.store.set_state("cursor", str(cursor))
+        return got if isinstance(got, Message) else None

@@ -1,0 +1,164 @@
+"""Sending: seal one envelope per recipient org, post it, keep the status tokens.
+
+Theory of operation
+-------------------
+A message is one payload (signed by the staff key) sealed once per recipient organisation
+to that organisation's current epoch key from the verified key log. The envelopes go to
+the relay in one request with a fresh idempotency key, so a retry after a lost answer
+stores nothing twice. If an organisation rotated its key in between (``409 stale_epoch``)
+the log is synced and the message sealed again, once. The relay's status tokens, the only
+way to ask about or retract the message later, are kept encrypted in the mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from protocol.encoding import b64decode, b64encode
+from protocol.errors import LogOrgRevoked, LogOrgUnknown, ProtocolError
+from protocol.keylog import EpochState
+from protocol.message import MessagePayload, seal_message
+
+from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
+from .models import DeliveryStatus, RecipientStatus
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+DEFAULT_TTL = 7 * 86400
+MAX_TTL = 30 * 86400
+MIN_TTL = 60
+ORG_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
+
+
+def ttl_seconds(ttl: int | timedelta) -> int:
+    """A TTL as whole seconds, between one minute and 30 days."""
+    seconds = int(ttl.total_seconds()) if isinstance(ttl, timedelta) else int(ttl)
+    if not MIN_TTL <= seconds <= MAX_TTL:
+        raise UsageError("bad_ttl", min=MIN_TTL // 60, max=MAX_TTL // 86400)
+    return seconds
+
+
+class Sender:
+    """The sending half of a ``Client``."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def send(self, to: Sequence[str], subject: str, body: str,
+                   ttl: int | timedelta = DEFAULT_TTL, reply_to: str | None = None) -> str:
+        """Seal one envelope per recipient org to its current epoch; returns the message id."""
+        recipients = list(dict.fromkeys(o.strip() for o in to if o.strip()))
+        if not recipients:
+            raise UsageError("no_recipients")
+        for org_id in recipients:
+            if not ORG_ID_RE.fullmatch(org_id):
+                raise UsageError("bad_org_id", org=org_id)
+        seconds = ttl_seconds(ttl)
+        await self.client.sync_log()
+        staff_id = self.client.require_staff()
+        thread, parent = secrets.token_bytes(16), None
+        if reply_to is not None:
+            thread, parent = await self._thread_of(reply_to)
+        now = self.client.now()
+        payload = MessagePayload(
+            id=secrets.token_bytes(16), from_org=str(self.client.org_id), from_staff=staff_id,
+            to=tuple(recipients), sent=now, subject=subject, body=body, thread=thread,
+            expires=now + seconds, reply_to=parent,
+        )
+        try:
+            payload.to_bytes()
+        except ProtocolError as exc:
+            raise UsageError("bad_message", detail=exc.message) from None
+        answers = await self._post(payload, seconds)
+        by_org = {str(a.get("to_org")): a for a in answers}
+        record = {
+            "to": recipients, "subject": subject, "thread": thread.hex(),
+            "recipients": [{"org": org, "relay_id": str(by_org[org]["id"]),
+                            "token": str(by_org[org]["status_token"]),
+                            "expires": int(by_org[org].get("expires") or payload.expires)}
+                           for org in recipients],
+        }
+        await self.client.store.add_sent(payload.id.hex(), now, record)
+        return payload.id.hex()
+
+    async def _post(self, payload: MessagePayload, ttl: int) -> list[dict[str, Any]]:
+        """Seal and send; a stale epoch (rotation in between) re-syncs and seals again once."""
+        api = await self.client.api()
+        for attempt in (1, 2):
+            envelopes = []
+            for org_id in payload.to:
+                epoch = self._current_epoch(org_id)
+                sealed = seal_message(payload, self.client.signing_key(), org_id, epoch.number,
+                                      epoch.public_key, secrets.token_bytes(32))
+                envelopes.append({"to_org": org_id, "epoch": epoch.number,
+                                  "sealed": b64encode(sealed)})
+            key = secrets.token_bytes(16)
+            try:
+                try:
+                    return await api.send(key, ttl, envelopes)
+                except RelayUnreachable:
+                    # The relay may have stored it: the same idempotency key makes a retry safe.
+                    await asyncio.sleep(1)
+                    return await api.send(key, ttl, envelopes)
+            except RelayRefused as exc:
+                if exc.code == "stale_epoch" and attempt == 1:
+                    await self.client.sync_log()
+                    continue
+                raise
+        raise RelayRefused("stale_epoch", 409, "")
+
+    def _current_epoch(self, org_id: str) -> EpochState:
+        try:
+            return self.client.directory.log.current_epoch(org_id)
+        except LogOrgRevoked:
+            raise AccessError("org_revoked", org=org_id) from None
+        except LogOrgUnknown:
+            if org_id in self.client.directory.log.orgs:
+                raise AccessError("org_not_active", org=org_id) from None
+            raise AccessError("unknown_org", org=org_id) from None
+
+    async def _thread_of(self, reply_to: str) -> tuple[bytes, bytes]:
+        """(thread, parent id) for a reply: the parent's thread, from our inbox or sent items."""
+        try:
+            full = await self.client.store.resolve_id(reply_to)
+            row = await self.client.store.message(full)
+            assert row is not None
+            return bytes.fromhex(row[0]["thread"]), bytes.fromhex(full)
+        except UsageError as exc:
+            if exc.code != "unknown_message":
+                raise
+        full = await self.client.store.resolve_id(reply_to, table="sent")
+        sent = await self.client.store.sent(full)
+        assert sent is not None
+        return bytes.fromhex(sent["thread"]), bytes.fromhex(full)
+
+    async def status(self, message_id: str) -> DeliveryStatus:
+        """Delivery of a message we sent, per recipient org (asked with its status tokens)."""
+        return await self._status(message_id, retract=False)
+
+    async def retract(self, message_id: str) -> DeliveryStatus:
+        """Withdraw a message we sent from every recipient mailbox that still holds it."""
+        return await self._status(message_id, retract=True)
+
+    async def _status(self, message_id: str, *, retract: bool) -> DeliveryStatus:
+        full = await self.client.store.resolve_id(message_id, table="sent")
+        record = await self.client.store.sent(full)
+        assert record is not None
+        api = await self.client.api()
+        out = []
+        for rec in record["recipients"]:
+            token = b64decode(rec["token"], size=32, field="token")
+            if retract:
+                await api.retract(token)
+            answer = await api.status(token)
+            out.append(RecipientStatus(org=rec["org"], state=str(answer.get("state")),
+                                       acknowledged=int(answer.get("acknowledged") or 0),
+                                       of=int(answer.get("of") or 0)))
+        return DeliveryStatus(id=full, subject=str(record.get("subject", "")),
+                              recipients=tuple(out))
