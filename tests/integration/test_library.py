@@ -11,8 +11,8 @@ import pytest
 
 from client import Client, KokError
 from client.api import RelayApi
-from client.errors import AccessError, ProfileError, RelayUnreachable
-from protocol import MessagePayload, b64encode, seal_message
+from client.errors import AccessError, ProfileError, RelayRefused, RelayUnreachable
+from protocol import Head, MessagePayload, b64encode, seal_message
 from tests.integration.people import (
     PASSPHRASE,
     anchor_of,
@@ -191,3 +191,20 @@ async def test_people_get_specific_errors(world: dict[str, Any]) -> None:
             await offline.sync()
         assert isinstance(unreachable.value, KokError)
         assert down in unreachable.value.message
+
+
+async def test_the_client_tells_the_relay_which_log_head_it_verified(
+        world: dict[str, Any]) -> None:
+    """A client whose verified head the relay's log does not extend is refused by the relay."""
+    anna = world["anna"]
+    await anna.sync()
+    real = anna.directory.head
+    assert real is not None
+    anna.directory.head = Head(size=real.size + 3, hash=bytes(32), time=real.time,
+                               signature=real.signature)
+    with pytest.raises(RelayRefused) as refused:
+        await anna.sync()
+    assert refused.value.code == "log_head_mismatch"
+    assert "network office" in refused.value.message
+    anna.directory.head = real
+    await anna.sync()
