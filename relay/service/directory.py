@@ -37,6 +37,8 @@ class Directory:
         self.status_grace = status_grace
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
+        self.removed_staff: set[str] = set()
+        """Staff removed (or being removed): sends queued before the removal skip them."""
 
     def on_append(self, listener: Listener) -> None:
         """Call ``listener`` after every committed append (to end sessions, close sockets)."""
@@ -53,6 +55,8 @@ class Directory:
                     "the database was altered or damaged") from exc
             if entry.hash != stored_hash:
                 raise RuntimeError(f"key-log entry {index} has a wrong chain hash in the database")
+            if isinstance(entry.record, StaffRemove):
+                self.removed_staff.add(entry.record.staff_id)
 
     def head(self, now: int) -> Head:
         """The log's head, signed now with the relay's log key."""
@@ -102,6 +106,9 @@ class Directory:
                 status_grace=self.status_grace,
                 now=now,
             )
+            if append.staff_removed is not None:
+                # before the write: a send already queued behind it must not count them
+                self.removed_staff.add(append.staff_removed)
             await self.store.append_log(append)
             entry = self.keylog.apply(record_bytes, now)
             for listener in self._listeners:

@@ -115,6 +115,7 @@ class Mailbox:
             expires=now + ttl,
             messages=tuple(messages),
             org_quota=self.limits.org_storage_bytes,
+            removed=self.directory.removed_staff,
         ))
         if isinstance(result, ReplayedSend):
             expires = result.expires

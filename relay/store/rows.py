@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 
@@ -40,6 +41,8 @@ class SendBatch:
     expires: int
     messages: tuple[NewMessage, ...]
     org_quota: int
+    removed: Container[str] = frozenset()
+    """Staff removed meanwhile (read when the write runs): they no longer count as recipients."""
 
 
 @dataclass(frozen=True)

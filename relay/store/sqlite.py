@@ -523,14 +523,16 @@ def _store_send(db: sqlite3.Connection, batch: SendBatch) -> list[StoredMessage]
     stored = []
     deliveries: list[tuple[int, str]] = []
     for message in batch.messages:
+        # A removal committed after the recipients were read must not leave them waiting.
+        recipients = [s for s in message.recipients if s not in batch.removed]
         cursor = db.execute(
             "INSERT INTO messages (id, to_org, epoch, sealed, size, received, expires, "
             "status_hash, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (message.id, message.to_org, message.epoch, message.sealed, len(message.sealed),
-             batch.received, batch.expires, message.status_hash, len(message.recipients)),
+             batch.received, batch.expires, message.status_hash, len(recipients)),
         ).lastrowid
         assert cursor is not None
-        deliveries += [(cursor, staff_id) for staff_id in message.recipients]
+        deliveries += [(cursor, staff_id) for staff_id in recipients]
         stored.append(StoredMessage(cursor=cursor, id=message.id, to_org=message.to_org,
                                     epoch=message.epoch, sealed=message.sealed,
                                     received=batch.received, expires=batch.expires))

@@ -75,16 +75,17 @@ async def test_schema_is_versioned_and_upgraded_in_order(tmp_path: Path,
     first = SqliteStore(path)
     await first.open()
     await first.close()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
     shipped = sqlite_store.schema_files()
+    latest = len(shipped)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(latest,)]
     extra = "-- test upgrade\nCREATE TABLE upgrade_probe (x INTEGER); -- a probe column\n"
-    monkeypatch.setattr(sqlite_store, "schema_files", lambda: [*shipped, (2, extra)])
+    monkeypatch.setattr(sqlite_store, "schema_files", lambda: [*shipped, (latest + 1, extra)])
     second = SqliteStore(path)
     await second.open()
     await second.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(latest + 1,)]
         assert db.execute("SELECT count(*) FROM upgrade_probe").fetchone() == (0,)
     monkeypatch.setattr(sqlite_store, "schema_files", lambda: shipped)
     newer = SqliteStore(path)
@@ -127,3 +128,14 @@ async def test_an_unexpected_failure_after_a_write_loses_only_that_job(store: Sq
     with sqlite3.connect(tmp_path / "relay.db") as db:
         rows = sorted(bytes(r[0]) for r in db.execute("SELECT nonce_hash FROM challenges"))
     assert rows == [b"one", b"two"]  # the broken job's own write was undone
+
+
+async def test_staff_removed_before_the_write_do_not_count_as_recipients(
+        store: SqliteStore, tmp_path: Path) -> None:
+    removed = {"org-b/bob"}
+    batch = _batch(recipients=("org-b/ann", "org-b/bob"))
+    batch = SendBatch(**{**batch.__dict__, "removed": removed})
+    await store.store_send(batch)
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        assert db.execute("SELECT recipients FROM messages").fetchone() == (1,)
+        assert db.execute("SELECT staff_id FROM deliveries").fetchall() == [("org-b/ann",)]
