@@ -76,9 +76,14 @@ class SigningKeyPair:
         """``fingerprint(public)``."""
         return fingerprint(self.public)
 
+    @cached_property
+    def _secret_key(self) -> bytes:
+        # libsodium's 64-byte secret key (seed || public key), made once
+        return sodium.crypto_sign_seed_keypair(self.seed)[1]
+
     def sign(self, label: bytes, *parts: bytes) -> bytes:
         """Ed25519 signature over ``signing_input(label, *parts)``."""
-        return self._signing_key.sign(signing_input(label, *parts)).signature
+        return sodium.crypto_sign(signing_input(label, *parts), self._secret_key)[:SIG_SIZE]
 
     def sign_item(self, label: bytes, body: bytes, *extra: bytes) -> SignedItem:
         """A signed item with this key's single signature over ``body`` (and ``extra``)."""
@@ -127,8 +132,10 @@ def box_public_from_secret(secret: bytes) -> bytes:
 
 def verify(public_key: bytes, signature: bytes, label: bytes, *parts: bytes) -> None:
     """Raise ``SignatureError`` unless ``signature`` is valid over the labelled parts."""
+    if len(public_key) != KEY_SIZE or len(signature) != SIG_SIZE:
+        raise SignatureError("a signature is 64 bytes, a public key 32")
     try:
-        nacl.signing.VerifyKey(public_key).verify(signing_input(label, *parts), signature)
+        sodium.crypto_sign_open(bytes(signature) + signing_input(label, *parts), public_key)
     except (nacl.exceptions.BadSignatureError, ValueError, TypeError) as exc:
         raise SignatureError() from exc
 

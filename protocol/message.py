@@ -24,16 +24,15 @@ from typing import Any
 
 from . import labels
 from .encoding import (
+    MAX_SAFE_INT,
     Signature,
     SignedItem,
     b64encode,
-    canonical_json,
+    canonical_json_of_checked,
     check_fields,
     check_org_id,
     check_staff_id,
     get_bytes,
-    get_int,
-    get_str,
     org_of,
     parse_canonical,
 )
@@ -49,6 +48,7 @@ from .keylog import MAX_SKEW, EpochState, KeyLog
 from .keys import SigningKeyPair, fingerprint, verify
 from .padding import pad_message, unpad_message
 from .sealedbox import open_sealed, seal
+from .stream import MAX_FILE_SIZE
 
 ID_SIZE = 16
 MAX_SUBJECT = 1024
@@ -61,6 +61,25 @@ MAX_TTL = 30 * 24 * 3600
 MOVED_SEARCH_EPOCHS = 4
 """Epochs per recipient org tried when telling a moved envelope from a forged one."""
 
+ATTACHMENT_FIELDS = ("drop", "key", "size", "name", "type", "hash")
+PAYLOAD_FIELDS = ("v", "id", "from_org", "from_staff", "to", "sent", "subject", "body",
+                  "thread", "reply_to", "attachments", "expires")
+
+
+def _check_bytes(value: Any, name: str, size: int) -> None:
+    if not isinstance(value, bytes) or len(value) != size:
+        raise BadField(f"{name} must be {size} bytes")
+
+
+def _check_text(value: Any, name: str, max_len: int) -> None:
+    if not isinstance(value, str) or len(value) > max_len:
+        raise BadField(f"{name} must be a string of at most {max_len} characters")
+
+
+def _check_int(value: Any, name: str, maximum: int = MAX_SAFE_INT) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+        raise BadField(f"{name} must be an integer from 0 to {maximum}")
+
 
 @dataclass(frozen=True)
 class Attachment:
@@ -72,6 +91,16 @@ class Attachment:
     name: str
     type: str
     hash: bytes
+
+    def check(self) -> Attachment:
+        """Raise ``BadField`` unless every field meets the protocol's rules."""
+        _check_bytes(self.drop, "drop", ID_SIZE)
+        _check_bytes(self.key, "key", 32)
+        _check_int(self.size, "size", MAX_FILE_SIZE)
+        _check_text(self.name, "name", MAX_FILE_NAME)
+        _check_text(self.type, "type", MAX_MEDIA_TYPE)
+        _check_bytes(self.hash, "hash", 32)
+        return self
 
     def to_json(self) -> dict[str, Any]:
         """The attachment object of the payload."""
@@ -89,15 +118,15 @@ class Attachment:
         """Parse and validate an attachment object."""
         if not isinstance(obj, dict):
             raise BadField("an attachment must be an object")
-        check_fields(obj, ["drop", "key", "size", "name", "type", "hash"])
+        check_fields(obj, ATTACHMENT_FIELDS)
         return cls(
-            drop=get_bytes(obj, "drop", ID_SIZE),
-            key=get_bytes(obj, "key", 32),
-            size=get_int(obj, "size"),
-            name=get_str(obj, "name", max_len=MAX_FILE_NAME),
-            type=get_str(obj, "type", max_len=MAX_MEDIA_TYPE),
-            hash=get_bytes(obj, "hash", 32),
-        )
+            drop=get_bytes(obj, "drop"),
+            key=get_bytes(obj, "key"),
+            size=obj["size"],
+            name=obj["name"],
+            type=obj["type"],
+            hash=get_bytes(obj, "hash"),
+        ).check()
 
 
 @dataclass(frozen=True)
@@ -115,6 +144,41 @@ class MessagePayload:
     expires: int
     reply_to: bytes | None = None
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+
+    def check(self) -> MessagePayload:
+        """Raise ``BadField`` unless every field meets the protocol's rules.
+
+        The one list of payload rules, run by writers before encoding and by readers after
+        decoding, so the two can never disagree.
+        """
+        _check_bytes(self.id, "id", ID_SIZE)
+        from_org = check_org_id(self.from_org)
+        if org_of(check_staff_id(self.from_staff)) != from_org:
+            raise BadField("from_staff is not a member of from_org")
+        if not isinstance(self.to, tuple | list) or not 1 <= len(self.to) <= MAX_RECIPIENTS:
+            raise BadField(f"to must list 1 to {MAX_RECIPIENTS} organisations")
+        for org_id in self.to:
+            check_org_id(org_id)
+        if len(set(self.to)) != len(self.to):
+            raise BadField("to names an organisation twice")
+        _check_int(self.sent, "sent")
+        _check_int(self.expires, "expires")
+        if not self.sent <= self.expires <= self.sent + MAX_TTL:
+            raise BadField("expires must lie between sent and 30 days after it")
+        _check_text(self.subject, "subject", MAX_SUBJECT)
+        if not isinstance(self.body, str):
+            raise BadField("body must be a string")
+        _check_bytes(self.thread, "thread", ID_SIZE)
+        if self.reply_to is not None:
+            _check_bytes(self.reply_to, "reply_to", ID_SIZE)
+        attachments = self.attachments
+        if not isinstance(attachments, tuple | list) or len(attachments) > MAX_ATTACHMENTS:
+            raise BadField(f"attachments must be a list of at most {MAX_ATTACHMENTS}")
+        for attachment in self.attachments:
+            if not isinstance(attachment, Attachment):
+                raise BadField("attachments must be Attachment objects")
+            attachment.check()
+        return self
 
     def to_json(self) -> dict[str, Any]:
         """The payload object (before canonical encoding)."""
@@ -134,11 +198,8 @@ class MessagePayload:
         }
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON of the payload, validated as a reader would."""
-        obj = self.to_json()
-        body = canonical_json(obj)
-        payload_from_json(obj)  # never emit what a reader would reject
-        return body
+        """Canonical JSON of the payload, checked as a reader would check it."""
+        return canonical_json_of_checked(self.check().to_json())
 
 
 def parse_payload(body: bytes) -> MessagePayload:
@@ -148,45 +209,25 @@ def parse_payload(body: bytes) -> MessagePayload:
 
 def payload_from_json(obj: dict[str, Any]) -> MessagePayload:
     """Validate a payload object (as parsed from canonical JSON)."""
-    check_fields(
-        obj,
-        ["v", "id", "from_org", "from_staff", "to", "sent", "subject", "body", "thread",
-         "reply_to", "attachments", "expires"],
-    )
-    to = obj["to"]
-    if not isinstance(to, list) or not 1 <= len(to) <= MAX_RECIPIENTS:
-        raise BadField(f"to must list 1 to {MAX_RECIPIENTS} organisations")
-    recipients = tuple(check_org_id(o) for o in to)
-    if len(set(recipients)) != len(recipients):
-        raise BadField("to names an organisation twice")
-    attachments = obj["attachments"]
+    check_fields(obj, PAYLOAD_FIELDS)
+    to, attachments, reply_to = obj["to"], obj["attachments"], obj["reply_to"]
+    if not isinstance(to, list):
+        raise BadField("to must be a list")
     if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
         raise BadField(f"attachments must be a list of at most {MAX_ATTACHMENTS}")
-    from_staff = check_staff_id(obj["from_staff"])
-    from_org = check_org_id(obj["from_org"])
-    if org_of(from_staff) != from_org:
-        raise BadField("from_staff is not a member of from_org")
-    reply_to = obj["reply_to"]
-    sent = get_int(obj, "sent")
-    expires = get_int(obj, "expires")
-    if not sent <= expires <= sent + MAX_TTL:
-        raise BadField("expires must lie between sent and 30 days after it")
-    body_text = obj["body"]
-    if not isinstance(body_text, str):
-        raise BadField("body must be a string")
     return MessagePayload(
-        id=get_bytes(obj, "id", ID_SIZE),
-        from_org=from_org,
-        from_staff=from_staff,
-        to=recipients,
-        sent=sent,
-        subject=get_str(obj, "subject", max_len=MAX_SUBJECT),
-        body=body_text,
-        thread=get_bytes(obj, "thread", ID_SIZE),
-        reply_to=None if reply_to is None else get_bytes(obj, "reply_to", ID_SIZE),
+        id=get_bytes(obj, "id"),
+        from_org=obj["from_org"],
+        from_staff=obj["from_staff"],
+        to=tuple(to),
+        sent=obj["sent"],
+        subject=obj["subject"],
+        body=obj["body"],
+        thread=get_bytes(obj, "thread"),
+        reply_to=None if reply_to is None else get_bytes(obj, "reply_to"),
         attachments=tuple(Attachment.from_json(a) for a in attachments),
-        expires=expires,
-    )
+        expires=obj["expires"],
+    ).check()
 
 
 def message_signing_parts(body: bytes, to_org: str, epoch: int) -> tuple[bytes, bytes, bytes]:

@@ -41,6 +41,6 @@ def unpad_message(padded: bytes) -> bytes:
     end = LENGTH_PREFIX + length
     if end > len(padded) or padme(end) != len(padded):
         raise BadPadding("padded size does not match the declared length")
-    if any(padded[end:]):
+    if padded.count(0, end) != len(padded) - end:
         raise BadPadding("padding bytes are not zero")
     return padded[LENGTH_PREFIX:end]
