@@ -195,8 +195,19 @@ class SqliteStore:
 
     # --- the writer --------------------------------------------------------------------
 
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Queue a job; return its result once the transaction holding it has committed.
+
+        Contract: a job raises a refusal (``RelayError``) only *before* its first write; any
+        other exception makes the writer redo the batch with one savepoint per job.
+        """
+        return await self._write(fn)
+
+    async def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query on a reader connection (sees every committed write)."""
+        return await self._read(sql, params)
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Queue a job; return its result once the transaction holding it has committed."""
         if self._writer_task is None:
             raise RuntimeError("the store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
