@@ -25,6 +25,7 @@ Schema files ``schema/NNN_*.sql`` are applied in order, each in its own transact
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable
 from importlib import resources
@@ -118,7 +119,7 @@ def _run_jobs(db: sqlite3.Connection, jobs: list[Job], isolated: bool) -> list[t
     return results
 
 
-def _run_batch(db: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
+def _run_batch(db: sqlite3.Connection, *, jobs: list[Job]) -> list[tuple[bool, Any]]:
     """Run jobs in one transaction and commit once. Runs on the DB thread.
 
     Jobs raise refusals (``RelayError``) only *before* their first write, so the fast path
@@ -230,8 +231,8 @@ class SqliteStore:
                 batch.append(item)
             fns = [job.fn for job in batch]
             try:
-                results = await _run_on_thread(
-                    self._writer, lambda db, fns=fns: _run_batch(db, fns))
+                run = functools.partial(_run_batch, jobs=fns)
+                results = await _run_on_thread(self._writer, run)
             except Exception as exc:  # the commit itself failed: nobody's write happened
                 for job in batch:
                     if not job.future.done():
@@ -500,11 +501,11 @@ def _tombstone(db: sqlite3.Connection, status_hash: bytes, state: str, acknowled
 
 def _delete_if_delivered(db: sqlite3.Connection, cursor: int | None, grace: int) -> int:
     """Delete fully acknowledged messages (one, or all when ``cursor`` is None)."""
-    if cursor is None:
-        where, params = "recipients > 0 AND acknowledged >= recipients", (grace,)
-    else:
-        where, params = "recipients > 0 AND acknowledged >= recipients AND cursor = ?", (
-            grace, cursor)
+    where = "recipients > 0 AND acknowledged >= recipients"
+    params: tuple[int, ...] = (grace,)
+    if cursor is not None:
+        where += " AND cursor = ?"
+        params = (grace, cursor)
     db.execute(
         "INSERT INTO status_tombstones (status_hash, state, acknowledged, recipients, expires) "
         "SELECT status_hash, 'delivered', acknowledged, recipients, expires + ? "
