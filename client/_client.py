@@ -214,7 +214,8 @@ class Client:
 
     async def _connect(self) -> None:
         url = self.relay_url
-        api = RelayApi(url, log_head=self.directory.head_header)
+        # No Kok-Log-Head until the relay proved it serves our network: our head is ours.
+        api = RelayApi(url)
         try:
             info = await api.info()
             network_key = b64decode(str(info.get("network_key")), size=32, field="network_key")
@@ -237,6 +238,7 @@ class Client:
             raise VerificationError("log_key_changed", url=url)
         if self._relay_override and self._relay_override != self.profile.info.relay:
             self.profile.update(relay=self._relay_override)
+        api.send_log_head(self.directory.head_header)
         if self.kind in ("org", "staff") and self.staff_id:
             api.use_identity(self.staff_id, self.signing_key(), origin)
         self._api, self._log_key, self._info = api, log_key, info

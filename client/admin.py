@@ -118,6 +118,14 @@ class OrgAdmin:
         if org.identity_key != self._identity().public:
             raise AccessError("identity_mismatch", org=self.org_id)
 
+    def _require_active(self) -> None:
+        """Admitted, and our own admin record published (``kok org activate`` was run)."""
+        self._require_admitted()
+        org = self.client.directory.log.orgs[self.org_id]
+        if self.client.staff_id not in org.staff or org.current_epoch is None:
+            raise UsageError("org_not_activated", org=self.org_id)
+        self.client.require_staff()
+
     async def activate(self) -> int:
         """After admission: publish our own staff record (admin) and the first epoch."""
         client = self.client
@@ -139,8 +147,7 @@ class OrgAdmin:
         req = read_staff_request(request)
         client = self.client
         await client.sync_log()
-        self._require_admitted()
-        client.require_staff()
+        self._require_active()
         if req.staff_id.split("/", 1)[0] != self.org_id:
             raise UsageError("request_other_org", staff=req.staff_id, org=self.org_id)
         org = client.directory.log.orgs[self.org_id]
@@ -162,7 +169,7 @@ class OrgAdmin:
         """Remove a staff member and rotate, so they can read nothing sent from now on."""
         client = self.client
         await client.sync_log()
-        self._require_admitted()
+        self._require_active()
         org = client.directory.log.orgs[self.org_id]
         staff = org.staff.get(staff_id)
         if staff is None:
@@ -180,8 +187,10 @@ class OrgAdmin:
         client = self.client
         await client.sync_log()
         self._require_admitted()
-        client.require_staff()
         org = client.directory.log.orgs[self.org_id]
+        if client.staff_id not in org.staff:
+            raise UsageError("org_not_activated", org=self.org_id)
+        client.require_staff()
         # After all epochs ever published (a re-admitted org continues the numbering).
         number = (org.epochs[-1].number + 1) if org.epochs else 1
         secret = secrets.token_bytes(32)
@@ -202,4 +211,6 @@ class OrgAdmin:
 
     async def show(self) -> OrgInfo:
         """Our organisation as the verified key log shows it."""
-        return await self.client.whois(self.org_id)
+        await self.client.sync_log()
+        self._require_admitted()
+        return self.client.org_info(self.org_id)

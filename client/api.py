@@ -104,6 +104,10 @@ class RelayApi:
                 raise RelayRefused("bad_response", 502, "not JSON") from None
         raise RelayRefused("unauthorized", UNAUTHORISED, "login failed")
 
+    def send_log_head(self, log_head: Callable[[], str | None]) -> None:
+        """From now on, send ``Kok-Log-Head`` with the value ``log_head()`` returns."""
+        self._log_head = log_head
+
     # --- auth ------------------------------------------------------------------------
 
     def use_identity(self, staff_id: str, key: SigningKeyPair, origin: str) -> None:

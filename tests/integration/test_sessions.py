@@ -9,8 +9,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.errors import AccessError
-from tests.integration.people import close_all, new_org, new_staff, open_office
+from client import Client
+from client.errors import AccessError, UsageError, VerificationError
+from tests.integration.people import (
+    PASSPHRASE,
+    anchor_of,
+    close_all,
+    new_org,
+    new_staff,
+    open_office,
+)
 
 
 @pytest.fixture
@@ -60,3 +68,38 @@ async def test_listen_stops_with_a_clear_error_when_the_listener_is_removed(
     with pytest.raises(AccessError) as removed:
         await asyncio.wait_for(waiting, 10)
     assert removed.value.code == "staff_removed"
+
+
+async def test_an_admin_who_has_not_activated_is_told_so(relay: Any, tmp_path: Path) -> None:
+    office = await open_office(relay)
+    _, request = await Client.new_org(tmp_path, "west", PASSPHRASE, org_id="west", name="West",
+                                      relay=relay.url, network=anchor_of(relay))
+    async with await Client.open(tmp_path, "west", PASSPHRASE) as west:
+        with pytest.raises(AccessError) as waiting:
+            await west.org.show()
+        assert waiting.value.code == "org_not_admitted"
+        await office.network.admit(request)
+        assert (await west.org.show()).epoch is None
+        with pytest.raises(UsageError) as inactive:
+            await west.org.rotate()
+        assert inactive.value.code == "org_not_activated"
+        assert await west.org.activate() == 1
+        with pytest.raises(UsageError) as again:
+            await west.org.activate()
+        assert again.value.code == "already_active"
+    await office.close()
+
+
+async def test_a_relay_of_another_network_or_with_another_log_key_is_refused(
+        pair: dict[str, Any], shared_relay: Any) -> None:
+    anna = pair["anna"]
+    home, name = anna.profile.home, anna.profile.name
+    async with await Client.open(home, name, PASSPHRASE, relay=shared_relay.url) as elsewhere:
+        with pytest.raises(AccessError) as other:
+            await elsewhere.sync()
+        assert other.value.code == "wrong_network"
+    anna.profile.update(log_key=bytes(32))  # as if the relay's log key had been swapped
+    async with await Client.open(home, name, PASSPHRASE) as pinned:
+        with pytest.raises(VerificationError) as swapped:
+            await pinned.sync()
+        assert swapped.value.code == "log_key_changed"
