@@ -325,7 +325,10 @@ def listen_cmd(ctx: click.Context, count: int | None) -> None:
             if count is not None and seen >= count:
                 return
 
-    with_client(ctx, action)
+    try:
+        with_client(ctx, action)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how one stops listening: not an error
 
 
 @main.command("passwd", help=t("help.passwd"))

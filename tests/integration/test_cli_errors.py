@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -221,6 +222,24 @@ def test_listen_prints_messages_as_they_arrive(world: dict[str, Any]) -> None:
         message = json.loads(proc.stdout.readline())
         assert message["id"] == sent["id"] and message["body"] == "jetzt"
         assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, 9)
+            proc.wait()
+
+
+def test_ctrl_c_ends_listen_quietly(world: dict[str, Any]) -> None:
+    argv = [sys.executable, "-m", "client", "--home", str(world["home"]), "--profile",
+            world["anna"], "listen"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=kok_env(), cwd=REPO)
+    try:
+        assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], 20)
+        assert ready and "Waiting for new messages" in proc.stderr.readline().decode()
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert "Traceback" not in proc.stderr.read().decode()
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, 9)
