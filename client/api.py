@@ -26,6 +26,18 @@ TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10)
 TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                     asyncio.TimeoutError, ConnectionError)
 UNAUTHORISED = 401
+RATE_LIMITED = 429
+MAX_RETRY_AFTER = 10
+
+
+def retry_after(resp: aiohttp.ClientResponse) -> int | None:
+    """Seconds to wait for a short ``429`` (``Retry-After``), None otherwise."""
+    if resp.status != RATE_LIMITED:
+        return None
+    value = resp.headers.get("Retry-After", "")
+    if value.isdigit() and int(value) <= MAX_RETRY_AFTER:
+        return max(1, int(value))
+    return None
 
 
 def check_relay_url(url: str) -> str:
@@ -92,6 +104,10 @@ class RelayApi:
                         self._token = None
                         await self.login()
                         continue
+                    wait = retry_after(resp)
+                    if wait is not None and attempt == 1:
+                        await asyncio.sleep(wait)  # a short rate limit: wait it out once
+                        continue
                     if resp.status >= 400:
                         raise await problem(resp)
                     if resp.status == 204:
@@ -102,7 +118,7 @@ class RelayApi:
             except ValueError:
                 # a body that is not JSON: not a kok relay, or a broken proxy in between
                 raise RelayRefused("bad_response", 502, "not JSON") from None
-        raise RelayRefused("unauthorized", UNAUTHORISED, "login failed")
+        raise RelayRefused("unauthorized", UNAUTHORISED, "the relay refused the request twice")
 
     def send_log_head(self, log_head: Callable[[], str | None]) -> None:
         """From now on, send ``Kok-Log-Head`` with the value ``log_head()`` returns."""

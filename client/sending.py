@@ -24,6 +24,7 @@ from protocol.errors import LogOrgRevoked, LogOrgUnknown, ProtocolError
 from protocol.keylog import EpochState
 from protocol.message import MessagePayload, seal_message
 
+from .api import RelayApi
 from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
 from .models import DeliveryStatus, RecipientStatus
 
@@ -149,16 +150,35 @@ class Sender:
     async def _status(self, message_id: str, *, retract: bool) -> DeliveryStatus:
         full = await self.client.store.resolve_id(message_id, table="sent")
         record = await self.client.store.sent(full)
-        assert record is not None
+        if record is None:
+            raise UsageError("unknown_message", id=message_id)
         api = await self.client.api()
-        out = []
+        out, refused = [], None
         for rec in record["recipients"]:
             token = b64decode(rec["token"], size=32, field="token")
             if retract:
-                await api.retract(token)
-            answer = await api.status(token)
-            out.append(RecipientStatus(org=rec["org"], state=str(answer.get("state")),
-                                       acknowledged=int(answer.get("acknowledged") or 0),
-                                       of=int(answer.get("of") or 0)))
+                try:
+                    await api.retract(token)
+                except RelayRefused as exc:
+                    # Already delivered or expired there: say so below, retract the others.
+                    if exc.code not in ("not_retractable", "not_found"):
+                        raise
+                    refused = exc
+            out.append(await self._recipient_status(api, rec["org"], token))
+        if refused is not None and not any(r.state == "retracted" for r in out):
+            raise refused
         return DeliveryStatus(id=full, subject=str(record.get("subject", "")),
                               recipients=tuple(out))
+
+    @staticmethod
+    async def _recipient_status(api: RelayApi, org: str, token: bytes) -> RecipientStatus:
+        try:
+            answer = await api.status(token)
+        except RelayRefused as exc:
+            if exc.code != "not_found":
+                raise
+            # Past its expiry plus the relay's grace period, the relay forgets the token.
+            return RecipientStatus(org=org, state="unknown", acknowledged=0, of=0)
+        return RecipientStatus(org=org, state=str(answer.get("state")),
+                               acknowledged=int(answer.get("acknowledged") or 0),
+                               of=int(answer.get("of") or 0))
