@@ -3,11 +3,13 @@
 Theory of operation
 -------------------
 A drop's bytes live in one file per drop under ``<blob dir>/``. While an upload is open
-the file is ``<id>.part``; each append is written at the current end, flushed and
-fsynced in a worker thread (never on the event loop), so an acknowledged offset survives a
-crash. ``complete`` renames ``<id>.part`` to ``<id>.blob`` and fsyncs the directory; only
-``.blob`` files are ever served. Deletion overwrites the file with zeros before unlinking
-(best effort on copy-on-write file systems; the bytes are ciphertext in any case).
+the file is ``<id>.part``; an upload request appends at the current end through a
+``BlobWriter`` whose every write runs in a worker thread (never on the event loop) and
+which fsyncs when the request ends. ``durable_size`` fsyncs and then reports the size, so
+the offset a client is told to resume from is on disk. ``complete`` fsyncs,
+renames ``<id>.part`` to ``<id>.blob`` and fsyncs the directory; only ``.blob`` files are
+ever served. Deletion overwrites the file with zeros before unlinking (best effort on
+copy-on-write file systems; the bytes are ciphertext in any case).
 
 Blob names are the hex of the 16-byte drop id, so no name from a client reaches the file
 system.
@@ -21,6 +23,44 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 WRITE_PIECE = 1024 * 1024
+READ_PIECE = 1024 * 1024
+
+
+class BlobWriter:
+    """Appends to one open upload; writes run in a thread, ``close`` fsyncs."""
+
+    def __init__(self, fd: int, offset: int) -> None:
+        self._fd = fd
+        self.offset = offset
+
+    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        pos = self.offset
+        while view:
+            n = os.pwrite(self._fd, view, pos)
+            view = view[n:]
+            pos += n
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data`` at the current offset."""
+        await asyncio.to_thread(self._write_all, data)
+        self.offset += len(data)
+
+    async def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` (undo a refused request's bytes)."""
+        await asyncio.to_thread(os.ftruncate, self._fd, size)
+        self.offset = size
+
+    async def close(self) -> None:
+        """Fsync and close: what was written is durable when this returns."""
+
+        def finish() -> None:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+
+        await asyncio.to_thread(finish)
 
 
 class BlobStore:
@@ -35,6 +75,10 @@ class BlobStore:
 
     def _blob(self, drop_id: bytes) -> Path:
         return self.root / f"{drop_id.hex()}.blob"
+
+    def blob_path(self, drop_id: bytes) -> Path:
+        """Where a completed drop's bytes are (for tests and the operator)."""
+        return self._blob(drop_id)
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.root, os.O_RDONLY)
@@ -53,40 +97,46 @@ class BlobStore:
 
         await asyncio.to_thread(create)
 
-    async def part_size(self, drop_id: bytes) -> int | None:
-        """Bytes durably written to an open upload (None if there is none)."""
-        try:
-            return (await asyncio.to_thread(os.stat, self._part(drop_id))).st_size
-        except FileNotFoundError:
-            return None
+    async def durable_size(self, drop_id: bytes) -> int | None:
+        """Bytes of an open upload, fsynced first so the answer survives a crash."""
 
-    async def append(self, drop_id: bytes, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset`` (which must be the end) and fsync."""
-
-        def write() -> None:
-            fd = os.open(self._part(drop_id), os.O_WRONLY)
+        def sync() -> int | None:
             try:
-                view = memoryview(data)
-                pos = offset
-                while view:
-                    n = os.pwrite(fd, view, pos)
-                    view = view[n:]
-                    pos += n
+                fd = os.open(self._part(drop_id), os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            try:
                 os.fsync(fd)
+                return os.fstat(fd).st_size
             finally:
                 os.close(fd)
 
-        await asyncio.to_thread(write)
+        return await asyncio.to_thread(sync)
 
-    async def truncate(self, drop_id: bytes, size: int) -> None:
-        """Cut an open upload back to ``size`` (drops bytes of an unacknowledged request)."""
-        await asyncio.to_thread(os.truncate, self._part(drop_id), size)
+    async def open_writer(self, drop_id: bytes) -> BlobWriter:
+        """A writer at the end of an open upload (the part file is made if it was lost)."""
+
+        def open_part() -> tuple[int, int]:
+            fd = os.open(self._part(drop_id), os.O_WRONLY | os.O_CREAT, 0o600)
+            return fd, os.fstat(fd).st_size
+
+        fd, size = await asyncio.to_thread(open_part)
+        return BlobWriter(fd, size)
 
     async def complete(self, drop_id: bytes) -> None:
-        """Make a finished upload servable: fsync, rename, fsync the directory."""
+        """Make a finished upload servable: fsync, rename, fsync the directory.
+
+        Safe to repeat: if an earlier call renamed the file but the relay stopped before
+        recording completion, the ``.blob`` is already there and nothing more is done.
+        """
 
         def finish() -> None:
-            fd = os.open(self._part(drop_id), os.O_RDONLY)
+            try:
+                fd = os.open(self._part(drop_id), os.O_RDONLY)
+            except FileNotFoundError:
+                if self._blob(drop_id).exists():
+                    return
+                raise
             try:
                 os.fsync(fd)
             finally:
@@ -97,13 +147,14 @@ class BlobStore:
         await asyncio.to_thread(finish)
 
     def blob_size(self, drop_id: bytes) -> int | None:
+        """Size of a completed blob (None if there is none)."""
         try:
             return self._blob(drop_id).stat().st_size
         except FileNotFoundError:
             return None
 
     async def read_range(self, drop_id: bytes, start: int, end: int,
-                         piece: int = WRITE_PIECE) -> AsyncIterator[bytes]:
+                         piece: int = READ_PIECE) -> AsyncIterator[bytes]:
         """Yield bytes ``[start, end)`` of a completed blob in pieces, read in a thread."""
         fd = await asyncio.to_thread(os.open, self._blob(drop_id), os.O_RDONLY)
         try:
@@ -149,10 +200,14 @@ class BlobStore:
         for path in self.root.iterdir():
             if path.suffix in (".part", ".blob"):
                 try:
-                    ids.append(bytes.fromhex(path.stem))
+                    drop_id = bytes.fromhex(path.stem)
                 except ValueError:
                     continue
+                if len(drop_id) == 16:
+                    ids.append(drop_id)
         return ids
 
-    def total_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+    def free_bytes(self) -> int:
+        """Bytes still free for an unprivileged writer on the blob file system."""
+        stat = os.statvfs(self.root)
+        return stat.f_bavail * stat.f_frsize

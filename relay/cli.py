@@ -6,10 +6,14 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .config import ConfigError, RelayConfig, load_config
+
+if TYPE_CHECKING:
+    from .store import SqliteStore
 
 DIR_OPTION = click.option(
     "--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -79,11 +83,20 @@ async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:
         now = int(time.time())
         if action == "purge":
             counts = await store.purge(now, config.limits.status_grace)
-            return dict(counts.__dict__)
+            return {**counts.__dict__, "drops": await _purge_drops(store, config, now)}
         stats = await store.stats(now)
         return dict(stats.__dict__)
     finally:
         await store.close()
+
+
+async def _purge_drops(store: SqliteStore, config: RelayConfig, now: int) -> int:
+    """Expired file drops and orphaned blob files (issue 5)."""
+    from .blobs import BlobStore
+    from .service.drops import purge_expired_drops
+    from .store.drops import DropStore
+
+    return await purge_expired_drops(DropStore(store), BlobStore(config.blob_path), now)
 
 
 @relay_group.command("purge")

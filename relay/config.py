@@ -71,6 +71,9 @@ class LimitsConfig:
     max_ttl: int = 30 * DAY
     max_drop_bytes: int = 4 * GIB
     max_open_uploads_per_org: int = 16
+    org_drop_bytes: int = 16 * GIB
+    drop_idle_ttl: int = 1 * DAY
+    min_free_disk_bytes: int = 1 * GIB
     org_storage_bytes: int = 2 * GIB
     staff_requests_per_minute: int = 600
     org_requests_per_minute: int = 3000

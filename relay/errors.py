@@ -224,3 +224,98 @@ def all_codes() -> dict[str, int]:
         out[cls.code] = cls.status
         stack.extend(cls.__subclasses__())
     return out
+
+
+# --- file drops (issue 5) -----------------------------------------------------------------
+
+
+class DropTooLarge(RelayError):
+    status = 413
+    code = "drop_too_large"
+    title = "The file is larger than this relay accepts."
+
+
+class DropQuotaExceeded(RelayError):
+    status = 413
+    code = "drop_quota_exceeded"
+    title = "The recipient organisation's file storage on this relay is full."
+
+
+class TooManyUploads(RelayError):
+    status = 429
+    code = "too_many_uploads"
+    title = "Your organisation has too many unfinished uploads: finish or wait for them."
+
+
+class StorageFull(RelayError):
+    status = 507
+    code = "storage_full"
+    title = "The relay's disk has no room for this file now."
+
+
+class UploadTokenRequired(RelayError):
+    status = 401
+    code = "upload_token_required"
+    title = "This needs the drop's upload token (Kok-Upload-Token header)."
+
+
+class OffsetMismatch(RelayError):
+    """The upload does not continue where the relay's bytes end (``Upload-Offset`` says where)."""
+
+    status = 409
+    code = "offset_mismatch"
+    title = "The upload does not continue where the relay's copy ends."
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"The relay holds {offset} bytes of this file; continue from there.")
+        self.headers["Upload-Offset"] = str(offset)
+
+
+class DropSizeExceeded(RelayError):
+    status = 413
+    code = "drop_size_exceeded"
+    title = "The upload goes past the size declared for the file."
+
+
+class DropIncomplete(RelayError):
+    status = 409
+    code = "drop_incomplete"
+    title = "The file is not complete on the relay yet."
+
+
+class DropComplete(RelayError):
+    status = 409
+    code = "drop_complete"
+    title = "The file is already complete; it takes no more bytes."
+
+
+class UploadBusy(RelayError):
+    status = 409
+    code = "upload_busy"
+    title = "Another request is uploading to this file right now."
+
+
+class UnsupportedMediaType(RelayError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "The body must be sent as application/offset+octet-stream."
+
+
+class BadRange(RelayError):
+    """A Range header this relay does not serve; ``Content-Range`` gives the size."""
+
+    status = 416
+    code = "bad_range"
+    title = "The requested byte range is malformed or outside the file."
+
+    def __init__(self, detail: str, size: int) -> None:
+        super().__init__(detail)
+        self.headers["Content-Range"] = f"bytes */{size}"
+
+
+class UploadInterrupted(RelayError):
+    """The uploader's connection broke mid-body; what arrived is kept for resuming."""
+
+    status = 400
+    code = "upload_interrupted"
+    title = "The upload was interrupted; ask for the offset and continue from there."

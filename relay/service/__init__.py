@@ -6,14 +6,19 @@ once, at the edge, and tests can move time. Nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import dataclasses
+
 from protocol import LogEntry, SigningKeyPair
 from protocol.records import OrgRevoke, StaffRemove
 
+from ..blobs import BlobStore
 from ..config import RelayConfig
 from ..push import EventHub
 from ..ratelimit import RateLimiter
 from ..store import PurgeCounts, RelayStore
+from ..store.drops import DropStore
 from .directory import Directory
+from .drops import Drops
 from .grants import Grants
 from .mailbox import Mailbox
 from .sessions import Session, Sessions
@@ -36,6 +41,9 @@ class RelayService:
         self.hub = EventHub()
         self.grants = Grants(store, self.directory)
         self.mailbox = Mailbox(store, self.directory, self.hub, limits, config.token_key)
+        # file drops (issue 5): rows in this store, bytes in the blob directory
+        self.drops = Drops(DropStore(store), BlobStore(config.blob_path),  # type: ignore[arg-type]
+                           self.directory, limits)
         self.staff_limiter = RateLimiter(limits.staff_requests_per_minute)
         self.org_limiter = RateLimiter(limits.org_requests_per_minute)
         self.public_limiter = RateLimiter(limits.public_requests_per_minute)
@@ -59,4 +67,5 @@ class RelayService:
     async def purge(self, now: int) -> PurgeCounts:
         """Delete everything expired (store and memory)."""
         self.sessions.expire(now)
-        return await self.store.purge(now, self.config.limits.status_grace)
+        counts = await self.store.purge(now, self.config.limits.status_grace)
+        return dataclasses.replace(counts, drops=await self.drops.purge(now))

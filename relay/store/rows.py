@@ -107,10 +107,11 @@ class PurgeCounts:
     challenges: int = 0
     sessions: int = 0
     grants: int = 0
+    drops: int = 0
 
     def total(self) -> int:
         return (self.messages + self.tombstones + self.idempotency + self.challenges
-                + self.sessions + self.grants)
+                + self.sessions + self.grants + self.drops)
 
 
 @dataclass(frozen=True)

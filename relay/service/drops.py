@@ -1,0 +1,359 @@
+"""File drops: create, upload at an offset, complete, download, acknowledge, expire.
+
+Theory of operation
+-------------------
+A staff member creates a drop, declaring the ciphertext size, the recipient organisations
+and a TTL. The relay reserves the declared size against each recipient organisation's
+drop quota, answers a random drop id and a random **upload token**, and keeps only the
+token's hash: the token, not any record of who asked, is what lets the uploader go on.
+Nothing stored names the sender. The uploading organisation is remembered in memory only
+(never on disk), to bound its unfinished uploads; after a restart that count starts empty
+and the quotas (which are on disk) still bound what any drop can hold.
+
+Upload requests append at the current end of the part file (``relay.blobs``): a request
+must name that offset, and its bytes are streamed in pieces, never read whole; one request
+per drop at a time (a lock in memory). A request that would pass the declared size is
+refused and every byte it wrote is cut off again, so a refusal changes nothing. A request
+whose connection breaks keeps what arrived: the client asks the durable offset and goes on
+from there. ``complete`` checks the size, renames the part file to its final name and only
+then records the drop as complete, together with the staff of every recipient organisation
+enrolled at that moment; before that nothing is served.
+
+A complete drop is served (with ranges) to current staff of a recipient organisation, and
+to nobody else: for anyone else it does not exist (``404``, as for no drop at all). It is
+deleted (blob overwritten, then unlinked) when every staff member recorded at completion
+has acknowledged it or was removed since, or at its TTL. An open upload that receives no
+bytes for ``drop_idle_ttl`` is deleted too; files without a row (a crash between the two)
+are swept by the same purge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.encoding import b64decode, check_org_id
+from protocol.errors import EncodingError, LogError
+from protocol.stream import ciphertext_size
+
+from ..blobs import WRITE_PIECE, BlobStore
+from ..config import LimitsConfig
+from ..errors import (
+    DropComplete,
+    DropIncomplete,
+    DropSizeExceeded,
+    DropTooLarge,
+    DuplicateRecipient,
+    InvalidRequest,
+    NotFound,
+    OffsetMismatch,
+    RecipientUnknown,
+    StorageFull,
+    TooManyEnvelopes,
+    TooManyUploads,
+    TtlOutOfRange,
+    UploadBusy,
+)
+from ..store.drops import DropRow, DropStore, NewDrop
+from .directory import Directory
+from .hashing import secret_hash
+from .sessions import Session
+
+UPLOAD = b"kok-relay/upload"
+DROP_ID_SIZE = 16
+UPLOAD_TOKEN_SIZE = 32
+MIN_DROP_SIZE = ciphertext_size(0)
+"""The smallest ciphertext a file stream can have (an empty file)."""
+CREATE_FIELDS = frozenset({"size", "to", "ttl"})
+LOCK_WAIT = 10.0
+"""How long an upload request waits for an earlier one on the same drop (a broken
+connection the relay has not noticed yet) before it is refused as busy."""
+
+
+@dataclass(frozen=True)
+class CreatedDrop:
+    """A new drop: its id, the upload token (shown once, never stored) and its expiry."""
+
+    id: bytes
+    upload_token: bytes
+    expires: int
+
+
+def drop_id_of(text: str) -> bytes:
+    """A drop id from a URL; anything malformed is simply "not found"."""
+    try:
+        return b64decode(text, size=DROP_ID_SIZE, field="id")
+    except EncodingError:
+        raise NotFound() from None
+
+
+class Drops:
+    """Domain operations on file drops."""
+
+    def __init__(self, store: DropStore, blobs: BlobStore, directory: Directory,
+                 limits: LimitsConfig) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.directory = directory
+        self.limits = limits
+        self._uploading: dict[str, set[bytes]] = {}
+        self._locks: dict[bytes, asyncio.Lock] = {}
+
+    # --- the uploader --------------------------------------------------------------------
+
+    async def create(self, session: Session, body: Any, now: int) -> CreatedDrop:
+        """Reserve a drop for ``size`` ciphertext bytes to the organisations in ``to``."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("The body must be a JSON object.")
+        unknown = set(body) - CREATE_FIELDS
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}",
+                                 "unknown_field")
+        missing = {"size", "to"} - set(body)
+        if missing:
+            raise InvalidRequest(f"field(s) missing: {', '.join(sorted(missing))}",
+                                 "missing_field")
+        size = self._size(body["size"])
+        orgs = self._recipients(body["to"])
+        ttl = self._ttl(body.get("ttl", self.limits.default_ttl))
+        open_uploads = self._uploading.setdefault(session.org_id, set())
+        if len(open_uploads) >= self.limits.max_open_uploads_per_org:
+            raise TooManyUploads(
+                f"Your organisation has {len(open_uploads)} unfinished uploads, the most this "
+                "relay allows; finish them or wait until they expire.")
+        free = await asyncio.to_thread(self.blobs.free_bytes)
+        if free - size < self.limits.min_free_disk_bytes:
+            raise StorageFull("The relay's disk has no room for this file now; try later.")
+        drop_id = secrets.token_bytes(DROP_ID_SIZE)
+        token = secrets.token_bytes(UPLOAD_TOKEN_SIZE)
+        expires = now + ttl
+        await self.store.create(NewDrop(
+            id=drop_id, size=size, token_hash=secret_hash(UPLOAD, token), expires=expires,
+            idle_expires=min(expires, now + self.limits.drop_idle_ttl), orgs=orgs,
+            org_quota=self.limits.org_drop_bytes))
+        # The row is committed before the file exists, so the orphan sweep never takes a
+        # file whose row is still on its way.
+        await self.blobs.create(drop_id)
+        open_uploads.add(drop_id)
+        return CreatedDrop(drop_id, token, expires)
+
+    def _size(self, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < MIN_DROP_SIZE:
+            raise InvalidRequest(
+                f"size must be the ciphertext length in bytes (at least {MIN_DROP_SIZE})")
+        if value > self.limits.max_drop_bytes:
+            raise DropTooLarge(
+                f"A file may be at most {self.limits.max_drop_bytes} bytes on this relay "
+                f"(encrypted), not {value}.")
+        return value
+
+    def _recipients(self, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise InvalidRequest("to must be a non-empty list of organisation ids")
+        if len(value) > self.limits.max_envelopes_per_send:
+            raise TooManyEnvelopes(
+                f"A file may go to at most {self.limits.max_envelopes_per_send} organisations.")
+        orgs: list[str] = []
+        for raw in value:
+            try:
+                org_id = check_org_id(raw)
+            except EncodingError as exc:
+                raise InvalidRequest(exc.message, exc.code) from exc
+            if org_id in orgs:
+                raise DuplicateRecipient(f"{org_id} is named twice.")
+            try:
+                self.directory.keylog.current_epoch(org_id)
+            except LogError as exc:
+                raise RecipientUnknown(
+                    f"{org_id} is not an admitted organisation with a published key.") from exc
+            orgs.append(org_id)
+        return tuple(orgs)
+
+    def _ttl(self, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidRequest("ttl must be an integer number of seconds")
+        if not 1 <= value <= self.limits.max_ttl:
+            raise TtlOutOfRange(
+                f"ttl must be between 1 and {self.limits.max_ttl} seconds, not {value}.")
+        return value
+
+    async def _own(self, drop_text: str, token: bytes, now: int) -> DropRow:
+        """The drop the upload token belongs to (a wrong token is "not found")."""
+        row = await self.store.get(drop_id_of(drop_text))
+        if (row is None or not row.alive(now)
+                or not hmac.compare_digest(row.token_hash, secret_hash(UPLOAD, token))):
+            raise NotFound()
+        return row
+
+    async def offset(self, drop_text: str, token: bytes, now: int) -> tuple[int, int]:
+        """(durable offset, declared size) of an upload."""
+        row = await self._own(drop_text, token, now)
+        if row.complete:
+            return row.size, row.size
+        have = await self.blobs.durable_size(row.id)
+        return (have or 0), row.size
+
+    async def upload(self, drop_text: str, token: bytes, offset: int, length: int | None,
+                     body: AsyncIterator[bytes], now: int) -> int:
+        """Append the body at ``offset`` (which must be the current end); the new offset."""
+        row = await self._own(drop_text, token, now)
+        if row.complete:
+            raise DropComplete()
+        if length is not None and offset + length > row.size:
+            raise DropSizeExceeded(
+                f"{length} bytes at offset {offset} pass the declared size of {row.size}.")
+        lock = self._locks.setdefault(row.id, asyncio.Lock())
+        try:
+            await asyncio.wait_for(lock.acquire(), LOCK_WAIT)
+        except TimeoutError:
+            raise UploadBusy() from None
+        try:
+            row = await self._own(drop_text, token, now)  # again: it may have completed
+            if row.complete:
+                raise DropComplete()
+            end = await self._append(row, offset, body)
+        finally:
+            lock.release()
+        await self.store.touch(row.id, now + self.limits.drop_idle_ttl)
+        return end
+
+    async def _append(self, row: DropRow, offset: int, body: AsyncIterator[bytes]) -> int:
+        writer = await self.blobs.open_writer(row.id)
+        try:
+            if writer.offset != offset:
+                raise OffsetMismatch(writer.offset)
+            pending: asyncio.Task[None] | None = None  # one write in flight while reading on
+            buffered = bytearray()
+            received = offset
+            refused = False
+            try:
+                async for piece in body:
+                    received += len(piece)
+                    if received > row.size:
+                        refused = True
+                        raise DropSizeExceeded(
+                            f"The upload passes the declared size of {row.size} bytes.")
+                    buffered += piece
+                    if len(buffered) >= WRITE_PIECE:
+                        if pending is not None:
+                            await pending
+                        pending = asyncio.ensure_future(writer.write(buffered))
+                        buffered = bytearray()
+            finally:
+                # A broken connection keeps what arrived (the client resumes after it);
+                # a refusal takes back everything this request wrote.
+                if pending is not None:
+                    await pending
+                if refused:
+                    await writer.truncate(offset)
+                elif buffered:
+                    await writer.write(buffered)
+            return writer.offset
+        finally:
+            await writer.close()
+
+    async def complete(self, drop_text: str, token: bytes, now: int) -> DropRow:
+        """Check every byte is there, make the blob servable, record who must fetch it."""
+        row = await self._own(drop_text, token, now)
+        if row.complete:
+            return row
+        async with self._locks.setdefault(row.id, asyncio.Lock()):
+            row = await self._own(drop_text, token, now)
+            if row.complete:
+                return row
+            have = await self.blobs.durable_size(row.id)
+            if have is None and self.blobs.blob_size(row.id) == row.size:
+                have = row.size  # renamed before a crash, not yet recorded: finish the job
+            if have != row.size:
+                raise DropIncomplete(
+                    f"The relay holds {have or 0} of the {row.size} bytes declared.")
+            await self.blobs.complete(row.id)
+            if not await self.store.complete(row.id, self._recipient_staff(row.orgs)):
+                raise NotFound()
+        self._forget_upload(row.id)
+        return row
+
+    def _recipient_staff(self, orgs: tuple[str, ...]) -> tuple[str, ...]:
+        staff: list[str] = []
+        for org_id in orgs:
+            org = self.directory.keylog.orgs.get(org_id)
+            if org is not None and not org.revoked:
+                staff.extend(s.staff_id for s in org.active_staff())
+        return tuple(sorted(staff))
+
+    def _forget_upload(self, drop_id: bytes) -> None:
+        """The upload is over (complete or deleted): it no longer counts, its lock goes."""
+        for open_uploads in self._uploading.values():
+            open_uploads.discard(drop_id)
+        lock = self._locks.get(drop_id)
+        if lock is not None and not lock.locked():
+            del self._locks[drop_id]
+
+    # --- recipients ----------------------------------------------------------------------
+
+    async def _mine(self, session: Session, drop_text: str, now: int) -> DropRow:
+        """A complete drop addressed to the caller's organisation, or "not found"."""
+        row = await self.store.get(drop_id_of(drop_text))
+        if (row is None or not row.complete or not row.alive(now)
+                or session.org_id not in row.orgs):
+            raise NotFound()
+        return row
+
+    async def open_download(self, session: Session, drop_text: str, now: int) -> tuple[bytes, int]:
+        """(drop id, stored size) of a drop the caller may fetch."""
+        row = await self._mine(session, drop_text, now)
+        size = await asyncio.to_thread(self.blobs.blob_size, row.id)
+        if size is None:
+            raise NotFound()
+        return row.id, size
+
+    def read(self, drop_id: bytes, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` of a drop returned by ``open_download``."""
+        return self.blobs.read_range(drop_id, start, end)
+
+    async def acknowledge(self, session: Session, drop_text: str, now: int) -> bool:
+        """The caller has the file; True if nobody else is waiting for it (it is deleted)."""
+        row = await self._mine(session, drop_text, now)
+        gone = tuple(s for s in await self.store.pending(row.id) if not self._active(s))
+        deleted = await self.store.acknowledge(row.id, session.staff_id, gone)
+        if deleted:
+            await self.blobs.delete(row.id)
+        return deleted
+
+    def _active(self, staff_id: str) -> bool:
+        try:
+            self.directory.keylog.active_staff(staff_id)
+        except LogError:
+            return False
+        return True
+
+    # --- expiry --------------------------------------------------------------------------
+
+    async def purge(self, now: int) -> int:
+        """Delete expired drops, drops nobody current still waits for, and orphaned files."""
+        deleted = await purge_expired_drops(self.store, self.blobs, now)
+        gone = [(d, s) for d, s in await self.store.all_pending() if not self._active(s)]
+        delivered = await self.store.forget(gone) if gone else []
+        for drop_id in delivered:
+            await self.blobs.delete(drop_id)
+        known = await self.store.ids()
+        for drop_id in [d for ids in self._uploading.values() for d in ids if d not in known]:
+            self._forget_upload(drop_id)
+        return deleted + len(delivered)
+
+
+async def purge_expired_drops(store: DropStore, blobs: BlobStore, now: int) -> int:
+    """Delete drops past their TTL or idle deadline and files with no drop (``relay purge``)."""
+    on_disk = await asyncio.to_thread(blobs.stored_ids)
+    expired = await store.delete_expired(now)
+    for drop_id in expired:
+        await blobs.delete(drop_id)
+    known = await store.ids()
+    orphans = [d for d in on_disk if d not in known and d not in expired]
+    for drop_id in orphans:
+        await blobs.delete(drop_id)
+    return len(expired) + len(orphans)
