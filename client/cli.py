@@ -255,7 +255,10 @@ def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_f
     else:
         if sys.stdin.isatty():
             click.echo(t("prompt.body"), err=True)
-        text = sys.stdin.read()
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError("body_not_utf8", path="stdin") from None
     recipients = [o for o in to.split(",") if o.strip()]
     message_id = with_client(ctx, lambda c: c.send(to=recipients, subject=subject, body=text,
                                                    ttl=seconds, reply_to=reply_to))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,8 @@ class Sender:
         if reply_to is not None:
             thread, parent = await self._thread_of(reply_to)
         now = self.client.now()
+        # Text typed or saved on some systems arrives decomposed (NFD); signed JSON is NFC.
+        subject, body = unicodedata.normalize("NFC", subject), unicodedata.normalize("NFC", body)
         payload = MessagePayload(
             id=secrets.token_bytes(16), from_org=str(self.client.org_id), from_staff=staff_id,
             to=tuple(recipients), sent=now, subject=subject, body=body, thread=thread,

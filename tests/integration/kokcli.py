@@ -44,13 +44,14 @@ def kok_env(passphrase: str | None = TEST_PASSPHRASE, **extra: str) -> dict[str,
     return env
 
 
-def kok(*args: str, home: Path, profile: str | None = None, stdin: str = "",
+def kok(*args: str, home: Path, profile: str | None = None, stdin: str | bytes = "",
         env: dict[str, str] | None = None) -> Result:
     """Run ``kok --home HOME [--profile P] ARGS`` with stdin from a pipe (never a terminal)."""
     argv = [sys.executable, "-m", "client", "--home", str(home)]
     if profile:
         argv += ["--profile", profile]
-    proc = subprocess.run([*argv, *args], input=stdin.encode("utf-8"), capture_output=True,
+    data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
+    proc = subprocess.run([*argv, *args], input=data, capture_output=True,
                           env=env or kok_env(), timeout=TIMEOUT, check=False)
     return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"))
 

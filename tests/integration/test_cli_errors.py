@@ -187,6 +187,9 @@ def test_usage_mistakes_are_one_line_with_exit_code_2(world: dict[str, Any]) -> 
     assert long_ttl.code == 2 and "30 days" in long_ttl.error_line
     unknown = kok("read", "abcdef12", home=home, profile=anna)
     assert unknown.code == 2 and "no message whose id starts with abcdef12" in unknown.error_line
+    latin1 = kok("send", "--to", world["sued"], "--subject", "s", home=home, profile=anna,
+                 stdin="Grüße".encode("latin-1"))
+    assert latin1.code == 2 and "stdin is not UTF-8 text" in latin1.error_line
     no_profile = kok("inbox", home=home, profile="niemand")
     assert no_profile.code == 1 and "There is no profile niemand" in no_profile.error_line
 

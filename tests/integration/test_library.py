@@ -69,8 +69,13 @@ async def test_consultation_reply_and_delivery_status(world: dict[str, Any]) -> 
     assert reply.id == reply_id and reply.reply_to == message_id
     assert reply.thread == got.thread
 
+    decomposed = "Mu\u0308ller"  # as some systems store "Müller"
+    nfd_id = await anna.send(to=[sued.org_id], subject=decomposed, body=decomposed)
+    nfd = next(m for m in (await ben.sync()).messages if m.id == nfd_id)
+    assert nfd.subject == nfd.body == "M\u00fcller"
+
     again = await ben.sync()  # nothing twice
-    assert again.messages == () and len(await ben.inbox()) == 1
+    assert again.messages == () and len(await ben.inbox()) == 2
 
 
 async def test_one_message_to_two_orgs(world: dict[str, Any]) -> None:
