@@ -253,9 +253,9 @@ def check_fields(
     for key in obj:
         if key not in allowed:
             raise UnknownField(f"unknown field {key!r}")
-    for key in required:
-        if key not in obj:
-            raise MissingField(f"field {key!r} is missing")
+    missing = sorted(required - obj.keys())
+    if missing:
+        raise MissingField(f"field {missing[0]!r} is missing")
 
 
 def get_str(

@@ -1,0 +1,392 @@
+"""The key log: every rule of the table (each test fails if its rule is removed), the hash
+chain, the signed head, and the questions clients and the relay ask."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from protocol import (
+    Epoch,
+    KeyLog,
+    OrgAdmit,
+    OrgRekey,
+    OrgRevoke,
+    SignedItem,
+    SigningKeyPair,
+    StaffAdd,
+    StaffRemove,
+    labels,
+    sign_head,
+    sign_record,
+    verify_head,
+)
+from protocol.encoding import Signature
+from protocol.errors import (
+    BadField,
+    LogEpochOrder,
+    LogHeadInvalid,
+    LogKeyReused,
+    LogNoEpoch,
+    LogOrgExists,
+    LogOrgRevoked,
+    LogOrgUnknown,
+    LogRewritten,
+    LogStaffExists,
+    LogStaffRemoved,
+    LogStaffUnknown,
+    LogTimestamp,
+    ProtocolError,
+    SenderInvalid,
+    SignatureError,
+    WrongSigner,
+)
+from protocol.keylog import MAX_SKEW, ZERO_HASH, Head, chain_hash
+from protocol.records import countersign, record_body
+
+from .world import Org, World, seed, standard_world
+
+MALLORY = SigningKeyPair.from_seed(seed("mallory"))
+
+
+def _rejects(world: World, item: SignedItem, error: type[ProtocolError]) -> None:
+    """The record is refused with ``error`` and the log is left exactly as it was."""
+    before = (world.log.size, world.log.head_hash, repr(world.log.orgs))
+    with pytest.raises(error):
+        world.apply(item)
+    with pytest.raises(error):
+        world.log.check(item.to_bytes(), world.now)
+    assert (world.log.size, world.log.head_hash, repr(world.log.orgs)) == before
+
+
+def _staff_add(org: Org, name: str, key_name: str | None = None) -> StaffAdd:
+    key = SigningKeyPair.from_seed(seed(f"signing/{key_name or name}")).public
+    return StaffAdd(f"{org.org_id}/{name}", key, seed(f"box/{name}"), "staff", 0)
+
+
+def _at(record: object, created: int) -> object:
+    return type(record)(**{**record.__dict__, "created": created})  # type: ignore[arg-type]
+
+
+# --- who signs ----------------------------------------------------------------------------
+
+
+def test_org_admit_needs_the_network_key() -> None:
+    world = World()
+    record = OrgAdmit("org-x", "X", seed("x"), world.now)
+    _rejects(world, sign_record(record, MALLORY), WrongSigner)
+    world.apply(sign_record(record, world.network))
+
+
+def test_org_revoke_needs_the_network_key() -> None:
+    world, a, *_ = standard_world()
+    _rejects(world, sign_record(OrgRevoke("org-a", "x", world.now), a.identity), WrongSigner)
+
+
+def test_org_rekey_needs_old_identity_and_network() -> None:
+    world, a, *_ = standard_world()
+    record = OrgRekey("org-a", seed("new-identity"), world.now)
+    _rejects(world, sign_record(record, a.identity), WrongSigner)  # one signature only
+    _rejects(world, sign_record(record, world.network), WrongSigner)
+    _rejects(world, sign_record(record, MALLORY, world.network), WrongSigner)
+    _rejects(world, sign_record(record, a.identity, MALLORY), WrongSigner)
+    world.apply(countersign(sign_record(record, a.identity), world.network))
+    assert world.log.org("org-a").identity_key == seed("new-identity")
+
+
+def test_staff_add_needs_the_current_identity_key() -> None:
+    world, a, *_ = standard_world()
+    old = a.identity
+    world.rekey(a, "second")
+    record = _at(_staff_add(a, "carol"), world.now)
+    _rejects(world, sign_record(record, old), WrongSigner)  # type: ignore[arg-type]
+    _rejects(world, sign_record(record, world.network), WrongSigner)  # type: ignore[arg-type]
+    world.apply(sign_record(record, a.identity))  # type: ignore[arg-type]
+
+
+def test_staff_remove_by_identity_or_by_the_member_only() -> None:
+    world, a, _b, alice, _bob = standard_world()
+    carol = world.add_staff(a, "carol")
+    record = StaffRemove(alice.staff_id, world.now)
+    _rejects(world, sign_record(record, carol.signing), WrongSigner)  # a colleague may not
+    _rejects(world, sign_record(record, world.network), WrongSigner)
+    world.apply(sign_record(record, alice.signing))  # a lost device: the member itself
+    world.apply(sign_record(StaffRemove(carol.staff_id, world.now), a.identity))
+
+
+def test_epoch_needs_the_identity_key() -> None:
+    world, _a, _b, alice, _bob = standard_world()
+    record = Epoch("org-a", 2, seed("epoch-2"), world.now)
+    _rejects(world, sign_record(record, alice.signing), WrongSigner)
+    _rejects(world, sign_record(record, world.network), WrongSigner)
+
+
+def test_exactly_the_required_signatures() -> None:
+    world, a, *_ = standard_world()
+    record = Epoch("org-a", 2, seed("epoch-2"), world.now)
+    _rejects(world, sign_record(record, a.identity, world.network), WrongSigner)
+
+
+def test_a_record_signature_under_another_label_fails() -> None:
+    world, a, *_ = standard_world()
+    body = record_body(Epoch("org-a", 2, seed("epoch-2"), world.now))
+    forged = SignedItem(body, (Signature(a.identity.fingerprint,
+                                         a.identity.sign(labels.GRANT, body)),))
+    _rejects(world, forged, SignatureError)
+
+
+def test_a_tampered_body_fails_its_signature() -> None:
+    world, a, *_ = standard_world()
+    item = sign_record(Epoch("org-a", 2, seed("epoch-2"), world.now), a.identity)
+    other = record_body(Epoch("org-a", 3, seed("epoch-2"), world.now))
+    _rejects(world, SignedItem(other, item.sigs), SignatureError)
+
+
+# --- what must hold ---------------------------------------------------------------------
+
+
+def test_org_admit_refuses_a_live_org_id() -> None:
+    world, *_ = standard_world()
+    _rejects(world, sign_record(OrgAdmit("org-a", "A2", seed("other"), world.now),
+                                world.network), LogOrgExists)
+
+
+def test_org_admit_again_after_revocation_keeps_history() -> None:
+    world, a, _b, alice, _bob = standard_world()
+    world.revoke(a)
+    world.now += 10
+    world.apply(sign_record(OrgAdmit("org-a", "A again", seed("identity-2"), world.now),
+                            world.network))
+    org = world.log.live_org("org-a")
+    assert org.identity_key == seed("identity-2") and org.name == "A again"
+    with pytest.raises(LogStaffRemoved):  # the old members do not come back
+        world.log.active_staff(alice.staff_id)
+    with pytest.raises(LogNoEpoch):  # nor does an epoch key of the old admission
+        world.log.current_epoch("org-a")
+
+
+def test_readmitted_org_continues_epochs_and_keeps_staff_ids() -> None:
+    world, a, *_ = standard_world()
+    world.revoke(a)
+    identity = SigningKeyPair.from_seed(seed("identity-a-2"))
+    world.apply(sign_record(OrgAdmit("org-a", "A", identity.public, world.now), world.network))
+    _rejects(world, sign_record(Epoch("org-a", 1, seed("e"), world.now), identity),
+             LogEpochOrder)
+    _rejects(world, sign_record(_at(_staff_add(a, "alice", "alice-2"), world.now), identity),
+             LogStaffExists)
+    world.apply(sign_record(Epoch("org-a", 2, seed("e"), world.now), identity))
+    assert world.log.current_epoch("org-a").number == 2
+
+
+def test_org_revoke_needs_a_live_org() -> None:
+    world, a, *_ = standard_world()
+    _rejects(world, sign_record(OrgRevoke("org-x", "x", world.now), world.network), LogOrgUnknown)
+    world.revoke(a)
+    _rejects(world, sign_record(OrgRevoke("org-a", "x", world.now), world.network),
+             LogOrgRevoked)
+
+
+def test_revocation_ends_every_membership() -> None:
+    world, a, _b, alice, _bob = standard_world()
+    world.now += 100
+    world.revoke(a)
+    assert world.log.staff(alice.staff_id).removed_at == world.now
+    with pytest.raises(LogOrgRevoked):
+        world.log.active_staff(alice.staff_id)
+    assert world.log.staff_valid_at(alice.staff_id, world.now - 1)
+    assert not world.log.staff_valid_at(alice.staff_id, world.now)
+
+
+def test_rekey_refuses_a_key_used_before() -> None:
+    world, a, *_ = standard_world()
+    first = a.identity.public
+    world.rekey(a, "second")
+    record = OrgRekey("org-a", first, world.now)
+    _rejects(world, countersign(sign_record(record, a.identity), world.network), LogKeyReused)
+    record = OrgRekey("org-a", a.identity.public, world.now)
+    _rejects(world, countersign(sign_record(record, a.identity), world.network), LogKeyReused)
+
+
+def test_records_for_a_revoked_org_are_refused() -> None:
+    world, a, _b, alice, _bob = standard_world()
+    world.revoke(a)
+    for record, error in [
+        (_at(_staff_add(a, "carol"), world.now), LogOrgRevoked),
+        (StaffRemove(alice.staff_id, world.now), LogOrgRevoked),
+        (Epoch("org-a", 5, seed("e5"), world.now), LogOrgRevoked),
+    ]:
+        _rejects(world, sign_record(record, a.identity), error)  # type: ignore[arg-type]
+    rekey = OrgRekey("org-a", seed("n"), world.now)
+    _rejects(world, countersign(sign_record(rekey, a.identity), world.network), LogOrgRevoked)
+
+
+def test_records_for_an_unknown_org_are_refused() -> None:
+    world = World()
+    org = Org("org-q", SigningKeyPair.from_seed(seed("q")))
+    for record in (_at(_staff_add(org, "carol"), world.now),
+                   Epoch("org-q", 1, seed("e"), world.now)):
+        _rejects(world, sign_record(record, org.identity), LogOrgUnknown)  # type: ignore[arg-type]
+
+
+def test_staff_id_is_never_reused() -> None:
+    world, a, _b, alice, _bob = standard_world()
+    record = _at(_staff_add(a, "alice", "alice-new-device"), world.now)
+    _rejects(world, sign_record(record, a.identity), LogStaffExists)  # type: ignore[arg-type]
+    world.remove_staff(a, alice)
+    _rejects(world, sign_record(record, a.identity), LogStaffExists)  # type: ignore[arg-type]
+
+
+def test_a_signing_key_is_enrolled_once_across_the_network() -> None:
+    world, _a, b, alice, _bob = standard_world()
+    twin = StaffAdd("org-b/twin", alice.signing.public, seed("box/twin"), "staff", world.now)
+    _rejects(world, sign_record(twin, b.identity), LogStaffExists)
+
+
+def test_staff_remove_needs_an_enrolled_active_member() -> None:
+    world, a, _b, alice, _bob = standard_world()
+    _rejects(world, sign_record(StaffRemove("org-a/nobody", world.now), a.identity),
+             LogStaffUnknown)
+    world.remove_staff(a, alice)
+    _rejects(world, sign_record(StaffRemove(alice.staff_id, world.now), a.identity),
+             LogStaffRemoved)
+
+
+def test_epoch_numbers_strictly_increase() -> None:
+    world, a, *_ = standard_world()
+    world.new_epoch(a)  # now at 2
+    for bad in (1, 2):
+        _rejects(world, sign_record(Epoch("org-a", bad, seed(f"e{bad}"), world.now), a.identity),
+                 LogEpochOrder)
+    world.apply(sign_record(Epoch("org-a", 7, seed("e7"), world.now), a.identity))  # gaps: fine
+
+
+def test_an_epoch_key_is_never_republished() -> None:
+    world, a, *_ = standard_world()
+    old = a.epochs[1].public
+    _rejects(world, sign_record(Epoch("org-a", 2, old, world.now), a.identity), LogKeyReused)
+
+
+def test_records_dated_in_the_future_are_refused() -> None:
+    world, a, *_ = standard_world()
+    ahead = Epoch("org-a", 2, seed("e2"), world.now + MAX_SKEW + 1)
+    _rejects(world, sign_record(ahead, a.identity), LogTimestamp)
+    world.apply(sign_record(Epoch("org-a", 2, seed("e2"), world.now + MAX_SKEW), a.identity))
+
+
+def test_records_dated_before_the_last_entry_are_refused() -> None:
+    world, a, *_ = standard_world()
+    world.now += 10_000
+    world.new_epoch(a)
+    late = Epoch("org-a", 9, seed("e9"), world.now - MAX_SKEW - 1)
+    _rejects(world, sign_record(late, a.identity), LogTimestamp)
+    world.apply(sign_record(Epoch("org-a", 9, seed("e9"), world.now - MAX_SKEW), a.identity))
+
+
+def test_non_canonical_record_bytes_are_refused() -> None:
+    world, a, *_ = standard_world()
+    data = sign_record(Epoch("org-a", 2, seed("e2"), world.now), a.identity).to_bytes()
+    with pytest.raises(ProtocolError) as info:
+        world.log.apply(data.replace(b'"sigs":', b'"sigs": '), world.now)
+    assert info.value.code == "non_canonical"
+    assert world.log.size == 6
+
+
+# --- the chain and the head -------------------------------------------------------------
+
+
+def test_chain_hash_is_blake2b_over_label_previous_and_record() -> None:
+    world, *_ = standard_world()
+    previous = ZERO_HASH
+    for entry in world.log.entries:
+        expected = hashlib.blake2b(b"kok/v1/log" + previous + entry.record_bytes,
+                                   digest_size=32).digest()
+        assert entry.hash == expected == chain_hash(previous, entry.record_bytes)
+        previous = entry.hash
+    assert world.log.head_hash == previous and world.log.hash_at(0) == ZERO_HASH
+
+
+def test_a_mirror_rebuilt_from_the_records_has_the_same_chain() -> None:
+    world, *_ = standard_world()
+    mirror = KeyLog(world.network.public)
+    for entry in world.log.entries:
+        mirror.apply(entry.record_bytes, world.now)
+    assert mirror.head_hash == world.log.head_hash
+
+
+def test_require_extends_catches_rewrites() -> None:
+    world, a, *_ = standard_world()
+    size, head = world.log.size, world.log.head_hash
+    world.new_epoch(a)
+    world.log.require_extends(size, head)  # a longer log that extends it: fine
+    world.log.require_extends(0, ZERO_HASH)
+    with pytest.raises(LogRewritten):
+        world.log.require_extends(size, bytes(32))
+    with pytest.raises(LogRewritten):
+        world.log.require_extends(world.log.size + 1, head)
+    # a relay that shows another history: same size, other records
+    fork = World()
+    fork.admit("org-a")
+    fork.admit("org-c")
+    fork.log.require_extends(2, world.log.hash_at(2))  # the common prefix agrees
+    with pytest.raises(LogRewritten):
+        fork.log.require_extends(3, world.log.hash_at(3))
+    with pytest.raises(BadField):
+        world.log.require_extends(-1, head)
+
+
+def test_signed_head_verifies_and_detects_any_change() -> None:
+    world, *_ = standard_world()
+    log_key = SigningKeyPair.from_seed(seed("log-key"))
+    head = sign_head(log_key, world.log.size, world.log.head_hash, world.now)
+    verify_head(log_key.public, head)
+    assert Head.from_json(head.to_json()) == head
+    for changed in (Head(head.size + 1, head.hash, head.time, head.signature),
+                    Head(head.size, bytes(32), head.time, head.signature),
+                    Head(head.size, head.hash, head.time + 1, head.signature),
+                    Head(head.size, head.hash, head.time, bytes(64)),
+                    Head(-1, head.hash, head.time, head.signature)):
+        with pytest.raises(LogHeadInvalid):
+            verify_head(log_key.public, changed)
+    with pytest.raises(LogHeadInvalid):
+        verify_head(MALLORY.public, head)
+
+
+# --- questions --------------------------------------------------------------------------
+
+
+def test_staff_validity_over_time() -> None:
+    world, a, _b, alice, _bob = standard_world()
+    added = world.log.staff(alice.staff_id).added_at
+    world.now += 500
+    world.remove_staff(a, alice)
+    removed = world.now
+    assert not world.log.staff_valid_at(alice.staff_id, added - 1)
+    assert world.log.staff_valid_at(alice.staff_id, added)
+    assert world.log.staff_valid_at(alice.staff_id, removed - 1)
+    assert not world.log.staff_valid_at(alice.staff_id, removed)
+    assert not world.log.staff_valid_at("org-a/nobody", removed)
+    assert not world.log.staff_valid_at("org-x/nobody", removed)
+    with pytest.raises(SenderInvalid):
+        world.log.signing_key_at(alice.staff_id, removed)
+    assert world.log.signing_key_at(alice.staff_id, added) == alice.signing.public
+
+
+def test_current_epoch_and_lookup() -> None:
+    world, a, *_ = standard_world()
+    world.new_epoch(a)
+    assert world.log.current_epoch("org-a").number == 2
+    assert world.log.epoch("org-a", 1) is not None and world.log.epoch("org-a", 3) is None
+    assert world.log.epoch("org-x", 1) is None
+    empty = world.admit("org-e", with_epoch=False)
+    with pytest.raises(LogNoEpoch):
+        world.log.current_epoch(empty.org_id)
+    with pytest.raises(LogOrgUnknown):  # callers that catch the parent still work
+        world.log.current_epoch(empty.org_id)
+    with pytest.raises(LogOrgUnknown):
+        world.log.org("org-x")
+
+
+def test_the_network_key_must_be_a_key() -> None:
+    with pytest.raises(BadField):
+        KeyLog(b"short")
