@@ -88,15 +88,24 @@ def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> No
 class Pseudonyms:
     """Keyed pseudonyms under a key that changes every UTC day and lives only in memory."""
 
+    CACHE = 10_000
+
     def __init__(self) -> None:
         self._day = -1
         self._key = b""
+        self._cache: dict[str, str] = {}
 
     def __call__(self, value: str, now: float | None = None) -> str:
         day = int((time.time() if now is None else now) // 86400)
-        if day != self._day:
-            self._day, self._key = day, secrets.token_bytes(32)
-        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
+        if day != self._day:  # a new day: a new key, and forget every pseudonym of the old one
+            self._day, self._key, self._cache = day, secrets.token_bytes(32), {}
+        found = self._cache.get(value)
+        if found is None:
+            found = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
+            if len(self._cache) >= self.CACHE:
+                self._cache.clear()
+            self._cache[value] = found
+        return found
 
 
 PSEUDONYMS = web.AppKey("pseudonyms", Pseudonyms)
