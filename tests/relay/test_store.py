@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.errors import QuotaExceeded
-from relay.store import NewMessage, SendBatch, SqliteStore
+from relay.errors import IdempotencyConflict, QuotaExceeded
+from relay.store import NewMessage, ReplayedSend, SendBatch, SqliteStore
 from relay.store import sqlite as sqlite_store
 from tests.support.actors import rand
 
@@ -139,3 +139,22 @@ async def test_staff_removed_before_the_write_do_not_count_as_recipients(
     with sqlite3.connect(tmp_path / "relay.db") as db:
         assert db.execute("SELECT recipients FROM messages").fetchone() == (1,)
         assert db.execute("SELECT staff_id FROM deliveries").fetchall() == [("org-b/ann",)]
+
+
+async def test_sends_in_one_batch_see_each_other(store: SqliteStore, tmp_path: Path) -> None:
+    first = _batch(size=600, quota=1000)
+    retry = SendBatch(**{**first.__dict__})
+    conflict = SendBatch(**{**first.__dict__, "request_hash": rand(32)})
+    too_much = _batch(size=600, quota=1000)
+    batches = store.batches
+    outcomes = await asyncio.gather(
+        store.store_send(first), store.store_send(retry), store.store_send(conflict),
+        store.store_send(too_much), return_exceptions=True)
+    assert store.batches == batches + 1
+    assert isinstance(outcomes[0], list) and len(outcomes[0]) == 1
+    assert outcomes[1] == ReplayedSend(received=1000, expires=2000)
+    assert isinstance(outcomes[2], IdempotencyConflict)
+    assert isinstance(outcomes[3], QuotaExceeded)  # counts the bytes accepted just before
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        assert db.execute("SELECT count(*), sum(size) FROM messages").fetchone() == (1, 600)
+        assert db.execute("SELECT bytes FROM mailbox_usage").fetchone() == (600,)
