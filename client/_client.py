@@ -35,6 +35,7 @@ from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
 
 from .api import RelayApi, check_relay_url
 from .directory import Directory
+from .drops import AttachmentSource, FileProgress, SavedFile, save_attachments
 from .errors import (
     AccessError,
     KokError,
@@ -310,9 +311,28 @@ class Client:
     # --- sending ---------------------------------------------------------------------
 
     async def send(self, to: Sequence[str], subject: str, body: str,
-                   ttl: int | timedelta = DEFAULT_TTL, reply_to: str | None = None) -> str:
-        """Seal one envelope per recipient org to its current epoch; returns the message id."""
-        return await self.sender.send(to, subject, body, ttl=ttl, reply_to=reply_to)
+                   ttl: int | timedelta = DEFAULT_TTL, reply_to: str | None = None,
+                   attachments: Sequence[AttachmentSource] = (),
+                   progress: FileProgress | None = None) -> str:
+        """Seal one envelope per recipient org to its current epoch; returns the message id.
+
+        ``attachments`` are file paths (or ``(path, name)``): each is encrypted while it is
+        uploaded as a drop to the same organisations; ``progress(name, done, total)``
+        follows the uploads.
+        """
+        return await self.sender.send(to, subject, body, ttl=ttl, reply_to=reply_to,
+                                      attachments=attachments, progress=progress)
+
+    async def save(self, message_id: str, directory: str | Path, force: bool = False,
+                   progress: FileProgress | None = None) -> list[SavedFile]:
+        """Fetch, verify and save a received message's attachments into ``directory``.
+
+        Nothing is written under a file's final name unless every check passed; an existing
+        file is replaced only with ``force``. ``progress(name, done, total)`` follows the
+        downloads.
+        """
+        return await save_attachments(self, message_id, directory, force=force,
+                                      progress=progress)
 
     async def status(self, message_id: str) -> DeliveryStatus:
         """Delivery of a message we sent, per recipient org (asked with its status tokens)."""

@@ -27,6 +27,7 @@ from ._client import Client
 from .errors import KokError, ProfileError, UsageError, VerificationError
 from .i18n import t
 from .profile import load_profile, save_keystore
+from .progress import progress_for
 from .render import inbox_lines, message_lines, org_lines, status_lines, sync_lines
 
 T = TypeVar("T")
@@ -239,9 +240,10 @@ def sync_cmd(ctx: click.Context) -> None:
 @click.option("--body-file", default=None, help=t("help.opt_body_file"))
 @click.option("--ttl", default="7d", show_default=True, help=t("help.opt_ttl"))
 @click.option("--reply-to", default=None, help=t("help.opt_reply_to"))
+@click.option("--attach", "attach", multiple=True, metavar="FILE", help=t("help.opt_attach"))
 @click.pass_context
 def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_file: str | None,
-             ttl: str, reply_to: str | None) -> None:
+             ttl: str, reply_to: str | None, attach: tuple[str, ...] = ()) -> None:
     if body is not None and body_file is not None:
         raise UsageError("body_twice")
     seconds = parse_ttl(ttl)
@@ -260,10 +262,29 @@ def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_f
         except UnicodeDecodeError:
             raise UsageError("body_not_utf8", path="stdin") from None
     recipients = [o for o in to.split(",") if o.strip()]
+    progress = progress_for(settings(ctx).json)
     message_id = with_client(ctx, lambda c: c.send(to=recipients, subject=subject, body=text,
-                                                   ttl=seconds, reply_to=reply_to))
-    settings(ctx).out(t("send.done", id=message_id, to=", ".join(recipients)),
-                      {"id": message_id, "to": recipients})
+                                                   ttl=seconds, reply_to=reply_to,
+                                                   attachments=attach, progress=progress))
+    data: dict[str, Any] = {"id": message_id, "to": recipients}
+    if attach:
+        data["attachments"] = [Path(a).name for a in attach]
+    settings(ctx).out(t("send.done", id=message_id, to=", ".join(recipients)), data)
+
+
+@main.command("save", help=t("help.save"))
+@click.argument("message_id")
+@click.option("--dir", "directory", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help=t("help.opt_save_dir"))
+@click.option("--force", is_flag=True, help=t("help.opt_force"))
+@click.pass_context
+def save_cmd(ctx: click.Context, message_id: str, directory: Path, force: bool) -> None:
+    s = settings(ctx)
+    progress = progress_for(s.json)
+    saved = with_client(ctx, lambda c: c.save(message_id, directory, force=force,
+                                              progress=progress))
+    s.out([t("save.done", name=f.name, path=str(f.path), size=f.size) for f in saved],
+          {"saved": [f.to_json() for f in saved]})
 
 
 @main.command("inbox", help=t("help.inbox"))

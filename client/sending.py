@@ -13,6 +13,7 @@ way to ask about or retract the message later, are kept encrypted in the mailbox
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import secrets
 import unicodedata
@@ -26,6 +27,7 @@ from protocol.keylog import EpochState
 from protocol.message import MessagePayload, seal_message
 
 from .api import RelayApi
+from .drops import AttachmentSource, FileProgress, check_sources, upload_attachments
 from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
 from .models import DeliveryStatus, RecipientStatus
 
@@ -53,7 +55,9 @@ class Sender:
         self.client = client
 
     async def send(self, to: Sequence[str], subject: str, body: str,
-                   ttl: int | timedelta = DEFAULT_TTL, reply_to: str | None = None) -> str:
+                   ttl: int | timedelta = DEFAULT_TTL, reply_to: str | None = None,
+                   attachments: Sequence[AttachmentSource] = (),
+                   progress: FileProgress | None = None) -> str:
         """Seal one envelope per recipient org to its current epoch; returns the message id."""
         recipients = list(dict.fromkeys(o.strip() for o in to if o.strip()))
         if not recipients:
@@ -62,6 +66,7 @@ class Sender:
             if not ORG_ID_RE.fullmatch(org_id):
                 raise UsageError("bad_org_id", org=org_id)
         seconds = ttl_seconds(ttl)
+        files = check_sources(attachments)  # issue 5: refuse a missing file before anything
         await self.client.sync_log()
         staff_id = self.client.require_staff()
         thread, parent = secrets.token_bytes(16), None
@@ -79,6 +84,9 @@ class Sender:
             payload.to_bytes()
         except ProtocolError as exc:
             raise UsageError("bad_message", detail=exc.message) from None
+        if files:  # the message is valid: upload the files, then sign their drops into it
+            payload = dataclasses.replace(payload, attachments=await upload_attachments(
+                self.client, files, recipients, seconds, progress))
         answers = await self._post(payload, seconds)
         by_org = {str(a.get("to_org")): a for a in answers}
         record = {

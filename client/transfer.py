@@ -2,171 +2,296 @@
 
 Theory of operation
 -------------------
-Upload: the file is read in pieces and pushed through ``protocol.FileEncryptor`` straight
-into the request body; no plaintext copy and no whole file is ever held. The encryption is
+Upload: the file is read in 1 MiB pieces and pushed through ``protocol.FileEncryptor``
+straight into the request body, one piece encrypted ahead in a worker thread while the
+previous one is sent; no plaintext copy and no whole file is ever held. The encryption is
 deterministic for a given (key, header), so after a broken connection the client asks the
 relay for its durable offset (``HEAD``), runs the encryptor again from the start and sends
-only the bytes past that offset. The ciphertext hash that goes into the signed message
-comes from the last, complete pass.
+only the bytes past that offset. The ciphertext hash that goes into the signed message comes
+from the last, complete pass; a file that changes between passes is refused (its prefix on
+the relay would not match).
 
 Download: the ciphertext is appended to a hidden ``.kokpart`` file beside the target
-(ciphertext only, so nothing readable lies around); an interrupted download resumes with
-``Range``. When all bytes are there, the file is decrypted and every chunk, the size and
-the ciphertext hash are checked into a hidden temporary file, which is renamed to its final
-name only when everything verified. On any failure both hidden files are removed.
+(ciphertext only) and, in the same pass, decrypted into a hidden ``.koktmp`` file: every
+chunk is authenticated as it arrives. An interrupted download resumes with ``Range``: the
+``.kokpart`` bytes are decrypted again from the start (locally) and the rest is fetched.
+Only when the stream ended exactly after its FINAL chunk, with the signed size and the
+signed ciphertext hash, is the temporary file renamed to its final name. A stream that
+fails a check removes both hidden files; a relay that cannot be reached keeps the
+``.kokpart`` so the next attempt resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import os
 import re
 import secrets
 import unicodedata
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import IO, Any
 
 import aiohttp
 
-from protocol import Attachment, FileDecryptor, FileEncryptor, b64decode, b64encode, ciphertext_size
-from protocol.errors import ProtocolError, StreamSizeMismatch
+from protocol import Attachment, FileDecryptor, FileEncryptor, b64encode, ciphertext_size
+from protocol.encoding import b64decode
+from protocol.errors import (
+    EncodingError,
+    ProtocolError,
+    StreamTrailingData,
+    StreamTruncated,
+)
+
+from .api import problem
+from .errors import KokError, RelayRefused, RelayUnreachable, VerificationError
 
 READ_PIECE = 1024 * 1024
 RETRIES = 8
-Progress = Callable[[int], None]
+TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
+TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                    asyncio.TimeoutError, ConnectionError)
+UPLOAD_MEDIA_TYPE = "application/offset+octet-stream"
+MAX_NAME_BYTES = 200
+Progress = Callable[[int, int], None]
+"""Called with (bytes done, bytes in all) as a transfer moves on."""
 
 
-class TransferError(Exception):
-    """A file could not be transferred; the message says why in plain words."""
+class TransferError(KokError):
+    """A file could not be sent or saved; the message says why in plain words."""
 
     code = "transfer_failed"
 
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        if code:
-            self.code = code
 
-
-@dataclass(frozen=True)
 class DropEndpoint:
-    """Where and how to reach the relay's drop API."""
+    """The relay's drop API with its own HTTP session (long transfers, no overall timeout).
 
-    http: aiohttp.ClientSession
-    base_url: str
-    headers: dict[str, str]
+    ``token(fresh)`` returns the session token to send, a new one when ``fresh`` is true
+    (after the relay answered 401 because the session ended during a long transfer).
+    """
+
+    def __init__(self, base_url: str, token: Callable[[bool], Awaitable[str]]) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> DropEndpoint:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            # a large read buffer lets the socket fill while the last piece is decrypted
+            self._http = aiohttp.ClientSession(timeout=TIMEOUT, read_bufsize=READ_PIECE)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     def url(self, *parts: str) -> str:
-        return "/".join([self.base_url.rstrip("/"), "v1", "drops", *parts])
+        return "/".join([self.base_url, "v1", "drops", *parts])
+
+    async def headers(self, fresh: bool = False, **extra: str) -> dict[str, str]:
+        """Authorization (and ``extra``) for one request."""
+        return {"Authorization": f"Bearer {await self._token(fresh)}", **extra}
 
 
-async def _problem(resp: aiohttp.ClientResponse) -> TransferError:
-    try:
-        body = await resp.json(content_type=None)
-        return TransferError(str(body.get("detail") or body.get("title")), body.get("code"))
-    except (ValueError, aiohttp.ContentTypeError):
-        return TransferError(f"the relay answered {resp.status}")
+async def _refusal(resp: aiohttp.ClientResponse) -> RelayRefused:
+    return await problem(resp)
 
 
 def sanitize_name(name: str) -> str:
-    """A safe local file name from a sender's name: no directories, no control characters."""
-    name = unicodedata.normalize("NFC", name)
-    name = re.split(r"[/\\]", name)[-1]
+    """A safe local file name from a sender's name: no directories, no control characters.
+
+    Only the last path component survives (``../../etc/passwd`` becomes ``passwd``), control
+    and format characters go, characters Windows forbids become ``_``, leading dots go (no
+    hidden files, no ``..``), and overlong names are cut keeping a short extension.
+    """
+    name = unicodedata.normalize("NFC", str(name))
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = re.split(r"[/\\]", name)[-1]
     name = re.sub(r'[<>:"|?*]', "_", name).strip().lstrip(".").strip()
-    if name in ("", ".", ".."):
+    if not name:
         name = "attachment"
-    _stem, dot, ext = name.rpartition(".")
-    if len(name.encode("utf-8")) > 200:
-        keep = ext if dot and len(ext) <= 16 else ""
-        name = name.encode("utf-8")[: 180].decode("utf-8", "ignore") + ("." + keep if keep else "")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        keep = "." + ext if dot and stem and 0 < len(ext.encode("utf-8")) <= 16 else ""
+        room = MAX_NAME_BYTES - len(keep.encode("utf-8"))
+        name = name.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip() + keep
     return name
 
 
-def media_type(path: Path) -> str:
-    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+def media_type(name: str) -> str:
+    """The media type a file name suggests (``application/octet-stream`` if none)."""
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-async def _ciphertext_from(path: Path, key: bytes, header: bytes, size: int, skip: int,
-                           hashes: list[bytes], progress: Progress | None) -> AsyncIterator[bytes]:
-    """The file's ciphertext from byte ``skip`` on, read and encrypted off the event loop."""
-    enc = FileEncryptor(key, header, size)
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+class _Encrypting:
+    """One pass over a file: read and encrypt piece by piece (called in a worker thread)."""
+
+    def __init__(self, path: Path, key: bytes, header: bytes, size: int) -> None:
+        self.enc = FileEncryptor(key, header, size)
+        self.fh: IO[bytes] = path.open("rb")
+        self.size = size
+        self.read = 0
+        self.done = False
+
+    def step(self) -> bytes:
+        data = self.fh.read(READ_PIECE)
+        self.read += len(data)
+        if self.read > self.size:
+            raise TransferError("file_changed", name=Path(self.fh.name).name)
+        if data:
+            return self.enc.update(data)
+        if self.read != self.size:
+            raise TransferError("file_changed", name=Path(self.fh.name).name)
+        self.done = True
+        return self.enc.finalize()
+
+
+async def _ciphertext(path: Path, key: bytes, header: bytes, size: int, skip: int,
+                      hashes: list[bytes], progress: Progress | None) -> AsyncIterator[bytes]:
+    """The file's ciphertext from byte ``skip`` on; the next piece is encrypted meanwhile."""
+    total = ciphertext_size(size)
+    job = await asyncio.to_thread(_Encrypting, path, key, header, size)
     position = 0
-    fh = await asyncio.to_thread(open, path, "rb")
+    ahead: asyncio.Future[bytes] | None = asyncio.ensure_future(asyncio.to_thread(job.step))
     try:
-        while True:
-            data = await asyncio.to_thread(fh.read, READ_PIECE)
-            if data:
-                out = await asyncio.to_thread(enc.update, data)
-            else:
-                out = enc.finalize()
-            if position + len(out) > skip:
-                piece = out[max(0, skip - position):]
-                if progress:
-                    progress(len(piece))
-                yield piece
+        while ahead is not None:
+            out = await ahead
+            last = job.done
+            ahead = None if last else asyncio.ensure_future(asyncio.to_thread(job.step))
+            start = position
             position += len(out)
-            if not data:
-                break
+            if position > skip:
+                piece = out if start >= skip else memoryview(out)[skip - start:]
+                yield bytes(piece) if isinstance(piece, memoryview) else piece
+                if progress:
+                    progress(position, total)
+        if position != total:
+            raise TransferError("file_changed", name=path.name)
+        hashes.append(job.enc.ciphertext_hash)
     finally:
-        fh.close()
-    if position != ciphertext_size(size):
-        raise StreamSizeMismatch("the file changed while it was being sent")
-    hashes.append(enc.ciphertext_hash)
+        if ahead is not None:  # stopped early: let the worker finish before closing its file
+            await asyncio.wait([ahead])
+            if not ahead.cancelled():
+                ahead.exception()  # retrieved, so asyncio does not report it as lost
+        job.fh.close()
 
 
-async def upload_file(ep: DropEndpoint, path: Path, to: list[str], ttl: int,
+async def _full_hash(path: Path, key: bytes, header: bytes, size: int) -> bytes:
+    """The ciphertext hash from a local pass (when the relay had every byte already)."""
+    hashes: list[bytes] = []
+    async for _ in _ciphertext(path, key, header, size, ciphertext_size(size), hashes, None):
+        pass
+    return hashes[-1]
+
+
+async def upload_file(ep: DropEndpoint, path: Path, to: list[str], ttl: int, *,
+                      name: str | None = None,
                       progress: Progress | None = None) -> Attachment:
     """Encrypt and upload one file as a drop; return what the message must carry about it."""
-    size = (await asyncio.to_thread(path.stat)).st_size
+    try:
+        before = await asyncio.to_thread(_identity, path)
+    except OSError as exc:
+        raise TransferError("file_unreadable", path=str(path), detail=exc.strerror or "") from None
+    size = before[0]
     key = secrets.token_bytes(32)
     header = secrets.token_bytes(24)
     total = ciphertext_size(size)
-    async with ep.http.post(ep.url(), json={"size": total, "to": to, "ttl": ttl},
-                            headers=ep.headers) as resp:
-        if resp.status != 201:
-            raise await _problem(resp)
-        created = await resp.json()
-    drop_id = b64decode(created["id"], size=16)
-    token_headers = {**ep.headers, "Kok-Upload-Token": created["upload_token"]}
+    created = await _create(ep, total, to, ttl)
+    drop = str(created["id"])
+    token = {"Kok-Upload-Token": str(created["upload_token"])}
     offset = 0
     hashes: list[bytes] = []
-    for attempt in range(RETRIES):
+    fresh = False
+    ask = False
+    for attempt in range(RETRIES + 1):
         try:
-            if attempt:
-                async with ep.http.head(ep.url(created["id"]), headers=token_headers) as resp:
+            if ask:  # after a broken connection: where do the relay's durable bytes end?
+                async with ep.http.head(ep.url(drop),
+                                        headers=await ep.headers(fresh, **token)) as resp:
                     if resp.status != 200:
-                        raise await _problem(resp)
+                        raise await _refusal(resp)
                     offset = int(resp.headers["Upload-Offset"])
+            fresh = ask = False
             if offset < total:
                 hashes.clear()
-                body = _ciphertext_from(path, key, header, size, offset, hashes, progress)
-                async with ep.http.patch(
-                    ep.url(created["id"]), data=body,
-                    headers={**token_headers, "Upload-Offset": str(offset),
-                             "Content-Type": "application/offset+octet-stream"},
-                ) as resp:
+                if await asyncio.to_thread(_identity, path) != before:
+                    raise TransferError("file_changed", name=path.name)
+                body = _ciphertext(path, key, header, size, offset, hashes, progress)
+                async with ep.http.patch(ep.url(drop), data=body, headers=await ep.headers(
+                        **token, **{"Upload-Offset": str(offset), "Content-Type": UPLOAD_MEDIA_TYPE,
+                                    "Content-Length": str(total - offset)})) as resp:
                     if resp.status != 204:
-                        raise await _problem(resp)
+                        raise await _refusal(resp)
                     offset = int(resp.headers["Upload-Offset"])
-            if not hashes:  # everything was on the relay already: hash a full local pass
-                async for _ in _ciphertext_from(path, key, header, size, total, hashes, None):
-                    pass
-            async with ep.http.post(ep.url(created["id"], "complete"),
-                                    headers=token_headers) as resp:
+            if offset != total:
+                ask = True
+                continue
+            if not hashes:
+                hashes.append(await _full_hash(path, key, header, size))
+            async with ep.http.post(ep.url(drop, "complete"),
+                                    headers=await ep.headers(**token)) as resp:
                 if resp.status != 200:
-                    raise await _problem(resp)
+                    raise await _refusal(resp)
             break
-        except (TimeoutError, aiohttp.ClientConnectionError):
-            if attempt == RETRIES - 1:
+        except TRANSPORT_ERRORS:
+            if attempt == RETRIES:
+                raise RelayUnreachable(ep.base_url) from None
+            ask = True
+            await asyncio.sleep(min(0.25 * 2**attempt, 4.0))
+        except RelayRefused as exc:
+            if exc.code in ("offset_mismatch", "upload_busy") and attempt < RETRIES:
+                ask = True
+                await asyncio.sleep(0.2)
+            elif exc.code in ("session_invalid", "auth_required") and attempt < RETRIES:
+                fresh = ask = True
+            else:
                 raise
-            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-    return Attachment(drop=drop_id, key=key, size=size, name=path.name, type=media_type(path),
-                      hash=hashes[-1])
+    if await asyncio.to_thread(_identity, path) != before:
+        raise TransferError("file_changed", name=path.name)
+    return Attachment(drop=b64decode(drop, size=16, field="id"), key=key, size=size,
+                      name=unicodedata.normalize("NFC", name or path.name),
+                      type=media_type(name or path.name), hash=hashes[-1])
 
 
-def _fsync_file(path: Path) -> None:
+async def _create(ep: DropEndpoint, total: int, to: list[str], ttl: int) -> dict[str, Any]:
+    fresh = False
+    for attempt in (1, 2, 3):
+        try:
+            async with ep.http.post(ep.url(), json={"size": total, "to": to, "ttl": ttl},
+                                    headers=await ep.headers(fresh)) as resp:
+                if resp.status == 401 and attempt == 1:
+                    fresh = True
+                    continue
+                if resp.status != 201:
+                    raise await _refusal(resp)
+                return dict(await resp.json())
+        except TRANSPORT_ERRORS:
+            # nothing depends on a drop the answer of which was lost: it expires unused
+            if attempt == 3:
+                raise RelayUnreachable(ep.base_url) from None
+            await asyncio.sleep(1)
+    raise RelayRefused("unauthorized", 401, "login failed")
+
+
+# --- download ---------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -174,75 +299,170 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _decrypt_file(part: Path, tmp: Path, attachment: Attachment) -> None:
-    dec = FileDecryptor(attachment.key, expected_size=attachment.size,
-                        expected_hash=attachment.hash)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out, open(part, "rb") as src:
-        while data := src.read(READ_PIECE):
-            out.write(dec.update(data))
-        out.write(dec.finalize())
-        out.flush()
-        os.fsync(out.fileno())
+class _Saving:
+    """Ciphertext appended to the part file and decrypted into the temporary file."""
+
+    def __init__(self, part: Path, tmp: Path, attachment: Attachment) -> None:
+        self.dec = FileDecryptor(attachment.key, expected_size=attachment.size,
+                                 expected_hash=attachment.hash)
+        self.part_path = part
+        self.out = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        self.part = os.fdopen(os.open(part, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+        self.have = 0
+
+    def replay(self, total: int) -> int:
+        """Decrypt what an earlier attempt left in the part file; returns its length."""
+        size = os.fstat(self.part.fileno()).st_size
+        if size > total:  # cannot be ours: start over
+            self.part.truncate(0)
+            size = 0
+        self.part.seek(0)
+        while self.have < size:
+            data = self.part.read(min(READ_PIECE, size - self.have))
+            if not data:
+                break
+            self.out.write(self.dec.update(data))
+            self.have += len(data)
+        self.part.seek(self.have)
+        self.part.truncate(self.have)
+        return self.have
+
+    def take(self, data: bytes) -> None:
+        self.part.write(data)
+        self.out.write(self.dec.update(data))
+        self.have += len(data)
+
+    def finish(self) -> None:
+        self.out.write(self.dec.finalize())
+        self.out.flush()
+        os.fsync(self.out.fileno())
+
+    def close(self) -> None:
+        for fh in (self.out, self.part):
+            with contextlib.suppress(OSError):
+                fh.close()
+
+
+def _total_from(resp: aiohttp.ClientResponse) -> int | None:
+    """The relay's size of the whole blob, from Content-Range or (for 200) Content-Length."""
+    content_range = resp.headers.get("Content-Range", "")
+    match = re.fullmatch(r"bytes (?:\d+-\d+|\*)/(\d+)", content_range.strip())
+    if match:
+        return int(match.group(1))
+    if resp.status == 200 and resp.content_length is not None:
+        return resp.content_length
+    return None
+
+
+def _check_total(relay_total: int | None, total: int) -> None:
+    """A blob of another length than the signed size is damaged: say how, before fetching."""
+    if relay_total is None:
+        return
+    if relay_total < total:
+        raise StreamTruncated(f"the relay holds {relay_total} of the file's {total} bytes")
+    if relay_total > total:
+        raise StreamTrailingData(f"the relay holds {relay_total} bytes, the file has {total}")
+
+
+async def _fetch(ep: DropEndpoint, drop: str, job: _Saving, total: int, fresh: bool,
+                 progress: Progress | None) -> None:
+    """One GET from ``job.have`` on; returns when the body ends (complete or not)."""
+    extra = {"Range": f"bytes={job.have}-"} if job.have else {}
+    async with ep.http.get(ep.url(drop), headers=await ep.headers(fresh, **extra)) as resp:
+        if resp.status == 416:
+            _check_total(_total_from(resp), total)
+        if resp.status not in (200, 206):
+            raise await _refusal(resp)
+        _check_total(_total_from(resp), total)
+        if resp.status == 200 and job.have:
+            raise TransferError("bad_range_answer")
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
+
+        async def consume() -> None:
+            # decrypt and write in a thread while the socket goes on filling the queue
+            while (data := await queue.get()) is not None:
+                await asyncio.to_thread(job.take, data)
+                if progress:
+                    progress(job.have, total)
+
+        worker = asyncio.ensure_future(consume())
+        try:
+            received = job.have
+            async for data in resp.content.iter_chunked(READ_PIECE):
+                received += len(data)
+                if received > total:
+                    raise StreamTrailingData("the relay sent more bytes than the file has")
+                if worker.done():
+                    break
+                await queue.put(data)
+        finally:
+            if not worker.done():
+                await queue.put(None)
+            await worker  # raises what decryption raised (a tampered chunk)
 
 
 async def download_attachment(ep: DropEndpoint, attachment: Attachment, dest_dir: Path, *,
-                              force: bool = False, progress: Progress | None = None) -> Path:
+                              name: str | None = None, force: bool = False,
+                              progress: Progress | None = None) -> Path:
     """Fetch, verify and decrypt one attachment into ``dest_dir``; returns the final path."""
-    name = sanitize_name(attachment.name)
+    name = name or sanitize_name(attachment.name)
     final = dest_dir / name
     if final.exists() and not force:
-        raise TransferError(f"{final} exists already; use --force to replace it", "file_exists")
+        raise TransferError("file_exists", path=str(final))
     tag = attachment.drop.hex()[:12]
     part = dest_dir / f".{name}.{tag}.kokpart"
     tmp = dest_dir / f".{name}.{tag}.koktmp"
     total = ciphertext_size(attachment.size)
     drop = b64encode(attachment.drop)
-    for attempt in range(RETRIES):
-        have = part.stat().st_size if part.exists() else 0
-        if have > total:
-            part.unlink()
-            have = 0
-        if have == total:
-            break
-        try:
-            headers = {**ep.headers, "Range": f"bytes={have}-"} if have else dict(ep.headers)
-            async with ep.http.get(ep.url(drop), headers=headers) as resp:
-                if resp.status not in (200, 206):
-                    raise await _problem(resp)
-                if have and resp.status != 206:
-                    have = 0  # the relay ignored Range: start over
-                fd = os.open(part, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if have else os.O_TRUNC),
-                             0o600)
-                with os.fdopen(fd, "ab" if have else "wb") as out:
-                    async for data in resp.content.iter_chunked(READ_PIECE):
-                        if have + len(data) > total:
-                            raise TransferError("the relay sent more bytes than the file has",
-                                                "stream_trailing_data")
-                        await asyncio.to_thread(out.write, data)
-                        have += len(data)
-                        if progress:
-                            progress(len(data))
-        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
-            if attempt == RETRIES - 1:
-                raise
-            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        except TransferError:
-            part.unlink(missing_ok=True)
-            raise
+    keep_part = False
     try:
-        await asyncio.to_thread(_decrypt_file, part, tmp, attachment)
+        job = await asyncio.to_thread(_Saving, part, tmp, attachment)
+    except OSError as exc:
+        raise TransferError("save_failed", path=str(dest_dir), detail=exc.strerror or "") from None
+    try:
+        await asyncio.to_thread(job.replay, total)
+        if progress and job.have:
+            progress(job.have, total)
+        fresh = False
+        attempt = 0
+        while job.have < total:
+            try:
+                await _fetch(ep, drop, job, total, fresh, progress)
+                fresh = False
+            except TRANSPORT_ERRORS:
+                attempt += 1
+                if attempt > RETRIES:
+                    keep_part = True  # the next attempt resumes from here
+                    raise RelayUnreachable(ep.base_url) from None
+                await asyncio.sleep(min(0.25 * 2**attempt, 4.0))
+            except RelayRefused as exc:
+                attempt += 1
+                if exc.code in ("session_invalid", "auth_required") and attempt <= RETRIES:
+                    fresh = True
+                    continue
+                raise
+        await asyncio.to_thread(job.finish)
+        job.close()
         if final.exists() and not force:
-            raise TransferError(f"{final} exists already; use --force to replace it", "file_exists")
+            raise TransferError("file_exists", path=str(final))
         os.replace(tmp, final)
-        dir_fd = os.open(dest_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except (ProtocolError, TransferError, OSError):
-        tmp.unlink(missing_ok=True)
-        part.unlink(missing_ok=True)
+        await asyncio.to_thread(_fsync_dir, dest_dir)
+    except ProtocolError as exc:
+        raise VerificationError.from_protocol(exc) from exc
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        keep_part = True  # interrupted by the person: the next attempt resumes
         raise
-    part.unlink(missing_ok=True)
+    finally:
+        job.close()
+        tmp.unlink(missing_ok=True)
+        if not keep_part:
+            part.unlink(missing_ok=True)
     return final
+
+
+def check_drop_id(text: str) -> bytes:
+    """A drop id as the relay shows it (b64 of 16 bytes)."""
+    try:
+        return b64decode(text, size=16, field="drop")
+    except EncodingError as exc:
+        raise VerificationError.from_protocol(exc) from exc

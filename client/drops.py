@@ -1,0 +1,170 @@
+"""Attachments: files sent as encrypted drops beside a message, and saved from one.
+
+Sending: every file is checked first (exists, readable, not a folder), then encrypted and
+uploaded as a drop to the message's recipient organisations (``client.transfer``); the
+drop id, file key, size, name, media type and ciphertext hash go into the signed payload.
+Saving: the attachments of a verified message are fetched, checked chunk by chunk and
+against the signed hash, written under sanitised names into the chosen folder (never over
+an existing file unless ``force``), and acknowledged to the relay, which deletes a drop once
+every recipient has it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from protocol import Attachment, b64encode
+from protocol.errors import ProtocolError
+from protocol.message import MAX_ATTACHMENTS
+
+from .errors import RelayRefused, RelayUnreachable, UsageError, VerificationError
+from .transfer import (
+    TRANSPORT_ERRORS,
+    DropEndpoint,
+    TransferError,
+    download_attachment,
+    sanitize_name,
+    upload_file,
+)
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+AttachmentSource = str | Path | tuple[str | Path, str]
+"""A file to attach: its path, or (path, name the recipient sees)."""
+FileProgress = Callable[[str, int, int], None]
+"""Called with (file name, bytes done, bytes in all) while a file moves."""
+
+
+@dataclass(frozen=True)
+class SavedFile:
+    """One attachment written to disk after every check passed."""
+
+    name: str
+    path: Path
+    size: int
+    type: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "size": self.size, "type": self.type}
+
+
+def _endpoint(client: Client) -> DropEndpoint:
+    async def token(fresh: bool) -> str:
+        api = await client.api()
+        if fresh or api.token is None:
+            await api.login()
+        assert api.token is not None
+        return api.token
+
+    return DropEndpoint(client.relay_url, token)
+
+
+def check_sources(sources: Sequence[AttachmentSource]) -> list[tuple[Path, str]]:
+    """(path, name) of every file to attach; refuses missing, unreadable or folder paths."""
+    if len(sources) > MAX_ATTACHMENTS:
+        raise UsageError("too_many_attachments", max=MAX_ATTACHMENTS)
+    out: list[tuple[Path, str]] = []
+    for source in sources:
+        path, name = (Path(source[0]), str(source[1])) if isinstance(source, tuple) else (
+            Path(source), Path(source).name)
+        if not path.exists():
+            raise UsageError("file_missing", path=str(path))
+        if not path.is_file():
+            raise UsageError("attachment_not_file", path=str(path))
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise UsageError("file_unreadable", path=str(path), detail=exc.strerror or "") from None
+        if not name.strip():
+            raise UsageError("attachment_no_name", path=str(path))
+        out.append((path, name))
+    return out
+
+
+async def upload_attachments(client: Client, files: list[tuple[Path, str]], to: list[str],
+                             ttl: int, progress: FileProgress | None = None
+                             ) -> tuple[Attachment, ...]:
+    """Encrypt and upload each file as a drop to ``to``; what the payload must carry."""
+    out: list[Attachment] = []
+    async with _endpoint(client) as ep:
+        for path, name in files:
+            report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
+            out.append(await upload_file(ep, path, to, ttl, name=name, progress=report))
+    return tuple(out)
+
+
+async def save_attachments(client: Client, message_id: str, directory: str | Path, *,
+                           force: bool = False, progress: FileProgress | None = None
+                           ) -> list[SavedFile]:
+    """Fetch, verify and save every attachment of a received message into ``directory``."""
+    full = await client.store.resolve_id(message_id)
+    row = await client.store.message(full)
+    assert row is not None
+    try:
+        attachments = [Attachment.from_json(a) for a in row[0].get("attachments") or ()]
+    except ProtocolError as exc:
+        raise VerificationError.from_protocol(exc) from exc
+    if not attachments:
+        raise UsageError("no_attachments", id=full[:8])
+    target = Path(directory)
+    names = _local_names(attachments)
+    await asyncio.to_thread(_check_target, target, names, force)
+    await client.sync_log()
+    client.require_staff()
+    saved: list[SavedFile] = []
+    async with _endpoint(client) as ep:
+        for attachment, name in zip(attachments, names, strict=True):
+            report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
+            path = await download_attachment(ep, attachment, target, name=name, force=force,
+                                             progress=report)
+            saved.append(SavedFile(name=name, path=path, size=attachment.size,
+                                   type=attachment.type))
+            await _acknowledge(ep, attachment)
+    return saved
+
+
+def _check_target(target: Path, names: list[str], force: bool) -> None:
+    """The folder exists, and (without ``force``) holds none of the names yet."""
+    if not target.is_dir():
+        raise UsageError("save_dir_missing", path=str(target))
+    if not force:
+        for name in names:
+            if (target / name).exists():
+                raise TransferError("file_exists", path=str(target / name))
+
+
+def _local_names(attachments: list[Attachment]) -> list[str]:
+    """Sanitised names, made unique within the message (``name (2).ext``)."""
+    names: list[str] = []
+    for attachment in attachments:
+        name = sanitize_name(attachment.name)
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem:
+            stem, dot, ext = name, "", ""
+        n = 1
+        while name.casefold() in (x.casefold() for x in names):
+            n += 1
+            name = f"{stem} ({n}){dot}{ext}"
+        names.append(name)
+    return names
+
+
+async def _acknowledge(ep: DropEndpoint, attachment: Attachment) -> None:
+    """Tell the relay we have the file (best effort: it expires in any case)."""
+    url = ep.url(b64encode(attachment.drop), "ack")
+    for fresh in (False, True):
+        try:
+            async with ep.http.post(url, headers=await ep.headers(fresh)) as resp:
+                if resp.status == 401 and not fresh:
+                    continue
+                return
+        except TRANSPORT_ERRORS:
+            await asyncio.sleep(0.5)
+        except (RelayRefused, RelayUnreachable):
+            return

@@ -1,0 +1,83 @@
+"""A one-line progress display for file transfers: name, bytes, rate, time left.
+
+Shown on stderr only when stderr is a terminal and the output is not ``--json``; the line is
+redrawn with ``\\r`` at most a few times a second and ends with a newline when the file is
+done, so a screen reader or a log sees one final line per file. No colour, no bar
+characters: words and numbers from ``client.i18n``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from .i18n import t
+
+REDRAW = 0.25
+UNITS = ("B", "KB", "MB", "GB", "TB")
+
+
+def human_bytes(n: float) -> str:
+    """Bytes in decimal units, e.g. ``12.3 MB`` (the same in English and German)."""
+    unit = 0
+    while n >= 1000 and unit < len(UNITS) - 1:
+        n /= 1000
+        unit += 1
+    return f"{n:.0f} {UNITS[unit]}" if unit == 0 else f"{n:.1f} {UNITS[unit]}"
+
+
+def clock_time(seconds: float) -> str:
+    """A duration as ``m:ss`` or ``h:mm:ss``."""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ProgressLine:
+    """Call with (name, done, total) as bytes move; draws one line per file on ``stream``."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.clock = clock
+        self._name: str | None = None
+        self._started = 0.0
+        self._first = 0
+        self._drawn = 0.0
+        self._width = 0
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        now = self.clock()
+        if name != self._name:
+            self._name, self._started, self._first, self._drawn = name, now, done, 0.0
+        finished = done >= total
+        if not finished and now - self._drawn < REDRAW:
+            return
+        self._drawn = now
+        elapsed = max(now - self._started, 1e-6)
+        rate = (done - self._first) / elapsed
+        if finished:
+            text = t("progress.done", name=name, total=human_bytes(total),
+                     time=clock_time(elapsed), rate=human_bytes(rate))
+        else:
+            left = (total - done) / rate if rate > 0 else 0
+            text = t("progress.line", name=name, done=human_bytes(done),
+                     total=human_bytes(total), percent=int(100 * done / max(total, 1)),
+                     rate=human_bytes(rate), left=clock_time(left))
+        pad = " " * max(0, self._width - len(text))
+        self._width = len(text)
+        self.stream.write("\r" + text + pad + ("\n" if finished else ""))
+        self.stream.flush()
+        if finished:
+            self._name, self._width = None, 0
+
+
+def progress_for(as_json: bool, stream: TextIO | None = None
+                 ) -> Callable[[str, int, int], None] | None:
+    """A progress display on a terminal, or None (quiet) under ``--json`` or when piped."""
+    stream = stream or sys.stderr
+    if as_json or not stream.isatty():
+        return None
+    return ProgressLine(stream)

@@ -1,0 +1,338 @@
+"""File drops end to end: the client library and a real relay process, attacks included.
+
+Every test sends through ``Client.send(attachments=...)`` and saves through ``Client.save``
+against a relay started as a separate process on a free loopback port. Tampering is done
+the way an attacker with the relay's disk would: by editing the blob file in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client import Client, KokError
+from client.errors import AccessError, RelayRefused, VerificationError
+from client.transfer import DropEndpoint, download_attachment
+from protocol import Attachment
+from tests.integration.people import close_all, new_org, new_staff, open_office, unique
+from tests.support.relayproc import RelayProcess
+
+MIB = 1024 * 1024
+CASE_TEXT = ("Frau K., geboren 1994, Aufenthaltstitel nach § 25 Abs. 4a AufenthG beantragt; "
+             "ärztlicher Befund vom 3. März liegt bei. ").encode()
+
+
+@dataclass
+class World:
+    """Org nord (admin + anna) sends to org sued (admin + ben)."""
+
+    relay: RelayProcess
+    home: Path
+    clients: dict[str, Client]
+
+    def __getitem__(self, name: str) -> Client:
+        return self.clients[name]
+
+
+async def make_world(relay: RelayProcess, home: Path) -> World:
+    office = await open_office(relay)
+    nord = await new_org(relay, home, office, unique("nord"))
+    sued = await new_org(relay, home, office, unique("sued"))
+    anna = await new_staff(relay, home, nord, "anna")
+    ben = await new_staff(relay, home, sued, "ben")
+    return World(relay, home, {"office": office, "nord": nord, "sued": sued, "anna": anna,
+                               "ben": ben})
+
+
+@pytest.fixture
+async def world(shared_relay: RelayProcess, tmp_path: Path) -> AsyncIterator[World]:
+    w = await make_world(shared_relay, tmp_path / "home")
+    yield w
+    await close_all(*w.clients.values())
+
+
+def write_file(path: Path, size: int, *, text: bool = False) -> Path:
+    """A test file written in 1 MiB pieces (case-like text, or random bytes)."""
+    with path.open("wb") as fh:
+        left = size
+        while left:
+            if text:
+                piece = (CASE_TEXT * (MIB // len(CASE_TEXT) + 1))[:min(MIB, left)]
+            else:
+                piece = os.urandom(min(MIB, left))
+            fh.write(piece)
+            left -= len(piece)
+    return path
+
+
+def digest(path: Path) -> bytes:
+    h = hashlib.blake2b(digest_size=32)
+    with path.open("rb") as fh:
+        while data := fh.read(MIB):
+            h.update(data)
+    return h.digest()
+
+
+def blob_dir(relay: RelayProcess) -> Path:
+    return relay.dir / "blobs"
+
+
+def blob_of(relay: RelayProcess, attachment: dict[str, Any]) -> Path:
+    drop = Attachment.from_json(attachment).drop
+    return blob_dir(relay) / f"{drop.hex()}.blob"
+
+
+def vm_hwm_kib(pid: int | str) -> int:
+    """Peak resident memory (VmHWM) of a process, in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    assert match, status
+    return int(match.group(1))
+
+
+def hidden_leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+async def receive(client: Client, message_id: str) -> Any:
+    await client.sync()
+    return await client.read(message_id)
+
+
+async def test_round_trip_with_hostile_names_no_overwrite_and_deletion(
+        world: World, tmp_path: Path) -> None:
+    anna, ben, sued = world["anna"], world["ben"], world["sued"]
+    report = write_file(tmp_path / "Befund.pdf", 300_000, text=True)
+    empty = write_file(tmp_path / "leer.txt", 0)
+    hostile = write_file(tmp_path / "innocent.bin", 70_000)
+    names = ["../../escape.sh", "..", ".bashrc", "a\\b\\..\\c.txt", "line\nbreak\x00.txt",
+             "Befund.pdf"]
+    sources: list[Any] = [report, empty, (hostile, names[0])]
+    sources += [(hostile, n) for n in names[1:]]
+    message_id = await anna.send(to=[sued.org_id], subject="Befund", body="anbei",
+                                 attachments=sources)
+    message = await receive(ben, message_id)
+    assert [a["name"] for a in message.attachments] == ["Befund.pdf", "leer.txt", *names]
+
+    # what the relay holds is ciphertext only: no 32-byte run of the text survives
+    blobs = [blob_of(world.relay, a) for a in message.attachments]
+    plain = report.read_bytes()
+    for blob in blobs:
+        data = blob.read_bytes()
+        windows = {data[i:i + 16] for i in range(len(data) - 15)}
+        assert not any(plain[k:k + 16] in windows for k in range(0, len(plain) - 15, 16))
+    assert b"Befund" not in world.relay.raw_database()
+
+    parent = tmp_path / "inbox"
+    target = parent / "saved"
+    target.mkdir(parents=True)
+    saved = await ben.save(message_id, target)
+    assert [f.path.parent for f in saved] == [target] * len(saved)
+    assert [f.name for f in saved] == ["Befund.pdf", "leer.txt", "escape.sh", "attachment",
+                                       "bashrc", "c.txt", "linebreak.txt", "Befund (2).pdf"]
+    assert (target / "Befund.pdf").read_bytes() == report.read_bytes()
+    assert (target / "leer.txt").read_bytes() == b""
+    assert (target / "escape.sh").read_bytes() == hostile.read_bytes()
+    assert sorted(p.name for p in parent.iterdir()) == ["saved"]  # nothing escaped
+    assert hidden_leftovers(target) == []
+
+    # no overwrite without force; the file on disk is untouched
+    (target / "Befund.pdf").write_bytes(b"my own notes")
+    with pytest.raises(KokError) as refused:
+        await ben.save(message_id, target)
+    assert refused.value.code == "file_exists"
+    assert (target / "Befund.pdf").read_bytes() == b"my own notes"
+    await ben.save(message_id, target, force=True)
+    assert (target / "Befund.pdf").read_bytes() == report.read_bytes()
+
+    # ben acknowledged; the drops stay until sued's admin (enrolled at completion) has them
+    assert all(b.exists() for b in blobs)
+    other = tmp_path / "admin"
+    other.mkdir()
+    await receive(sued, message_id)
+    await sued.save(message_id, other)
+    assert not any(b.exists() for b in blobs)
+    with pytest.raises(RelayRefused) as gone:
+        await ben.save(message_id, tmp_path / "admin", force=True)
+    assert gone.value.code == "not_found"
+    assert hidden_leftovers(other) == []
+
+
+@pytest.mark.parametrize(("damage", "code"), [
+    ("truncate", "stream_truncated"),
+    ("extend", "stream_trailing_data"),
+    ("flip", "stream_corrupt"),
+    ("flip_last", "stream_corrupt"),
+])
+async def test_a_tampered_blob_is_rejected_and_leaves_no_file(
+        world: World, tmp_path: Path, damage: str, code: str) -> None:
+    anna, ben, sued = world["anna"], world["ben"], world["sued"]
+    source = write_file(tmp_path / "scan.tif", 700_000)
+    message_id = await anna.send(to=[sued.org_id], subject="Scan", body="",
+                                 attachments=[source])
+    message = await receive(ben, message_id)
+    blob = blob_of(world.relay, message.attachments[0])
+    data = bytearray(blob.read_bytes())
+    if damage == "truncate":
+        del data[-1000:]
+    elif damage == "extend":
+        data += b"\0" * 100
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    else:
+        data[-5] ^= 0x80
+    blob.write_bytes(bytes(data))
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(VerificationError) as rejected:
+        await ben.save(message_id, target)
+    assert rejected.value.code == code
+    assert list(target.iterdir()) == []  # neither the final name nor a hidden part
+
+
+async def test_other_orgs_and_removed_staff_get_nothing(world: World, tmp_path: Path) -> None:
+    anna, ben, sued = world["anna"], world["ben"], world["sued"]
+    source = write_file(tmp_path / "brief.pdf", 50_000)
+    message_id = await anna.send(to=[sued.org_id], subject="Brief", body="",
+                                 attachments=[source])
+    message = await receive(ben, message_id)
+    attachment = Attachment.from_json(message.attachments[0])
+    target = tmp_path / "out"
+    target.mkdir()
+
+    async def fetch_as(client: Client) -> None:
+        api = await client.api()
+        await api.login()
+
+        async def token(fresh: bool) -> str:
+            return str(api.token)
+
+        async with DropEndpoint(world.relay.url, token) as ep:
+            await download_attachment(ep, attachment, target)
+
+    # the sender (a non-recipient org) and a third org know the drop id and key: no bytes
+    office = world["office"]
+    third = await new_org(world.relay, world.home, office, unique("west"))
+    try:
+        for outsider in (anna, third):
+            with pytest.raises(RelayRefused) as refused:
+                await fetch_as(outsider)
+            assert refused.value.code == "not_found"
+        assert list(target.iterdir()) == []
+    finally:
+        await third.close()
+
+    # ben is removed: his client refuses, and so does the relay for his last session
+    await sued.org.remove(ben.staff_id)
+    with pytest.raises(AccessError) as removed:
+        await ben.save(message_id, target)
+    assert removed.value.code == "staff_removed"
+    with pytest.raises(RelayRefused) as refused:
+        await fetch_as(ben)
+    assert refused.value.code in ("session_invalid", "not_enrolled", "unauthorized")
+    assert list(target.iterdir()) == []
+    # the drop is deleted once the remaining recipient (the admin) has it
+    blob = blob_of(world.relay, message.attachments[0])
+    await receive(sued, message_id)
+    await sued.save(message_id, target)
+    assert (target / "brief.pdf").read_bytes() == source.read_bytes()
+    assert not blob.exists()
+
+
+@pytest.fixture
+async def own_world(tmp_path: Path) -> AsyncIterator[World]:
+    """A relay of its own (the test kills it), and the two orgs."""
+    relay = RelayProcess.start(tmp_path / "relay-own", network_profile=True,
+                               env={"KOK_RELAY_EXPIRY_INTERVAL": "3600"})
+    try:
+        w = await make_world(relay, tmp_path / "home")
+        yield w
+        await close_all(*w.clients.values())
+    finally:
+        relay.stop(check_log=False)
+    relay.assert_log_clean()
+
+
+class Crash:
+    """Kill the relay (SIGKILL) once a transfer passes ``at`` bytes, and restart it."""
+
+    def __init__(self, relay: RelayProcess, at: float) -> None:
+        self.relay = relay
+        self.at = at
+        self.positions_after: list[int] = []
+        self.restarter: threading.Thread | None = None
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if self.restarter is None and done >= self.at * total:
+            self.relay.kill()
+            # restart in a thread: the client's event loop must go on retrying meanwhile
+            self.restarter = threading.Thread(target=self.relay.restart)
+            self.restarter.start()
+        elif self.restarter is not None:
+            self.positions_after.append(done)
+
+
+async def test_an_upload_killed_halfway_resumes_byte_identical(
+        own_world: World, tmp_path: Path) -> None:
+    anna, ben, sued = own_world["anna"], own_world["ben"], own_world["sued"]
+    source = write_file(tmp_path / "video.mp4", 40 * MIB)
+    crash = Crash(own_world.relay, 0.5)
+    message_id = await anna.send(to=[sued.org_id], subject="Video", body="",
+                                 attachments=[source], progress=crash)
+    assert crash.restarter is not None
+    crash.restarter.join()
+    # it went on from the relay's durable offset, not from the start
+    assert crash.positions_after and min(crash.positions_after) > 0.3 * 40 * MIB
+    message = await receive(ben, message_id)
+    target = tmp_path / "out"
+    target.mkdir()
+    [saved] = await ben.save(message_id, target)
+    assert digest(saved.path) == digest(source)
+    assert hidden_leftovers(target) == []
+    assert message.attachments[0]["size"] == 40 * MIB
+
+
+async def test_a_download_interrupted_resumes_with_range(own_world: World, tmp_path: Path
+                                                         ) -> None:
+    anna, ben, sued = own_world["anna"], own_world["ben"], own_world["sued"]
+    source = write_file(tmp_path / "akte.zip", 40 * MIB)
+    message_id = await anna.send(to=[sued.org_id], subject="Akte", body="",
+                                 attachments=[source])
+    await receive(ben, message_id)
+    target = tmp_path / "out"
+    target.mkdir()
+    crash = Crash(own_world.relay, 0.4)
+    [saved] = await ben.save(message_id, target, progress=crash)
+    assert crash.restarter is not None
+    crash.restarter.join()
+    assert crash.positions_after and min(crash.positions_after) > 0.3 * 40 * MIB
+    assert digest(saved.path) == digest(source)
+    assert hidden_leftovers(target) == []
+
+
+@pytest.mark.slow
+async def test_256_mib_round_trip_keeps_relay_memory_flat(own_world: World, tmp_path: Path
+                                                          ) -> None:
+    anna, ben, sued = own_world["anna"], own_world["ben"], own_world["sued"]
+    relay = own_world.relay
+    source = write_file(tmp_path / "big.bin", 256 * MIB)
+    before = vm_hwm_kib(relay.pid)
+    message_id = await anna.send(to=[sued.org_id], subject="Groß", body="",
+                                 attachments=[source])
+    await receive(ben, message_id)
+    target = tmp_path / "out"
+    target.mkdir()
+    [saved] = await ben.save(message_id, target)
+    growth_mib = (vm_hwm_kib(relay.pid) - before) / 1024
+    assert digest(saved.path) == digest(source)
+    assert growth_mib < 64, f"the relay's peak RSS grew by {growth_mib:.1f} MiB"
+    source.unlink()
+    saved.path.unlink()
