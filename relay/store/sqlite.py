@@ -13,6 +13,12 @@ savepoint so that a job which raises is rolled back alone and answered with its 
 A job's caller is answered only after the shared commit returned, so every 2xx answer of
 the relay is durable, while N concurrent sends cost one fsync instead of N.
 
+Sends are stored all at once per batch (``_store_sends``: a handful of statements for the
+whole batch), because the writer thread competes with the event loop for the GIL. WAL
+checkpoints never run inside a commit: a separate connection checkpoints PASSIVE-ly every
+half second on its own thread, so an answer never waits for pages being copied into the
+database file (``purge`` still truncates the WAL on the writer, after deleting).
+
 The whole batch runs on aiosqlite's worker thread in a single hop (aiosqlite has no
 public call for "run this function on your thread": ``_run_on_thread`` is the one place
 that uses its private ``_execute``), so the event loop never blocks on SQLite and is not
@@ -25,6 +31,7 @@ Schema files ``schema/NNN_*.sql`` are applied in order, each in its own transact
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable
@@ -57,6 +64,13 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
 )
+WRITER_PRAGMAS = (
+    # Checkpoints run on their own connection and thread (see _checkpoint_loop), never
+    # inside a commit that answers are waiting for.
+    "PRAGMA wal_autocheckpoint=0",
+    "PRAGMA journal_size_limit=67108864",
+)
+CHECKPOINT_INTERVAL = 0.5
 
 _MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
 
@@ -186,6 +200,8 @@ class SqliteStore:
         self._all_readers: list[aiosqlite.Connection] = []
         self._jobs: asyncio.Queue[_PendingJob | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs_done = 0
 
@@ -196,9 +212,12 @@ class SqliteStore:
             raise RuntimeError("this aiosqlite version lacks Connection._execute; pin aiosqlite")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in PRAGMAS:
+        for pragma in (*PRAGMAS, *WRITER_PRAGMAS):
             await self._writer.execute(pragma)
         await _run_on_thread(self._writer, _upgrade_schema)
+        self._checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in PRAGMAS[1:]:
+            await self._checkpointer.execute(pragma)
         for _ in range(self._reader_count):
             reader = await aiosqlite.connect(self.path, isolation_level=None)
             for pragma in PRAGMAS[2:]:
@@ -206,9 +225,19 @@ class SqliteStore:
             await reader.execute("PRAGMA query_only=ON")
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
-        self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
+        loop = asyncio.get_running_loop()
+        self._writer_task = loop.create_task(self._write_loop())
+        self._checkpoint_task = loop.create_task(self._checkpoint_loop())
 
     async def close(self) -> None:
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+            self._checkpoint_task = None
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
+            self._checkpointer = None
         if self._writer_task is not None:
             self._jobs.put_nowait(None)
             await self._writer_task
@@ -273,6 +302,17 @@ class SqliteStore:
                     job.future.set_result(value)
                 else:
                     job.future.set_exception(value)
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy committed WAL pages into the database in the background (PASSIVE: never
+        blocks the writer or readers), so commits stay short and the WAL stays small."""
+        assert self._checkpointer is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            try:
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError:  # busy: the next round catches up
+                continue
 
     # --- readers -----------------------------------------------------------------------
 
