@@ -360,7 +360,7 @@ class Client:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
-            delay = 1.0
+            opened = time.monotonic()
             try:
                 async for frame in ws:
                     if frame.type != aiohttp.WSMsgType.TEXT:
@@ -375,6 +375,12 @@ class Client:
                 await self.sync_log()
                 self.require_staff()
                 await api.login()
+            if time.monotonic() - opened < 1:
+                # Closed at once (e.g. 4408 again and again): back off instead of spinning.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+            else:
+                delay = 1.0
 
     # --- directory questions ---------------------------------------------------------
 
