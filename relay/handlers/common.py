@@ -138,7 +138,7 @@ def charge_public(request: web.Request, key: str = "") -> None:
     clock = time.monotonic()
     wait = relay.public_limiter.take("public", clock)
     if not wait and key:
-        wait = relay.staff_limiter.take(key, clock)
+        wait = relay.login_limiter.take(key, clock)
     if wait:
         raise RateLimited(wait)
 

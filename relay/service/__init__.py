@@ -47,6 +47,9 @@ class RelayService:
         self.staff_limiter = RateLimiter(limits.staff_requests_per_minute)
         self.org_limiter = RateLimiter(limits.org_requests_per_minute)
         self.public_limiter = RateLimiter(limits.public_requests_per_minute)
+        # Logins get their own bucket per claimed staff id, so someone asking challenges in
+        # a colleague's name cannot use up that colleague's budget for real work.
+        self.login_limiter = RateLimiter(limits.staff_requests_per_minute)
         self.directory.on_append(self._after_append)
 
     async def start(self, now: int) -> None:

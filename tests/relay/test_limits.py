@@ -88,3 +88,13 @@ async def test_request_rate_per_staff_member(api: Api, tight_relay: RelayProcess
     other = await api.login(org.staff["rate/other"])
     assert (await api.call("GET", "/v1/grants", token=other))[0] == 200
 
+
+
+async def test_logins_in_someone_elses_name_do_not_spend_their_budget(
+        api: Api, tight_relay: RelayProcess) -> None:
+    org = await api.setup_org(tight_relay.network_key, "victim", ("admin", "anna"))
+    token = await api.login(org.staff["victim/anna"])
+    answers = [await api.call("POST", "/v1/auth/challenge", {"staff_id": "victim/anna"})
+               for _ in range(45)]
+    assert answers[-1][0] == 429 and answers[-1][1]["code"] == "rate_limited"
+    assert (await api.call("GET", "/v1/grants", token=token))[0] == 200
