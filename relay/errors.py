@@ -204,12 +204,6 @@ class TooManyConnections(RelayError):
     title = "Too many open event streams for this staff member."
 
 
-class Unavailable(RelayError):
-    status = 503
-    code = "unavailable"
-    title = "The relay is shutting down or overloaded: try again shortly."
-
-
 def code_of(error: RelayError) -> str:
     """The stable code of a refusal (per instance where the class carries several)."""
     return getattr(error, "instance_code", error.code)
