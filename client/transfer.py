@@ -44,15 +44,17 @@ from protocol.errors import (
     StreamTrailingData,
     StreamTruncated,
 )
+from protocol.stream import ABYTES, CHUNK_SIZE, HEADER_SIZE, SIZE_PREFIX, padded_stream_size
 
 from .api import problem
 from .errors import KokError, RelayRefused, RelayUnreachable, VerificationError
 
 READ_PIECE = 1024 * 1024
+STEP_CHUNKS = READ_PIECE // CHUNK_SIZE
 RETRIES = 8
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
 TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
-                    asyncio.TimeoutError, ConnectionError)
+                    asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError)
 UPLOAD_MEDIA_TYPE = "application/offset+octet-stream"
 MAX_NAME_BYTES = 200
 Progress = Callable[[int, int], None]
@@ -139,55 +141,92 @@ def _identity(path: Path) -> tuple[int, int, int]:
 
 
 class _Encrypting:
-    """One pass over a file: read and encrypt piece by piece (called in a worker thread)."""
+    """One pass over a file: read and encrypt about 1 MiB per step (each in a worker thread).
+
+    The file is read in pieces that line up with the stream's chunks (the first chunk also
+    holds the 8-byte size prefix), so ``FileEncryptor`` encrypts each piece as it is, with
+    no copy to gather a chunk and none to join the output. Reading the next pieces,
+    encrypting these and sending the last ones overlap (``_ciphertext``).
+    """
 
     def __init__(self, path: Path, key: bytes, header: bytes, size: int) -> None:
         self.enc = FileEncryptor(key, header, size)
-        self.fh: IO[bytes] = path.open("rb")
+        self.fh: IO[bytes] = path.open("rb", buffering=0)
+        self.name = path.name
         self.size = size
         self.read = 0
         self.done = False
 
-    def step(self) -> bytes:
-        data = self.fh.read(READ_PIECE)
-        self.read += len(data)
-        if self.read > self.size:
-            raise TransferError("file_changed", name=Path(self.fh.name).name)
-        if data:
-            return self.enc.update(data)
-        if self.read != self.size:
-            raise TransferError("file_changed", name=Path(self.fh.name).name)
-        self.done = True
-        return self.enc.finalize()
+    def read_pieces(self) -> list[bytes]:
+        """The next pieces of the file ([] at its end)."""
+        pieces: list[bytes] = []
+        for _ in range(STEP_CHUNKS):
+            data = self.fh.read(CHUNK_SIZE - SIZE_PREFIX if self.read == 0 else CHUNK_SIZE)
+            if not data:
+                break
+            self.read += len(data)
+            if self.read > self.size:
+                raise TransferError("file_changed", name=self.name)
+            pieces.append(data)
+        return pieces
+
+    def encrypt(self, pieces: list[bytes]) -> list[bytes]:
+        """Their ciphertext chunks; after the last pieces, the final (padded) chunks."""
+        if not pieces:
+            if self.read != self.size:
+                raise TransferError("file_changed", name=self.name)
+            self.done = True
+            return list(self.enc.finalize_chunks())
+        return [chunk for chunk in map(self.enc.update, pieces) if chunk]
+
+
+def _settle(*futures: asyncio.Future[Any] | None) -> list[asyncio.Future[Any]]:
+    return [f for f in futures if f is not None]
 
 
 async def _ciphertext(path: Path, key: bytes, header: bytes, size: int, skip: int,
                       hashes: list[bytes], progress: Progress | None) -> AsyncIterator[bytes]:
-    """The file's ciphertext from byte ``skip`` on; the next piece is encrypted meanwhile."""
+    """The file's ciphertext from byte ``skip`` on.
+
+    Three stages overlap: a worker reads the next pieces, another encrypts the current
+    ones, and the event loop sends the previous chunks.
+    """
     total = ciphertext_size(size)
     job = await asyncio.to_thread(_Encrypting, path, key, header, size)
     position = 0
-    ahead: asyncio.Future[bytes] | None = asyncio.ensure_future(asyncio.to_thread(job.step))
+    reading: asyncio.Future[list[bytes]] | None = None
+    encrypting: asyncio.Future[list[bytes]] | None = None
+
+    def next_stage(pieces: list[bytes]) -> None:
+        nonlocal reading, encrypting
+        reading = asyncio.ensure_future(asyncio.to_thread(job.read_pieces)) if pieces else None
+        encrypting = asyncio.ensure_future(asyncio.to_thread(job.encrypt, pieces))
+
     try:
-        while ahead is not None:
-            out = await ahead
-            last = job.done
-            ahead = None if last else asyncio.ensure_future(asyncio.to_thread(job.step))
-            start = position
-            position += len(out)
-            if position > skip:
-                piece = out if start >= skip else memoryview(out)[skip - start:]
-                yield bytes(piece) if isinstance(piece, memoryview) else piece
-                if progress:
-                    progress(position, total)
+        next_stage(await asyncio.to_thread(job.read_pieces))
+        while encrypting is not None:
+            chunks = await encrypting
+            encrypting = None
+            if not job.done:
+                assert reading is not None
+                next_stage(await reading)
+            for out in chunks:
+                start = position
+                position += len(out)
+                if position > skip:
+                    yield out if start >= skip else out[skip - start:]
+            if progress and position > skip:
+                progress(position, total)
         if position != total:
             raise TransferError("file_changed", name=path.name)
         hashes.append(job.enc.ciphertext_hash)
     finally:
-        if ahead is not None:  # stopped early: let the worker finish before closing its file
-            await asyncio.wait([ahead])
-            if not ahead.cancelled():
-                ahead.exception()  # retrieved, so asyncio does not report it as lost
+        pending = _settle(reading, encrypting)
+        if pending:  # stopped early: let the workers finish before closing their file
+            await asyncio.wait(pending)
+            for future in pending:
+                if not future.cancelled():
+                    future.exception()  # retrieved, so asyncio does not report it as lost
         job.fh.close()
 
 
@@ -306,6 +345,7 @@ class _Saving:
         self.dec = FileDecryptor(attachment.key, expected_size=attachment.size,
                                  expected_hash=attachment.hash)
         self.part_path = part
+        self.size = attachment.size
         self.out = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         self.part = os.fdopen(os.open(part, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
         self.have = 0
@@ -327,10 +367,15 @@ class _Saving:
         self.part.truncate(self.have)
         return self.have
 
-    def take(self, data: bytes) -> None:
-        self.part.write(data)
-        self.out.write(self.dec.update(data))
-        self.have += len(data)
+    def decrypt(self, chunks: list[bytes]) -> list[bytes]:
+        """The plaintext of a batch of whole ciphertext chunks (each checked)."""
+        return [self.dec.update(chunk) for chunk in chunks]
+
+    def keep(self, chunks: list[bytes], plain: list[bytes]) -> None:
+        """Append a decrypted batch to both files."""
+        self.part.writelines(chunks)
+        self.out.writelines(plain)
+        self.have += sum(map(len, chunks))
 
     def finish(self) -> None:
         self.out.write(self.dec.finalize())
@@ -364,9 +409,18 @@ def _check_total(relay_total: int | None, total: int) -> None:
         raise StreamTrailingData(f"the relay holds {relay_total} bytes, the file has {total}")
 
 
+def _to_boundary(position: int, padded: int) -> int:
+    """Ciphertext bytes from ``position`` to the end of its chunk (or of the header)."""
+    if position < HEADER_SIZE:
+        return HEADER_SIZE - position
+    index, inside = divmod(position - HEADER_SIZE, CHUNK_SIZE + ABYTES)
+    return min(padded - index * CHUNK_SIZE, CHUNK_SIZE) + ABYTES - inside
+
+
 async def _fetch(ep: DropEndpoint, drop: str, job: _Saving, total: int, fresh: bool,
                  progress: Progress | None) -> None:
     """One GET from ``job.have`` on; returns when the body ends (complete or not)."""
+    padded = padded_stream_size(job.size)
     extra = {"Range": f"bytes={job.have}-"} if job.have else {}
     async with ep.http.get(ep.url(drop), headers=await ep.headers(fresh, **extra)) as resp:
         if resp.status == 416:
@@ -376,25 +430,41 @@ async def _fetch(ep: DropEndpoint, drop: str, job: _Saving, total: int, fresh: b
         _check_total(_total_from(resp), total)
         if resp.status == 200 and job.have:
             raise TransferError("bad_range_answer")
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
+        queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(maxsize=4)
 
         async def consume() -> None:
-            # decrypt and write in a thread while the socket goes on filling the queue
-            while (data := await queue.get()) is not None:
-                await asyncio.to_thread(job.take, data)
-                if progress:
-                    progress(job.have, total)
+            # one worker decrypts a batch while another writes the last one, and the
+            # socket goes on filling the queue meanwhile
+            writing: asyncio.Future[None] | None = None
+            try:
+                while (batch := await queue.get()) is not None:
+                    plain = await asyncio.to_thread(job.decrypt, batch)
+                    if writing is not None:
+                        await writing
+                        if progress:
+                            progress(job.have, total)
+                    writing = asyncio.ensure_future(asyncio.to_thread(job.keep, batch, plain))
+            finally:
+                if writing is not None:
+                    await asyncio.wait([writing])
+                    writing.result()
+                    if progress:
+                        progress(job.have, total)
 
         worker = asyncio.ensure_future(consume())
         try:
             received = job.have
-            async for data in resp.content.iter_chunked(READ_PIECE):
+            batch: list[bytes] = []
+            while received < total and not worker.done():
+                # read exactly up to the next chunk boundary: whole chunks decrypt copy-free
+                data = await resp.content.readexactly(_to_boundary(received, padded))
                 received += len(data)
-                if received > total:
-                    raise StreamTrailingData("the relay sent more bytes than the file has")
-                if worker.done():
-                    break
-                await queue.put(data)
+                batch.append(data)
+                if len(batch) == STEP_CHUNKS or received == total:
+                    await queue.put(batch)
+                    batch = []
+            if not worker.done() and await resp.content.read(1):
+                raise StreamTrailingData("the relay sent more bytes than the file has")
         finally:
             if not worker.done():
                 await queue.put(None)

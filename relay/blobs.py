@@ -24,6 +24,7 @@ from pathlib import Path
 
 WRITE_PIECE = 1024 * 1024
 READ_PIECE = 1024 * 1024
+IOV_MAX = 512
 
 
 class BlobWriter:
@@ -33,18 +34,23 @@ class BlobWriter:
         self._fd = fd
         self.offset = offset
 
-    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
+    def _write_all(self, pieces: list[bytes]) -> None:
+        # one gathering system call for the pieces as they came off the socket (no join)
+        views = [memoryview(p) for p in pieces if p]
         pos = self.offset
-        while view:
-            n = os.pwrite(self._fd, view, pos)
-            view = view[n:]
+        while views:
+            n = os.pwritev(self._fd, views[:IOV_MAX], pos)
             pos += n
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if n:
+                views[0] = views[0][n:]
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data`` at the current offset."""
-        await asyncio.to_thread(self._write_all, data)
-        self.offset += len(data)
+    async def write(self, pieces: list[bytes]) -> None:
+        """Append ``pieces`` at the current offset."""
+        await asyncio.to_thread(self._write_all, pieces)
+        self.offset += sum(map(len, pieces))
 
     async def truncate(self, size: int) -> None:
         """Cut the file back to ``size`` (undo a refused request's bytes)."""

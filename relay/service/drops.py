@@ -57,6 +57,7 @@ from ..errors import (
     TooManyUploads,
     TtlOutOfRange,
     UploadBusy,
+    UploadInterrupted,
 )
 from ..store.drops import DropRow, DropStore, NewDrop
 from .directory import Directory
@@ -215,7 +216,12 @@ class Drops:
             row = await self._own(drop_text, token, now)  # again: it may have completed
             if row.complete:
                 raise DropComplete()
-            end = await self._append(row, offset, body)
+            try:
+                end = await self._append(row, offset, body)
+            except UploadInterrupted:
+                # what arrived before the connection broke is progress: keep the upload alive
+                await self.store.touch(row.id, now + self.limits.drop_idle_ttl)
+                raise
         finally:
             lock.release()
         await self.store.touch(row.id, now + self.limits.drop_idle_ttl)
@@ -226,8 +232,9 @@ class Drops:
         try:
             if writer.offset != offset:
                 raise OffsetMismatch(writer.offset)
-            pending: asyncio.Task[None] | None = None  # one write in flight while reading on
-            buffered = bytearray()
+            pending: asyncio.Future[None] | None = None  # one write in flight, reading on
+            buffered: list[bytes] = []
+            size = 0
             received = offset
             refused = False
             try:
@@ -237,12 +244,13 @@ class Drops:
                         refused = True
                         raise DropSizeExceeded(
                             f"The upload passes the declared size of {row.size} bytes.")
-                    buffered += piece
-                    if len(buffered) >= WRITE_PIECE:
+                    buffered.append(piece)
+                    size += len(piece)
+                    if size >= WRITE_PIECE:
                         if pending is not None:
                             await pending
                         pending = asyncio.ensure_future(writer.write(buffered))
-                        buffered = bytearray()
+                        buffered, size = [], 0
             finally:
                 # A broken connection keeps what arrived (the client resumes after it);
                 # a refusal takes back everything this request wrote.
