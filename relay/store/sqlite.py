@@ -8,10 +8,12 @@ in WAL mode with ``synchronous=FULL`` (a commit is on disk when it returns),
 
 Every write is a *job*: a plain function over the writer's ``sqlite3.Connection``. Jobs
 queue up while the previous transaction is being committed; the writer then takes all of
-them at once and runs them in **one** transaction (one fsync), each inside its own
-savepoint so that a job which raises is rolled back alone and answered with its error.
-A job's caller is answered only after the shared commit returned, so every 2xx answer of
-the relay is durable, while N concurrent sends cost one fsync instead of N.
+them at once and runs them in **one** transaction (one fsync). A job's caller is answered
+only after the shared commit returned, so every 2xx answer of the relay is durable, while
+N concurrent sends cost one fsync instead of N. A job refuses (raises ``RelayError``) only
+before its first write, so refusals need no undo; if a job fails any other way, the whole
+transaction is rolled back and the batch redone with a savepoint around each job, so only
+the failing job is lost and every other one is still answered.
 
 Sends are stored all at once per batch (``_store_sends``: a handful of statements for the
 whole batch), because the writer thread competes with the event loop for the GIL. WAL
@@ -310,7 +312,7 @@ class SqliteStore:
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL)
             try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.OperationalError:  # busy: the next round catches up
                 continue
 
