@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
-import sys
 
 import structlog
 from aiohttp import web
@@ -49,15 +48,8 @@ async def serve(config: RelayConfig) -> None:
         await runner.cleanup()
 
 
-SWITCH_INTERVAL = 0.005
-
-
 def run(config: RelayConfig) -> None:
     """Run the event loop (with uvloop when it is installed) until the relay stops."""
-    # The database writer thread gives up the GIL around every SQLite call and must get it
-    # back to go on; with the default 5 ms switch interval a busy event loop would hold it
-    # that long each time, and every durable answer waits for the writer.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         import uvloop  # optional speed-up
     except ImportError:
