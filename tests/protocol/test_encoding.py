@@ -306,3 +306,13 @@ def test_three_signatures_are_too_many() -> None:
     obj["sigs"].append(_item({"v": 1}, third).to_json()["sigs"][0])
     with pytest.raises(BadField):
         SignedItem.from_json(obj)
+
+
+def test_signed_item_with_a_non_nfc_body_is_refused_by_both_readers() -> None:
+    item = _item({"v": 1}, KEY)
+    good = item.to_bytes()
+    bad = good.replace(b'{\\"v\\":1}', '{\\"a\\":\\"e\u0301\\",\\"v\\":1}'.encode())
+    assert bad != good
+    assert _signed_item_fast(bad) is None
+    with pytest.raises(NonCanonical):
+        SignedItem.from_bytes(bad)

@@ -232,8 +232,12 @@ def test_size_and_hash_must_match_what_the_sender_signed() -> None:
 
 
 def test_missing_final_tag_is_truncation() -> None:
-    _rejects(_craft([_stream_plain(SMALL)], [TAG_MESSAGE]), StreamTruncated, len(SMALL))
-    _rejects(_craft([_stream_plain(SMALL)], [TAG_MESSAGE]), StreamTruncated, None)
+    crafted = _craft([_stream_plain(SMALL)], [TAG_MESSAGE])
+    _rejects(crafted, StreamTruncated, len(SMALL))
+    _rejects(crafted, StreamTruncated, None)
+    dec = FileDecryptor(KEY, expected_size=len(SMALL))
+    with pytest.raises(StreamTruncated):  # at once, not only at finalize
+        dec.update(crafted)
 
 
 def test_final_tag_too_early_is_corrupt() -> None:

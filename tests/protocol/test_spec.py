@@ -1,0 +1,76 @@
+"""SPEC.md and the code cannot drift: error codes, labels and constants are checked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from protocol import auth, encoding, errors, keylog, labels, message, records, stream
+
+SPEC = (Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md").read_text()
+
+
+def _section(title: str) -> str:
+    start = SPEC.index(f"\n## {title}\n")
+    end = SPEC.find("\n## ", start + 1)
+    return SPEC[start : end if end != -1 else len(SPEC)]
+
+
+def _rows(section: str) -> list[list[str]]:
+    rows = []
+    for line in section.splitlines():
+        if line.startswith("|") and not set(line) <= set("|- "):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows[1:]  # without the header row
+
+
+def test_error_code_table_matches_the_exception_tree() -> None:
+    table = [(row[0].strip("`"), row[1].strip("`")) for row in _rows(_section("16. Error codes"))]
+    code = []
+    for cls in errors.all_error_classes():
+        parent = cls.__mro__[1]
+        code.append((cls.code, parent.code if issubclass(parent, errors.ProtocolError) else "—"))
+    assert table == code
+
+
+def test_every_error_code_is_stable_and_unique() -> None:
+    classes = errors.all_error_classes()
+    assert len({cls.code for cls in classes}) == len(classes)
+    assert all(re.fullmatch(r"[a-z_]+", cls.code) for cls in classes)
+    assert all(cls.__doc__ for cls in classes)
+
+
+def test_label_table_matches_the_code() -> None:
+    table = {row[0]: row[1].strip("`") for row in _rows(_section("2. Labels"))}
+    code = {name: value.decode() for name, value in vars(labels).items()
+            if isinstance(value, bytes)}
+    assert table == code
+    assert set(labels.ALL) == {v.encode() for v in code.values()}
+
+
+def test_constants_table_matches_the_code() -> None:
+    table = {row[0].strip("`"): int(row[1]) for row in _rows(_section("19. Constants"))}
+    code = {
+        "MAX_SKEW": keylog.MAX_SKEW, "MAX_TTL": message.MAX_TTL,
+        "MAX_RECIPIENTS": message.MAX_RECIPIENTS, "MAX_ATTACHMENTS": message.MAX_ATTACHMENTS,
+        "MAX_SUBJECT": message.MAX_SUBJECT, "MAX_NAME": records.MAX_NAME,
+        "MAX_REASON": records.MAX_REASON, "MAX_FILE_NAME": message.MAX_FILE_NAME,
+        "MAX_MEDIA_TYPE": message.MAX_MEDIA_TYPE, "ID_SIZE": message.ID_SIZE,
+        "NONCE_SIZE": auth.NONCE_SIZE, "MOVED_SEARCH_EPOCHS": message.MOVED_SEARCH_EPOCHS,
+        "CHUNK_SIZE": stream.CHUNK_SIZE, "MAX_FILE_SIZE": stream.MAX_FILE_SIZE,
+        "MAX_DEPTH": encoding.MAX_DEPTH,
+    }
+    assert table == code
+
+
+def test_record_field_table_names_every_field() -> None:
+    table = {row[0].strip("`") for row in _rows(_section("6. The key log"))
+             if row[0].startswith("`") and len(row) == 4}
+    fields = {"v", "type", "created"} | {f for fs in records._FIELDS.values() for f in fs}
+    assert fields <= table
+
+
+def test_payload_table_names_every_field() -> None:
+    section = _section("9. Messages")
+    named = {row[0].strip("`") for row in _rows(section) if row[0].startswith("`")}
+    assert set(message.PAYLOAD_FIELDS) | set(message.ATTACHMENT_FIELDS) <= named
