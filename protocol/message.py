@@ -40,6 +40,7 @@ from .errors import (
     BadField,
     BadTimestamp,
     MessageExpired,
+    SenderInvalid,
     SignatureError,
     WrongRecipient,
     WrongSigner,
@@ -319,6 +320,10 @@ def open_message(
         raise WrongSigner("a message carries exactly one signature")
     payload = parse_payload(item.body)
     key = keylog.signing_key_at(payload.from_staff, max(payload.sent, here.created))
+    if keylog.orgs[payload.from_org].revoked:
+        # Revocation distrusts an org as a whole, from the moment the reader's log shows it:
+        # whoever holds its keys could date a message before the revocation.
+        raise SenderInvalid(f"organisation {payload.from_org!r} has been revoked")
     if item.sigs[0].key != fingerprint(key):
         raise WrongSigner("the message was not signed by its stated sender")
     try:

@@ -581,6 +581,14 @@ def message_vectors() -> dict[str, Vector]:
     frame[-1] = 0x01
     case("bad_padding", "bad_padding", "A frame inside the box whose padding is not zero.",
          crafted(good, alice, padded=bytes(frame)))
+    net5 = base_net()
+    revoked_sent = payload(when=net5.now)
+    net5.now += 60
+    net5.add(sign_record(OrgRevoke("org-a", "left the network", net5.now), net5.network))
+    net5.now += 60
+    case("revoked_sender", "sender_invalid", "alice wrote to org-b while org-a was a member; "
+         "org-b opens it after org-a was revoked: a revoked org is no longer believed.",
+         sealed_to(revoked_sent, alice, at=net5), at=net5)
     return out
 
 
