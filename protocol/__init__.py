@@ -12,7 +12,16 @@ from .keylog import Head, KeyLog, LogEntry, sign_head, verify_head
 from .keys import BoxKeyPair, SigningKeyPair, fingerprint, format_fingerprint, safety_code
 from .message import Attachment, MessagePayload, OpenedMessage, open_message, seal_message
 from .padding import padme
-from .records import Epoch, OrgAdmit, OrgRekey, OrgRevoke, StaffAdd, StaffRemove, sign_record
+from .records import (
+    Epoch,
+    OrgAdmit,
+    OrgRekey,
+    OrgRevoke,
+    StaffAdd,
+    StaffRemove,
+    countersign,
+    sign_record,
+)
 from .stream import FileDecryptor, FileEncryptor, ciphertext_size
 
 PROTOCOL_VERSION = 1
@@ -41,6 +50,7 @@ __all__ = [
     "b64encode",
     "canonical_json",
     "ciphertext_size",
+    "countersign",
     "errors",
     "fingerprint",
     "format_fingerprint",
