@@ -285,6 +285,8 @@ class FileDecryptor:
         return out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
 
     def _open_chunk(self, chunk: bytes, out: list[bytes | memoryview]) -> None:
+        if self._state is None:  # cannot happen: chunks are taken only after the header
+            raise StreamCorrupt("a chunk before the stream header")
         try:
             plain, tag = _pull(self._state, chunk, None)
         except (nacl.exceptions.CryptoError, ValueError) as exc:
