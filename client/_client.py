@@ -18,6 +18,7 @@ profiles lives in ``client.onboarding`` (``Client.init_network`` and friends).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -33,6 +34,7 @@ from protocol.errors import (
 )
 from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
 
+from . import lifecycle, verification
 from .api import RelayApi, check_relay_url
 from .directory import Directory
 from .drops import AttachmentSource, FileProgress, SavedFile, save_attachments
@@ -244,6 +246,12 @@ class Client:
             api.use_identity(self.staff_id, self.signing_key(), origin)
         self._api, self._log_key, self._info = api, log_key, info
 
+    def relay_limit(self, name: str) -> int | None:
+        """A limit the relay stated in ``/v1/info`` (None before connecting, or if absent)."""
+        limits = (self._info or {}).get("limits")
+        value = limits.get(name) if isinstance(limits, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     async def sync_log(self) -> int:
         """Bring the verified key-log mirror up to date; returns the number of new entries."""
         api = await self.api()
@@ -273,18 +281,33 @@ class Client:
     # --- sync ------------------------------------------------------------------------
 
     async def sync(self) -> SyncReport:
-        """Update the key log, take in new epoch keys, fetch, verify, store and acknowledge."""
+        """Update the key log, take in new epoch keys, fetch, verify, store and acknowledge.
+
+        An admin also switches to a newly countersigned identity key and rotates when due
+        (``client.lifecycle``); afterwards old epoch secrets are retired for forward secrecy.
+        """
         added = await self.sync_log()
         if self.kind == "network":
             return SyncReport(log_entries=added, log_size=self.directory.log.size)
         self.require_staff()
+        switched, rotated = False, None
+        if self.kind == "org":
+            from .identity import switch_identity
+
+            switched = switch_identity(self)
+            rotated = await self.org.rotate_if_due()
         keys, problems = await self.receiver.sync_grants()
         retried = await self.receiver.retry_quarantine() if keys else []
         messages, quarantined = await self.receiver.fetch()
+        retired = await lifecycle.retire_epoch_secrets(self)
+        changed = await verification.changed_orgs(self)
         return SyncReport(
             log_entries=added, log_size=self.directory.log.size, epoch_keys=keys,
-            messages=tuple(retried + messages), quarantined=tuple(quarantined),
-            problems=tuple(problems),
+            messages=tuple(_flag(m, changed) for m in retried + messages),
+            quarantined=tuple(quarantined), problems=tuple(problems),
+            rotated=rotated[0] if rotated else None,
+            rotation_reason=rotated[1] if rotated else None,
+            retired_keys=retired, identity_switched=switched,
         )
 
     # --- reading ---------------------------------------------------------------------
@@ -292,7 +315,8 @@ class Client:
     async def inbox(self) -> list[Message]:
         """Every verified message in the local mailbox, newest first (no network)."""
         rows = await self.store.messages()
-        return sorted((Message.from_stored(d, r, a) for d, r, a in rows),
+        changed = await verification.changed_orgs(self)
+        return sorted((_flag(Message.from_stored(d, r, a), changed) for d, r, a in rows),
                       key=lambda m: (m.sent, m.id), reverse=True)
 
     async def read(self, message_id: str) -> Message:
@@ -301,7 +325,7 @@ class Client:
         await self.store.mark_read(full, self.now())
         row = await self.store.message(full)
         assert row is not None
-        return Message.from_stored(*row)
+        return _flag(Message.from_stored(*row), await verification.changed_orgs(self))
 
     async def quarantined(self) -> list[Quarantined]:
         """Envelopes that failed a check (never shown as messages)."""
@@ -384,10 +408,28 @@ class Client:
 
     # --- directory questions ---------------------------------------------------------
 
-    async def whois(self, org_id: str) -> OrgInfo:
-        """An organisation's keys, staff and current epoch from the verified log, and the head."""
+    async def whois(self, org_id: str, compare_head: str | None = None) -> OrgInfo:
+        """An organisation's keys, staff, current epoch, safety code and the log head.
+
+        ``compare_head`` is the head another organisation read out (``SIZE:CODE``): a log
+        that disagrees with it raises ``log_forked``.
+        """
         await self.sync_log()
-        return self.org_info(org_id)
+        if compare_head is not None:
+            await verification.compare_head(self, compare_head)
+        return dataclasses.replace(self.org_info(org_id),
+                                   safety_code=verification.pair_code(self, org_id),
+                                   verification=await verification.standing(self, org_id))
+
+    async def verify(self, org_id: str, code: str) -> str:
+        """Mark ``org_id`` verified if ``code`` is the safety code both admins read out."""
+        return await verification.verify(self, org_id, code)
+
+    async def revoke_self(self) -> str:
+        """A lost device: remove ourselves with our own staff key; returns our staff id."""
+        from .admin import revoke_self
+
+        return await revoke_self(self)
 
     def org_info(self, org_id: str) -> OrgInfo:
         """``whois`` without contacting the relay (from the local mirror)."""
@@ -408,5 +450,13 @@ class Client:
             epoch_fingerprint=fingerprint(epoch.public_key) if epoch else None,
             log_size=head.size if head else log.size,
             log_hash=b64encode(head.hash if head else log.head_hash),
+            log_code=verification.head_code(head.hash if head else log.head_hash),
         )
+
+
+def _flag(message: Message, changed: set[str]) -> Message:
+    """Mark a message whose sender's org changed its identity key since we verified it."""
+    if message.from_org in changed:
+        return dataclasses.replace(message, identity_changed=True)
+    return message
 

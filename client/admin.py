@@ -9,18 +9,28 @@ that person's box key (``PUT /v1/grants``).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from protocol.encoding import SignedItem
-from protocol.errors import ProtocolError, RequestInvalid
+from protocol.errors import LogTimestamp, ProtocolError, RequestInvalid
 from protocol.grants import make_grant
 from protocol.keys import SigningKeyPair, box_public_from_secret, fingerprint
-from protocol.records import Epoch, OrgAdmit, OrgRevoke, StaffAdd, StaffRemove, sign_record
+from protocol.records import (
+    Epoch,
+    OrgAdmit,
+    OrgRevoke,
+    StaffAdd,
+    StaffRemove,
+    countersign,
+    sign_record,
+)
 from protocol.requests import OrgRequest, StaffRequest, open_org_request, open_staff_request
 
-from .errors import AccessError, UsageError, VerificationError
+from . import identity, lifecycle
+from .errors import AccessError, KokError, RelayRefused, UsageError, VerificationError
 from .models import OrgInfo
 from .profile import save_keystore
 
@@ -62,6 +72,24 @@ class Admission:
     fingerprint: str
 
 
+@dataclass(frozen=True)
+class Rekey:
+    """An identity change: the organisation, its old and its new key's fingerprint."""
+
+    org_id: str
+    old_fingerprint: str
+    new_fingerprint: str
+
+
+async def revoke_self(client: Client) -> str:
+    """Remove ourselves with our own staff key (a lost device); returns our staff id."""
+    await client.sync_log()
+    staff_id = client.require_staff()
+    record = StaffRemove(staff_id=staff_id, created=client.now())
+    await append(client, sign_record(record, client.signing_key()))
+    return staff_id
+
+
 class NetworkOffice:
     """Operations signed with the network key."""
 
@@ -95,6 +123,27 @@ class NetworkOffice:
         record = OrgRevoke(org_id=org_id, reason=reason, created=self.client.now())
         await append(self.client, sign_record(record, self._key()))
 
+    async def rekey_org(self, request: bytes) -> Rekey:
+        """Countersign an organisation's identity rekey request and append it."""
+        item, record = identity.read_rekey_request(request)
+        client = self.client
+        await client.sync_log()
+        org = client.directory.log.orgs.get(record.org_id)
+        if org is None:
+            raise AccessError("unknown_org", org=record.org_id)
+        if org.revoked:
+            raise AccessError("org_revoked", org=record.org_id)
+        signed = countersign(item, self._key())
+        try:  # the same rules the relay and every client apply, before anything is sent
+            client.directory.log.check(signed.to_bytes(), client.now())
+        except LogTimestamp:
+            raise UsageError("rekey_request_stale", org=record.org_id) from None
+        except ProtocolError as exc:
+            raise VerificationError.from_protocol(exc) from None
+        await append(client, signed)
+        return Rekey(org_id=record.org_id, old_fingerprint=fingerprint(org.identity_keys[-2]),
+                     new_fingerprint=fingerprint(record.identity_key))
+
 
 class OrgAdmin:
     """Operations signed with the org identity key (the admin is also a staff member)."""
@@ -107,7 +156,10 @@ class OrgAdmin:
         return str(self.client.org_id)
 
     def _identity(self) -> SigningKeyPair:
-        return SigningKeyPair.from_seed(self.client._secret("identity"))
+        key = identity.current_identity(self.client)
+        if key is None:
+            raise AccessError("identity_mismatch", org=self.org_id)
+        return key
 
     def _require_admitted(self) -> None:
         org = self.client.directory.log.orgs.get(self.org_id)
@@ -115,8 +167,7 @@ class OrgAdmin:
             raise AccessError("org_not_admitted", org=self.org_id)
         if org.revoked:
             raise AccessError("own_org_revoked", org=self.org_id)
-        if org.identity_key != self._identity().public:
-            raise AccessError("identity_mismatch", org=self.org_id)
+        self._identity()
 
     def _require_active(self) -> None:
         """Admitted, and our own admin record published (``kok org activate`` was run)."""
@@ -158,7 +209,9 @@ class OrgAdmin:
         await append(client, sign_record(record, self._identity()))
         epoch = client.directory.log.orgs[self.org_id].current_epoch
         if epoch is not None:
-            secret = client._secret(f"epoch/{self.org_id}/{epoch.number}")
+            secret = lifecycle.held_epoch_secret(client, self.org_id, epoch.number)
+            if secret is None:
+                raise KokError("keystore_incomplete", name=f"epoch/{self.org_id}/{epoch.number}")
             grant = make_grant(self._identity(), self.org_id, epoch.number, secret, req.staff_id,
                                req.box_key, secrets.token_bytes(32))
             api = await client.api()
@@ -200,9 +253,17 @@ class OrgAdmin:
         save_keystore(client.keystore)
         record = Epoch(org_id=self.org_id, epoch=number,
                        public_key=box_public_from_secret(secret), created=client.now())
-        await append(client, sign_record(record, self._identity()))
-        identity = self._identity()
-        grants = [(s.staff_id, make_grant(identity, self.org_id, number, secret, s.staff_id,
+        try:
+            await append(client, sign_record(record, self._identity()))
+        except RelayRefused as exc:
+            if exc.code != "log_epoch_order":
+                raise
+            # Another admin of the org rotated a moment earlier: theirs is the new epoch,
+            # and their grant replaces the secret we kept under its number.
+            await client.sync_log()
+            return client.directory.log.current_epoch(self.org_id).number
+        signer = self._identity()
+        grants = [(s.staff_id, make_grant(signer, self.org_id, number, secret, s.staff_id,
                                           s.box_key, secrets.token_bytes(32)))
                   for s in client.directory.log.orgs[self.org_id].active_staff()]
         api = await client.api()
@@ -210,7 +271,42 @@ class OrgAdmin:
         return number
 
     async def show(self) -> OrgInfo:
-        """Our organisation as the verified key log shows it."""
+        """Our organisation as the verified key log shows it, with our rotation schedule."""
         await self.client.sync_log()
         self._require_admitted()
-        return self.client.org_info(self.org_id)
+        period = await lifecycle.rotate_every(self.client)
+        return dataclasses.replace(
+            self.client.org_info(self.org_id), rotate_every=period,
+            next_rotation=lifecycle.next_rotation(self.client.directory.log, self.org_id,
+                                                  period))
+
+    async def configure(self, rotate_every: int | None = None) -> OrgInfo:
+        """Change this profile's settings (the rotation period), then ``show``."""
+        if rotate_every is not None:
+            await lifecycle.set_rotate_every(self.client, rotate_every)
+        return await self.show()
+
+    async def rotate_if_due(self) -> tuple[int, str] | None:
+        """On sync: rotate when the schedule, a removal or our rekey asks for it."""
+        client = self.client
+        if identity.current_identity(client) is None:
+            return None  # a rekey we did not ask for, or not ours: show() explains
+        org = client.directory.log.orgs.get(self.org_id)
+        if org is None or org.revoked or client.staff_id not in org.staff:
+            return None
+        period = await lifecycle.rotate_every(client)
+        reason = lifecycle.rotation_reason(client.directory.log, self.org_id, client.now(),
+                                           period)
+        if reason is None:
+            return None
+        return await self.rotate(), reason
+
+    async def rekey(self) -> tuple[bytes, str]:
+        """A new identity key (kept in the keystore) and the request file for the office."""
+        client = self.client
+        await client.sync_log()
+        self._require_active()
+        old = self._identity()
+        new = identity.new_identity_key(client)
+        request = identity.make_rekey_request(old, new, self.org_id, client.now())
+        return request, new.fingerprint

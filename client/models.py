@@ -27,6 +27,8 @@ class Message:
     received: int
     read: bool
     attachments: tuple[dict[str, Any], ...] = ()
+    identity_changed: bool = False
+    """The sender's org was verified, and its identity key has changed since."""
 
     @classmethod
     def from_stored(cls, data: dict[str, Any], received: int, read_at: int | None) -> Message:
@@ -49,6 +51,7 @@ class Message:
             "attachments": [{"name": a.get("name"), "size": a.get("size"),
                              "type": a.get("type"), "drop": a.get("drop")}
                             for a in self.attachments],
+            "identity_changed": self.identity_changed,
         }
         if body:
             obj["body"] = self.body
@@ -123,13 +126,23 @@ class SyncReport:
     messages: tuple[Message, ...] = ()
     quarantined: tuple[Quarantined, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
+    rotated: int | None = None
+    """The epoch an admin's sync published, if it rotated."""
+    rotation_reason: str | None = None
+    """Why: ``schedule``, ``removal`` or ``identity``."""
+    retired_keys: int = 0
+    """Old epoch secrets deleted for forward secrecy."""
+    identity_switched: bool = False
+    """The log now names our new org identity key, and the admin uses it from now on."""
 
     def to_json(self) -> dict[str, Any]:
         return {"log_entries": self.log_entries, "log_size": self.log_size,
                 "epoch_keys": self.epoch_keys,
                 "messages": [m.to_json(body=False) for m in self.messages],
                 "quarantined": [q.to_json() for q in self.quarantined],
-                "problems": list(self.problems)}
+                "problems": list(self.problems), "rotated": self.rotated,
+                "rotation_reason": self.rotation_reason, "retired_keys": self.retired_keys,
+                "identity_switched": self.identity_switched}
 
 
 @dataclass(frozen=True)
@@ -163,13 +176,27 @@ class OrgInfo:
     epoch_fingerprint: str | None
     log_size: int
     log_hash: str
+    log_code: str = ""
+    """The head hash in groups of four, to read aloud (``kok whois --compare-head``)."""
+    safety_code: str | None = None
+    """The code of (our org, this org) for two admins to compare; None for our own."""
+    verification: str | None = None
+    """``own``, ``verified``, ``changed`` or ``unverified`` (this profile's record)."""
+    rotate_every: int | None = None
+    """``org show``: seconds between scheduled rotations."""
+    next_rotation: int | None = None
+    """``org show``: when the schedule renews the epoch next."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        obj: dict[str, Any] = {
             "org_id": self.org_id, "name": self.name, "fingerprint": self.fingerprint,
             "admitted": self.admitted, "revoked": self.revoked,
             "revoke_reason": self.revoke_reason, "staff": [s.to_json() for s in self.staff],
             "epoch": self.epoch, "epoch_created": self.epoch_created,
             "epoch_fingerprint": self.epoch_fingerprint,
-            "log_head": {"size": self.log_size, "hash": self.log_hash},
+            "log_head": {"size": self.log_size, "hash": self.log_hash, "code": self.log_code},
+            "safety_code": self.safety_code, "verification": self.verification,
         }
+        if self.rotate_every is not None:
+            obj["rotation"] = {"every": self.rotate_every, "next": self.next_rotation}
+        return obj

@@ -23,6 +23,7 @@ from protocol.grants import open_grant
 from protocol.message import MessagePayload, open_message
 
 from .errors import RelayRefused
+from .lifecycle import epoch_secret_name, held_epoch_secret, was_forgotten
 from .models import Message, Quarantined
 from .profile import save_keystore
 
@@ -32,11 +33,6 @@ if TYPE_CHECKING:
 # Why an envelope could not be opened on the first try, and a fresher key log might help:
 # a sender enrolled (or an epoch created) after our last sync looks unknown until we sync.
 _RETRY_AFTER_SYNC = (LogError, SenderInvalid, WrongRecipient)
-
-
-def epoch_secret_name(org_id: str, epoch: int) -> str:
-    """Keystore name of an epoch secret."""
-    return f"epoch/{org_id}/{epoch}"
 
 
 def payload_record(payload: MessagePayload) -> dict[str, Any]:
@@ -65,8 +61,9 @@ class Receiver:
             try:
                 org_id, epoch = str(raw["org_id"]), int(raw["epoch"])
                 name = epoch_secret_name(check_org_id(org_id), epoch)
-                if name in self.client.keystore.secrets:
-                    continue
+                if (held_epoch_secret(self.client, org_id, epoch) is not None
+                        or was_forgotten(self.client, org_id, epoch)):
+                    continue  # held already, or retired for forward secrecy: never again
                 grant = open_grant(b64decode(str(raw["grant"]), field="grant"), staff_id,
                                    self.client.box_key(), self.client.directory.log)
                 if (grant.org_id, grant.epoch) != (org_id, epoch):
@@ -128,7 +125,7 @@ class Receiver:
         if to_org != self.client.org_id:
             return await self._quarantine(relay_id, now, "wrong_recipient",
                                           f"addressed to {to_org}", facts)
-        secret = self.client.keystore.secrets.get(epoch_secret_name(to_org, epoch))
+        secret = held_epoch_secret(self.client, to_org, epoch)
         if secret is None:
             return await self._quarantine(relay_id, now, "epoch_key_missing",
                                           f"epoch {epoch}", facts)

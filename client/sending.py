@@ -30,6 +30,7 @@ from .api import RelayApi
 from .drops import AttachmentSource, FileProgress, check_sources, upload_attachments
 from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
 from .models import DeliveryStatus, RecipientStatus
+from .verification import require_unchanged
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -69,6 +70,8 @@ class Sender:
         files = check_sources(attachments)  # issue 5: refuse a missing file before anything
         await self.client.sync_log()
         staff_id = self.client.require_staff()
+        # a verified org whose identity key changed since: compare the safety code first
+        await require_unchanged(self.client, recipients)
         thread, parent = secrets.token_bytes(16), None
         if reply_to is not None:
             thread, parent = await self._thread_of(reply_to)
