@@ -326,10 +326,15 @@ def retract_cmd(ctx: click.Context, message_id: str) -> None:
 
 @main.command("whois", help=t("help.whois"))
 @click.argument("org_id")
+@click.option("--compare-head", "compare_head", default=None, metavar="SIZE:CODE",
+              help=t("help.opt_compare_head"))
 @click.pass_context
-def whois_cmd(ctx: click.Context, org_id: str) -> None:
-    info = with_client(ctx, lambda c: c.whois(org_id))
-    settings(ctx).out(org_lines(info), info.to_json())
+def whois_cmd(ctx: click.Context, org_id: str, compare_head: str | None) -> None:
+    info = with_client(ctx, lambda c: c.whois(org_id, compare_head=compare_head))
+    lines = org_lines(info)
+    if compare_head is not None:
+        lines.append(t("whois.head_matches"))
+    settings(ctx).out(lines, info.to_json())
 
 
 @main.command("listen", help=t("help.listen"))

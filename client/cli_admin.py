@@ -16,9 +16,10 @@ import click
 from protocol.keys import fingerprint, format_fingerprint
 
 from .admin import read_org_request, read_staff_request
-from .cli import read_file, run, settings, with_client, write_public_file
+from .cli import parse_ttl, read_file, run, settings, with_client, write_public_file
 from .errors import UsageError
 from .i18n import t
+from .identity import read_rekey_request
 from .onboarding import init_network, new_org, new_staff
 from .profile import NetworkAnchor
 from .render import org_lines
@@ -189,3 +190,75 @@ def staff_new_cmd(ctx: click.Context, org_id: str, name: str, relay: str, networ
     s.out([t("staff.request_written", staff=prof.info.staff_id, out=out),
            t("staff.read_fingerprint", fingerprint=fp)],
           {"profile": prof.name, "staff_id": prof.info.staff_id, "fingerprint": fp, "out": out})
+
+
+def confirm_action(yes: bool, prompt_key: str) -> None:
+    """On a terminal, ask before a step that cannot be undone; refuse if not confirmed."""
+    if yes or not sys.stdin.isatty():
+        return
+    if not click.confirm(t(prompt_key), default=False, err=True):
+        raise UsageError("not_confirmed")
+
+
+# --- key lifecycle (issue 6) ------------------------------------------------------------
+
+
+@network_group.command("rekey-org", help=t("help.network_rekey"))
+@click.argument("request_file")
+@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.pass_context
+def network_rekey_cmd(ctx: click.Context, request_file: str, relay: str, yes: bool) -> None:
+    s = settings(ctx)
+    data = read_file(request_file)
+    _, record = read_rekey_request(data)  # refuse a damaged file before asking anything
+    fp = format_fingerprint(fingerprint(record.identity_key))
+    if not s.json:
+        click.echo(t("rekey.check", org=record.org_id, fingerprint=fp), err=True)
+    confirm_fingerprint(yes)
+    done = with_client(ctx, lambda c: c.network.rekey_org(data), relay=relay)
+    s.out(t("rekey.countersigned", org=done.org_id,
+            fingerprint=format_fingerprint(done.new_fingerprint)),
+          {"org_id": done.org_id, "old_fingerprint": done.old_fingerprint,
+           "fingerprint": done.new_fingerprint})
+
+
+@org_group.command("rekey", help=t("help.org_rekey"))
+@click.option("--out", required=True, help=t("help.opt_rekey_out"))
+@click.pass_context
+def org_rekey_cmd(ctx: click.Context, out: str) -> None:
+    request, fp = with_client(ctx, lambda c: c.org.rekey())
+    write_public_file(out, request)
+    settings(ctx).out([t("rekey.written", out=out),
+                       t("rekey.read_fingerprint", fingerprint=format_fingerprint(fp))],
+                      {"out": out, "fingerprint": fp})
+
+
+@org_group.command("config", help=t("help.org_config"))
+@click.option("--rotate-every", default=None, metavar="DURATION",
+              help=t("help.opt_rotate_every"))
+@click.pass_context
+def org_config_cmd(ctx: click.Context, rotate_every: str | None) -> None:
+    seconds = parse_ttl(rotate_every) if rotate_every is not None else None
+    info = with_client(ctx, lambda c: c.org.configure(rotate_every=seconds))
+    settings(ctx).out(org_lines(info), info.to_json())
+
+
+@org_group.command("verify", help=t("help.org_verify"))
+@click.argument("org_id")
+@click.argument("code", nargs=-1, required=True)
+@click.pass_context
+def org_verify_cmd(ctx: click.Context, org_id: str, code: tuple[str, ...]) -> None:
+    expected = with_client(ctx, lambda c: c.verify(org_id, " ".join(code)))
+    settings(ctx).out(t("verify.done", org=org_id),
+                      {"org_id": org_id, "verified": True, "safety_code": expected})
+
+
+@staff_group.command("revoke-self", help=t("help.staff_revoke_self"))
+@click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.pass_context
+def staff_revoke_self_cmd(ctx: click.Context, yes: bool) -> None:
+    confirm_action(yes, "prompt.revoke_self")
+    staff_id = with_client(ctx, lambda c: c.revoke_self())
+    settings(ctx).out(t("staff.revoked_self", staff=staff_id),
+                      {"staff_id": staff_id, "removed": True})

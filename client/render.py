@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from protocol.keys import format_fingerprint
 
-from .i18n import local_time, t
+from .i18n import duration, local_time, t
 from .models import DeliveryStatus, Message, OrgInfo, SyncReport
 
 SHORT_ID = 8
@@ -27,12 +27,16 @@ def inbox_lines(messages: list[Message]) -> list[str]:
         key = "inbox.line" if m.read else "inbox.line_unread"
         lines.append(t(key, id=short_id(m.id), sent=local_time(m.sent), sender=m.from_staff,
                        subject=m.subject))
+        if m.identity_changed:
+            lines.append(t("inbox.identity_changed", org=m.from_org))
     return lines
 
 
 def message_lines(m: Message) -> list[str]:
     """A whole message: labelled header lines, a blank line, the body."""
+    warning = [t("read.identity_changed", org=m.from_org)] if m.identity_changed else []
     lines = [
+        *warning,
         t("read.id", id=m.id),
         t("read.from", sender=m.from_staff, org=m.from_org),
         t("read.to", to=", ".join(m.to)),
@@ -81,7 +85,15 @@ def org_lines(info: OrgInfo) -> list[str]:
         lines.append(t(key, staff=s.staff_id, role=t(f"role.{s.role}"),
                        fingerprint=format_fingerprint(s.fingerprint), since=local_time(s.added),
                        removed=local_time(s.removed)))
-    lines.append(t("whois.head", size=info.log_size, hash=info.log_hash))
+    if info.safety_code is not None:
+        lines.append(t("whois.safety_code", code=info.safety_code, org=info.org_id))
+        if info.verification in ("verified", "changed", "unverified"):
+            lines.append(t(f"whois.{info.verification}", org=info.org_id))
+    if info.rotate_every is not None:
+        lines.append(t("whois.rotation", every=duration(info.rotate_every),
+                       when=local_time(info.next_rotation)))
+    lines.append(t("whois.head", size=info.log_size, hash=info.log_code or info.log_hash,
+                   org=info.org_id))
     return lines
 
 
@@ -91,8 +103,16 @@ def sync_lines(r: SyncReport) -> list[str]:
     for m in r.messages:
         lines.append(t("inbox.line_unread", id=short_id(m.id), sent=local_time(m.sent),
                        sender=m.from_staff, subject=m.subject))
+        if m.identity_changed:
+            lines.append(t("inbox.identity_changed", org=m.from_org))
     for q in r.quarantined:
         lines.append(t("sync.quarantined", code=q.code, detail=q.detail))
     for code in r.problems:
         lines.append(t("sync.problem", code=code))
+    if r.identity_switched:
+        lines.append(t("sync.identity_switched"))
+    if r.rotated is not None:
+        lines.append(t(f"sync.rotated_{r.rotation_reason}", epoch=r.rotated))
+    if r.retired_keys:
+        lines.append(t("sync.retired", n=r.retired_keys))
     return lines
