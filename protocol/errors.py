@@ -19,6 +19,7 @@ class ProtocolError(Exception):
 
     @property
     def message(self) -> str:
+        """The sentence for the person who sees the error."""
         return str(self.args[0])
 
 

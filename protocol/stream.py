@@ -101,11 +101,13 @@ class _Pieces:
         self.length = 0
 
     def add(self, data: bytes) -> None:
+        """Queue ``data`` (kept by reference, so it must not change afterwards)."""
         if data:
             self._pieces.append(memoryview(data))
             self.length += len(data)
 
     def take(self, n: int) -> bytes:
+        """The next ``n`` bytes (the caller checked that ``length >= n``)."""
         parts: list[memoryview] = []
         need = n
         while need:
