@@ -10,8 +10,8 @@ Sending, once per recipient org R with current epoch E (public key P)::
     sealed   = sealed_box(P, pad_message(item))
 
 The relay sees only ``(R, E, sealed, ttl)``. ``open_message`` reverses each step and then
-runs the checks of SPEC.md "Opening a message" in their fixed order, so each failure has
-one code. Two of them stop a removed staff member who still holds their signing key from
+runs the checks of SPEC.md section 9.3 in their fixed order, so each failure has one code.
+Two of them stop a removed staff member who still holds their signing key from
 backdating ``sent`` (the relay refuses their session, but the relay is not trusted): the
 sender must have been valid staff at ``max(sent, creation of the epoch sealed to)``, and
 ``sent`` must not lie before that creation (minus ``MAX_SKEW``).
@@ -305,9 +305,9 @@ def open_message(
 ) -> OpenedMessage:
     """Open an envelope addressed to ``(to_org, epoch)`` and run every check of SPEC.md.
 
-    The checks run in the order SPEC.md lists ("Opening a message"); the first that fails
-    raises. Duplicate ``id`` detection is the caller's: it keeps the ids of messages it
-    accepted until their ``expires`` (plus ``MAX_SKEW``) has passed.
+    The checks run in the order SPEC.md section 9.3 lists; the first that fails raises.
+    Duplicate ``id`` detection is the caller's: it keeps the ids of messages it accepted
+    until their ``expires`` (plus ``MAX_SKEW``) has passed.
     """
     here = keylog.epoch(to_org, epoch)
     if here is None:

@@ -366,3 +366,13 @@ def test_invalid_payloads_cannot_be_written(change: dict[str, Any]) -> None:
     payload = replace(world.payload(alice, ("org-b",)), **change)
     with pytest.raises(BadField if "subject" not in change else NonCanonical):
         MessagePayload.to_bytes(payload)
+
+
+def test_message_from_an_org_revoked_since_is_no_longer_believed() -> None:
+    world, a, b, alice, _bob = standard_world()
+    sealed = world.seal(world.payload(alice, ("org-b",)), alice, b)
+    assert _open(world, b, sealed)  # while org-a is a member
+    world.now += 60
+    world.revoke(a)
+    with pytest.raises(SenderInvalid, match="revoked"):
+        _open(world, b, sealed)
