@@ -111,7 +111,10 @@ class Directory:
         except BaseException:
             self._rollback(start)
             raise
-        await self._store.save_log(fresh, head)
+        if not await self._store.save_log(fresh, head):
+            self._rollback(start)
+            raise VerificationError.from_protocol(
+                LogRewritten("another kok program of this profile verified a different key log"))
         self.head = head
         return len(fresh)
 

@@ -134,19 +134,38 @@ class MailboxStore:
         async with self._db.execute(sql) as cur:
             return [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in await cur.fetchall()]
 
-    async def save_log(self, entries: list[tuple[int, bytes, bytes]], head: Head) -> None:
-        """Append verified entries and the head that covers them, in one transaction."""
+    async def save_log(self, entries: list[tuple[int, bytes, bytes]], head: Head) -> bool:
+        """Append verified entries and the head that covers them, in one transaction.
+
+        Another ``kok`` process of the same profile (``kok listen`` beside ``kok org
+        rotate``) may have stored some of these entries already; they must be the very same
+        (same chain hash), else nothing is saved and False comes back: two verified copies
+        that differ mean the relay showed this profile two histories. The larger head wins.
+        """
         await self._db.execute("BEGIN")
         try:
             await self._db.executemany(
-                "INSERT INTO log_entries (idx, record, hash) VALUES (?, ?, ?)", entries)
+                "INSERT INTO log_entries (idx, record, hash) VALUES (?, ?, ?) "
+                "ON CONFLICT (idx) DO NOTHING", entries)
+            if entries:
+                async with self._db.execute(
+                        "SELECT idx, hash FROM log_entries WHERE idx BETWEEN ? AND ?",
+                        (entries[0][0], entries[-1][0])) as cur:
+                    stored = {int(r[0]): bytes(r[1]) for r in await cur.fetchall()}
+                if any(stored.get(idx) != entry_hash for idx, _, entry_hash in entries):
+                    await self._db.execute("ROLLBACK")
+                    return False
             await self._db.execute(
-                "INSERT OR REPLACE INTO log_head (id, size, hash, time, signature) "
-                "VALUES (1, ?, ?, ?, ?)", (head.size, head.hash, head.time, head.signature))
+                "INSERT INTO log_head (id, size, hash, time, signature) VALUES (1, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET size = excluded.size, hash = excluded.hash, "
+                "time = excluded.time, signature = excluded.signature "
+                "WHERE excluded.size >= log_head.size",
+                (head.size, head.hash, head.time, head.signature))
             await self._db.execute("COMMIT")
         except BaseException:
             await self._db.execute("ROLLBACK")
             raise
+        return True
 
     async def head(self) -> Head | None:
         """The last head this client verified, if any."""
