@@ -160,7 +160,7 @@ async def _acknowledge(ep: DropEndpoint, attachment: Attachment) -> None:
     url = ep.url(b64encode(attachment.drop), "ack")
     for fresh in (False, True):
         try:
-            async with ep.http.post(url, headers=await ep.headers(fresh)) as resp:
+            async with ep.http.post(url, headers=await ep.headers(fresh=fresh)) as resp:
                 if resp.status == 401 and not fresh:
                     continue
                 return

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import mimetypes
 import os
 import re
 import secrets
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -100,9 +101,10 @@ class DropEndpoint:
     def url(self, *parts: str) -> str:
         return "/".join([self.base_url, "v1", "drops", *parts])
 
-    async def headers(self, fresh: bool = False, **extra: str) -> dict[str, str]:
+    async def headers(self, extra: dict[str, str] | None = None, *,
+                      fresh: bool = False) -> dict[str, str]:
         """Authorization (and ``extra``) for one request."""
-        return {"Authorization": f"Bearer {await self._token(fresh)}", **extra}
+        return {"Authorization": f"Bearer {await self._token(fresh)}", **(extra or {})}
 
 
 async def _refusal(resp: aiohttp.ClientResponse) -> RelayRefused:
@@ -155,6 +157,7 @@ class _Encrypting:
         self.name = path.name
         self.size = size
         self.read = 0
+        self.final: Iterator[bytes] | None = None
         self.done = False
 
     def read_pieces(self) -> list[bytes]:
@@ -171,13 +174,20 @@ class _Encrypting:
         return pieces
 
     def encrypt(self, pieces: list[bytes]) -> list[bytes]:
-        """Their ciphertext chunks; after the last pieces, the final (padded) chunks."""
-        if not pieces:
+        """Their ciphertext chunks; after the last pieces, the final (padded) chunks.
+
+        The padding can be megabytes (Padmé: up to about 1/32 of the file), so the final
+        chunks come a batch at a time like the others.
+        """
+        if pieces:
+            return [chunk for chunk in map(self.enc.update, pieces) if chunk]
+        if self.final is None:
             if self.read != self.size:
                 raise TransferError("file_changed", name=self.name)
-            self.done = True
-            return list(self.enc.finalize_chunks())
-        return [chunk for chunk in map(self.enc.update, pieces) if chunk]
+            self.final = self.enc.finalize_chunks()
+        out = list(itertools.islice(self.final, STEP_CHUNKS))
+        self.done = len(out) < STEP_CHUNKS
+        return out
 
 
 def _settle(*futures: asyncio.Future[Any] | None) -> list[asyncio.Future[Any]]:
@@ -208,8 +218,7 @@ async def _ciphertext(path: Path, key: bytes, header: bytes, size: int, skip: in
             chunks = await encrypting
             encrypting = None
             if not job.done:
-                assert reading is not None
-                next_stage(await reading)
+                next_stage(await reading if reading is not None else [])
             for out in chunks:
                 start = position
                 position += len(out)
@@ -261,7 +270,7 @@ async def upload_file(ep: DropEndpoint, path: Path, to: list[str], ttl: int, *,
         try:
             if ask:  # after a broken connection: where do the relay's durable bytes end?
                 async with ep.http.head(ep.url(drop),
-                                        headers=await ep.headers(fresh, **token)) as resp:
+                                        headers=await ep.headers(token, fresh=fresh)) as resp:
                     if resp.status != 200:
                         raise await _refusal(resp)
                     offset = int(resp.headers["Upload-Offset"])
@@ -271,9 +280,9 @@ async def upload_file(ep: DropEndpoint, path: Path, to: list[str], ttl: int, *,
                 if await asyncio.to_thread(_identity, path) != before:
                     raise TransferError("file_changed", name=path.name)
                 body = _ciphertext(path, key, header, size, offset, hashes, progress)
-                async with ep.http.patch(ep.url(drop), data=body, headers=await ep.headers(
-                        **token, **{"Upload-Offset": str(offset), "Content-Type": UPLOAD_MEDIA_TYPE,
-                                    "Content-Length": str(total - offset)})) as resp:
+                async with ep.http.patch(ep.url(drop), data=body, headers=await ep.headers({
+                        **token, "Upload-Offset": str(offset), "Content-Type": UPLOAD_MEDIA_TYPE,
+                        "Content-Length": str(total - offset)})) as resp:
                     if resp.status != 204:
                         raise await _refusal(resp)
                     offset = int(resp.headers["Upload-Offset"])
@@ -283,7 +292,7 @@ async def upload_file(ep: DropEndpoint, path: Path, to: list[str], ttl: int, *,
             if not hashes:
                 hashes.append(await _full_hash(path, key, header, size))
             async with ep.http.post(ep.url(drop, "complete"),
-                                    headers=await ep.headers(**token)) as resp:
+                                    headers=await ep.headers(token)) as resp:
                 if resp.status != 200:
                     raise await _refusal(resp)
             break
@@ -312,7 +321,7 @@ async def _create(ep: DropEndpoint, total: int, to: list[str], ttl: int) -> dict
     for attempt in (1, 2, 3):
         try:
             async with ep.http.post(ep.url(), json={"size": total, "to": to, "ttl": ttl},
-                                    headers=await ep.headers(fresh)) as resp:
+                                    headers=await ep.headers(fresh=fresh)) as resp:
                 if resp.status == 401 and attempt == 1:
                     fresh = True
                     continue
@@ -422,7 +431,7 @@ async def _fetch(ep: DropEndpoint, drop: str, job: _Saving, total: int, fresh: b
     """One GET from ``job.have`` on; returns when the body ends (complete or not)."""
     padded = padded_stream_size(job.size)
     extra = {"Range": f"bytes={job.have}-"} if job.have else {}
-    async with ep.http.get(ep.url(drop), headers=await ep.headers(fresh, **extra)) as resp:
+    async with ep.http.get(ep.url(drop), headers=await ep.headers(extra, fresh=fresh)) as resp:
         if resp.status == 416:
             _check_total(_total_from(resp), total)
         if resp.status not in (200, 206):
