@@ -85,6 +85,8 @@ class Network:
         home, name = client.profile.home, client.profile.name
         await client.close()
         again = await Client.open(home, name, PASSPHRASE, relay=relay, clock=clock or time.time)
+        if relay is not None:
+            await again.api()  # connecting stores the relay in profile.json, also for kok
         for key, value in list(self.people.items()):
             if value is client:
                 self.people[key] = again

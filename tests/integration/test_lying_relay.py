@@ -1,0 +1,249 @@
+"""Attacks by a lying relay (and by a member org), each caught by the client with its code.
+
+The lying relay is a proxy process in front of the real relay (``tests.support.lyingrelay``)
+that holds the relay's log key, so every head it serves is validly signed, as a hostile
+operator's would be. Victims connect through it; everyone else talks to the real relay.
+Every test says which client check it exercises: without that check it fails, because
+the forged data would be accepted or shown as genuine.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.errors import VerificationError
+from client.identity import current_identity
+from protocol import BoxKeyPair, b64decode, b64encode, make_grant
+from protocol.padding import pad_message, unpad_message
+from protocol.sealedbox import open_sealed, seal
+from tests.integration.kokcli import kok, ok
+from tests.support.lifecycle import Network, shifted
+from tests.support.lyingrelay import LyingRelay
+
+
+@pytest.fixture(scope="module")
+def lie(shared_relay: Any) -> Iterator[LyingRelay]:
+    proxy = LyingRelay.start(shared_relay)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+async def net(shared_relay: Any, lie: LyingRelay, tmp_path: Path):  # type: ignore[no-untyped-def]
+    await lie.configure()  # honest until a test says otherwise
+    network = Network(shared_relay, tmp_path)
+    yield network
+    await lie.configure()
+    await network.close()
+
+
+def relay_key() -> str:
+    """A public key the lying relay holds the secret of."""
+    return b64encode(BoxKeyPair.from_seed(secrets.token_bytes(32)).public)
+
+
+@pytest.mark.parametrize(("record", "field"), [("epoch", "public_key"),
+                                               ("staff_add", "signing_key")])
+async def test_a_substituted_key_in_the_log_is_refused(net: Network, lie: LyingRelay,
+                                                       record: str, field: str) -> None:
+    """Checks the record signatures every client re-verifies (``KeyLog.apply``).
+
+    The relay swaps the key in sued's newest epoch record (so nord would seal to the
+    relay's key) or in a new colleague's enrolment (so the relay could sign as her). The
+    head is re-signed, so only the org's signature over the record shows the change.
+    """
+    nord, sued = await net.org("nord"), await net.org("sued")
+    anna = await net.reopen(await net.staff(nord, "anna"), relay=lie.url)
+    await anna.sync()
+    if record == "epoch":
+        await sued.org.rotate()
+    else:
+        await net.staff(sued, "carla")
+    index = sued.directory.log.size - 1
+    assert sued.directory.log.entries[index].record.type == record
+    await lie.configure(tamper=[{"index": index, "set": {field: relay_key()}}])
+    size, seen = anna.directory.log.size, len(await lie.seen())
+
+    with pytest.raises(VerificationError) as refused:
+        await anna.send(to=[str(sued.org_id)], subject="Fallfrage", body="vertraulich")
+    assert refused.value.code == "bad_signature"
+    assert anna.directory.log.size == size  # nothing of the forged log was kept
+    assert len(await lie.seen()) == seen  # nothing was sealed, to any key
+
+    await lie.configure()
+    await anna.send(to=[str(sued.org_id)], subject="Fallfrage", body="vertraulich")
+
+
+async def test_a_grant_for_a_key_that_is_not_the_epochs_is_refused(net: Network,
+                                                                   lie: LyingRelay) -> None:
+    """Checks ``open_grant``: the granted secret must match the epoch key in the log.
+
+    The relay hands ben a grant, validly signed by the org, for a secret of the relay's
+    choosing (as if it had got the identity key to sign one). Ben refuses it, keeps no key,
+    and a message sealed to the real epoch waits unread until the real grant comes.
+    """
+    nord, sued = await net.org("nord"), await net.org("sued")
+    anna = await net.staff(nord, "anna")
+    ben = await net.reopen(await net.staff(sued, "ben"), relay=lie.url)
+    org_id = str(sued.org_id)
+    assert await sued.org.rotate() == 2
+    identity = current_identity(sued)
+    assert identity is not None
+    box = ben.box_key()
+    forged = make_grant(identity, org_id, 2, secrets.token_bytes(32), str(ben.staff_id),
+                        box.public, secrets.token_bytes(32))
+    await lie.configure(grants=[{"org_id": org_id, "epoch": 2, "grant": b64encode(forged)}])
+    message_id = await anna.send(to=[org_id], subject="an Epoche 2", body="...")
+
+    report = await ben.sync()
+    assert "grant_key_mismatch" in report.problems
+    assert f"epoch/{org_id}/2" not in ben.keystore.secrets
+    assert report.messages == () and [q.code for q in report.quarantined] == [
+        "epoch_key_missing"]
+    assert await ben.inbox() == []
+
+    await lie.configure()
+    assert [m.id for m in (await ben.sync()).messages] == [message_id]
+
+
+async def test_a_rewritten_past_entry_is_caught(net: Network, lie: LyingRelay) -> None:
+    """Checks ``Directory.sync``: the signed head must equal the client's own chain.
+
+    The relay rewrites an entry ben already holds (sued's admission) and re-signs a head
+    over the new chain. Ben never fetches that entry again; his chain no longer matches
+    the head, so he stops.
+    """
+    sued = await net.org("sued")
+    ben = await net.reopen(await net.staff(sued, "ben"), relay=lie.url)
+    await ben.sync()
+    admitted = next(e.index for e in ben.directory.log.entries
+                    if e.record.type == "org_admit" and e.record.org_id == sued.org_id)
+    await lie.configure(tamper=[{"index": admitted, "set": {"name": "Beratungsstelle Böse"}}])
+    for action in (ben.sync(), ben.whois(str(sued.org_id))):
+        with pytest.raises(VerificationError) as refused:
+            await action
+        assert refused.value.code == "log_rewritten"
+
+
+async def test_a_forked_log_is_caught_when_heads_are_compared(net: Network, lie: LyingRelay,
+                                                              shared_relay: Any,
+                                                              tmp_path: Path) -> None:
+    """Checks ``kok whois --compare-head`` (``verification.compare_head``).
+
+    A second lying relay shows sued two fresh admissions in the opposite order: a valid
+    log, of the same size as nord's, with another history. Nothing is wrong locally; it
+    shows when sued's admin compares the head nord's admin reads out.
+    """
+    fork = LyingRelay.start(shared_relay)
+    try:
+        nord, sued = await net.org("nord"), await net.org("sued")
+        n, s = str(nord.org_id), str(sued.org_id)
+        await net.reopen(nord, relay=lie.url)  # honest
+        await net.reopen(sued, relay=fork.url)
+        x = await net.org("x")
+        await net.org("y")
+        assert net.office is not None
+        await net.office.sync_log()
+        size = net.office.directory.log.size
+        assert [e.record.type for e in net.office.directory.log.entries[size - 6:]] == [
+            "org_admit", "staff_add", "epoch"] * 2
+        await fork.configure(swap=[[size - 6, size - 3], [size - 5, size - 2],
+                                   [size - 4, size - 1]])
+
+        theirs = json.loads(ok(kok("--json", "whois", str(x.org_id), home=tmp_path,
+                                   profile=n)).out)["log_head"]
+        assert theirs["size"] == size
+        head = f"{size}:{theirs['code']}"
+        assert "matches" in ok(kok("whois", n, "--compare-head", head, home=tmp_path,
+                                   profile=n)).out
+        forked = kok("--json", "whois", n, "--compare-head", head, home=tmp_path, profile=s)
+        assert forked.code == 1
+        assert json.loads(forked.error_line)["error"]["code"] == "log_forked"
+        mine = json.loads(ok(kok("--json", "whois", n, home=tmp_path, profile=s)).out)
+        assert mine["log_head"]["size"] == size and mine["log_head"]["code"] != theirs["code"]
+    finally:
+        fork.stop()
+
+
+async def test_an_old_envelope_replayed_by_the_relay_is_refused(net: Network,
+                                                                lie: LyingRelay) -> None:
+    """Checks duplicate ids (the mailbox keeps accepted ids) and ``message_expired``.
+
+    The relay serves ben an envelope he already received under a new relay id: refused as
+    ``replayed``. Served again after the message's expiry (ben's clock two hours on),
+    it is refused as ``message_expired`` before anything else is looked at.
+    """
+    nord, sued = await net.org("nord"), await net.org("sued")
+    anna = await net.staff(nord, "anna")
+    ben = await net.reopen(await net.staff(sued, "ben"), relay=lie.url)
+    message_id = await anna.send(to=[str(sued.org_id)], subject="einmal", body="...", ttl=60)
+    assert [m.id for m in (await ben.sync()).messages] == [message_id]
+    captured = [e for e in await lie.seen() if e["to_org"] == sued.org_id][-1]
+
+    await lie.configure(inject=[captured])
+    report = await ben.sync()
+    assert report.messages == () and [q.code for q in report.quarantined] == ["replayed"]
+    ben = await net.reopen(ben, relay=lie.url, clock=shifted(7200))
+    await lie.configure(inject=[captured])
+    report = await ben.sync()
+    assert report.messages == () and [q.code for q in report.quarantined] == [
+        "message_expired"]
+    assert [m.id for m in await ben.inbox()] == [message_id]
+
+
+async def test_an_envelope_moved_to_another_orgs_mailbox_is_refused(net: Network,
+                                                                    lie: LyingRelay) -> None:
+    """Checks the envelope's recipient: sealed to the addressee's epoch key, and ``to_org``.
+
+    The relay copies an envelope for sued into nord's mailbox, once relabelled as nord's
+    (it is sealed to sued's key: ``decrypt_failed``) and once as it is (``wrong_recipient``).
+    """
+    nord, sued = await net.org("nord"), await net.org("sued")
+    anna = await net.reopen(await net.staff(nord, "anna"), relay=lie.url)
+    await anna.send(to=[str(sued.org_id)], subject="für Süd", body="nur für Süd")
+    captured = [e for e in await lie.seen() if e["to_org"] == sued.org_id][-1]
+    ours = anna.directory.log.current_epoch(str(nord.org_id)).number
+    relabelled = {**captured, "to_org": nord.org_id, "epoch": ours}
+    await lie.configure(inject=[relabelled, captured])
+    report = await anna.sync()
+    assert report.messages == ()
+    assert sorted(q.code for q in report.quarantined) == ["decrypt_failed", "wrong_recipient"]
+    assert await anna.inbox() == []
+
+
+async def test_a_message_re_sealed_by_another_org_is_refused(net: Network) -> None:
+    """Checks that the sender's signature covers the recipient org and epoch.
+
+    sued's admin (an insider of a member org) opens anna's message to sued and seals the
+    very same signed bytes to west's key. west can open it, and anna's signature is
+    genuine, but it names sued: refused as moved or forwarded, never shown as anna's
+    message to west. (Without the signature's binding, the later ``to`` check would
+    still refuse it, with another detail: the detail is asserted.)
+    """
+    nord, sued, west = await net.org("nord"), await net.org("sued"), await net.org("west")
+    anna = await net.staff(nord, "anna")
+    await anna.send(to=[str(sued.org_id)], subject="Fall 17", body="nur für Süd")
+    await sued.sync_log()
+    stored = (await (await sued.api()).messages(after=0))["messages"][-1]
+    epoch = sued.directory.log.epoch(str(sued.org_id), stored["epoch"])
+    assert epoch is not None
+    secret = sued.keystore.secrets[f"epoch/{sued.org_id}/{epoch.number}"]
+    signed = unpad_message(open_sealed(epoch.public_key, secret, b64decode(stored["sealed"])))
+    target = sued.directory.log.current_epoch(str(west.org_id))
+    forwarded = seal(target.public_key, pad_message(signed), secrets.token_bytes(32))
+    await (await sued.api()).send(secrets.token_bytes(16), 3600, [
+        {"to_org": west.org_id, "epoch": target.number, "sealed": b64encode(forwarded)}])
+
+    report = await west.sync()
+    assert report.messages == () and await west.inbox() == []
+    assert [(q.code, "moved or forwarded" in q.detail) for q in report.quarantined] == [
+        ("wrong_recipient", True)]
+
