@@ -1,4 +1,8 @@
-"""``kok network ...``, ``kok org ...`` and ``kok staff new``: onboarding and admin commands.
+"""``kok network ...``, ``kok org ...`` and ``kok staff ...``: onboarding and admin commands.
+
+Key lifecycle (issue 6, ``docs/key-lifecycle.md``): ``org rekey`` / ``network rekey-org``
+(identity key change by request file), ``org config`` (rotation period), ``org verify``
+(safety code), ``staff revoke-self`` (lost device).
 
 Request files carry their own signature; the commands that read them (``network admit``,
 ``org enrol``) refuse a tampered file and print the fingerprint for the admin to compare
