@@ -88,6 +88,8 @@ class Sender:
         except ProtocolError as exc:
             raise UsageError("bad_message", detail=exc.message) from None
         if files:  # the message is valid: upload the files, then sign their drops into it
+            for org_id in recipients:  # a revoked or unknown org: say so before any upload
+                self._current_epoch(org_id)
             payload = dataclasses.replace(payload, attachments=await upload_attachments(
                 self.client, files, recipients, seconds, progress))
         answers = await self._post(payload, seconds)

@@ -170,6 +170,27 @@ async def test_round_trip_with_hostile_names_no_overwrite_and_deletion(
     assert hidden_leftovers(other) == []
 
 
+async def test_nothing_is_uploaded_for_a_message_that_cannot_go(world: World,
+                                                               tmp_path: Path) -> None:
+    anna = world["anna"]
+    source = write_file(tmp_path / "brief.pdf", 10_000)
+    before = sorted(blob_dir(world.relay).iterdir())
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"to": ["no-such-org"], "attachments": [source]}, "unknown_org"),
+        ({"to": [world["sued"].org_id], "attachments": [tmp_path / "missing.pdf"]},
+         "file_missing"),
+        ({"to": [world["sued"].org_id], "attachments": [tmp_path]}, "attachment_not_file"),
+        ({"to": [world["sued"].org_id], "attachments": [source], "subject": "x" * 100_000},
+         "bad_message"),
+    ]
+    for kwargs, code in cases:
+        kwargs.setdefault("subject", "s")
+        with pytest.raises(KokError) as refused:
+            await anna.send(body="b", **kwargs)
+        assert refused.value.code == code
+    assert sorted(blob_dir(world.relay).iterdir()) == before
+
+
 @pytest.mark.parametrize(("damage", "code"), [
     ("truncate", "stream_truncated"),
     ("extend", "stream_trailing_data"),
