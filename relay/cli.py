@@ -85,7 +85,11 @@ async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:
             counts = await store.purge(now, config.limits.status_grace)
             return {**counts.__dict__, "drops": await _purge_drops(store, config, now)}
         stats = await store.stats(now)
-        return dict(stats.__dict__)
+        from .store.drops import DropStore
+
+        drops, complete, declared = await DropStore(store).stats()
+        return {**stats.__dict__, "drops": drops, "complete_drops": complete,
+                "drop_bytes": declared}
     finally:
         await store.close()
 

@@ -378,9 +378,16 @@ async def test_relay_purge_command_wipes_expired_drops_and_orphans(tmp_path: Pat
     orphan = relay.dir / "blobs" / (b"\x01" * 16).hex()
     orphan.with_suffix(".part").write_bytes(b"left over from a crash")
     await asyncio.sleep(1.2)
-    run = subprocess.run([sys.executable, "-m", "relay", "purge", "--dir", str(relay.dir),
-                          "--json"], capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
-    assert '"drops": 2' in run.stdout
+
+    def relay_cli(command: str) -> dict[str, int]:
+        run = subprocess.run([sys.executable, "-m", "relay", command, "--dir", str(relay.dir),
+                              "--json"], capture_output=True, text=True, timeout=60, check=False)
+        assert run.returncode == 0, run.stderr
+        return dict(json.loads(run.stdout))
+
+    stats = relay_cli("stats")
+    assert (stats["drops"], stats["complete_drops"], stats["drop_bytes"]) == (2, 1, 6000)
+    assert relay_cli("purge")["drops"] == 2  # the expired drop and the orphaned file
     assert blob_files(relay, drop) == [] and not orphan.with_suffix(".part").exists()
     assert [p.suffix for p in blob_files(relay, keep)] == [".part"]
+    assert relay_cli("stats")["drops"] == 1
