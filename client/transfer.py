@@ -309,6 +309,8 @@ async def upload_file(ep: DropEndpoint, path: Path, to: list[str], ttl: int, *,
                 fresh = ask = True
             else:
                 raise
+    else:  # every attempt ended without the relay holding the whole file
+        raise TransferError("transfer_failed")
     if await asyncio.to_thread(_identity, path) != before:
         raise TransferError("file_changed", name=path.name)
     return Attachment(drop=b64decode(drop, size=16, field="id"), key=key, size=size,

@@ -191,6 +191,23 @@ async def test_nothing_is_uploaded_for_a_message_that_cannot_go(world: World,
     assert sorted(blob_dir(world.relay).iterdir()) == before
 
 
+async def test_a_file_that_changes_while_it_is_sent_is_refused(world: World,
+                                                               tmp_path: Path) -> None:
+    anna, ben, sued = world["anna"], world["ben"], world["sued"]
+    source = write_file(tmp_path / "notes.txt", 8 * MIB)
+
+    def edit_halfway(name: str, done: int, total: int) -> None:
+        if done > total // 2 and source.stat().st_size == 8 * MIB:
+            with source.open("ab") as fh:  # someone saves the file again meanwhile
+                fh.write(b"one more line")
+
+    with pytest.raises(KokError) as refused:
+        await anna.send(to=[sued.org_id], subject="s", body="b", attachments=[source],
+                        progress=edit_halfway)
+    assert refused.value.code == "file_changed"
+    assert (await ben.sync()).messages == ()  # no message refers to a half-changed file
+
+
 @pytest.mark.parametrize(("damage", "code"), [
     ("truncate", "stream_truncated"),
     ("extend", "stream_trailing_data"),
