@@ -21,6 +21,9 @@ from .service import RelayService
 from .store import SqliteStore
 
 LOG_HEAD_HEADER = "Kok-Log-Head"
+# A client asks these before it knows it talks to a relay of its own network: it must be
+# able to learn "wrong network" there rather than a log-head conflict.
+LOG_HEAD_EXEMPT = frozenset({"/healthz", "/v1/info", "/v1/openapi.yaml"})
 log = structlog.get_logger("relay")
 
 
@@ -28,7 +31,7 @@ log = structlog.get_logger("relay")
 async def log_head_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A client that sends the head it verified learns at once if our log does not extend it."""
     header = request.headers.get(LOG_HEAD_HEADER)
-    if header is not None:
+    if header is not None and request.path not in LOG_HEAD_EXEMPT:
         request.app[SERVICE].directory.require_extends(header)
     return await handler(request)
 

@@ -128,16 +128,19 @@ async def test_malformed_bodies_are_refused_before_anything_else(api: Api) -> No
 async def test_log_head_header_catches_a_log_that_does_not_extend_the_clients(api: Api) -> None:
     head = await api.ok("GET", "/v1/log/head")
     mine = f"{head['size']}:{head['hash']}"
-    status, _ = await api.call("GET", "/v1/info", headers={"Kok-Log-Head": mine})
+    status, _ = await api.call("GET", "/v1/log", headers={"Kok-Log-Head": mine})
     assert status == 200
     forked = f"{head['size']}:{b64encode(rand(32))}"
-    status, body = await api.call("GET", "/v1/info", headers={"Kok-Log-Head": forked})
+    status, body = await api.call("GET", "/v1/log", headers={"Kok-Log-Head": forked})
     assert (status, body["code"]) == (409, "log_head_mismatch")
     longer = f"{head['size'] + 5}:{head['hash']}"
-    status, body = await api.call("GET", "/v1/log", headers={"Kok-Log-Head": longer})
+    status, body = await api.call("GET", "/v1/grants", headers={"Kok-Log-Head": longer})
     assert (status, body["code"]) == (409, "log_head_mismatch")
-    status, body = await api.call("GET", "/v1/info", headers={"Kok-Log-Head": "nonsense"})
+    status, body = await api.call("GET", "/v1/log", headers={"Kok-Log-Head": "nonsense"})
     assert (status, body["code"]) == (400, "bad_header")
+    # info and health answer anyway: a client on the wrong relay must learn "wrong network"
+    status, _ = await api.call("GET", "/v1/info", headers={"Kok-Log-Head": forked})
+    assert status == 200
 
 
 async def test_unknown_routes_and_methods_answer_problem_json(api: Api) -> None:
