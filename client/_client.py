@@ -316,8 +316,9 @@ class Client:
         """Every verified message in the local mailbox, newest first (no network)."""
         rows = await self.store.messages()
         changed = await verification.changed_orgs(self)
-        return sorted((_flag(Message.from_stored(d, r, a), changed) for d, r, a in rows),
-                      key=lambda m: (m.sent, m.id), reverse=True)
+        # Newest first; messages sent within the same second by arrival (the sort is stable).
+        arrived = [_flag(Message.from_stored(d, r, a), changed) for d, r, a in reversed(rows)]
+        return sorted(arrived, key=lambda m: m.sent, reverse=True)
 
     async def read(self, message_id: str) -> Message:
         """One message by id or unique id prefix; marks it read."""

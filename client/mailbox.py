@@ -210,9 +210,9 @@ class MailboxStore:
         return cur.rowcount == 1
 
     async def messages(self) -> list[tuple[dict[str, Any], int, int | None]]:
-        """Every stored message as ``(data, received, read_at)``, oldest first."""
+        """Every stored message as ``(data, received, read_at)``, in the order they arrived."""
         async with self._db.execute(
-                "SELECT id, box, received, read_at FROM messages ORDER BY received, id") as cur:
+                "SELECT id, box, received, read_at FROM messages ORDER BY rowid") as cur:
             rows = await cur.fetchall()
         return [(self._open(f"message:{r[0]}", bytes(r[1])), int(r[2]),
                  None if r[3] is None else int(r[3])) for r in rows]
