@@ -14,6 +14,9 @@ Figures (issue 5), for a 1 GiB file and a 256 MiB one (to show memory flat in fi
 * **secretstream**: ``protocol.FileEncryptor`` then ``FileDecryptor`` over the same number
   of bytes in memory, single-threaded: the cost of the crypto alone (encrypt + decrypt +
   two BLAKE2b passes).
+* **the relay without crypto**: the file's bytes as they are, PATCHed to and GET from the
+  relay's drop API by a plain aiohttp client (to a file, fsynced): what the relay itself
+  costs beside the bare server, so the gap to kok shows where it is spent.
 
 Target: kok >= 50 % of the bare round trip; RSS flat in file size. The runs of kok and bare
 alternate (ROUNDS each) so both see the same machine load; the medians are reported.
@@ -163,11 +166,64 @@ async def _kok_client(home: Path, sender: str, reader: str, to: str, source: Pat
     return {"up": uploaded - started, "down": downloaded - synced}
 
 
+async def _relay_raw_client(home: Path, sender: str, reader: str, to: str, source: Path,
+                            target: Path) -> dict[str, float]:
+    """The file's bytes as they are (no crypto) through the relay's drop API: its own cost."""
+    import aiohttp
+
+    from client import Client
+
+    size = source.stat().st_size
+
+    async def body() -> Any:
+        with source.open("rb") as fh:
+            while data := await asyncio.to_thread(fh.read, MIB):
+                yield data
+
+    async with await Client.open(home, sender, PASSPHRASE) as anna, \
+            await Client.open(home, reader, PASSPHRASE) as ben:
+        up_api, down_api = await anna.api(), await ben.api()
+        await up_api.login()
+        await down_api.login()
+        base = anna.relay_url + "/v1/drops"
+        auth_up = {"Authorization": f"Bearer {up_api.token}"}
+        timeout = aiohttp.ClientTimeout(total=None)
+        async with aiohttp.ClientSession(timeout=timeout, read_bufsize=MIB) as http:
+            started = time.perf_counter()
+            async with http.post(base, json={"size": size, "to": [to], "ttl": 3600},
+                                 headers=auth_up) as resp:
+                created = await resp.json()
+            token = {**auth_up, "Kok-Upload-Token": created["upload_token"]}
+            async with http.patch(f"{base}/{created['id']}", data=body(), headers={
+                    **token, "Upload-Offset": "0", "Content-Length": str(size),
+                    "Content-Type": "application/offset+octet-stream"}) as resp:
+                assert resp.status == 204, resp.status
+            async with http.post(f"{base}/{created['id']}/complete", headers=token) as resp:
+                assert resp.status == 200, resp.status
+            uploaded = time.perf_counter()
+            out = target / "relay-raw.bin"
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                async with http.get(f"{base}/{created['id']}", headers={
+                        "Authorization": f"Bearer {down_api.token}"}) as resp:
+                    async for data in resp.content.iter_chunked(MIB):
+                        await asyncio.to_thread(os.write, fd, data)
+                await asyncio.to_thread(os.fsync, fd)
+            finally:
+                os.close(fd)
+            downloaded = time.perf_counter()
+    out.unlink()
+    return {"up": uploaded - started, "down": downloaded - uploaded}
+
+
 def child(argv: list[str]) -> int:
     """Entry point of the client child processes: print timings and own VmHWM as JSON."""
     kind, *args = argv
     if kind == "bare":
         result = asyncio.run(_bare_client(int(args[0]), Path(args[1]), Path(args[2])))
+    elif kind == "relay-raw":
+        result = asyncio.run(_relay_raw_client(Path(args[0]), args[1], args[2], args[3],
+                                               Path(args[4]), Path(args[5])))
     else:
         result = asyncio.run(_kok_client(Path(args[0]), args[1], args[2], args[3],
                                          Path(args[4]), Path(args[5])))
@@ -260,12 +316,14 @@ def main() -> int:
             for size in SIZES:
                 source = tmp / f"file-{size // MIB}MiB.bin"
                 write_random(source, size)
-                kok_runs, bare_runs = [], []
-                for _ in range(ROUNDS):  # interleaved, so both see the same machine load
+                kok_runs, bare_runs, raw_runs = [], [], []
+                for _ in range(ROUNDS):  # interleaved, so all see the same machine load
                     bare_runs.append(_run_child("bare", str(bare_port), str(source),
                                                 str(out / "bare.bin")))
                     (out / "bare.bin").unlink()
                     kok_runs.append(_run_child("kok", str(home), sender, reader, to,
+                                               str(source), str(out)))
+                    raw_runs.append(_run_child("relay-raw", str(home), sender, reader, to,
                                                str(source), str(out)))
                 raw = raw_secretstream(size)
                 source.unlink()
@@ -281,6 +339,8 @@ def main() -> int:
                     "bare_down_mbps": statistics.median(mbps(size, r["down"])
                                                         for r in bare_runs),
                     "raw_secretstream_mbps": raw,
+                    "relay_no_crypto_mbps": statistics.median(
+                        mbps(size, r["up"] + r["down"]) for r in raw_runs),
                     "ratio": kok / bare_rate,
                     "relay_hwm_mib": vm_hwm_mib(relay.pid),
                     "kok_client_hwm_mib": max(r["hwm"] for r in kok_runs),
@@ -291,7 +351,9 @@ def main() -> int:
                       f", down {row['kok_down_mbps']:.0f}); bare aiohttp {bare_rate:6.0f} MB/s "
                       f"(up {row['bare_up_mbps']:.0f}, down {row['bare_down_mbps']:.0f}); ratio "
                       f"{row['ratio']:6.1%} (target {TARGET:.0%}); raw secretstream enc+dec "
-                      f"{raw:6.0f} MB/s; peak RSS relay {row['relay_hwm_mib']:.0f} MiB, kok "
+                      f"{raw:6.0f} MB/s; the relay without crypto "
+                      f"{row['relay_no_crypto_mbps']:.0f} MB/s; peak RSS relay "
+                      f"{row['relay_hwm_mib']:.0f} MiB, kok "
                       f"client {row['kok_client_hwm_mib']:.0f} MiB, bare client "
                       f"{row['bare_client_hwm_mib']:.0f} MiB", flush=True)
             big = rows[-1]
