@@ -334,30 +334,36 @@ async def test_open_uploads_quota_and_size_cap(tight_relay: RelayProcess) -> Non
 
 async def test_expired_and_idle_drops_are_wiped_from_disk(tmp_path: Path) -> None:
     relay = RelayProcess.start(tmp_path / "r", env={"KOK_RELAY_EXPIRY_INTERVAL": "1",
-                                                     "KOK_RELAY_LIMITS_DROP_IDLE_TTL": "2"})
+                                                     "KOK_RELAY_LIMITS_DROP_IDLE_TTL": "3"})
+
+    def purged_drops() -> int:
+        return sum(e.get("drops", 0) for e in relay.log_events() if e.get("event") == "purged")
+
     try:
         async with aiohttp.ClientSession() as http:
             api = Api(relay.url, http)
             a, b = await _pair(api, relay)
             alice = await api.login(staff(a, "alice"))
             bob = await api.login(staff(b, "bob"))
-            done = await create(api, alice, 3000, [b.org_id], ttl=3)
-            assert (await done.patch(0, os.urandom(3000)))[0] == 204
+            done = await create(api, alice, 3000, [b.org_id], ttl=4)
+            data = os.urandom(3000)
+            assert (await done.patch(0, data))[0] == 204
             assert (await done.complete())[0] == 200
             idle = await create(api, alice, 3000, [b.org_id], ttl=3600)
             assert (await idle.patch(0, os.urandom(1000)))[0] == 204
             assert [p.suffix for p in blob_files(relay, done)] == [".blob"]
             assert [p.suffix for p in blob_files(relay, idle)] == [".part"]
-            deadline = time.monotonic() + 15
+            assert (await get(api, done.id, bob))[1] == data  # served until it expires
+            deadline = time.monotonic() + 20
             while time.monotonic() < deadline and (blob_files(relay, done)
-                                                   or blob_files(relay, idle)):
-                await asyncio.sleep(0.3)
+                                                   or blob_files(relay, idle)
+                                                   or purged_drops() < 2):
+                await asyncio.sleep(0.3)  # the purge logs its counts after it has deleted
             assert blob_files(relay, done) == [] and blob_files(relay, idle) == []
             assert (await get(api, done.id, bob))[0] == 404
             status, _, _ = await idle.request("HEAD", headers=idle.headers())
             assert status == 404
-            purged = [e for e in relay.log_events() if e.get("event") == "purged"]
-            assert sum(e.get("drops", 0) for e in purged) == 2
+            assert purged_drops() == 2
     finally:
         relay.stop()
 
