@@ -375,7 +375,7 @@ async def test_relay_purge_command_wipes_expired_drops_and_orphans(tmp_path: Pat
             api = Api(relay.url, http)
             a, b = await _pair(api, relay)
             alice = await api.login(staff(a, "alice"))
-            drop = await create(api, alice, 3000, [b.org_id], ttl=1)
+            drop = await create(api, alice, 3000, [b.org_id], ttl=3)
             assert (await drop.patch(0, os.urandom(3000)))[0] == 204
             assert (await drop.complete())[0] == 200
             keep = await create(api, alice, 3000, [b.org_id], ttl=3600)
@@ -383,7 +383,7 @@ async def test_relay_purge_command_wipes_expired_drops_and_orphans(tmp_path: Pat
         relay.stop()
     orphan = relay.dir / "blobs" / (b"\x01" * 16).hex()
     orphan.with_suffix(".part").write_bytes(b"left over from a crash")
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(max(0.0, drop.expires - time.time()) + 1.1)
 
     def relay_cli(command: str) -> dict[str, int]:
         run = subprocess.run([sys.executable, "-m", "relay", command, "--dir", str(relay.dir),
