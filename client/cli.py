@@ -29,6 +29,7 @@ from .i18n import t
 from .profile import load_profile, save_keystore
 from .progress import progress_for
 from .render import inbox_lines, message_lines, org_lines, status_lines, sync_lines
+from .safetext import printable
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ def report_error(code: str, message: str, exit_code: int, *, as_json: bool = Fal
         line = json.dumps({"error": {"code": code, "message": _one_line(message)}},
                           ensure_ascii=False)
     else:
-        line = t("cli.error", message=_one_line(message))
+        line = t("cli.error", message=printable(_one_line(message)))
     click.echo(line, err=True)
     sys.exit(exit_code)
 
@@ -136,7 +137,7 @@ class Settings:
             click.echo(json.dumps(data, ensure_ascii=False, sort_keys=True))
         else:
             for line in [text_lines] if isinstance(text_lines, str) else text_lines:
-                click.echo(line)
+                click.echo(printable(line))
 
 
 def read_secret_file(path: Path) -> str:

@@ -16,6 +16,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .safetext import printable
+
 LANGUAGES = ("en", "de")
 
 
@@ -50,8 +52,9 @@ def t(key: str, **params: Any) -> str:
     if template is None:
         # A missing key is a bug; show it rather than crash in the middle of an error path.
         return key + (" " + repr(params) if params else "")
+    safe = {k: printable(v) if isinstance(v, str) else v for k, v in params.items()}
     try:
-        return template.format(**params)
+        return template.format(**safe)
     except (KeyError, IndexError, ValueError):
         return template
 
