@@ -29,6 +29,7 @@ lint: $(STAMP)
 
 ## Slow benchmarks, not part of `make test`.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,speed]'
 	$(BIN)/python -m tests.benchmarks
 
 ## A walk through the whole flow against a throw-away relay.
