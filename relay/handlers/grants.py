@@ -19,7 +19,7 @@ async def upload(request: web.Request) -> web.Response:
         raise NotFound()
     body = await read_json(request, service(request).config.limits.max_send_bytes)
     stored = await service(request).grants.upload(
-        session, request.match_info["org_id"], int(epoch_text), body)
+        session, request.match_info["org_id"], int(epoch_text), body, at)
     return ok({"stored": stored}, status=201)
 
 

@@ -39,7 +39,7 @@ class RelayService:
         self.sessions = Sessions(store, self.directory, config.origin,
                                  challenge_ttl=limits.challenge_ttl, session_ttl=limits.session_ttl)
         self.hub = EventHub()
-        self.grants = Grants(store, self.directory)
+        self.grants = Grants(store, self.directory, max_ttl=limits.max_ttl)
         self.mailbox = Mailbox(store, self.directory, self.hub, limits, config.token_key)
         # file drops (issue 5): rows in this store, bytes in the blob directory
         self.drops = Drops(DropStore(store), BlobStore(config.blob_path),  # type: ignore[arg-type]

@@ -40,6 +40,11 @@ class Directory:
         self.removed_staff: set[str] = set()
         """Staff removed (or being removed): sends queued before the removal skip them."""
 
+    @property
+    def append_lock(self) -> asyncio.Lock:
+        """Held while a record is checked and appended (hold it to act on a stable log)."""
+        return self._lock
+
     def on_append(self, listener: Listener) -> None:
         """Call ``listener`` after every committed append (to end sessions, close sockets)."""
         self._listeners.append(listener)

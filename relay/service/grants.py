@@ -25,11 +25,13 @@ MIN_GRANT_BYTES = 48
 class Grants:
     """Storing and handing out epoch grants."""
 
-    def __init__(self, store: RelayStore, directory: Directory) -> None:
+    def __init__(self, store: RelayStore, directory: Directory, *, max_ttl: int) -> None:
         self.store = store
         self.directory = directory
+        self.max_ttl = max_ttl
 
-    async def upload(self, session: Session, org_id: str, epoch: int, body: Any) -> int:
+    async def upload(self, session: Session, org_id: str, epoch: int, body: Any,
+                     now: int) -> int:
         """Store the grants of ``epoch`` of ``org_id`` uploaded by one of its admins."""
         try:
             check_org_id(org_id)
@@ -69,11 +71,17 @@ class Grants:
                     f"a grant must be {MIN_GRANT_BYTES} to {MAX_GRANT_BYTES} bytes")
             seen.add(staff_id)
             grants.append((staff_id, sealed))
-        try:
-            self.directory.keylog.live_org(org_id)
-        except LogError:
-            raise NotFound() from None
-        return await self.store.put_grants(org_id, epoch, grants)
+        # Under the append lock, so no newer epoch can land between this look and the write.
+        async with self.directory.append_lock:
+            try:
+                org = self.directory.keylog.live_org(org_id)
+            except LogError:
+                raise NotFound() from None
+            newer = [e for e in org.epochs if e.number > epoch]
+            # A retired epoch's grants go max_ttl after it was replaced, like those that
+            # were stored when the newer epoch arrived (forward secrecy: never kept for good).
+            expires = min(now, newer[0].created) + self.max_ttl if newer else None
+            return await self.store.put_grants(org_id, epoch, grants, expires)
 
     async def mine(self, session: Session, now: int) -> list[GrantRow]:
         """The grants sealed to the caller."""

@@ -58,8 +58,13 @@ class RelayStore(Protocol):
         """Every session that has not expired (loaded at start-up)."""
 
     # --- grants ------------------------------------------------------------------------
-    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]]) -> int:
-        """Store (or replace) grants of one epoch; returns how many were stored."""
+    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]],
+                         expires: int | None = None) -> int:
+        """Store (or replace) grants of one epoch; returns how many were stored.
+
+        ``expires`` is None for the current epoch (set when a newer one is appended) and
+        the deletion time for a retired one; a replaced grant keeps an expiry it had.
+        """
 
     async def grants_for(self, staff_id: str, now: int) -> list[GrantRow]:
         """The grants sealed to one staff member that have not expired."""

@@ -381,13 +381,15 @@ class SqliteStore:
 
     # --- grants ------------------------------------------------------------------------
 
-    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]]) -> int:
+    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]],
+                         expires: int | None = None) -> int:
         def job(db: sqlite3.Connection) -> int:
             db.executemany(
                 "INSERT INTO grants (org_id, epoch, staff_id, sealed, expires) "
-                "VALUES (?, ?, ?, ?, NULL) ON CONFLICT (org_id, epoch, staff_id) "
-                "DO UPDATE SET sealed = excluded.sealed",
-                [(org_id, epoch, staff_id, sealed) for staff_id, sealed in grants],
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, epoch, staff_id) "
+                "DO UPDATE SET sealed = excluded.sealed, "
+                "expires = coalesce(grants.expires, excluded.expires)",
+                [(org_id, epoch, staff_id, sealed, expires) for staff_id, sealed in grants],
             )
             return len(grants)
 

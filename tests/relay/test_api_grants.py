@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from protocol import KeyLog, SignedItem, b64decode, b64encode, open_grant
-from tests.support.actors import Api, rand
+from tests.support.actors import Api, now, rand
 from tests.support.relayproc import RelayProcess
 
 from .conftest import unique
@@ -73,3 +75,32 @@ async def test_bad_grant_uploads_are_refused_whole(api: Api, shared_relay: Relay
         status, answer = await api.call("PUT", path, body, token=admin)
         assert (status, answer["code"]) == (422, code), body
     assert (await api.ok("GET", "/v1/grants", token=alice_token))["grants"] == before
+
+
+async def test_grants_uploaded_for_a_retired_epoch_still_expire(api: Api,
+                                                                shared_relay: RelayProcess
+                                                                ) -> None:
+    """Forward secrecy: a grant of an epoch that a newer one replaced must not stay forever.
+
+    Grants of epoch n get an expiry when epoch n+1 is appended; one uploaded for epoch n
+    *afterwards* used to be stored with none, so the sealed epoch secret outlived the
+    client's deletion of it (a later seizure of the box key would open it).
+    """
+    org = await api.setup_org(shared_relay.network_key, unique("gx"))
+    await api.append(org.new_epoch())
+    _, bob = org.new_staff("bob")  # joins after the rotation; gets the old epoch too
+    await api.append(bob)
+    admin = await api.login(org.staff[f"{org.org_id}/admin"])
+    await api.ok("PUT", f"/v1/grants/{org.org_id}/2", {"grants": org.grants(2)}, token=admin,
+                 expect=201)
+    await api.ok("PUT", f"/v1/grants/{org.org_id}/1", {"grants": org.grants(1)}, token=admin,
+                 expect=201)
+    with sqlite3.connect(f"file:{shared_relay.db_path}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT epoch, expires FROM grants WHERE org_id = ? ORDER BY epoch",
+                          (org.org_id,)).fetchall()
+    retired = [expires for epoch, expires in rows if epoch == 1]
+    current = [expires for epoch, expires in rows if epoch == 2]
+    assert len(retired) == len(current) == 3
+    assert current == [None, None, None]
+    limit = now() + 30 * 86400 + 60  # the default max_ttl, with a minute of slack
+    assert all(expires is not None and expires <= limit for expires in retired), retired
