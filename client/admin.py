@@ -193,9 +193,16 @@ class OrgAdmin:
             raise UsageError("already_active", org=self.org_id)
         return await self.rotate()
 
-    async def enrol(self, request: bytes) -> StaffRequest:
-        """Sign a staff member in from their request file and hand them the current epoch key."""
+    async def enrol(self, request: bytes, *, admin: bool = False) -> StaffRequest:
+        """Sign a staff member in from their request file and hand them the current epoch key.
+
+        The role is the enrolling admin's decision (``admin``), not the request's: the
+        requester signs their own request, so an ``admin`` role asked for in it is refused
+        unless ``admin`` is given.
+        """
         req = read_staff_request(request)
+        if req.role == "admin" and not admin:
+            raise UsageError("request_asks_admin", staff=req.staff_id)
         client = self.client
         await client.sync_log()
         self._require_active()
@@ -205,7 +212,8 @@ class OrgAdmin:
         if req.staff_id in org.staff:
             raise AccessError("staff_exists", staff=req.staff_id)
         record = StaffAdd(staff_id=req.staff_id, signing_key=req.signing_key,
-                          box_key=req.box_key, role=req.role, created=client.now())
+                          box_key=req.box_key, role="admin" if admin else "staff",
+                          created=client.now())
         await append(client, sign_record(record, self._identity()))
         epoch = client.directory.log.orgs[self.org_id].current_epoch
         if epoch is not None:

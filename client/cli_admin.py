@@ -130,8 +130,9 @@ def org_activate_cmd(ctx: click.Context) -> None:
 @org_group.command("enrol", help=t("help.org_enrol"))
 @click.argument("request_file")
 @click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.option("--admin", "as_admin", is_flag=True, help=t("help.opt_enrol_admin"))
 @click.pass_context
-def org_enrol_cmd(ctx: click.Context, request_file: str, yes: bool) -> None:
+def org_enrol_cmd(ctx: click.Context, request_file: str, yes: bool, as_admin: bool) -> None:
     s = settings(ctx)
     data = read_file(request_file)
     req = read_staff_request(data)
@@ -139,9 +140,10 @@ def org_enrol_cmd(ctx: click.Context, request_file: str, yes: bool) -> None:
     if not s.json:
         click.echo(t("enrol.check", staff=req.staff_id, name=req.name, fingerprint=fp), err=True)
     confirm_fingerprint(yes)
-    with_client(ctx, lambda c: c.org.enrol(data))
+    with_client(ctx, lambda c: c.org.enrol(data, admin=as_admin))
     s.out(t("enrol.done", staff=req.staff_id),
-          {"staff_id": req.staff_id, "role": req.role, "fingerprint": fp})
+          {"staff_id": req.staff_id, "role": "admin" if as_admin else "staff",
+           "fingerprint": fp})
 
 
 @org_group.command("remove", help=t("help.org_remove"))
