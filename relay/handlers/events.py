@@ -37,15 +37,22 @@ async def events(request: web.Request) -> web.StreamResponse:
     reader = asyncio.get_running_loop().create_task(_drain_incoming(ws, sub))
     try:
         last = after
-        while True:
+        ended = False
+        while not ended:
             page = await relay.mailbox.inbox(session, last, BACKLOG_PAGE, now())
             for message in page:
+                # A removal (or logout) while the backlog is replayed ends it at the next
+                # envelope, not after the whole backlog (each send may wait on the socket).
+                if not relay.sessions.still_valid(session, now()):
+                    await ws.close(code=CLOSE_SESSION_ENDED, message=b"session ended")
+                    ended = True
+                    break
                 await ws.send_str(json.dumps({"type": "message",
                                               "message": wire.stored_message(message)}))
                 last = message.cursor
             if len(page) < BACKLOG_PAGE:
                 break
-        while not ws.closed:
+        while not ws.closed and not ended:
             try:
                 item = await asyncio.wait_for(sub.queue.get(), timeout=RECHECK)
             except TimeoutError:

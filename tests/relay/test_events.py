@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 
 import aiohttp
 import pytest
 
+from protocol import b64encode
 from tests.support.actors import Api, envelope, revoke
 from tests.support.relayproc import RelayProcess
 
@@ -102,3 +104,35 @@ async def test_logout_closes_the_stream(api: Api, shared_relay: RelayProcess) ->
         await api.ok("DELETE", "/v1/auth/session", token=token, expect=204)
         closing = await asyncio.wait_for(ws.receive(), 1.0)
         assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 4401)
+
+
+async def test_removal_stops_a_backlog_replay_at_once(api: Api, shared_relay: RelayProcess
+                                                      ) -> None:
+    """Attack: a leaver opens a stream over a large backlog just before being removed.
+
+    The replay used to run to its end after the removal (the close was only looked at once
+    the backlog was sent); it must stop at the next envelope. The backlog is far larger
+    than the socket buffers, so what the leaver gets after the removal is bounded by them.
+    """
+    a = await api.setup_org(shared_relay.network_key, unique("ba"), ("admin",))
+    b = await api.setup_org(shared_relay.network_key, unique("bb"), ("admin", "leaver"))
+    sender = a.staff[f"{a.org_id}/admin"]
+    send_token = await api.login(sender)
+    total = 32
+    big = b64encode(os.urandom(1024 * 1024))  # 1 MiB of opaque "sealed" bytes each
+    for _ in range(total):
+        await api.send(send_token, [{"to_org": b.org_id, "epoch": b.epoch, "sealed": big}])
+    leaver = b.staff[f"{b.org_id}/leaver"]
+    token = await api.login(leaver)
+    async with _ws(api, token) as ws:
+        await _next_message(ws)
+        await api.append(b.remove(leaver.staff_id))
+        await asyncio.sleep(0.3)
+        received = 1
+        while True:
+            msg = await ws.receive(timeout=10.0)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            received += 1
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 4401)
+    assert received < total, received
