@@ -114,7 +114,12 @@ class Directory:
             if append.staff_removed is not None:
                 # before the write: a send already queued behind it must not count them
                 self.removed_staff.add(append.staff_removed)
-            await self.store.append_log(append)
+            try:
+                await self.store.append_log(append)
+            except BaseException:
+                if append.staff_removed is not None:  # the removal did not happen after all
+                    self.removed_staff.discard(append.staff_removed)
+                raise
             entry = self.keylog.apply(record_bytes, now)
             for listener in self._listeners:
                 await listener(entry)
