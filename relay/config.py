@@ -194,7 +194,9 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
     raise ConfigError(f"setting {name} must be of type {type(default).__name__}, not {value!r}")
 
 
-def _section(name: str, cls: type, raw: dict[str, Any], env: dict[str, str]) -> Any:
+def _section(name: str, cls: type, raw: Any, env: dict[str, str]) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table of settings, not {raw!r}")
     defaults = cls()
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(raw) - known

@@ -64,6 +64,7 @@ def test_typos_and_bad_values_in_the_file_are_errors(relay_dir: Path) -> None:
         (original.replace('format = "auto"', 'format = "xml"'), "format"),
         (original.replace("port = 9999", "port = 'x'"), "port"),
         ("[server", "not valid TOML"),
+        ("limits = 5\n", "must be a table"),
     ):
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
