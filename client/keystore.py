@@ -93,6 +93,22 @@ class KdfParams:
         )
 
 
+MAX_T = 100
+MAX_M = 4 * 1024 * 1024  # KiB: 4 GiB
+MAX_P = 64
+
+
+def _header_params(header: dict[str, Any]) -> KdfParams:
+    """The header's Argon2 costs, if Argon2 can run them."""
+    # a damaged header must neither crash Argon2 nor make it ask for terabytes of memory
+    t, m, p = header["t"], header["m"], header["p"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (t, m, p)):
+        raise ValueError("KDF costs must be integers")
+    if not (1 <= t <= MAX_T and 1 <= p <= MAX_P and 8 * p <= m <= MAX_M):
+        raise ValueError("KDF costs out of range")
+    return KdfParams(t=t, m=m, p=p)
+
+
 def derive_key(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
     return hash_secret_raw(
         passphrase.encode("utf-8"), salt, time_cost=params.t, memory_cost=params.m,
@@ -159,7 +175,7 @@ class Keystore:
             if (not isinstance(header, dict) or header.get("v") != 1
                     or header.get("kdf") != "argon2id"):
                 raise KeystoreCorrupt("The keystore has an unknown format.")
-            params = KdfParams(t=int(header["t"]), m=int(header["m"]), p=int(header["p"]))
+            params = _header_params(header)
             salt = b64decode(header["salt"], size=16)
             nonce = b64decode(header["nonce"], size=24)
             box = b64decode(header["box"])

@@ -11,6 +11,7 @@ from client.errors import ProfileError, UsageError
 from client.keystore import Keystore, KeystoreChanged, WrongPassphrase
 from client.onboarding import init_network, slug
 from client.profile import NetworkAnchor, default_home, load_profile
+from protocol.encoding import b64encode
 
 
 def test_network_profile_holds_the_key_encrypted_and_private(tmp_path: Path) -> None:
@@ -22,6 +23,7 @@ def test_network_profile_holds_the_key_encrypted_and_private(tmp_path: Path) -> 
     store = Keystore.open(keystore_file, "correct horse")
     seed = store.secrets["network"]
     assert seed not in keystore_file.read_bytes()
+    assert b64encode(seed).encode() not in keystore_file.read_bytes()  # as stored inside
     assert store.params.m == 1024  # the test suite's cheap Argon2 setting was honoured
     loaded = load_profile(tmp_path, "office")
     assert loaded.info.network == anchor
@@ -118,3 +120,19 @@ def test_a_stale_copy_never_brings_an_old_passphrase_back(tmp_path: Path) -> Non
     assert Keystore.open(path, "new").secrets.keys() == {"signing"}
     with pytest.raises(WrongPassphrase):
         Keystore.open(path, "pw")
+
+
+@pytest.mark.parametrize(("field", "value"), [("t", 0), ("p", 0), ("m", 1), ("m", 2**40),
+                                              ("t", 10**9), ("p", "4")])
+def test_a_keystore_with_impossible_kdf_costs_is_corrupt_not_a_crash(
+        tmp_path: Path, field: str, value: object) -> None:
+    """A damaged header must not reach Argon2 (a crash, or terabytes of memory asked for)."""
+    prof, _ = init_network(tmp_path, "office", "correct horse", "N")
+    header = json.loads(prof.keystore_path.read_bytes())
+    header[field] = value
+    prof.keystore_path.write_text(json.dumps(header))
+    before = prof.keystore_path.read_bytes()
+    with pytest.raises(ProfileError) as err:
+        prof.open_keystore("correct horse")
+    assert err.value.code == "keystore_corrupt"
+    assert prof.keystore_path.read_bytes() == before
