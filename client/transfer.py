@@ -357,8 +357,19 @@ class _Saving:
                                  expected_hash=attachment.hash)
         self.part_path = part
         self.size = attachment.size
-        self.out = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-        self.part = os.fdopen(os.open(part, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+        # The hidden names are predictable: in a folder others can write to, a link planted
+        # there must not make us write through it (plaintext into someone's file, or ours
+        # truncated). The temporary file is always made anew; the part file never followed.
+        tmp.unlink(missing_ok=True)
+        self.out = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                     0o600), "wb")
+        try:
+            self.part = os.fdopen(os.open(part, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600),
+                                  "r+b")
+        except BaseException:
+            self.out.close()
+            tmp.unlink(missing_ok=True)
+            raise
         self.have = 0
 
     def replay(self, total: int) -> int:
