@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from protocol.auth import origin_of
 from protocol.encoding import b64decode, b64encode
 from protocol.errors import (
     ProtocolError,
@@ -223,7 +224,13 @@ class Client:
             info = await api.info()
             network_key = b64decode(str(info.get("network_key")), size=32, field="network_key")
             log_key = b64decode(str(info.get("log_key")), size=32, field="log_key")
-            origin = str(info["origin"])
+            # Bound to the URL *we* were given, never to what the relay says of itself: a
+            # host that forwards to the real relay then gets a login only it can use, and
+            # the real relay refuses it.
+            origin = origin_of(url)
+            announced = info.get("origins") or [info["origin"]]
+            if not isinstance(announced, list):
+                announced = []  # then our origin is not in it: refused below
         except (KeyError, ProtocolError):
             await api.close()
             raise RelayRefused("bad_response", 502, "info") from None
@@ -233,6 +240,10 @@ class Client:
         if network_key != self.profile.info.network.network_key:
             await api.close()
             raise AccessError("wrong_network", url=url, network=self.profile.info.network.name)
+        if origin not in announced:
+            await api.close()
+            raise AccessError("relay_origin_mismatch", url=url,
+                              announced=", ".join(str(a) for a in announced))
         pinned = self.profile.info.log_key
         if pinned is None:
             self.profile.update(log_key=log_key)

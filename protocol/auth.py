@@ -7,6 +7,8 @@ is the relay's single-use 32-byte challenge.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from . import labels
 from .errors import AuthSignatureInvalid, BadField, SignatureError
 from .keys import SigningKeyPair, verify
@@ -35,3 +37,24 @@ def verify_auth(public_key: bytes, origin: str, nonce: bytes, signature: bytes) 
         verify(public_key, signature, labels.AUTH, *auth_signing_parts(origin, nonce))
     except (SignatureError, BadField) as exc:
         raise AuthSignatureInvalid() from exc
+
+
+def origin_of(url: str) -> str:
+    """The origin a login is bound to: ``scheme://host[:port]``, lower case, no default port.
+
+    A client MUST take it from the relay URL it was configured with, never from anything the
+    relay says: a host that merely forwards to the real relay then gets a signature bound to
+    its own origin, which the real relay refuses.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BadField(f"{url!r} is not an http(s) URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadField(f"{url!r} is not an http(s) URL")
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")

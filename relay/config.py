@@ -18,10 +18,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from protocol.auth import origin_of as protocol_origin_of
 from protocol.encoding import b64decode, parse_json
-from protocol.errors import EncodingError
+from protocol.errors import EncodingError, ProtocolError
 from protocol.keys import fingerprint
 
 CONFIG_FILE = "relay.toml"
@@ -46,6 +46,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8787
     public_url: str = ""
+    also_public_urls: str = ""  # comma-separated further URLs clients may use (other names)
     tls_cert: str = ""
     tls_key: str = ""
 
@@ -148,6 +149,12 @@ class RelayConfig:
         return origin_of(self.server.public_url or self.default_url)
 
     @property
+    def origins(self) -> tuple[str, ...]:
+        """Every origin a login may be bound to: the public URL's first, then the others."""
+        extra = [u.strip() for u in self.server.also_public_urls.split(",") if u.strip()]
+        return tuple(dict.fromkeys([self.origin, *(origin_of(u) for u in extra)]))
+
+    @property
     def default_url(self) -> str:
         scheme = "https" if self.server.tls_cert else "http"
         return f"{scheme}://{self.server.host}:{self.server.port}"
@@ -164,15 +171,10 @@ _SECTIONS: dict[str, type] = {
 
 def origin_of(url: str) -> str:
     """The origin of a URL: scheme, host and port only, lower case, no default port."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{url!r} is not an http(s) URL")
-    host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    default = 443 if parts.scheme == "https" else 80
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+    try:
+        return protocol_origin_of(url)
+    except ProtocolError as exc:
+        raise ConfigError(exc.message) from None
 
 
 def _coerce(value: Any, default: Any, name: str) -> Any:
@@ -273,8 +275,9 @@ def load_config(directory: Path, env: dict[str, str] | None = None) -> RelayConf
     server: ServerConfig = sections["server"]
     if bool(server.tls_cert) != bool(server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be given together")
-    if server.public_url:
-        origin_of(server.public_url)
+    for url in [server.public_url, *server.also_public_urls.split(",")]:
+        if url.strip():
+            origin_of(url.strip())
     if sections["logging"].format not in ("auto", "json", "console"):
         raise ConfigError("[logging] format must be auto, json or console")
     log_seed, token_key = read_keys(directory / KEY_FILE)

@@ -27,6 +27,9 @@ host = "{host}"
 port = {port}
 # The URL clients use to reach this relay (its origin is signed into every login).
 public_url = "{public_url}"
+# Further URLs clients may use for this relay (another name, an internal address), comma-
+# separated. A login signed for any other origin is refused.
+also_public_urls = ""
 # Terminate TLS here by naming a PEM certificate chain and key (relative to this directory).
 tls_cert = ""
 tls_key = ""

@@ -25,6 +25,7 @@ async def info(request: web.Request) -> web.Response:
         "version": __version__,
         "protocol": PROTOCOL_VERSION,
         "origin": config.origin,
+        "origins": list(config.origins),
         "network_key": b64encode(config.network.network_key),
         "network_fingerprint": config.network.fingerprint,
         "log_key": b64encode(relay.log_key.public),

@@ -36,7 +36,7 @@ class RelayService:
         self.log_key = SigningKeyPair.from_seed(config.log_seed)
         self.directory = Directory(store, config.network.network_key, self.log_key,
                                    max_ttl=limits.max_ttl, status_grace=limits.status_grace)
-        self.sessions = Sessions(store, self.directory, config.origin,
+        self.sessions = Sessions(store, self.directory, config.origins,
                                  challenge_ttl=limits.challenge_ttl, session_ttl=limits.session_ttl)
         self.hub = EventHub()
         self.grants = Grants(store, self.directory, max_ttl=limits.max_ttl)

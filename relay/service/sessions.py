@@ -64,11 +64,11 @@ class NewSession:
 class Sessions:
     """Challenges and sessions."""
 
-    def __init__(self, store: RelayStore, directory: Directory, origin: str, *,
+    def __init__(self, store: RelayStore, directory: Directory, origins: tuple[str, ...], *,
                  challenge_ttl: int, session_ttl: int) -> None:
         self.store = store
         self.directory = directory
-        self.origin = origin
+        self.origins = origins
         self.challenge_ttl = challenge_ttl
         self.session_ttl = session_ttl
         self._live: dict[bytes, SessionRow] = {}
@@ -105,10 +105,14 @@ class Sessions:
             raise ChallengeExpired()
         role = self._require_active(staff_id)
         key = self.directory.keylog.active_staff(staff_id).signing_key
-        try:
-            verify_auth(key, self.origin, nonce, signature)
-        except ProtocolAuthInvalid as exc:
-            raise AuthSignatureInvalid() from exc
+        for origin in self.origins:  # bound to one of the URLs this relay answers to
+            try:
+                verify_auth(key, origin, nonce, signature)
+                break
+            except ProtocolAuthInvalid:
+                continue
+        else:
+            raise AuthSignatureInvalid()
         token = secrets.token_bytes(TOKEN_SIZE)
         row = SessionRow(secret_hash(SESSION, token), staff_id, now + self.session_ttl)
         await self.store.add_session(row)

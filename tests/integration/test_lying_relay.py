@@ -25,11 +25,26 @@ from protocol.sealedbox import open_sealed, seal
 from tests.integration.kokcli import kok, ok
 from tests.support.lifecycle import Network, shifted
 from tests.support.lyingrelay import LyingRelay
+from tests.support.relayproc import RelayProcess, free_port
+
+PROXY_PORTS = (free_port(), free_port())
 
 
 @pytest.fixture(scope="module")
-def lie(shared_relay: Any) -> Iterator[LyingRelay]:
-    proxy = LyingRelay.start(shared_relay)
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+    """The real relay behind the lying ones; its operator lets logins via the proxies in."""
+    process = RelayProcess.start(
+        tmp_path_factory.mktemp("lying-upstream"), network_profile=True,
+        also_urls=tuple(f"http://127.0.0.1:{port}" for port in PROXY_PORTS))
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def lie(upstream: Any) -> Iterator[LyingRelay]:
+    proxy = LyingRelay.start(upstream, PROXY_PORTS[0])
     try:
         yield proxy
     finally:
@@ -37,9 +52,9 @@ def lie(shared_relay: Any) -> Iterator[LyingRelay]:
 
 
 @pytest.fixture
-async def net(shared_relay: Any, lie: LyingRelay, tmp_path: Path):  # type: ignore[no-untyped-def]
+async def net(upstream: Any, lie: LyingRelay, tmp_path: Path):  # type: ignore[no-untyped-def]
     await lie.configure()  # honest until a test says otherwise
-    network = Network(shared_relay, tmp_path)
+    network = Network(upstream, tmp_path)
     yield network
     await lie.configure()
     await network.close()
@@ -134,7 +149,7 @@ async def test_a_rewritten_past_entry_is_caught(net: Network, lie: LyingRelay) -
 
 
 async def test_a_forked_log_is_caught_when_heads_are_compared(net: Network, lie: LyingRelay,
-                                                              shared_relay: Any,
+                                                              upstream: Any,
                                                               tmp_path: Path) -> None:
     """Checks ``kok whois --compare-head`` (``verification.compare_head``).
 
@@ -142,7 +157,7 @@ async def test_a_forked_log_is_caught_when_heads_are_compared(net: Network, lie:
     log, of the same size as nord's, with another history. Nothing is wrong locally; it
     shows when sued's admin compares the head nord's admin reads out.
     """
-    fork = LyingRelay.start(shared_relay)
+    fork = LyingRelay.start(upstream, PROXY_PORTS[1])
     try:
         nord, sued = await net.org("nord"), await net.org("sued")
         n, s = str(nord.org_id), str(sued.org_id)

@@ -212,11 +212,16 @@ class LyingRelay:
     proc: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls, relay: Any) -> LyingRelay:
-        """Start one in front of a ``RelayProcess`` and wait until it answers."""
+    def start(cls, relay: Any, port: int | None = None) -> LyingRelay:
+        """Start one in front of a ``RelayProcess`` and wait until it answers.
+
+        Clients bind their logins to the URL they use, so ``relay`` must list this proxy's
+        URL among its own (``RelayProcess.start(also_urls=...)`` with a ``port`` reserved
+        beforehand): the hostile operator runs both.
+        """
         from tests.support.relayproc import free_port
 
-        port = free_port()
+        port = port or free_port()
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.lyingrelay", "--upstream", relay.url,

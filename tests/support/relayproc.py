@@ -114,16 +114,21 @@ class RelayProcess:
 
     @classmethod
     def start(cls, base: Path, *, env: dict[str, str] | None = None, network_profile: bool = False,
-              name: str = "Test Network", tls: tuple[Path, Path] | None = None) -> RelayProcess:
+              name: str = "Test Network", tls: tuple[Path, Path] | None = None,
+              also_urls: tuple[str, ...] = ()) -> RelayProcess:
         """Create a network and a relay directory under ``base`` and start serving.
 
         ``tls`` = (certificate, key) PEM files: the relay terminates TLS itself.
+        ``also_urls``: further URLs logins may be bound to (e.g. a proxy's, in tests that
+        put a lying relay in front).
         """
         base.mkdir(parents=True, exist_ok=True)
         home = base / "home" if network_profile else None
         port = free_port()
         url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         env = dict(env or {})
+        if also_urls:
+            env["KOK_RELAY_SERVER_ALSO_PUBLIC_URLS"] = ",".join(also_urls)
         if tls:
             env["KOK_RELAY_SERVER_TLS_CERT"] = str(tls[0].resolve())
             env["KOK_RELAY_SERVER_TLS_KEY"] = str(tls[1].resolve())
