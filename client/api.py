@@ -10,6 +10,7 @@ answers 401, and sends ``Kok-Log-Head`` with every request once a head is known.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,7 +46,19 @@ def check_relay_url(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError("bad_relay_url", url=url)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        # the session token and everything else would cross the network in clear text
+        raise UsageError("insecure_relay_url", url=url)
     return url.strip().rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class RelayApi:

@@ -88,6 +88,16 @@ def test_unknown_org_for_a_new_staff_member(world: dict[str, Any], tmp_path: Pat
     assert not (tmp_path / "eva").exists() and not (tmp_path / "eva.req").exists()
 
 
+def test_plain_http_to_another_machine_is_refused(world: dict[str, Any], tmp_path: Path) -> None:
+    # a session token must never cross a network in clear text; loopback http is fine
+    relay = world["relay"]
+    result = kok("staff", "new", "--org", "beratung-x", "--name", "Eva", "--relay",
+                 "http://relay.example.org", "--network", str(relay.anchor_path),
+                 "--out", str(tmp_path / "eva.req"), home=tmp_path, profile="eva")
+    assert result.code != 0 and "https://" in result.error_line
+    assert not (tmp_path / "eva").exists() and not (tmp_path / "eva.req").exists()
+
+
 def test_not_enrolled_yet(world: dict[str, Any], tmp_path: Path) -> None:
     relay = world["relay"]
     ok(kok("staff", "new", "--org", world["sued"], "--name", "Carla", "--relay", relay.url,
