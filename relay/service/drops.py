@@ -55,7 +55,6 @@ from ..errors import (
     StorageFull,
     TooManyEnvelopes,
     TooManyUploads,
-    TtlOutOfRange,
     UploadBusy,
     UploadInterrupted,
 )
@@ -63,6 +62,7 @@ from ..store.drops import DropRow, DropStore, NewDrop
 from .directory import Directory
 from .hashing import secret_hash
 from .sessions import Session
+from .ttl import checked_ttl
 
 UPLOAD = b"kok-relay/upload"
 DROP_ID_SIZE = 16
@@ -120,7 +120,7 @@ class Drops:
                                  "missing_field")
         size = self._size(body["size"])
         orgs = self._recipients(body["to"])
-        ttl = self._ttl(body.get("ttl", self.limits.default_ttl))
+        ttl = checked_ttl(body.get("ttl", self.limits.default_ttl), self.limits.max_ttl)
         open_uploads = self._uploading.setdefault(session.org_id, set())
         if len(open_uploads) >= self.limits.max_open_uploads_per_org:
             raise TooManyUploads(
@@ -173,14 +173,6 @@ class Drops:
                     f"{org_id} is not an admitted organisation with a published key.") from exc
             orgs.append(org_id)
         return tuple(orgs)
-
-    def _ttl(self, value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidRequest("ttl must be an integer number of seconds")
-        if not 1 <= value <= self.limits.max_ttl:
-            raise TtlOutOfRange(
-                f"ttl must be between 1 and {self.limits.max_ttl} seconds, not {value}.")
-        return value
 
     async def _own(self, drop_text: str, token: bytes, now: int) -> DropRow:
         """The drop the upload token belongs to (a wrong token is "not found")."""

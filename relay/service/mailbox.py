@@ -37,7 +37,6 @@ from ..errors import (
     RecipientUnknown,
     StaleEpoch,
     TooManyEnvelopes,
-    TtlOutOfRange,
 )
 from ..push import EventHub
 from ..store import (
@@ -52,6 +51,7 @@ from ..wire import stored_message
 from .directory import Directory
 from .hashing import IDEMPOTENCY, MESSAGE_ID, REQUEST, STATUS, STATUS_TOKEN, derive, secret_hash
 from .sessions import Session
+from .ttl import checked_ttl
 
 IDEMPOTENCY_KEY_SIZE = 16
 MESSAGE_ID_SIZE = 16
@@ -93,7 +93,7 @@ class Mailbox:
                             field="idempotency_key")
         except EncodingError as exc:
             raise _invalid(exc) from exc
-        ttl = self._ttl(body.get("ttl", self.limits.default_ttl))
+        ttl = checked_ttl(body.get("ttl", self.limits.default_ttl), self.limits.max_ttl)
         envelopes = self._envelopes(body["envelopes"])
         request_hash = _request_hash(ttl, envelopes)
         messages = []
@@ -131,14 +131,6 @@ class Mailbox:
 
     def _status_token(self, key: bytes, index: int) -> bytes:
         return derive(self._token_key, STATUS_TOKEN, key, index, STATUS_TOKEN_SIZE)
-
-    def _ttl(self, value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidRequest("ttl must be an integer number of seconds")
-        if not 1 <= value <= self.limits.max_ttl:
-            raise TtlOutOfRange(
-                f"ttl must be between 1 and {self.limits.max_ttl} seconds, not {value}.")
-        return value
 
     def _envelopes(self, raw: Any) -> list[tuple[str, int, bytes]]:
         if not isinstance(raw, list) or not raw:
