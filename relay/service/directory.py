@@ -17,7 +17,7 @@ from protocol import Head, KeyLog, LogEntry, SignedItem, SigningKeyPair, sign_he
 from protocol.encoding import b64decode
 from protocol.errors import EncodingError, ProtocolError
 from protocol.keylog import chain_hash
-from protocol.records import Epoch, OrgRevoke, StaffRemove
+from protocol.records import Epoch, OrgAdmit, OrgRevoke, Record, StaffRemove
 
 from ..errors import BadHeader, InvalidRequest, LogHeadMismatch, LogRejected
 from ..store import LogAppend, RelayStore
@@ -39,6 +39,8 @@ class Directory:
         self._listeners: list[Listener] = []
         self.removed_staff: set[str] = set()
         """Staff removed (or being removed): sends queued before the removal skip them."""
+        self.revoked_orgs: set[str] = set()
+        """Orgs revoked (or being revoked): sends queued before the revocation are refused."""
 
     @property
     def append_lock(self) -> asyncio.Lock:
@@ -60,8 +62,20 @@ class Directory:
                     "the database was altered or damaged") from exc
             if entry.hash != stored_hash:
                 raise RuntimeError(f"key-log entry {index} has a wrong chain hash in the database")
-            if isinstance(entry.record, StaffRemove):
-                self.removed_staff.add(entry.record.staff_id)
+            self._note_removals(entry.record)
+
+    def _note_removals(self, record: Record) -> Callable[[], None]:
+        """Track removals, revocations and re-admissions; return how to take it back."""
+        if isinstance(record, StaffRemove):
+            self.removed_staff.add(record.staff_id)
+            return lambda: self.removed_staff.discard(record.staff_id)
+        if isinstance(record, OrgRevoke):
+            self.revoked_orgs.add(record.org_id)
+            return lambda: self.revoked_orgs.discard(record.org_id)
+        if isinstance(record, OrgAdmit) and record.org_id in self.revoked_orgs:
+            self.revoked_orgs.discard(record.org_id)
+            return lambda: self.revoked_orgs.add(record.org_id)
+        return lambda: None
 
     def head(self, now: int) -> Head:
         """The log's head, signed now with the relay's log key."""
@@ -111,14 +125,13 @@ class Directory:
                 status_grace=self.status_grace,
                 now=now,
             )
-            if append.staff_removed is not None:
-                # before the write: a send already queued behind it must not count them
-                self.removed_staff.add(append.staff_removed)
+            # before the write: a send already queued behind it must not count a removed
+            # colleague, nor reach a revoked org (taken back if the write fails)
+            undo = self._note_removals(record)
             try:
                 await self.store.append_log(append)
             except BaseException:
-                if append.staff_removed is not None:  # the removal did not happen after all
-                    self.removed_staff.discard(append.staff_removed)
+                undo()
                 raise
             entry = self.keylog.apply(record_bytes, now)
             for listener in self._listeners:

@@ -116,6 +116,7 @@ class Mailbox:
             messages=tuple(messages),
             org_quota=self.limits.org_storage_bytes,
             removed=self.directory.removed_staff,
+            revoked=self.directory.revoked_orgs,
         ))
         if isinstance(result, ReplayedSend):
             expires = result.expires

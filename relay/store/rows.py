@@ -43,6 +43,8 @@ class SendBatch:
     org_quota: int
     removed: Container[str] = frozenset()
     """Staff removed meanwhile (read when the write runs): they no longer count as recipients."""
+    revoked: Container[str] = frozenset()
+    """Orgs revoked meanwhile (read when the write runs): a send to one of them is refused."""
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,13 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..errors import IdempotencyConflict, NotRetractable, QuotaExceeded, RelayError
+from ..errors import (
+    IdempotencyConflict,
+    NotRetractable,
+    QuotaExceeded,
+    RecipientUnknown,
+    RelayError,
+)
 from .rows import (
     GrantRow,
     LogAppend,
@@ -614,6 +620,10 @@ def _store_sends(db: sqlite3.Connection, batches: list[SendBatch]
         if seen is not None:
             outcomes.append(IdempotencyConflict() if seen[0] != batch.request_hash
                             else ReplayedSend(received=seen[1], expires=seen[2]))
+            continue
+        gone = [m.to_org for m in batch.messages if m.to_org in batch.revoked]
+        if gone:  # revoked after the send was checked, before it was written
+            outcomes.append(RecipientUnknown(f"{gone[0]} has been revoked from the network."))
             continue
         adding: dict[str, int] = {}
         for message in batch.messages:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.errors import IdempotencyConflict, QuotaExceeded
+from relay.errors import IdempotencyConflict, QuotaExceeded, RecipientUnknown
 from relay.store import NewMessage, ReplayedSend, SendBatch, SqliteStore
 from relay.store import sqlite as sqlite_store
 from tests.support.actors import rand
@@ -139,6 +139,18 @@ async def test_staff_removed_before_the_write_do_not_count_as_recipients(
     with sqlite3.connect(tmp_path / "relay.db") as db:
         assert db.execute("SELECT recipients FROM messages").fetchone() == (1,)
         assert db.execute("SELECT staff_id FROM deliveries").fetchall() == [("org-b/ann",)]
+
+
+async def test_a_send_to_an_org_revoked_before_the_write_is_refused_and_stores_nothing(
+        store: SqliteStore, tmp_path: Path) -> None:
+    # The service checked the recipient before the revocation committed; the write runs after.
+    batch = SendBatch(**{**_batch().__dict__, "revoked": {"org-b"}})
+    with pytest.raises(RecipientUnknown):
+        await store.store_send(batch)
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM idempotency").fetchone() == (0,)
+    assert isinstance(await store.store_send(_batch()), list)  # others are unaffected
 
 
 async def test_sends_in_one_batch_see_each_other(store: SqliteStore, tmp_path: Path) -> None:
