@@ -135,7 +135,7 @@ class Drops:
         await self.store.create(NewDrop(
             id=drop_id, size=size, token_hash=secret_hash(UPLOAD, token), expires=expires,
             idle_expires=min(expires, now + self.limits.drop_idle_ttl), orgs=orgs,
-            org_quota=self.limits.org_drop_bytes))
+            org_quota=self.limits.org_drop_bytes, revoked=self.directory.revoked_orgs))
         # The row is committed before the file exists, so the orphan sweep never takes a
         # file whose row is still on its way.
         await self.blobs.create(drop_id)

@@ -10,9 +10,10 @@ Each method is one transaction: it happens completely or raises and changes noth
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Container
 from dataclasses import dataclass
 
-from ..errors import DropQuotaExceeded
+from ..errors import DropQuotaExceeded, RecipientUnknown
 from .sqlite import SqliteStore
 
 
@@ -27,6 +28,8 @@ class NewDrop:
     idle_expires: int
     orgs: tuple[str, ...]
     org_quota: int
+    revoked: Container[str] = frozenset()
+    """Orgs revoked meanwhile (read when the write runs): a drop for one of them is refused."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class DropStore:
         """Insert a drop after checking every recipient org's drop storage quota."""
 
         def job(db: sqlite3.Connection) -> None:
+            gone = [org_id for org_id in drop.orgs if org_id in drop.revoked]
+            if gone:  # revoked after the recipients were checked, before this write
+                raise RecipientUnknown(f"{gone[0]} has been revoked from the network.")
             for org_id in drop.orgs:
                 used = db.execute(
                     "SELECT coalesce(sum(d.size), 0) FROM drops d "

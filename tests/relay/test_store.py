@@ -170,3 +170,17 @@ async def test_sends_in_one_batch_see_each_other(store: SqliteStore, tmp_path: P
     with sqlite3.connect(tmp_path / "relay.db") as db:
         assert db.execute("SELECT count(*), sum(size) FROM messages").fetchone() == (1, 600)
         assert db.execute("SELECT bytes FROM mailbox_usage").fetchone() == (600,)
+
+
+async def test_a_drop_for_an_org_revoked_before_the_write_is_refused(
+        store: SqliteStore, tmp_path: Path) -> None:
+    from relay.store.drops import DropStore, NewDrop
+
+    drops = DropStore(store)
+    drop = NewDrop(id=rand(16), size=100, token_hash=rand(32), expires=2000, idle_expires=2000,
+                   orgs=("org-a", "org-b"), org_quota=10**9, revoked={"org-b"})
+    with pytest.raises(RecipientUnknown):
+        await drops.create(drop)
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        assert db.execute("SELECT count(*) FROM drops").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM drop_orgs").fetchone() == (0,)
