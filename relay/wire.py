@@ -6,9 +6,27 @@ from typing import Any
 
 from protocol import Head, LogEntry, b64encode
 
-__all__ = ["b64encode", "head", "log_entry", "message_id_text", "stored_message"]
+__all__ = ["b64encode", "head", "json_object", "log_entry", "message_id_text", "stored_message"]
 
+from .errors import InvalidRequest
 from .store import StoredMessage
+
+
+def json_object(value: Any, required: set[str] | frozenset[str],
+                optional: frozenset[str] = frozenset(), what: str = "") -> dict[str, Any]:
+    """Require a JSON object with exactly these fields (``what``: e.g. "envelope " for parts)."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"each {what}must be a JSON object" if what
+                             else "The body must be a JSON object.")
+    unknown = set(value) - required - optional
+    if unknown:
+        raise InvalidRequest(f"unknown {what}field(s): {', '.join(sorted(unknown))}",
+                             "unknown_field")
+    missing = required - set(value)
+    if missing:
+        raise InvalidRequest(f"{what}field(s) missing: {', '.join(sorted(missing))}",
+                             "missing_field")
+    return value
 
 
 def message_id_text(message_id: bytes) -> str:

@@ -59,6 +59,7 @@ from ..errors import (
     UploadInterrupted,
 )
 from ..store.drops import DropRow, DropStore, NewDrop
+from ..wire import json_object
 from .directory import Directory
 from .hashing import secret_hash
 from .sessions import Session
@@ -108,16 +109,7 @@ class Drops:
 
     async def create(self, session: Session, body: Any, now: int) -> CreatedDrop:
         """Reserve a drop for ``size`` ciphertext bytes to the organisations in ``to``."""
-        if not isinstance(body, dict):
-            raise InvalidRequest("The body must be a JSON object.")
-        unknown = set(body) - CREATE_FIELDS
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}",
-                                 "unknown_field")
-        missing = {"size", "to"} - set(body)
-        if missing:
-            raise InvalidRequest(f"field(s) missing: {', '.join(sorted(missing))}",
-                                 "missing_field")
+        json_object(body, {"size", "to"}, CREATE_FIELDS)
         size = self._size(body["size"])
         orgs = self._recipients(body["to"])
         ttl = checked_ttl(body.get("ttl", self.limits.default_ttl), self.limits.max_ttl)

@@ -15,6 +15,7 @@ from protocol.errors import EncodingError, LogError
 
 from ..errors import InvalidRequest, NotAdmin, NotFound
 from ..store import GrantRow, RelayStore
+from ..wire import json_object
 from .directory import Directory
 from .sessions import Session
 
@@ -43,9 +44,7 @@ class Grants:
             raise NotAdmin()
         if self.directory.keylog.epoch(org_id, epoch) is None:
             raise NotFound(f"Epoch {epoch} of {org_id} is not in the key log.")
-        if not isinstance(body, dict) or set(body) != {"grants"}:
-            raise InvalidRequest("The body must be {\"grants\": [...]} and nothing else.",
-                                 "unknown_field" if isinstance(body, dict) else "bad_field")
+        json_object(body, {"grants"})
         raw = body["grants"]
         if not isinstance(raw, list) or not 1 <= len(raw) <= 1000:
             raise InvalidRequest("grants must be a list of 1 to 1000 entries")

@@ -47,7 +47,7 @@ from ..store import (
     SendBatch,
     StoredMessage,
 )
-from ..wire import stored_message
+from ..wire import json_object, stored_message
 from .directory import Directory
 from .hashing import IDEMPOTENCY, MESSAGE_ID, REQUEST, STATUS, STATUS_TOKEN, derive, secret_hash
 from .sessions import Session
@@ -56,8 +56,8 @@ from .ttl import checked_ttl
 IDEMPOTENCY_KEY_SIZE = 16
 MESSAGE_ID_SIZE = 16
 STATUS_TOKEN_SIZE = 32
-SEND_FIELDS = {"idempotency_key", "ttl", "envelopes"}
-ENVELOPE_FIELDS = {"to_org", "epoch", "sealed"}
+SEND_FIELDS = frozenset({"idempotency_key", "ttl", "envelopes"})
+ENVELOPE_FIELDS = frozenset({"to_org", "epoch", "sealed"})
 
 
 def _invalid(exc: EncodingError) -> InvalidRequest:
@@ -79,15 +79,7 @@ class Mailbox:
 
     async def send(self, session: Session, body: Any, now: int) -> list[dict[str, Any]]:
         """Store a batch of envelopes; the answer lists id, status token and expiry of each."""
-        if not isinstance(body, dict):
-            raise InvalidRequest("The body must be a JSON object.")
-        unknown = set(body) - SEND_FIELDS
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}",
-                                 "unknown_field")
-        for name in ("idempotency_key", "envelopes"):
-            if name not in body:
-                raise InvalidRequest(f"field {name!r} is missing", "missing_field")
+        json_object(body, {"idempotency_key", "envelopes"}, SEND_FIELDS)
         try:
             key = b64decode(body["idempotency_key"], size=IDEMPOTENCY_KEY_SIZE,
                             field="idempotency_key")
@@ -143,16 +135,7 @@ class Mailbox:
         seen: set[str] = set()
         total = 0
         for entry in raw:
-            if not isinstance(entry, dict):
-                raise InvalidRequest("each envelope must be an object")
-            unknown = set(entry) - ENVELOPE_FIELDS
-            if unknown:
-                raise InvalidRequest(f"unknown envelope field(s): {', '.join(sorted(unknown))}",
-                                     "unknown_field")
-            missing = ENVELOPE_FIELDS - set(entry)
-            if missing:
-                raise InvalidRequest(f"envelope field(s) missing: {', '.join(sorted(missing))}",
-                                     "missing_field")
+            json_object(entry, ENVELOPE_FIELDS, what="envelope ")
             try:
                 to_org = check_org_id(entry["to_org"])
                 epoch = get_int(entry, "epoch", minimum=1)
