@@ -8,7 +8,9 @@ every earlier record and, only if every rule holds, appends it and advances the 
     h_0 = 32 zero bytes
     h_i = BLAKE2b-256("kok/v1/log" || h_{i-1} || record_bytes_i)
 
-The rules, one row per record type (who signs, and what must hold):
+The rules, one row per record type (who signs, and what must hold); in code each row is
+one entry of ``RULES`` at the end of this module (its check, its effect on the state, and
+its consequences for data kept outside the log):
 
     org_admit     network key                      org_id unused, or its org revoked
     org_revoke    network key                      org admitted and not revoked
@@ -36,8 +38,9 @@ the last head it saw and calls ``require_extends`` so a rewritten history is cau
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from . import labels
 from .encoding import (
@@ -79,6 +82,8 @@ from .records import (
     StaffRemove,
     parse_record_body,
 )
+
+R = TypeVar("R", bound="Record")
 
 MAX_SKEW = 300
 """Seconds a record's ``created`` may lie in the future or before the previous entry."""
@@ -244,7 +249,8 @@ class KeyLog:
         self.network_key = network_key
         self.entries: list[LogEntry] = []
         self.orgs: dict[str, OrgState] = {}
-        self._enrolled_keys: set[bytes] = set()  # every staff signing key ever enrolled
+        self.enrolled_keys: set[bytes] = set()
+        """Every staff signing key ever enrolled (a key is never enrolled twice)."""
 
     # --- the chain -------------------------------------------------------------------
 
@@ -316,12 +322,6 @@ class KeyLog:
         if self.entries and record.created < self.entries[-1].record.created - MAX_SKEW:
             raise LogTimestamp("the record is dated before the log's last entry")
 
-    def _signers(self, item: SignedItem, required: list[bytes]) -> None:
-        if len(item.sigs) != len(required):
-            raise WrongSigner(f"expected {len(required)} signature(s), got {len(item.sigs)}")
-        for key in required:
-            verify_item(item, key, labels.RECORD)
-
     def _live_org(self, org_id: str) -> OrgState:
         org = self.orgs.get(org_id)
         if org is None:
@@ -331,99 +331,14 @@ class KeyLog:
         return org
 
     def _check(self, record: Record, item: SignedItem) -> None:
-        if isinstance(record, OrgAdmit):
-            existing = self.orgs.get(record.org_id)
-            if existing is not None and not existing.revoked:
-                raise LogOrgExists(f"organisation {record.org_id!r} is already admitted")
-            self._signers(item, [self.network_key])
-        elif isinstance(record, OrgRevoke):
-            self._live_org(record.org_id)
-            self._signers(item, [self.network_key])
-        elif isinstance(record, OrgRekey):
-            org = self._live_org(record.org_id)
-            if record.identity_key in org.identity_keys:
-                raise LogKeyReused("the new identity key was used before by this organisation")
-            self._signers(item, [org.identity_key, self.network_key])
-        elif isinstance(record, StaffAdd):
-            org = self._live_org(org_of(record.staff_id))
-            if record.staff_id in org.staff:
-                raise LogStaffExists(f"staff id {record.staff_id!r} is already in use")
-            if record.signing_key in self._enrolled_keys:
-                raise LogStaffExists("this signing key is already enrolled for another staff id")
-            self._signers(item, [org.identity_key])
-        elif isinstance(record, StaffRemove):
-            org = self._live_org(org_of(record.staff_id))
-            staff = org.staff.get(record.staff_id)
-            if staff is None:
-                raise LogStaffUnknown(f"staff member {record.staff_id!r} is not enrolled")
-            if not staff.active:
-                raise LogStaffRemoved(f"staff member {record.staff_id!r} was already removed")
-            if len(item.sigs) != 1:
-                raise WrongSigner("a removal carries exactly one signature")
-            signer = item.sigs[0].key
-            if signer == fingerprint(staff.signing_key):
-                self._signers(item, [staff.signing_key])
-            else:
-                self._signers(item, [org.identity_key])
-        elif isinstance(record, Epoch):
-            org = self._live_org(record.org_id)
-            last = org.epochs[-1] if org.epochs else None  # also of a past admission
-            if last is not None and record.epoch <= last.number:
-                raise LogEpochOrder(
-                    f"epoch {record.epoch} is not after the latest epoch {last.number}"
-                )
-            if any(e.public_key == record.public_key for e in org.epochs):
-                raise LogKeyReused("this epoch key was published before by this organisation")
-            self._signers(item, [org.identity_key])
+        RULES[record.type].check(self, record, item)
 
     def _mutate(self, record: Record) -> None:
-        if isinstance(record, OrgAdmit):
-            previous = self.orgs.get(record.org_id)
-            if previous is None:
-                self.orgs[record.org_id] = OrgState(
-                    org_id=record.org_id,
-                    name=record.name,
-                    identity_keys=[record.identity_key],
-                    admitted_at=record.created,
-                    admitted_index=self.size,
-                )
-            else:  # re-admission after revocation: history stays, so ids and epochs stay unique
-                previous.name = record.name
-                previous.identity_keys.append(record.identity_key)
-                previous.admitted_at = record.created
-                previous.admitted_index = self.size
-                previous.revoked_at = None
-                previous.revoke_reason = None
-        elif isinstance(record, OrgRevoke):
-            org = self.orgs[record.org_id]
-            org.revoked_at = record.created
-            org.revoke_reason = record.reason
-            for staff in org.active_staff():
-                staff.removed_at = record.created
-        elif isinstance(record, OrgRekey):
-            self.orgs[record.org_id].identity_keys.append(record.identity_key)
-        elif isinstance(record, StaffAdd):
-            self._enrolled_keys.add(record.signing_key)
-            self.orgs[org_of(record.staff_id)].staff[record.staff_id] = StaffState(
-                staff_id=record.staff_id,
-                signing_key=record.signing_key,
-                box_key=record.box_key,
-                role=record.role,
-                added_at=record.created,
-            )
-        elif isinstance(record, StaffRemove):
-            self.orgs[org_of(record.staff_id)].staff[record.staff_id].removed_at = record.created
-        elif isinstance(record, Epoch):
-            org = self.orgs[record.org_id]
-            org.epochs.append(
-                EpochState(
-                    number=record.epoch,
-                    public_key=record.public_key,
-                    created=record.created,
-                    index=self.size,
-                    identity_index=len(org.identity_keys) - 1,
-                )
-            )
+        RULES[record.type].effect(self, record)
+
+    def consequences(self, record: Record) -> Consequences:
+        """What appending ``record`` ends or starts, for whoever keeps data keyed by it."""
+        return RULES[record.type].consequences(record)
 
     # --- questions -------------------------------------------------------------------
 
@@ -492,3 +407,181 @@ class KeyLog:
             if state.number == number:
                 return state
         return None
+
+
+# --- the rules, one entry per record type ------------------------------------------------
+#
+# Theory of operation: ``KeyLog.apply`` looks up the record's type in ``RULES`` and runs
+# the entry's ``check`` (state and signatures; raises, changes nothing), then its
+# ``effect`` (changes the state; never raises). ``consequences`` tells a holder of data
+# keyed by the log (the relay's store: sessions, queued sends, grants) what the record
+# ends, so the relay needs no rules of its own. Adding a record type means a dataclass
+# and parser in ``records.py`` and one entry here; nothing else dispatches on the type.
+
+
+@dataclass(frozen=True)
+class Consequences:
+    """What an appended record ends or starts beyond the log itself."""
+
+    staff_removed: str | None = None
+    """A staff member whose membership ends (their sessions end, sends skip them)."""
+    org_revoked: str | None = None
+    """An organisation that leaves the network (nothing more may reach it)."""
+    org_admitted: str | None = None
+    """An organisation admitted or re-admitted (a revocation of it no longer holds)."""
+    epoch: tuple[str, int] | None = None
+    """``(org_id, number)`` of a new epoch (grants of older epochs may retire)."""
+
+
+@dataclass(frozen=True)
+class Rule(Generic[R]):
+    """How one record type is checked against the log and what it changes."""
+
+    check: Callable[[KeyLog, R, SignedItem], None]
+    effect: Callable[[KeyLog, R], None]
+    consequences: Callable[[R], Consequences]
+
+
+def _require_signatures(item: SignedItem, required: list[bytes]) -> None:
+    """Exactly the ``required`` signatures, each valid over the record."""
+    if len(item.sigs) != len(required):
+        raise WrongSigner(f"expected {len(required)} signature(s), got {len(item.sigs)}")
+    for key in required:
+        verify_item(item, key, labels.RECORD)
+
+
+def _check_org_admit(log: KeyLog, record: OrgAdmit, item: SignedItem) -> None:
+    existing = log.orgs.get(record.org_id)
+    if existing is not None and not existing.revoked:
+        raise LogOrgExists(f"organisation {record.org_id!r} is already admitted")
+    _require_signatures(item, [log.network_key])
+
+
+def _admit_org(log: KeyLog, record: OrgAdmit) -> None:
+    previous = log.orgs.get(record.org_id)
+    if previous is None:
+        log.orgs[record.org_id] = OrgState(
+            org_id=record.org_id,
+            name=record.name,
+            identity_keys=[record.identity_key],
+            admitted_at=record.created,
+            admitted_index=log.size,
+        )
+        return
+    # re-admission after revocation: history stays, so ids and epochs stay unique
+    previous.name = record.name
+    previous.identity_keys.append(record.identity_key)
+    previous.admitted_at = record.created
+    previous.admitted_index = log.size
+    previous.revoked_at = None
+    previous.revoke_reason = None
+
+
+def _check_org_revoke(log: KeyLog, record: OrgRevoke, item: SignedItem) -> None:
+    log.live_org(record.org_id)
+    _require_signatures(item, [log.network_key])
+
+
+def _revoke_org(log: KeyLog, record: OrgRevoke) -> None:
+    org = log.orgs[record.org_id]
+    org.revoked_at = record.created
+    org.revoke_reason = record.reason
+    for staff in org.active_staff():
+        staff.removed_at = record.created
+
+
+def _check_org_rekey(log: KeyLog, record: OrgRekey, item: SignedItem) -> None:
+    org = log.live_org(record.org_id)
+    if record.identity_key in org.identity_keys:
+        raise LogKeyReused("the new identity key was used before by this organisation")
+    _require_signatures(item, [org.identity_key, log.network_key])
+
+
+def _rekey_org(log: KeyLog, record: OrgRekey) -> None:
+    log.orgs[record.org_id].identity_keys.append(record.identity_key)
+
+
+def _check_staff_add(log: KeyLog, record: StaffAdd, item: SignedItem) -> None:
+    org = log.live_org(org_of(record.staff_id))
+    if record.staff_id in org.staff:
+        raise LogStaffExists(f"staff id {record.staff_id!r} is already in use")
+    if record.signing_key in log.enrolled_keys:
+        raise LogStaffExists("this signing key is already enrolled for another staff id")
+    _require_signatures(item, [org.identity_key])
+
+
+def _add_staff(log: KeyLog, record: StaffAdd) -> None:
+    log.enrolled_keys.add(record.signing_key)
+    log.orgs[org_of(record.staff_id)].staff[record.staff_id] = StaffState(
+        staff_id=record.staff_id,
+        signing_key=record.signing_key,
+        box_key=record.box_key,
+        role=record.role,
+        added_at=record.created,
+    )
+
+
+def _check_staff_remove(log: KeyLog, record: StaffRemove, item: SignedItem) -> None:
+    org = log.live_org(org_of(record.staff_id))
+    staff = org.staff.get(record.staff_id)
+    if staff is None:
+        raise LogStaffUnknown(f"staff member {record.staff_id!r} is not enrolled")
+    if not staff.active:
+        raise LogStaffRemoved(f"staff member {record.staff_id!r} was already removed")
+    if len(item.sigs) != 1:
+        raise WrongSigner("a removal carries exactly one signature")
+    # the org removes a member, or the member removes themselves (a lost device)
+    if item.sigs[0].key == fingerprint(staff.signing_key):
+        _require_signatures(item, [staff.signing_key])
+    else:
+        _require_signatures(item, [org.identity_key])
+
+
+def _remove_staff(log: KeyLog, record: StaffRemove) -> None:
+    log.orgs[org_of(record.staff_id)].staff[record.staff_id].removed_at = record.created
+
+
+def _check_epoch(log: KeyLog, record: Epoch, item: SignedItem) -> None:
+    org = log.live_org(record.org_id)
+    last = org.epochs[-1] if org.epochs else None  # also of a past admission
+    if last is not None and record.epoch <= last.number:
+        raise LogEpochOrder(f"epoch {record.epoch} is not after the latest epoch {last.number}")
+    if any(e.public_key == record.public_key for e in org.epochs):
+        raise LogKeyReused("this epoch key was published before by this organisation")
+    _require_signatures(item, [org.identity_key])
+
+
+def _add_epoch(log: KeyLog, record: Epoch) -> None:
+    org = log.orgs[record.org_id]
+    org.epochs.append(
+        EpochState(
+            number=record.epoch,
+            public_key=record.public_key,
+            created=record.created,
+            index=log.size,
+            identity_index=len(org.identity_keys) - 1,
+        )
+    )
+
+
+def _no_consequences(record: Record) -> Consequences:
+    return Consequences()
+
+
+RULES: dict[str, Rule[Any]] = {
+    OrgAdmit.type: Rule[OrgAdmit](
+        _check_org_admit, _admit_org, lambda r: Consequences(org_admitted=r.org_id)
+    ),
+    OrgRevoke.type: Rule[OrgRevoke](
+        _check_org_revoke, _revoke_org, lambda r: Consequences(org_revoked=r.org_id)
+    ),
+    OrgRekey.type: Rule[OrgRekey](_check_org_rekey, _rekey_org, _no_consequences),
+    StaffAdd.type: Rule[StaffAdd](_check_staff_add, _add_staff, _no_consequences),
+    StaffRemove.type: Rule[StaffRemove](
+        _check_staff_remove, _remove_staff, lambda r: Consequences(staff_removed=r.staff_id)
+    ),
+    Epoch.type: Rule[Epoch](
+        _check_epoch, _add_epoch, lambda r: Consequences(epoch=(r.org_id, r.epoch))
+    ),
+}
+"""Every record type's rule, keyed by the record's ``type``."""

@@ -16,8 +16,7 @@ from typing import Any
 from protocol import Head, KeyLog, LogEntry, SignedItem, SigningKeyPair, sign_head
 from protocol.encoding import b64decode
 from protocol.errors import EncodingError, ProtocolError
-from protocol.keylog import chain_hash
-from protocol.records import Epoch, OrgAdmit, OrgRevoke, Record, StaffRemove
+from protocol.keylog import Consequences, chain_hash
 
 from ..errors import BadHeader, InvalidRequest, LogHeadMismatch, LogRejected
 from ..store import LogAppend, RelayStore
@@ -62,19 +61,22 @@ class Directory:
                     "the database was altered or damaged") from exc
             if entry.hash != stored_hash:
                 raise RuntimeError(f"key-log entry {index} has a wrong chain hash in the database")
-            self._note_removals(entry.record)
+            self._note_removals(self.keylog.consequences(entry.record))
 
-    def _note_removals(self, record: Record) -> Callable[[], None]:
+    def _note_removals(self, ends: Consequences) -> Callable[[], None]:
         """Track removals, revocations and re-admissions; return how to take it back."""
-        if isinstance(record, StaffRemove):
-            self.removed_staff.add(record.staff_id)
-            return lambda: self.removed_staff.discard(record.staff_id)
-        if isinstance(record, OrgRevoke):
-            self.revoked_orgs.add(record.org_id)
-            return lambda: self.revoked_orgs.discard(record.org_id)
-        if isinstance(record, OrgAdmit) and record.org_id in self.revoked_orgs:
-            self.revoked_orgs.discard(record.org_id)
-            return lambda: self.revoked_orgs.add(record.org_id)
+        if ends.staff_removed is not None:
+            staff_id = ends.staff_removed
+            self.removed_staff.add(staff_id)
+            return lambda: self.removed_staff.discard(staff_id)
+        if ends.org_revoked is not None:
+            revoked = ends.org_revoked
+            self.revoked_orgs.add(revoked)
+            return lambda: self.revoked_orgs.discard(revoked)
+        if ends.org_admitted is not None and ends.org_admitted in self.revoked_orgs:
+            readmitted = ends.org_admitted
+            self.revoked_orgs.discard(readmitted)
+            return lambda: self.revoked_orgs.add(readmitted)
         return lambda: None
 
     def head(self, now: int) -> Head:
@@ -113,21 +115,22 @@ class Directory:
             except ProtocolError as exc:
                 raise LogRejected(exc.message, exc.code) from exc
             index = self.keylog.size
+            ends = self.keylog.consequences(record)
             append = LogAppend(
                 index=index,
                 record=record_bytes,
                 hash=chain_hash(self.keylog.head_hash, record_bytes),
-                staff_removed=record.staff_id if isinstance(record, StaffRemove) else None,
-                org_revoked=record.org_id if isinstance(record, OrgRevoke) else None,
-                epoch_of=record.org_id if isinstance(record, Epoch) else None,
-                epoch=record.epoch if isinstance(record, Epoch) else None,
+                staff_removed=ends.staff_removed,
+                org_revoked=ends.org_revoked,
+                epoch_of=ends.epoch[0] if ends.epoch else None,
+                epoch=ends.epoch[1] if ends.epoch else None,
                 retire_grants_at=now + self.max_ttl,
                 status_grace=self.status_grace,
                 now=now,
             )
             # before the write: a send already queued behind it must not count a removed
             # colleague, nor reach a revoked org (taken back if the write fails)
-            undo = self._note_removals(record)
+            undo = self._note_removals(ends)
             try:
                 await self.store.append_log(append)
             except BaseException:

@@ -394,3 +394,40 @@ def test_current_epoch_and_lookup() -> None:
 def test_the_network_key_must_be_a_key() -> None:
     with pytest.raises(BadField):
         KeyLog(b"short")
+
+
+# --- the rule table -----------------------------------------------------------------------
+
+
+def test_every_record_type_has_exactly_one_rule() -> None:
+    from protocol.keylog import RULES
+    from protocol.records import RECORD_TYPES
+
+    assert sorted(RULES) == sorted(RECORD_TYPES)
+
+
+def test_consequences_name_what_a_record_ends() -> None:
+    from protocol.keylog import Consequences
+
+    world, a, _b, alice, _bob = standard_world()
+    log = world.log
+    assert log.consequences(StaffRemove(alice.staff_id, 0)) == Consequences(
+        staff_removed=alice.staff_id)
+    assert log.consequences(OrgRevoke("org-a", "x", 0)) == Consequences(org_revoked="org-a")
+    assert log.consequences(OrgAdmit("org-a", "A", seed("k"), 0)) == Consequences(
+        org_admitted="org-a")
+    assert log.consequences(Epoch("org-a", 7, seed("e"), 0)) == Consequences(epoch=("org-a", 7))
+    assert log.consequences(_staff_add(a, "dora")) == Consequences()
+    assert log.consequences(OrgRekey("org-a", seed("k2"), 0)) == Consequences()
+
+
+def test_nothing_outside_the_rule_table_dispatches_on_the_record_type() -> None:
+    """The relay's directory reads ``KeyLog.consequences``; it keeps no copy of the rules."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"isinstance\([^)]*,\s*\(?(OrgAdmit|OrgRevoke|OrgRekey|StaffAdd|"
+                         r"StaffRemove|Epoch)\b")
+    for path in ("protocol/keylog.py", "relay/service/directory.py"):
+        assert not pattern.search((root / path).read_text()), path
