@@ -80,7 +80,7 @@ class Pair:
         url = self.api.url.replace("http", "ws", 1) + f"/v1/events?after={after}"
         got: list[dict[str, Any]] = []
         async with self.api.http.ws_connect(
-                url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as ws:
+                url, headers={"Authorization": f"Bearer {token}"}) as ws:
             while len(got) < count:
                 msg = await ws.receive(timeout=timeout)
                 if msg.type != aiohttp.WSMsgType.TEXT:
