@@ -37,6 +37,8 @@ from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
 
 from . import lifecycle, verification
 from .api import RelayApi, check_relay_url
+from .attachment_stream import AttachmentStream, open_attachment
+from .conversations import ThreadEntry, search_messages, thread_of
 from .directory import Directory
 from .drops import AttachmentSource, FileProgress, SavedFile, save_attachments
 from .errors import (
@@ -57,9 +59,11 @@ from .models import (
     StaffInfo,
     SyncReport,
 )
+from .orgs_list import OrgEntry, list_orgs
 from .profile import Profile, load_profile, save_keystore
 from .receiving import Receiver
 from .sending import DEFAULT_TTL, Sender
+from .sent_items import SentItem, list_sent
 
 if TYPE_CHECKING:
     from .admin import NetworkOffice, OrgAdmin
@@ -84,6 +88,9 @@ class Client:
         self._info: dict[str, Any] | None = None
         self.receiver = Receiver(self)
         self.sender = Sender(self)
+        # One log sync at a time: ``listen`` and a send in the same process (the staff app)
+        # must not apply the same entries twice, which would read as a rewritten log.
+        self._log_lock = asyncio.Lock()
 
     # --- opening and closing ---------------------------------------------------------
 
@@ -267,7 +274,8 @@ class Client:
         """Bring the verified key-log mirror up to date; returns the number of new entries."""
         api = await self.api()
         assert self._log_key is not None
-        return await self.directory.sync(api, self._log_key)
+        async with self._log_lock:
+            return await self.directory.sync(api, self._log_key)
 
     # --- our standing ----------------------------------------------------------------
 
@@ -378,6 +386,33 @@ class Client:
         """Withdraw a message we sent from every recipient mailbox that still holds it."""
         return await self.sender.retract(message_id)
 
+
+    # --- everyday views over the local mailbox ----------------------------------------
+
+    async def orgs(self, *, refresh: bool = True) -> list[OrgEntry]:
+        """The directory: every organisation with name, id, fingerprint, standing and staff.
+
+        (``Client.directory`` is the verified key-log mirror this is built from.)
+        """
+        if refresh:
+            await self.sync_log()
+        return await list_orgs(self)
+
+    async def sent(self, *, status: bool = False) -> list[SentItem]:
+        """What this profile sent, newest first; with ``status``, delivery from the relay."""
+        return await list_sent(self, status=status)
+
+    async def search(self, text: str) -> list[Message]:
+        """Received messages containing ``text`` (local only: nothing goes to the relay)."""
+        return await search_messages(self, text)
+
+    async def thread(self, message_id: str) -> list[ThreadEntry]:
+        """The conversation a received or sent message belongs to, oldest first."""
+        return await thread_of(self, message_id)
+
+    async def open_attachment(self, message_id: str, index: int) -> AttachmentStream:
+        """Attachment ``index`` of a received message as a stream of checked bytes."""
+        return await open_attachment(self, message_id, index)
 
     # --- listening -------------------------------------------------------------------
 

@@ -310,10 +310,15 @@ def read_cmd(ctx: click.Context, message_id: str) -> None:
 
 
 @main.command("status", help=t("help.status"))
-@click.argument("message_id")
+@click.argument("message_id", required=False)
 @click.pass_context
-def status_cmd(ctx: click.Context, message_id: str) -> None:
-    status = with_client(ctx, lambda c: c.status(message_id))
+def status_cmd(ctx: click.Context, message_id: str | None) -> None:
+    from .cli_everyday import latest_or
+
+    async def action(client: Client) -> Any:
+        return await client.status(await latest_or(client, message_id))
+
+    status = with_client(ctx, action)
     settings(ctx).out(status_lines(status), status.to_json())
 
 
@@ -392,6 +397,10 @@ def _mount_subcommands() -> None:
     main.add_command(org_group, "org")
     main.add_command(staff_group, "staff")
     main.add_command(demo_cmd, "demo")
+    from .cli_everyday import EVERYDAY_COMMANDS
+
+    for command in EVERYDAY_COMMANDS:
+        main.add_command(command)
     try:
         from relay.cli import relay_group  # the relay engineer's commands, when installed
     except ImportError:

@@ -259,6 +259,12 @@ class MailboxStore:
         await self._db.execute("UPDATE sent SET box = ? WHERE id = ?",
                                (self._seal(f"sent:{message_id}", data), message_id))
 
+    async def sent_all(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """Every sent message as ``(id, sent, data)``, in the order they were sent."""
+        async with self._db.execute("SELECT id, sent, box FROM sent ORDER BY rowid") as cur:
+            rows = await cur.fetchall()
+        return [(str(r[0]), int(r[1]), self._open(f"sent:{r[0]}", bytes(r[2]))) for r in rows]
+
     async def sent(self, message_id: str) -> dict[str, Any] | None:
         async with self._db.execute("SELECT box FROM sent WHERE id = ?", (message_id,)) as cur:
             row = await cur.fetchone()

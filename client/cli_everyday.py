@@ -1,0 +1,115 @@
+"""Everyday ``kok`` commands beside send and read: orgs, sent, search, thread, app.
+
+Each one is a thin skin over one ``Client`` method; the lines are plain text, one fact per
+line, in the person's language (``client.i18n``), or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from protocol.keys import format_fingerprint
+
+from ._client import Client
+from .cli import settings, with_client
+from .conversations import ThreadEntry
+from .i18n import local_time, t
+from .models import Message
+from .orgs_list import OrgEntry, display_name
+from .render import short_id
+from .sent_items import SentItem
+
+
+def org_entry_lines(orgs: list[OrgEntry]) -> list[str]:
+    """One block per organisation: name and id, fingerprint, standing, staff."""
+    lines = [t("orgs.count", n=len(orgs))]
+    for o in orgs:
+        lines.append(t("orgs.org", name=o.name, org=o.org_id))
+        lines.append(t("orgs.fingerprint", fingerprint=format_fingerprint(o.fingerprint)))
+        lines.append(t(f"orgs.standing_{o.verification}"))
+        if o.revoked:
+            lines.append(t("orgs.revoked"))
+        elif not o.active:
+            lines.append(t("orgs.not_active"))
+        lines.append(t("orgs.staff_count", n=o.staff_count))
+        for s in o.staff:
+            lines.append(t("orgs.staff", name=s.display_name, staff=s.staff_id,
+                           role=t(f"role.{s.role}")))
+    return lines
+
+
+def sent_lines(items: list[SentItem]) -> list[str]:
+    """One line per sent message, newest first, with its delivery state when known."""
+    lines = [t("sent.count", n=len(items))]
+    for s in items:
+        state = t(f"state.{s.state}") if s.state else t("sent.state_unknown")
+        lines.append(t("sent.line", id=short_id(s.id), sent=local_time(s.sent),
+                       to=", ".join(s.to), subject=s.subject, state=state))
+    return lines
+
+
+def search_lines(text: str, hits: list[Message]) -> list[str]:
+    lines = [t("search.count", n=len(hits), text=text)]
+    for m in hits:
+        key = "inbox.line" if m.read else "inbox.line_unread"
+        lines.append(t(key, id=short_id(m.id), sent=local_time(m.sent), sender=m.from_staff,
+                       subject=m.subject))
+    return lines
+
+
+def thread_lines(entries: list[ThreadEntry]) -> list[str]:
+    lines = [t("thread.count", n=len(entries))]
+    for e in entries:
+        lines.append("")
+        if e.direction == "sent":
+            lines.append(t("thread.sent", id=short_id(e.id), sent=local_time(e.sent),
+                           to=", ".join(e.to), subject=e.subject))
+        else:
+            lines.append(t("thread.received", id=short_id(e.id), sent=local_time(e.sent),
+                           sender=display_name(e.from_staff), org=e.from_org,
+                           subject=e.subject))
+            lines.extend((e.body or "").splitlines() or [""])
+    return lines
+
+
+@click.command("orgs", help=t("help.orgs"))
+@click.pass_context
+def orgs_cmd(ctx: click.Context) -> None:
+    orgs = with_client(ctx, lambda c: c.orgs())
+    settings(ctx).out(org_entry_lines(orgs), [o.to_json() for o in orgs])
+
+
+@click.command("sent", help=t("help.sent"))
+@click.option("--offline", is_flag=True, help=t("help.opt_sent_offline"))
+@click.pass_context
+def sent_cmd(ctx: click.Context, offline: bool) -> None:
+    items = with_client(ctx, lambda c: c.sent(status=not offline))
+    settings(ctx).out(sent_lines(items), [s.to_json() for s in items])
+
+
+@click.command("search", help=t("help.search"))
+@click.argument("text")
+@click.pass_context
+def search_cmd(ctx: click.Context, text: str) -> None:
+    hits = with_client(ctx, lambda c: c.search(text))
+    settings(ctx).out(search_lines(text, hits), [m.to_json(body=False) for m in hits])
+
+
+@click.command("thread", help=t("help.thread"))
+@click.argument("message_id")
+@click.pass_context
+def thread_cmd(ctx: click.Context, message_id: str) -> None:
+    entries = with_client(ctx, lambda c: c.thread(message_id))
+    settings(ctx).out(thread_lines(entries), [e.to_json() for e in entries])
+
+
+async def latest_or(client: Client, message_id: str | None) -> str:
+    """``message_id``, or the message sent last when none was given."""
+    if message_id:
+        return message_id
+    from .sent_items import latest_sent_id
+
+    return await latest_sent_id(client)
+
+
+EVERYDAY_COMMANDS = (orgs_cmd, sent_cmd, search_cmd, thread_cmd)
