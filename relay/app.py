@@ -18,7 +18,7 @@ from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
 from .problems import problem_middleware
 from .routes import add_routes, all_routes
 from .service import RelayService
-from .store import SqliteStore
+from .store import create_store
 
 LOG_HEAD_HEADER = "Kok-Log-Head"
 # A client asks these before it knows it talks to a relay of its own network: it must be
@@ -44,9 +44,7 @@ def create_app(config: RelayConfig) -> web.Application:
         middlewares=[access_middleware, problem_middleware, log_head_middleware],
         client_max_size=max(limits.max_send_bytes * 2, limits.max_control_body_bytes),
     )
-    store = SqliteStore(config.database_path, readers=config.storage.readers,
-                        max_batch=limits.write_batch)
-    relay = RelayService(config, store)
+    relay = RelayService(config, create_store(config))
     app[SERVICE] = relay
     app[PSEUDONYMS] = Pseudonyms()
     add_routes(app)

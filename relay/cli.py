@@ -6,14 +6,10 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from .config import ConfigError, RelayConfig, load_config
-
-if TYPE_CHECKING:
-    from .store import SqliteStore
 
 DIR_OPTION = click.option(
     "--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -75,32 +71,22 @@ def serve_command(directory: Path) -> None:
 
 
 async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:
-    from .store import SqliteStore
+    from .service import RelayService
+    from .store import create_store
 
-    store = SqliteStore(config.database_path, readers=1)
+    store = create_store(config, readers=1)
     await store.open()
     try:
         now = int(time.time())
         if action == "purge":
-            counts = await store.purge(now, config.limits.status_grace)
-            return {**counts.__dict__, "drops": await _purge_drops(store, config, now)}
-        stats = await store.stats(now)
-        from .store.drops import DropStore
-
-        drops, complete, declared = await DropStore(store).stats()
-        return {**stats.__dict__, "drops": drops, "complete_drops": complete,
-                "drop_bytes": declared}
+            # The very purge the serving relay runs (it needs the key log: drops waiting
+            # only for removed staff go too).
+            relay = RelayService(config, store)
+            await relay.start(now)
+            return dict((await relay.purge(now)).__dict__)
+        return dict((await store.stats(now)).__dict__)
     finally:
         await store.close()
-
-
-async def _purge_drops(store: SqliteStore, config: RelayConfig, now: int) -> int:
-    """Expired file drops and orphaned blob files (issue 5)."""
-    from .blobs import BlobStore
-    from .service.drops import purge_expired_drops
-    from .store.drops import DropStore
-
-    return await purge_expired_drops(DropStore(store), BlobStore(config.blob_path), now)
 
 
 @relay_group.command("purge")

@@ -16,7 +16,6 @@ from ..config import RelayConfig
 from ..push import EventHub
 from ..ratelimit import RateLimiter
 from ..store import PurgeCounts, RelayStore
-from ..store.drops import DropStore
 from .directory import Directory
 from .drops import Drops
 from .grants import Grants
@@ -41,9 +40,8 @@ class RelayService:
         self.hub = EventHub()
         self.grants = Grants(store, self.directory, max_ttl=limits.max_ttl)
         self.mailbox = Mailbox(store, self.directory, self.hub, limits, config.token_key)
-        # file drops (issue 5): rows in this store, bytes in the blob directory
-        self.drops = Drops(DropStore(store), BlobStore(config.blob_path),  # type: ignore[arg-type]
-                           self.directory, limits)
+        # file drops: rows in the store, bytes in the blob directory
+        self.drops = Drops(store, BlobStore(config.blob_path), self.directory, limits)
         self.staff_limiter = RateLimiter(limits.staff_requests_per_minute)
         self.org_limiter = RateLimiter(limits.org_requests_per_minute)
         self.public_limiter = RateLimiter(limits.public_requests_per_minute)

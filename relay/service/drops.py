@@ -58,7 +58,8 @@ from ..errors import (
     UploadBusy,
     UploadInterrupted,
 )
-from ..store.drops import DropRow, DropStore, NewDrop
+from ..store import DropRow, NewDrop
+from ..store.interface import DropStore
 from ..wire import json_object
 from .directory import Directory
 from .hashing import secret_hash
@@ -124,7 +125,7 @@ class Drops:
         drop_id = secrets.token_bytes(DROP_ID_SIZE)
         token = secrets.token_bytes(UPLOAD_TOKEN_SIZE)
         expires = now + ttl
-        await self.store.create(NewDrop(
+        await self.store.create_drop(NewDrop(
             id=drop_id, size=size, token_hash=secret_hash(UPLOAD, token), expires=expires,
             idle_expires=min(expires, now + self.limits.drop_idle_ttl), orgs=orgs,
             org_quota=self.limits.org_drop_bytes, revoked=self.directory.revoked_orgs))
@@ -168,7 +169,7 @@ class Drops:
 
     async def _own(self, drop_text: str, token: bytes, now: int) -> DropRow:
         """The drop the upload token belongs to (a wrong token is "not found")."""
-        row = await self.store.get(drop_id_of(drop_text))
+        row = await self.store.get_drop(drop_id_of(drop_text))
         if (row is None or not row.alive(now)
                 or not hmac.compare_digest(row.token_hash, secret_hash(UPLOAD, token))):
             raise NotFound()
@@ -204,11 +205,11 @@ class Drops:
                 end = await self._append(row, offset, body)
             except UploadInterrupted:
                 # what arrived before the connection broke is progress: keep the upload alive
-                await self.store.touch(row.id, now + self.limits.drop_idle_ttl)
+                await self.store.touch_drop(row.id, now + self.limits.drop_idle_ttl)
                 raise
         finally:
             lock.release()
-        await self.store.touch(row.id, now + self.limits.drop_idle_ttl)
+        await self.store.touch_drop(row.id, now + self.limits.drop_idle_ttl)
         return end
 
     async def _append(self, row: DropRow, offset: int, body: AsyncIterator[bytes]) -> int:
@@ -264,7 +265,7 @@ class Drops:
                 raise DropIncomplete(
                     f"The relay holds {have or 0} of the {row.size} bytes declared.")
             await self.blobs.complete(row.id)
-            if not await self.store.complete(row.id, self._recipient_staff(row.orgs)):
+            if not await self.store.complete_drop(row.id, self._recipient_staff(row.orgs)):
                 raise NotFound()
         self._forget_upload(row.id)
         return row
@@ -289,7 +290,7 @@ class Drops:
 
     async def _mine(self, session: Session, drop_text: str, now: int) -> DropRow:
         """A complete drop addressed to the caller's organisation, or "not found"."""
-        row = await self.store.get(drop_id_of(drop_text))
+        row = await self.store.get_drop(drop_id_of(drop_text))
         if (row is None or not row.complete or not row.alive(now)
                 or session.org_id not in row.orgs):
             raise NotFound()
@@ -310,8 +311,8 @@ class Drops:
     async def acknowledge(self, session: Session, drop_text: str, now: int) -> bool:
         """The caller has the file; True if nobody else is waiting for it (it is deleted)."""
         row = await self._mine(session, drop_text, now)
-        gone = tuple(s for s in await self.store.pending(row.id) if not self._active(s))
-        deleted = await self.store.acknowledge(row.id, session.staff_id, gone)
+        gone = tuple(s for s in await self.store.drop_pending(row.id) if not self._active(s))
+        deleted = await self.store.acknowledge_drop(row.id, session.staff_id, gone)
         if deleted:
             await self.blobs.delete(row.id)
         return deleted
@@ -327,25 +328,24 @@ class Drops:
 
     async def purge(self, now: int) -> int:
         """Delete expired drops, drops nobody current still waits for, and orphaned files."""
-        deleted = await purge_expired_drops(self.store, self.blobs, now)
-        gone = [(d, s) for d, s in await self.store.all_pending() if not self._active(s)]
-        delivered = await self.store.forget(gone) if gone else []
+        deleted = await self._delete_expired(now)
+        gone = [(d, s) for d, s in await self.store.drop_deliveries() if not self._active(s)]
+        delivered = await self.store.forget_drop_deliveries(gone) if gone else []
         for drop_id in delivered:
             await self.blobs.delete(drop_id)
-        known = await self.store.ids()
+        known = await self.store.drop_ids()
         for drop_id in [d for ids in self._uploading.values() for d in ids if d not in known]:
             self._forget_upload(drop_id)
         return deleted + len(delivered)
 
-
-async def purge_expired_drops(store: DropStore, blobs: BlobStore, now: int) -> int:
-    """Delete drops past their TTL or idle deadline and files with no drop (``relay purge``)."""
-    on_disk = await asyncio.to_thread(blobs.stored_ids)
-    expired = await store.delete_expired(now)
-    for drop_id in expired:
-        await blobs.delete(drop_id)
-    known = await store.ids()
-    orphans = [d for d in on_disk if d not in known and d not in expired]
-    for drop_id in orphans:
-        await blobs.delete(drop_id)
-    return len(expired) + len(orphans)
+    async def _delete_expired(self, now: int) -> int:
+        """Drops past their TTL or idle deadline, and files with no drop (a crash between)."""
+        on_disk = await asyncio.to_thread(self.blobs.stored_ids)
+        expired = await self.store.delete_expired_drops(now)
+        for drop_id in expired:
+            await self.blobs.delete(drop_id)
+        known = await self.store.drop_ids()
+        orphans = [d for d in on_disk if d not in known and d not in expired]
+        for drop_id in orphans:
+            await self.blobs.delete(drop_id)
+        return len(expired) + len(orphans)

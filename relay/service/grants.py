@@ -14,7 +14,8 @@ from protocol.encoding import b64decode, check_org_id, check_staff_id, org_of
 from protocol.errors import EncodingError, LogError
 
 from ..errors import InvalidRequest, NotAdmin, NotFound
-from ..store import GrantRow, RelayStore
+from ..store import GrantRow
+from ..store.interface import GrantStore
 from ..wire import json_object
 from .directory import Directory
 from .sessions import Session
@@ -26,7 +27,7 @@ MIN_GRANT_BYTES = 48
 class Grants:
     """Storing and handing out epoch grants."""
 
-    def __init__(self, store: RelayStore, directory: Directory, *, max_ttl: int) -> None:
+    def __init__(self, store: GrantStore, directory: Directory, *, max_ttl: int) -> None:
         self.store = store
         self.directory = directory
         self.max_ttl = max_ttl

@@ -42,11 +42,11 @@ from ..push import EventHub
 from ..store import (
     MessageStatus,
     NewMessage,
-    RelayStore,
     ReplayedSend,
     SendBatch,
     StoredMessage,
 )
+from ..store.interface import MailboxStore
 from ..wire import json_object, stored_message
 from .directory import Directory
 from .hashing import IDEMPOTENCY, MESSAGE_ID, REQUEST, STATUS, STATUS_TOKEN, derive, secret_hash
@@ -67,7 +67,7 @@ def _invalid(exc: EncodingError) -> InvalidRequest:
 class Mailbox:
     """Domain operations on messages."""
 
-    def __init__(self, store: RelayStore, directory: Directory, hub: EventHub,
+    def __init__(self, store: MailboxStore, directory: Directory, hub: EventHub,
                  limits: LimitsConfig, token_key: bytes) -> None:
         self.store = store
         self.directory = directory

@@ -30,7 +30,8 @@ from ..errors import (
     NotEnrolled,
     SessionInvalid,
 )
-from ..store import RelayStore, SessionRow
+from ..store import SessionRow
+from ..store.interface import LoginStore
 from .directory import Directory
 from .hashing import NONCE, SESSION, secret_hash
 
@@ -64,7 +65,7 @@ class NewSession:
 class Sessions:
     """Challenges and sessions."""
 
-    def __init__(self, store: RelayStore, directory: Directory, origins: tuple[str, ...], *,
+    def __init__(self, store: LoginStore, directory: Directory, origins: tuple[str, ...], *,
                  challenge_ttl: int, session_ttl: int) -> None:
         self.store = store
         self.directory = directory

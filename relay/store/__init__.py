@@ -1,10 +1,18 @@
-"""Relay storage: the interface the service uses, and its SQLite implementation."""
+"""Relay storage: the interface the service uses (``interface.py``) and its implementations.
 
+``create_store`` is the one place that picks an implementation for a configuration.
+"""
+
+from __future__ import annotations
+
+from ..config import RelayConfig
 from .interface import RelayStore
 from .rows import (
+    DropRow,
     GrantRow,
     LogAppend,
     MessageStatus,
+    NewDrop,
     NewMessage,
     PurgeCounts,
     ReplayedSend,
@@ -16,9 +24,11 @@ from .rows import (
 from .sqlite import SqliteStore
 
 __all__ = [
+    "DropRow",
     "GrantRow",
     "LogAppend",
     "MessageStatus",
+    "NewDrop",
     "NewMessage",
     "PurgeCounts",
     "RelayStore",
@@ -28,4 +38,12 @@ __all__ = [
     "SqliteStore",
     "StoreStats",
     "StoredMessage",
+    "create_store",
 ]
+
+
+def create_store(config: RelayConfig, *, readers: int | None = None) -> RelayStore:
+    """The store ``config`` names (not opened yet); ``readers`` overrides the pool size."""
+    return SqliteStore(config.database_path,
+                       readers=config.storage.readers if readers is None else readers,
+                       max_batch=config.limits.write_batch)

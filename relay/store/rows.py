@@ -129,3 +129,41 @@ class StoreStats:
     challenges: int
     grants: int
     database_bytes: int
+    drops: int
+    complete_drops: int
+    drop_bytes: int
+    """Bytes declared by every drop (the blobs themselves are counted by no query here)."""
+
+
+@dataclass(frozen=True)
+class NewDrop:
+    """A drop about to be created, with the recipient organisations' storage quota."""
+
+    id: bytes
+    size: int
+    token_hash: bytes
+    expires: int
+    idle_expires: int
+    orgs: tuple[str, ...]
+    org_quota: int
+    revoked: Container[str] = frozenset()
+    """Orgs revoked meanwhile (read when the write runs): a drop for one of them is refused."""
+
+
+@dataclass(frozen=True)
+class DropRow:
+    """A stored drop (no sender: the relay does not know it)."""
+
+    id: bytes
+    size: int
+    token_hash: bytes
+    expires: int
+    idle_expires: int | None
+    complete: bool
+    orgs: tuple[str, ...]
+
+    def alive(self, now: int) -> bool:
+        """Not past its TTL, nor (while uploading) past its idle deadline."""
+        if self.expires <= now:
+            return False
+        return self.complete or self.idle_expires is None or self.idle_expires > now

@@ -37,7 +37,6 @@ import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,10 +49,13 @@ from ..errors import (
     RecipientUnknown,
     RelayError,
 )
+from . import sqlite_drops
 from .rows import (
+    DropRow,
     GrantRow,
     LogAppend,
     MessageStatus,
+    NewDrop,
     PurgeCounts,
     ReplayedSend,
     SendBatch,
@@ -61,6 +63,7 @@ from .rows import (
     StoredMessage,
     StoreStats,
 )
+from .schema import schema_files
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -81,21 +84,6 @@ WRITER_PRAGMAS = (
 CHECKPOINT_INTERVAL = 0.5
 
 _MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
-
-
-def schema_files() -> list[tuple[int, str]]:
-    """(version, SQL text) of every shipped schema file, in order."""
-    folder = resources.files("relay.store") / "schema"
-    out = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:3].isdigit():
-            out.append((int(name[:3]), entry.read_text("utf-8")))
-    out.sort()
-    versions = [v for v, _ in out]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"schema files must be numbered 001, 002, ... without gaps: {versions}")
-    return out
 
 
 def _row_to_message(row: tuple[Any, ...]) -> StoredMessage:
@@ -124,7 +112,10 @@ class _SendJob:
         self.batch = batch
 
     def __call__(self, db: sqlite3.Connection) -> list[StoredMessage] | ReplayedSend:
-        return _store_sends(db, [self.batch])[0]  # type: ignore[return-value]
+        outcome = _store_sends(db, [self.batch])[0]
+        if isinstance(outcome, RelayError):  # a refusal, raised before anything was written
+            raise outcome
+        return outcome
 
 
 def _run_jobs(db: sqlite3.Connection, jobs: list[Job], isolated: bool) -> list[tuple[bool, Any]]:
@@ -133,13 +124,13 @@ def _run_jobs(db: sqlite3.Connection, jobs: list[Job], isolated: bool) -> list[t
         # Sends first and all at once: a handful of statements for the whole batch instead
         # of several per send (the writer thread competes with the event loop for the GIL).
         # Safe to reorder: no other job can concern a message whose send is not answered.
-        sends = [i for i, fn in enumerate(jobs) if isinstance(fn, _SendJob)]
+        sends = [(i, fn.batch) for i, fn in enumerate(jobs) if isinstance(fn, _SendJob)]
         if sends:
             try:
-                outcomes = _store_sends(db, [jobs[i].batch for i in sends])  # type: ignore[attr-defined]
+                outcomes = _store_sends(db, [batch for _, batch in sends])
             except Exception as exc:
                 raise _Unexpected() from exc
-            for i, outcome in zip(sends, outcomes, strict=True):
+            for (i, _), outcome in zip(sends, outcomes, strict=True):
                 results[i] = (not isinstance(outcome, RelayError), outcome)
     for i, fn in enumerate(jobs):
         if results[i] is not None:
@@ -259,19 +250,12 @@ class SqliteStore:
 
     # --- the writer --------------------------------------------------------------------
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Queue a job; return its result once the transaction holding it has committed.
 
         Contract: a job raises a refusal (``RelayError``) only *before* its first write; any
         other exception makes the writer redo the batch with one savepoint per job.
         """
-        return await self._write(fn)
-
-    async def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows of one query on a reader connection (sees every committed write)."""
-        return await self._read(sql, params)
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer_task is None:
             raise RuntimeError("the store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -491,10 +475,10 @@ class SqliteStore:
 
     async def purge(self, now: int, grace: int) -> PurgeCounts:
         counts = await self._write(lambda db: _purge(db, now, grace))
-        await self.checkpoint()
+        await self._checkpoint()
         return counts
 
-    async def checkpoint(self) -> None:
+    async def _checkpoint(self) -> None:
         """Copy the WAL into the database and truncate it, so deleted pages leave the WAL."""
         assert self._writer is not None
 
@@ -515,11 +499,52 @@ class SqliteStore:
             "sessions": "SELECT count(*) FROM sessions WHERE expires > ?",
             "challenges": "SELECT count(*) FROM challenges WHERE expires > ?",
             "grants": "SELECT count(*) FROM grants",
+            **sqlite_drops.STATS,
         }
         values = {name: (await self._read(sql, (now,) if "?" in sql else ()))[0][0]
                   for name, sql in queries.items()}
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
         return StoreStats(database_bytes=size, **values)
+
+    # --- file drops (SQL in sqlite_drops.py) ------------------------------------------
+
+    async def create_drop(self, drop: NewDrop) -> None:
+        await self._write(functools.partial(sqlite_drops.create, drop=drop))
+
+    async def get_drop(self, drop_id: bytes) -> DropRow | None:
+        rows = await self._read(sqlite_drops.SELECT_DROP, (drop_id,))
+        if not rows:
+            return None
+        return sqlite_drops.drop_row(
+            rows[0], await self._read(sqlite_drops.SELECT_DROP_ORGS, (drop_id,)))
+
+    async def touch_drop(self, drop_id: bytes, idle_expires: int) -> None:
+        await self._write(functools.partial(sqlite_drops.touch, drop_id=drop_id,
+                                            idle_expires=idle_expires))
+
+    async def complete_drop(self, drop_id: bytes, recipients: tuple[str, ...]) -> bool:
+        return await self._write(functools.partial(sqlite_drops.complete, drop_id=drop_id,
+                                                   recipients=recipients))
+
+    async def drop_pending(self, drop_id: bytes) -> list[str]:
+        return [r[0] for r in await self._read(sqlite_drops.SELECT_PENDING, (drop_id,))]
+
+    async def acknowledge_drop(self, drop_id: bytes, staff_id: str,
+                               gone: tuple[str, ...]) -> bool:
+        return await self._write(functools.partial(
+            sqlite_drops.acknowledge, drop_id=drop_id, staff_id=staff_id, gone=gone))
+
+    async def drop_deliveries(self) -> list[tuple[bytes, str]]:
+        return [(bytes(r[0]), r[1]) for r in await self._read(sqlite_drops.SELECT_ALL_PENDING)]
+
+    async def forget_drop_deliveries(self, gone: list[tuple[bytes, str]]) -> list[bytes]:
+        return await self._write(functools.partial(sqlite_drops.forget, gone=gone))
+
+    async def delete_expired_drops(self, now: int) -> list[bytes]:
+        return await self._write(functools.partial(sqlite_drops.delete_expired, now=now))
+
+    async def drop_ids(self) -> set[bytes]:
+        return {bytes(r[0]) for r in await self._read(sqlite_drops.SELECT_IDS)}
 
 
 # --- jobs (run on the writer thread, inside a savepoint) ------------------------------------

@@ -42,11 +42,13 @@ async def test_expired_messages_leave_no_bytes_in_the_database(tmp_path: Path) -
                 await asyncio.sleep(0.5)
                 state = await api.ok("POST", "/v1/status", {"token": status_token})
                 raw = relay.raw_database()
-                if state["state"] == "expired" and not any(p in raw for p in _pieces(sealed)):
+                # the log line comes after the deletion and the WAL truncation: wait for it
+                purged = [e for e in relay.log_events() if e.get("event") == "purged"]
+                if (state["state"] == "expired" and purged
+                        and not any(p in raw for p in _pieces(sealed))):
                     break
             assert state == {"state": "expired", "acknowledged": 0, "of": 1}
             assert not any(piece in raw for piece in _pieces(sealed))
-            purged = [e for e in relay.log_events() if e.get("event") == "purged"]
             assert purged and purged[-1]["messages"] >= 1
     finally:
         relay.stop()

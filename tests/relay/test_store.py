@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from relay.errors import IdempotencyConflict, QuotaExceeded, RecipientUnknown
-from relay.store import NewMessage, ReplayedSend, SendBatch, SqliteStore
+from relay.store import NewDrop, NewMessage, ReplayedSend, SendBatch, SqliteStore
 from relay.store import sqlite as sqlite_store
 from tests.support.actors import rand
 
@@ -174,13 +174,44 @@ async def test_sends_in_one_batch_see_each_other(store: SqliteStore, tmp_path: P
 
 async def test_a_drop_for_an_org_revoked_before_the_write_is_refused(
         store: SqliteStore, tmp_path: Path) -> None:
-    from relay.store.drops import DropStore, NewDrop
-
-    drops = DropStore(store)
     drop = NewDrop(id=rand(16), size=100, token_hash=rand(32), expires=2000, idle_expires=2000,
                    orgs=("org-a", "org-b"), org_quota=10**9, revoked={"org-b"})
     with pytest.raises(RecipientUnknown):
-        await drops.create(drop)
+        await store.create_drop(drop)
     with sqlite3.connect(tmp_path / "relay.db") as db:
         assert db.execute("SELECT count(*) FROM drops").fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM drop_orgs").fetchone() == (0,)
+
+
+async def test_a_refused_send_in_a_batch_redone_after_a_failure_is_still_refused(
+        store: SqliteStore, tmp_path: Path) -> None:
+    # A broken job makes the writer redo the batch job by job; a send refused in that
+    # second pass must be answered with its refusal raised, and the others still stored.
+    await store.store_send(_batch(size=900, quota=1000))
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO challenges VALUES (x'00', 'a/b', 9)")
+        raise ValueError("half done")
+
+    async def outcome(call):  # type: ignore[no-untyped-def]
+        try:
+            return "answered", await call
+        except Exception as exc:
+            return "raised", exc
+
+    batches = store.batches
+    results = await asyncio.gather(
+        outcome(store.store_send(_batch(to_org="org-c"))),
+        outcome(store._write(broken)),
+        outcome(store.store_send(_batch(size=200, quota=1000))),  # over quota: refused
+        outcome(store.store_send(_batch(to_org="org-d"))))
+    assert store.batches == batches + 1
+    assert [how for how, _ in results] == ["answered", "raised", "raised", "answered"]
+    assert isinstance(results[1][1], ValueError)
+    assert isinstance(results[2][1], QuotaExceeded)
+    assert all(isinstance(value, list) and len(value) == 1
+               for value in (results[0][1], results[3][1]))
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        orgs = sorted(r[0] for r in db.execute("SELECT to_org FROM messages"))
+        assert orgs == ["org-b", "org-c", "org-d"]
+        assert db.execute("SELECT count(*) FROM challenges").fetchone() == (0,)
