@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint bench demo clean
+.PHONY: venv run test lint bench demo clean refresh-kern
 
 venv: $(STAMP)
 
@@ -38,3 +38,17 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+
+## Refresh the vendored KERN UX stylesheet and fonts of the staff app from npm (pinned version).
+KERN_VERSION ?= 2.7.2
+KERN_DIR := client/app/static/kern
+KERN_FONTS := Regular Italic Medium SemiBold
+refresh-kern:
+	rm -rf .kern-pack && mkdir .kern-pack
+	cd .kern-pack && npm pack --silent @kern-ux/native@$(KERN_VERSION) >/dev/null && tar xzf *.tgz
+	mkdir -p $(KERN_DIR)/fonts
+	cp .kern-pack/package/dist/kern.min.css $(KERN_DIR)/kern.min.css
+	cp .kern-pack/package/LICENSE.md $(KERN_DIR)/LICENSE.md
+	for f in $(KERN_FONTS); do cp .kern-pack/package/dist/fonts/fira-sans/FiraSans-$$f.woff2 $(KERN_DIR)/fonts/; done
+	echo "@kern-ux/native $(KERN_VERSION) (EUPL-1.2), from npm by 'make refresh-kern'" > $(KERN_DIR)/VERSION
+	rm -rf .kern-pack

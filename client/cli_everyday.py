@@ -6,6 +6,8 @@ line, in the person's language (``client.i18n``), or JSON with ``--json``.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from protocol.keys import format_fingerprint
@@ -103,6 +105,27 @@ def thread_cmd(ctx: click.Context, message_id: str) -> None:
     settings(ctx).out(thread_lines(entries), [e.to_json() for e in entries])
 
 
+@click.command("app", help=t("help.app"))
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help=t("help.opt_app_port"))
+@click.option("--no-browser", is_flag=True, help=t("help.opt_no_browser"))
+@click.option("--idle-lock", "idle_lock", type=click.IntRange(1, 480), default=15,
+              show_default=True, metavar="MINUTES", help=t("help.opt_idle_lock"))
+@click.pass_context
+def app_cmd(ctx: click.Context, port: int, no_browser: bool, idle_lock: int) -> None:
+    from .app import run_app
+    from .profile import load_profile
+
+    s = settings(ctx)
+    prof = load_profile(s.home, s.profile)  # a missing profile is reported before starting
+    # A passphrase given the usual non-interactive ways unlocks at start; otherwise the
+    # page asks for it (never the terminal: the person is in the browser).
+    passphrase = None
+    if s.passphrase_file is not None or os.environ.get("KOK_PASSPHRASE"):
+        passphrase = s.passphrase()
+    run_app(s.home, prof.name, port=port, open_browser=not no_browser,
+            idle_minutes=idle_lock, passphrase=passphrase)
+
+
 async def latest_or(client: Client, message_id: str | None) -> str:
     """``message_id``, or the message sent last when none was given."""
     if message_id:
@@ -112,4 +135,4 @@ async def latest_or(client: Client, message_id: str | None) -> str:
     return await latest_sent_id(client)
 
 
-EVERYDAY_COMMANDS = (orgs_cmd, sent_cmd, search_cmd, thread_cmd)
+EVERYDAY_COMMANDS = (orgs_cmd, sent_cmd, search_cmd, thread_cmd, app_cmd)
