@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint bench demo clean refresh-kern
+.PHONY: venv run test lint bench demo coverage clean refresh-kern
 
 venv: $(STAMP)
 
@@ -37,7 +37,7 @@ demo: $(STAMP)
 	$(BIN)/kok demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache .coverage-data
 
 ## Refresh the vendored KERN UX stylesheet and fonts of the staff app from npm (pinned version).
 KERN_VERSION ?= 2.7.2
@@ -52,3 +52,15 @@ refresh-kern:
 	for f in $(KERN_FONTS); do cp .kern-pack/package/dist/fonts/fira-sans/FiraSans-$$f.woff2 $(KERN_DIR)/fonts/; done
 	echo "@kern-ux/native $(KERN_VERSION) (EUPL-1.2), from npm by 'make refresh-kern'" > $(KERN_DIR)/VERSION
 	rm -rf .kern-pack
+
+## Line coverage of the whole suite, following the relay and `kok` child processes
+## ([tool.coverage] in pyproject.toml); prints every module below 100% and one figure per
+## package. The figures are printed even when a test fails; the exit status is pytest's.
+coverage: $(STAMP)
+	rm -rf .coverage-data && mkdir .coverage-data
+	$(BIN)/python -m coverage run -m pytest -q -p no:cacheprovider; status=$$?; \
+	$(BIN)/python -m coverage combine -q && \
+	$(BIN)/python -m coverage report --skip-covered --sort=cover && \
+	for pkg in protocol relay client; do \
+	  echo "$$pkg: $$($(BIN)/python -m coverage report --include="$$pkg/*" --format=total)%"; \
+	done; exit $$status
