@@ -117,6 +117,26 @@ def stats_command(directory: Path, as_json: bool) -> None:
         click.echo(f"{name.replace('_', ' '):<{width}}  {value}")
 
 
+@relay_group.group("privacy")
+def privacy_group() -> None:
+    """What the relay holds, in aggregate (docs/privacy.md)."""
+
+
+@privacy_group.command("report")
+@DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def privacy_report_command(directory: Path, as_json: bool) -> None:
+    """Rows per table and each kind's oldest age and overdue count: aggregates only."""
+    from .privacy_report import privacy_report, render
+
+    report = privacy_report(_load(directory), int(time.time()))
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+        return
+    for line in render(report):
+        click.echo(line)
+
+
 def main() -> None:
     """``python -m relay``."""
     relay_group(prog_name="relay")

@@ -68,5 +68,8 @@ class RelayService:
     async def purge(self, now: int) -> PurgeCounts:
         """Delete everything expired (store and memory)."""
         self.sessions.expire(now)
+        # Drops first: the store's purge ends with a WAL checkpoint, which must cover the
+        # drop rows too, or their bytes would stay in the database file until the next pass.
+        drops = await self.drops.purge(now)
         counts = await self.store.purge(now, self.config.limits.status_grace)
-        return dataclasses.replace(counts, drops=await self.drops.purge(now))
+        return dataclasses.replace(counts, drops=drops)
