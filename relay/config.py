@@ -169,6 +169,11 @@ _SECTIONS: dict[str, type] = {
 }
 
 
+def sections() -> dict[str, type]:
+    """Every ``relay.toml`` section and the dataclass of its settings (for ``relay init``)."""
+    return dict(_SECTIONS)
+
+
 def origin_of(url: str) -> str:
     """The origin of a URL: scheme, host and port only, lower case, no default port."""
     try:

@@ -9,64 +9,108 @@ message; see deploy/OPERATOR.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
+import textwrap
 from pathlib import Path
 
 from protocol import b64encode
 
-from .config import CONFIG_FILE, KEY_FILE, NETWORK_FILE, ConfigError, origin_of, read_anchor
+from .config import (
+    CONFIG_FILE,
+    KEY_FILE,
+    NETWORK_FILE,
+    ConfigError,
+    origin_of,
+    read_anchor,
+    sections,
+)
 
-CONFIG_TEMPLATE = """\
-# kok relay configuration. Every setting can be overridden by the environment variable
-# KOK_RELAY_<SECTION>_<KEY>, e.g. KOK_RELAY_LIMITS_MAX_TTL=86400. See deploy/OPERATOR.md.
+# Why each setting exists, written above it in the generated file. The settings themselves
+# and their defaults come from relay.config's dataclasses, so a new setting can never be
+# missing from a new relay.toml (tests/relay/test_initdir.py checks that, and that every
+# setting has a note here).
+NOTES: dict[str, str] = {
+    "server.host": "Address to listen on (loopback behind a reverse proxy).",
+    "server.port": "TCP port to listen on.",
+    "server.public_url": "The URL clients use to reach this relay (its origin is signed into "
+                         "every login).",
+    "server.also_public_urls": "Further URLs clients may use for this relay (another name, an "
+                               "internal address), comma-separated. A login signed for any "
+                               "other origin is refused.",
+    "server.tls_cert": "Terminate TLS here by naming a PEM certificate chain (relative to "
+                       "this directory) ...",
+    "server.tls_key": "... and its private key. Empty: plain HTTP behind a TLS proxy.",
+    "storage.database": "The SQLite database file (relative to this directory).",
+    "storage.blobs": "The folder of encrypted file drops (relative to this directory).",
+    "storage.readers": "Read-only database connections beside the one writer.",
+    "limits.max_envelope_bytes": "One sealed message.",
+    "limits.max_envelopes_per_send": "Recipient organisations per send.",
+    "limits.max_send_bytes": "All envelopes of one send together.",
+    "limits.max_control_body_bytes": "Any other JSON body.",
+    "limits.default_ttl": "Message and file lifetime when the sender names none (7 days).",
+    "limits.max_ttl": "Longest lifetime a sender may ask for (30 days); also how long "
+                      "retired grants are kept.",
+    "limits.max_drop_bytes": "One file drop (4 GiB).",
+    "limits.max_open_uploads_per_org": "Unfinished file uploads per uploading organisation.",
+    "limits.org_drop_bytes": "Files waiting per recipient organisation (16 GiB).",
+    "limits.drop_idle_ttl": "An upload that receives no bytes for this long is deleted (1 day).",
+    "limits.min_free_disk_bytes": "Refuse new files when the blob disk would fall below this.",
+    "limits.org_storage_bytes": "Mailbox quota per recipient organisation (2 GiB).",
+    "limits.staff_requests_per_minute": "Requests per staff member.",
+    "limits.org_requests_per_minute": "Requests per organisation, all its staff together.",
+    "limits.public_requests_per_minute": "Unauthenticated requests, all clients together.",
+    "limits.max_event_streams_per_staff": "Open event streams (WebSockets) per staff member.",
+    "limits.challenge_ttl": "Seconds a login challenge stays valid.",
+    "limits.session_ttl": "Seconds a login session lasts.",
+    "limits.status_grace": "How long a status token still answers after its message expired.",
+    "limits.max_log_page": "Key-log entries per page.",
+    "limits.write_batch": "Most writes committed together (group commit).",
+    "expiry.interval": "Seconds between purges of everything expired.",
+    "logging.level": "debug, info, warning or error.",
+    "logging.format": "auto (JSON unless stderr is a terminal), json or console.",
+}
 
-[server]
-host = "{host}"
-port = {port}
-# The URL clients use to reach this relay (its origin is signed into every login).
-public_url = "{public_url}"
-# Further URLs clients may use for this relay (another name, an internal address), comma-
-# separated. A login signed for any other origin is refused.
-also_public_urls = ""
-# Terminate TLS here by naming a PEM certificate chain and key (relative to this directory).
-tls_cert = ""
-tls_key = ""
-
-[storage]
-database = "relay.db"
-blobs = "blobs"
-readers = 2
-
-[limits]
-max_envelope_bytes = 1_048_576      # one sealed message
-max_envelopes_per_send = 64         # recipient organisations per send
-max_send_bytes = 8_388_608          # all envelopes of one send together
-max_control_body_bytes = 65_536     # any other JSON body
-default_ttl = 604_800               # 7 days
-max_ttl = 2_592_000                 # 30 days
-max_drop_bytes = 4_294_967_296      # 4 GiB per file drop
-max_open_uploads_per_org = 16       # unfinished file uploads per uploading organisation
-org_drop_bytes = 17_179_869_184     # 16 GiB of files waiting per recipient organisation
-drop_idle_ttl = 86_400              # an upload that gets no bytes for a day is deleted
-min_free_disk_bytes = 1_073_741_824 # refuse new files when the blob disk would drop below
-org_storage_bytes = 2_147_483_648   # mailbox quota per recipient organisation
-staff_requests_per_minute = 600
-org_requests_per_minute = 3000
-public_requests_per_minute = 6000   # unauthenticated requests, all clients together
-max_event_streams_per_staff = 8
-challenge_ttl = 60
-session_ttl = 3600
-status_grace = 86_400               # how long a status token still answers after expiry
-
-[expiry]
-interval = 60                       # seconds between purges
-
-[logging]
-level = "info"
-format = "auto"                     # auto: JSON unless stderr is a terminal
+HEADER = """\
+# kok relay configuration. Every setting is listed with its default. Each can be overridden
+# by the environment variable KOK_RELAY_<SECTION>_<KEY>, e.g. KOK_RELAY_LIMITS_MAX_TTL=86400.
+# See deploy/OPERATOR.md.
 """
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:_}" if value >= 10_000 else str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for the plain text settings hold
+    raise TypeError(f"no TOML form for a setting of type {type(value).__name__}")
+
+
+def render_config(values: dict[str, object] | None = None) -> str:
+    """``relay.toml`` text: every setting of every section, at its default unless in ``values``.
+
+    ``values`` maps ``"section.key"`` to the value to write instead of the default.
+    """
+    values = dict(values or {})
+    out = [HEADER]
+    for name, cls in sections().items():
+        out.append(f"\n[{name}]\n")
+        defaults = cls()
+        for setting in dataclasses.fields(cls):
+            key = f"{name}.{setting.name}"
+            note = NOTES.get(key)
+            if note:
+                lines = textwrap.wrap(note, 90, break_on_hyphens=False)
+                out.extend(f"# {line}\n" for line in lines)
+            value = values.pop(key, getattr(defaults, setting.name))
+            out.append(f"{setting.name} = {_toml_value(value)}\n")
+    if values:
+        raise ValueError(f"unknown settings: {', '.join(sorted(values))}")
+    return "".join(out)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -105,6 +149,6 @@ def init_relay(directory: Path, network_json: Path, *, public_url: str | None = 
             "token_key": b64encode(secrets.token_bytes(32))}
     _write_private(directory / KEY_FILE, json.dumps(keys) + "\n")
     _write_private(directory / NETWORK_FILE, json.dumps(anchor.to_json(), indent=2) + "\n")
-    _write_private(directory / CONFIG_FILE,
-                   CONFIG_TEMPLATE.format(host=host, port=port, public_url=url))
+    _write_private(directory / CONFIG_FILE, render_config(
+        {"server.host": host, "server.port": port, "server.public_url": url}))
     return directory
