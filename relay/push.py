@@ -1,11 +1,12 @@
 """Pushing new envelopes to connected staff over their event streams.
 
-Each open ``/v1/events`` WebSocket subscribes with its session. ``publish`` serialises a
-stored envelope once and queues it for every subscriber of the recipient organisation;
-the socket's own task sends it. A subscriber that cannot keep up (its queue is full) is
-closed with 4408 and catches up by cursor when it reconnects, so a slow client never makes
-the relay buffer without bound and nothing is lost. ``close_staff``/``close_org`` end the
-streams of a removed staff member or revoked organisation with 4401.
+Each open ``/v1/events`` WebSocket subscribes with its session. ``publish`` queues a stored
+envelope for every subscriber of the recipient organisation; the socket's own task encodes
+and sends it (``relay.wire.message_event`` encodes it once for all of them). A subscriber
+that cannot keep up (its queue is full) is closed with 4408 and catches up by cursor when
+it reconnects, so a slow client never makes the relay buffer without bound and nothing is
+lost. ``close_staff``/``close_org`` end the streams of a removed staff member or revoked
+organisation with 4401.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from .store import StoredMessage
 
 CLOSE_SESSION_ENDED = 4401
 CLOSE_TOO_SLOW = 4408
@@ -34,7 +37,7 @@ class Subscription:
     org_id: str
     staff_id: str
     token_hash: bytes
-    queue: asyncio.Queue[tuple[int, str] | Closing] = field(
+    queue: asyncio.Queue[StoredMessage | Closing] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
     def close(self, code: int, reason: str) -> None:
@@ -62,18 +65,14 @@ class EventHub:
             if not subs:
                 del self._by_org[sub.org_id]
 
-    def has_subscribers(self, org_id: str) -> bool:
-        """Is anyone of ``org_id`` listening (so serialising an event is worth it)?"""
-        return org_id in self._by_org
-
     def count_for_staff(self, staff_id: str, org_id: str) -> int:
         return sum(1 for s in self._by_org.get(org_id, ()) if s.staff_id == staff_id)
 
-    def publish(self, org_id: str, cursor: int, text: str) -> None:
-        """Queue one serialised event for every subscriber of ``org_id``."""
-        for sub in list(self._by_org.get(org_id, ())):
+    def publish(self, message: StoredMessage) -> None:
+        """Queue a stored envelope for every subscriber of its organisation."""
+        for sub in list(self._by_org.get(message.to_org, ())):
             try:
-                sub.queue.put_nowait((cursor, text))
+                sub.queue.put_nowait(message)
             except asyncio.QueueFull:
                 self.unsubscribe(sub)
                 sub.close(CLOSE_TOO_SLOW, "too slow: reconnect and catch up by cursor")

@@ -1,15 +1,75 @@
-"""The JSON shapes the relay answers with (docs/http-api.md), built in one place."""
+"""The relay's JSON at the edge (docs/http-api.md): request bodies in, answers out.
+
+Every request body is parsed here, once, into the typed values of
+``relay.service.domain``; a body of the wrong shape is refused with a specific 4xx
+(``InvalidRequest``) before any service runs. Every answer, and every event pushed over
+``/v1/events``, is built here from the service's domain values, so the service never
+sees or produces JSON.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from protocol import Head, LogEntry, b64encode
+from protocol.auth import NONCE_SIZE
+from protocol.encoding import b64decode, check_org_id, check_staff_id, get_int
+from protocol.errors import EncodingError
+from protocol.keys import SIG_SIZE
+from protocol.sealedbox import OVERHEAD
+from protocol.stream import ciphertext_size
 
-__all__ = ["b64encode", "head", "json_object", "log_entry", "message_id_text", "stored_message"]
+from .errors import InvalidRequest, NotFound
+from .service.domain import (
+    DROP_ID_SIZE,
+    IDEMPOTENCY_KEY_SIZE,
+    MAX_GRANT_BYTES,
+    MAX_GRANTS,
+    MESSAGE_ID_SIZE,
+    MIN_GRANT_BYTES,
+    STATUS_TOKEN_SIZE,
+    DropCreate,
+    Envelope,
+    GrantUpload,
+    LoginRequest,
+    SealedGrant,
+    SendRequest,
+    SentMessage,
+)
+from .store import GrantRow, MessageStatus, StoredMessage
 
-from .errors import InvalidRequest
-from .store import StoredMessage
+__all__ = [
+    "b64encode",
+    "drop_create",
+    "drop_id",
+    "grant",
+    "grant_upload",
+    "head",
+    "json_object",
+    "log_entry",
+    "login_request",
+    "message_event",
+    "message_id",
+    "send_request",
+    "sent_message",
+    "staff_id_field",
+    "status",
+    "status_token",
+    "stored_message",
+]
+
+MIN_DROP_SIZE = ciphertext_size(0)
+"""The smallest ciphertext a file stream can have (an empty file)."""
+SEND_FIELDS = frozenset({"idempotency_key", "ttl", "envelopes"})
+ENVELOPE_FIELDS = frozenset({"to_org", "epoch", "sealed"})
+DROP_FIELDS = frozenset({"size", "to", "ttl"})
+
+
+# --- requests ------------------------------------------------------------------------------
 
 
 def json_object(value: Any, required: set[str] | frozenset[str],
@@ -29,15 +89,139 @@ def json_object(value: Any, required: set[str] | frozenset[str],
     return value
 
 
-def message_id_text(message_id: bytes) -> str:
-    """A message id as clients see it: base64url of 16 bytes."""
-    return b64encode(message_id)
+def send_request(body: Any) -> SendRequest:
+    """``POST /v1/messages``."""
+    json_object(body, {"idempotency_key", "envelopes"}, SEND_FIELDS)
+    with _invalid():
+        key = b64decode(body["idempotency_key"], size=IDEMPOTENCY_KEY_SIZE,
+                        field="idempotency_key")
+    raw = body["envelopes"]
+    if not isinstance(raw, list) or not raw:
+        raise InvalidRequest("envelopes must be a non-empty list")
+    return SendRequest(idempotency_key=key, envelopes=tuple(_envelope(e) for e in raw),
+                       ttl=_ttl(body))
+
+
+def _envelope(entry: Any) -> Envelope:
+    json_object(entry, ENVELOPE_FIELDS, what="envelope ")
+    with _invalid():
+        to_org = check_org_id(entry["to_org"])
+        epoch = get_int(entry, "epoch", minimum=1)
+        sealed = b64decode(entry["sealed"], field="sealed")
+    if len(sealed) < OVERHEAD:
+        raise InvalidRequest("sealed is shorter than a sealed box")
+    return Envelope(to_org, epoch, sealed)
+
+
+def _ttl(body: dict[str, Any]) -> int | None:
+    """The ``ttl`` asked for; None if the field is absent (``null`` is no number)."""
+    if "ttl" not in body:
+        return None
+    value = body["ttl"]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidRequest("ttl must be an integer number of seconds")
+    return value
+
+
+def status_token(body: Any) -> bytes:
+    """``POST /v1/status`` and ``/v1/retract``: the status token."""
+    if not isinstance(body, dict) or set(body) != {"token"}:
+        raise InvalidRequest("The body must be {\"token\": <status token>} and nothing else.")
+    with _invalid():
+        return b64decode(body["token"], size=STATUS_TOKEN_SIZE, field="token")
+
+
+def grant_upload(org_text: str, epoch_text: str, body: Any) -> GrantUpload:
+    """``PUT /v1/grants/{org_id}/{epoch}`` (a malformed path is "not found")."""
+    if not epoch_text.isascii() or not epoch_text.isdigit() or len(epoch_text) > 15:
+        raise NotFound()
+    try:
+        org_id = check_org_id(org_text)
+    except EncodingError:
+        raise NotFound() from None
+    json_object(body, {"grants"})
+    raw = body["grants"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_GRANTS:
+        raise InvalidRequest(f"grants must be a list of 1 to {MAX_GRANTS} entries")
+    return GrantUpload(org_id, int(epoch_text), tuple(_grant(entry) for entry in raw))
+
+
+def _grant(entry: Any) -> SealedGrant:
+    if not isinstance(entry, dict) or set(entry) != {"staff_id", "grant"}:
+        raise InvalidRequest("each grant must be {\"staff_id\", \"grant\"}")
+    with _invalid():
+        staff_id = check_staff_id(entry["staff_id"])
+        sealed = b64decode(entry["grant"], field="grant")
+    if not MIN_GRANT_BYTES <= len(sealed) <= MAX_GRANT_BYTES:
+        raise InvalidRequest(f"a grant must be {MIN_GRANT_BYTES} to {MAX_GRANT_BYTES} bytes")
+    return SealedGrant(staff_id, sealed)
+
+
+def drop_create(body: Any) -> DropCreate:
+    """``POST /v1/drops``."""
+    json_object(body, {"size", "to"}, DROP_FIELDS)
+    size = body["size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < MIN_DROP_SIZE:
+        raise InvalidRequest(
+            f"size must be the ciphertext length in bytes (at least {MIN_DROP_SIZE})")
+    to = body["to"]
+    if not isinstance(to, list) or not to:
+        raise InvalidRequest("to must be a non-empty list of organisation ids")
+    with _invalid():
+        orgs = tuple(check_org_id(org_id) for org_id in to)
+    return DropCreate(size=size, to=orgs, ttl=_ttl(body))
+
+
+def staff_id_field(body: Any) -> str:
+    """``POST /v1/auth/challenge``: the staff id asking."""
+    json_object(body, {"staff_id"})
+    with _invalid():
+        return check_staff_id(body["staff_id"])
+
+
+def login_request(body: Any) -> LoginRequest:
+    """``POST /v1/auth/session``."""
+    json_object(body, {"staff_id", "nonce", "signature"})
+    with _invalid():
+        return LoginRequest(
+            staff_id=check_staff_id(body["staff_id"]),
+            nonce=b64decode(body["nonce"], size=NONCE_SIZE, field="nonce"),
+            signature=b64decode(body["signature"], size=SIG_SIZE, field="signature"))
+
+
+def message_id(text: str) -> bytes:
+    """A message id from a URL; anything malformed is simply "not found"."""
+    return _path_id(text, MESSAGE_ID_SIZE)
+
+
+def drop_id(text: str) -> bytes:
+    """A drop id from a URL; anything malformed is simply "not found"."""
+    return _path_id(text, DROP_ID_SIZE)
+
+
+def _path_id(text: str, size: int) -> bytes:
+    try:
+        return b64decode(text, size=size, field="id")
+    except EncodingError:
+        raise NotFound() from None
+
+
+@contextlib.contextmanager
+def _invalid() -> Iterator[None]:
+    """Turn the protocol's encoding errors into a 422 with the same code and message."""
+    try:
+        yield
+    except EncodingError as exc:
+        raise InvalidRequest(exc.message, exc.code) from exc
+
+
+# --- answers -------------------------------------------------------------------------------
 
 
 def stored_message(message: StoredMessage) -> dict[str, Any]:
     """``<stored>``: an envelope in a mailbox."""
     return {
-        "id": message_id_text(message.id),
+        "id": b64encode(message.id),
         "cursor": message.cursor,
         "to_org": message.to_org,
         "epoch": message.epoch,
@@ -45,6 +229,33 @@ def stored_message(message: StoredMessage) -> dict[str, Any]:
         "received": message.received,
         "expires": message.expires,
     }
+
+
+@functools.lru_cache(maxsize=256)
+def message_event(message: StoredMessage) -> str:
+    """The ``/v1/events`` frame of one envelope.
+
+    Cached: a pushed envelope goes to every open stream of its organisation, and each
+    stream's task asks for the frame of the very same object, so it is encoded once.
+    """
+    return json.dumps({"type": "message", "message": stored_message(message)},
+                      separators=(",", ":"))
+
+
+def sent_message(sent: SentMessage) -> dict[str, Any]:
+    """One entry of a send's answer."""
+    return {"id": b64encode(sent.id), "to_org": sent.to_org,
+            "status_token": b64encode(sent.status_token), "expires": sent.expires}
+
+
+def status(found: MessageStatus) -> dict[str, Any]:
+    """A message's state as its status token's holder sees it."""
+    return {"state": found.state, "acknowledged": found.acknowledged, "of": found.recipients}
+
+
+def grant(row: GrantRow) -> dict[str, Any]:
+    """One grant sealed to the caller."""
+    return {"org_id": row.org_id, "epoch": row.epoch, "grant": b64encode(row.sealed)}
 
 
 def head(value: Head) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from protocol.errors import EncodingError
 
 from ..errors import AuthRequired, BodyTooLarge, InvalidRequest, MalformedBody, RateLimited
 from ..service import RelayService, Session
-from ..wire import json_object  # noqa: F401  (handlers take it from here)
+from ..service.domain import SESSION_TOKEN_SIZE
 
 SERVICE = web.AppKey("relay_service", RelayService)
 READ_PIECE = 64 * 1024
@@ -70,14 +70,6 @@ async def read_json(request: web.Request, limit: int | None = None) -> Any:
         raise MalformedBody(f"The body is not valid JSON: {exc.message}") from exc
 
 
-def b64_field(obj: dict[str, Any], name: str, size: int | None = None) -> bytes:
-    """A base64url field, with its length checked."""
-    try:
-        return b64decode(obj[name], size=size, field=name)
-    except EncodingError as exc:
-        raise InvalidRequest(exc.message, exc.code) from exc
-
-
 def int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
     """A non-negative integer query parameter."""
     text = request.query.get(name)
@@ -100,7 +92,7 @@ def bearer_token(request: web.Request) -> bytes:
     if scheme.lower() != "bearer" or not value.strip():
         raise AuthRequired("The Authorization header must be: Bearer <session token>.")
     try:
-        return b64decode(value.strip(), size=32, field="token")
+        return b64decode(value.strip(), size=SESSION_TOKEN_SIZE, field="token")
     except EncodingError:
         raise AuthRequired("The session token is malformed: log in again.") from None
 

@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from protocol.encoding import b64decode, b64encode
 from protocol.errors import EncodingError
 
+from .. import wire
 from ..errors import (
     BadHeader,
     BadRange,
@@ -23,7 +24,7 @@ from ..errors import (
     UploadInterrupted,
     UploadTokenRequired,
 )
-from ..service.drops import UPLOAD_TOKEN_SIZE
+from ..service.domain import UPLOAD_TOKEN_SIZE
 from .common import now, ok, read_json, require_session, service
 
 UPLOAD_TOKEN_HEADER = "Kok-Upload-Token"  # noqa: S105 (a header name, not a secret)
@@ -86,7 +87,8 @@ async def create(request: web.Request) -> web.Response:
     """Reserve a drop; answer its id, the upload token and its expiry."""
     at = now()
     session = require_session(request, at)
-    created = await service(request).drops.create(session, await read_json(request), at)
+    drop = wire.drop_create(await read_json(request))
+    created = await service(request).drops.create(session, drop, at)
     return ok({"id": b64encode(created.id), "upload_token": b64encode(created.upload_token),
                "expires": created.expires}, status=201)
 
@@ -96,7 +98,7 @@ async def offset(request: web.Request) -> web.Response:
     at = now()
     require_session(request, at)
     have, size = await service(request).drops.offset(
-        request.match_info["id"], _upload_token(request), at)
+        wire.drop_id(request.match_info["id"]), _upload_token(request), at)
     return web.Response(status=200, headers={"Upload-Offset": str(have),
                                              "Upload-Length": str(size),
                                              "Cache-Control": "no-store"})
@@ -111,7 +113,8 @@ async def upload(request: web.Request) -> web.Response:
     if request.content_type != UPLOAD_MEDIA_TYPE:
         raise UnsupportedMediaType()
     end = await service(request).drops.upload(
-        request.match_info["id"], token, start, request.content_length, _pieces(request), at)
+        wire.drop_id(request.match_info["id"]), token, start, request.content_length,
+        _pieces(request), at)
     return web.Response(status=204, headers={"Upload-Offset": str(end)})
 
 
@@ -119,7 +122,7 @@ async def complete(request: web.Request) -> web.Response:
     """Every byte is there: make the drop downloadable."""
     at = now()
     require_session(request, at)
-    row = await service(request).drops.complete(request.match_info["id"],
+    row = await service(request).drops.complete(wire.drop_id(request.match_info["id"]),
                                                 _upload_token(request), at)
     return ok({"id": b64encode(row.id), "size": row.size, "expires": row.expires})
 
@@ -129,7 +132,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     at = now()
     session = require_session(request, at)
     drops = service(request).drops
-    drop_id, size = await drops.open_download(session, request.match_info["id"], at)
+    drop_id = wire.drop_id(request.match_info["id"])
+    size = await drops.open_download(session, drop_id, at)
     wanted = byte_range(request.headers.get("Range"), size)
     start, end = wanted or (0, size)
     response = web.StreamResponse(status=206 if wanted else 200, headers={
@@ -152,7 +156,8 @@ async def acknowledge(request: web.Request) -> web.Response:
     """The caller has the file."""
     at = now()
     session = require_session(request, at)
-    deleted = await service(request).drops.acknowledge(session, request.match_info["id"], at)
+    drop_id = wire.drop_id(request.match_info["id"])
+    deleted = await service(request).drops.acknowledge(session, drop_id, at)
     return ok({"deleted": deleted})
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from protocol import b64encode
-
+from .. import wire
 from ..errors import NotFound
 from .common import now, ok, read_json, require_session, service
 
@@ -15,11 +14,11 @@ async def upload(request: web.Request) -> web.Response:
     at = now()
     session = require_session(request, at)
     epoch_text = request.match_info["epoch"]
-    if not epoch_text.isdigit() or len(epoch_text) > 15:
-        raise NotFound()
+    if not epoch_text.isascii() or not epoch_text.isdigit() or len(epoch_text) > 15:
+        raise NotFound()  # before the body is read
     body = await read_json(request, service(request).config.limits.max_send_bytes)
-    stored = await service(request).grants.upload(
-        session, request.match_info["org_id"], int(epoch_text), body, at)
+    upload = wire.grant_upload(request.match_info["org_id"], epoch_text, body)
+    stored = await service(request).grants.upload(session, upload, at)
     return ok({"stored": stored}, status=201)
 
 
@@ -28,5 +27,4 @@ async def mine(request: web.Request) -> web.Response:
     at = now()
     session = require_session(request, at)
     rows = await service(request).grants.mine(session, at)
-    return ok({"grants": [{"org_id": g.org_id, "epoch": g.epoch, "grant": b64encode(g.sealed)}
-                          for g in rows]})
+    return ok({"grants": [wire.grant(g) for g in rows]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import wire
-from .common import MAX_CURSOR, charge_public, int_query, json_object, now, ok, read_json, service
+from .common import MAX_CURSOR, charge_public, int_query, now, ok, read_json, service
 
 DEFAULT_PAGE = 1000
 
@@ -28,7 +28,7 @@ async def read_head(request: web.Request) -> web.Response:
 async def append(request: web.Request) -> web.Response:
     """Append a record; its own signatures are its authorisation (no session)."""
     charge_public(request)
-    body = json_object(await read_json(request), {"record"})
+    body = wire.json_object(await read_json(request), {"record"})
     relay = service(request)
     at = now()
     entry = await relay.directory.append(body["record"], at)

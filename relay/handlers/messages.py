@@ -32,9 +32,9 @@ async def send(request: web.Request) -> web.Response:
     """Store one envelope per recipient org; answer ids and status tokens."""
     at = now()
     session = require_session(request, at)
-    body = await read_json(request, _send_body_limit(request))
-    answer = await service(request).mailbox.send(session, body, at)
-    return ok({"messages": answer}, status=201)
+    send_request = wire.send_request(await read_json(request, _send_body_limit(request)))
+    sent = await service(request).mailbox.send(session, send_request, at)
+    return ok({"messages": [wire.sent_message(m) for m in sent]}, status=201)
 
 
 async def inbox(request: web.Request) -> web.Response:
@@ -52,7 +52,8 @@ async def fetch(request: web.Request) -> web.Response:
     """One envelope by id (404 if it is not the caller's organisation's)."""
     at = now()
     session = require_session(request, at)
-    message = await service(request).mailbox.get(session, request.match_info["id"], at)
+    message_id = wire.message_id(request.match_info["id"])
+    message = await service(request).mailbox.get(session, message_id, at)
     return ok(wire.stored_message(message))
 
 
@@ -60,19 +61,21 @@ async def acknowledge(request: web.Request) -> web.Response:
     """The caller has the envelope."""
     at = now()
     session = require_session(request, at)
-    deleted = await service(request).mailbox.acknowledge(session, request.match_info["id"], at)
+    message_id = wire.message_id(request.match_info["id"])
+    deleted = await service(request).mailbox.acknowledge(session, message_id, at)
     return ok({"deleted": deleted})
 
 
 async def status(request: web.Request) -> web.Response:
     """State of a message, for the holder of its status token."""
     charge_public(request)
-    found = await service(request).mailbox.status(await read_json(request), now())
-    return ok({"state": found.state, "acknowledged": found.acknowledged, "of": found.recipients})
+    token = wire.status_token(await read_json(request))
+    return ok(wire.status(await service(request).mailbox.status(token, now())))
 
 
 async def retract(request: web.Request) -> web.Response:
     """Withdraw a message not yet fully delivered."""
     charge_public(request)
-    found = await service(request).mailbox.retract(await read_json(request), now())
+    token = wire.status_token(await read_json(request))
+    found = await service(request).mailbox.retract(token, now())
     return ok({"state": found.state})

@@ -18,6 +18,7 @@ from ..ratelimit import RateLimiter
 from ..store import PurgeCounts, RelayStore
 from .directory import Directory
 from .drops import Drops
+from .events import EventStreams
 from .grants import Grants
 from .mailbox import Mailbox
 from .sessions import Session, Sessions
@@ -40,6 +41,7 @@ class RelayService:
         self.hub = EventHub()
         self.grants = Grants(store, self.directory, max_ttl=limits.max_ttl)
         self.mailbox = Mailbox(store, self.directory, self.hub, limits, config.token_key)
+        self.events = EventStreams(self.hub, store, self.sessions, limits)
         # file drops: rows in the store, bytes in the blob directory
         self.drops = Drops(store, BlobStore(config.blob_path), self.directory, limits)
         self.staff_limiter = RateLimiter(limits.staff_requests_per_minute)
@@ -54,6 +56,11 @@ class RelayService:
         """Rebuild in-memory state from the store."""
         await self.directory.load(now)
         await self.sessions.load(now)
+
+    async def logout(self, session: Session) -> None:
+        """End one session now, and its event streams with it."""
+        await self.sessions.logout(session)
+        await self.hub.close_session(session.token_hash)
 
     async def _after_append(self, entry: LogEntry) -> None:
         """A removal or revocation ends sessions and open event streams at once."""

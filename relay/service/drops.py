@@ -33,12 +33,8 @@ import asyncio
 import hmac
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
-from protocol.encoding import b64decode, check_org_id
-from protocol.errors import EncodingError, LogError
-from protocol.stream import ciphertext_size
+from protocol.errors import LogError
 
 from ..blobs import WRITE_PIECE, BlobStore
 from ..config import LimitsConfig
@@ -48,10 +44,8 @@ from ..errors import (
     DropSizeExceeded,
     DropTooLarge,
     DuplicateRecipient,
-    InvalidRequest,
     NotFound,
     OffsetMismatch,
-    RecipientUnknown,
     StorageFull,
     TooManyEnvelopes,
     TooManyUploads,
@@ -60,38 +54,17 @@ from ..errors import (
 )
 from ..store import DropRow, NewDrop
 from ..store.interface import DropStore
-from ..wire import json_object
 from .directory import Directory
+from .domain import DROP_ID_SIZE, UPLOAD_TOKEN_SIZE, CreatedDrop, DropCreate
 from .hashing import secret_hash
+from .recipients import require_recipient
 from .sessions import Session
 from .ttl import checked_ttl
 
 UPLOAD = b"kok-relay/upload"
-DROP_ID_SIZE = 16
-UPLOAD_TOKEN_SIZE = 32
-MIN_DROP_SIZE = ciphertext_size(0)
-"""The smallest ciphertext a file stream can have (an empty file)."""
-CREATE_FIELDS = frozenset({"size", "to", "ttl"})
 LOCK_WAIT = 10.0
 """How long an upload request waits for an earlier one on the same drop (a broken
 connection the relay has not noticed yet) before it is refused as busy."""
-
-
-@dataclass(frozen=True)
-class CreatedDrop:
-    """A new drop: its id, the upload token (shown once, never stored) and its expiry."""
-
-    id: bytes
-    upload_token: bytes
-    expires: int
-
-
-def drop_id_of(text: str) -> bytes:
-    """A drop id from a URL; anything malformed is simply "not found"."""
-    try:
-        return b64decode(text, size=DROP_ID_SIZE, field="id")
-    except EncodingError:
-        raise NotFound() from None
 
 
 class Drops:
@@ -108,85 +81,65 @@ class Drops:
 
     # --- the uploader --------------------------------------------------------------------
 
-    async def create(self, session: Session, body: Any, now: int) -> CreatedDrop:
+    async def create(self, session: Session, request: DropCreate, now: int) -> CreatedDrop:
         """Reserve a drop for ``size`` ciphertext bytes to the organisations in ``to``."""
-        json_object(body, {"size", "to"}, CREATE_FIELDS)
-        size = self._size(body["size"])
-        orgs = self._recipients(body["to"])
-        ttl = checked_ttl(body.get("ttl", self.limits.default_ttl), self.limits.max_ttl)
+        if request.size > self.limits.max_drop_bytes:
+            raise DropTooLarge(
+                f"A file may be at most {self.limits.max_drop_bytes} bytes on this relay "
+                f"(encrypted), not {request.size}.")
+        self._check_recipients(request.to)
+        ttl = checked_ttl(request.ttl, self.limits.default_ttl, self.limits.max_ttl)
         open_uploads = self._uploading.setdefault(session.org_id, set())
         if len(open_uploads) >= self.limits.max_open_uploads_per_org:
             raise TooManyUploads(
                 f"Your organisation has {len(open_uploads)} unfinished uploads, the most this "
                 "relay allows; finish them or wait until they expire.")
         free = await asyncio.to_thread(self.blobs.free_bytes)
-        if free - size < self.limits.min_free_disk_bytes:
+        if free - request.size < self.limits.min_free_disk_bytes:
             raise StorageFull("The relay's disk has no room for this file now; try later.")
         drop_id = secrets.token_bytes(DROP_ID_SIZE)
         token = secrets.token_bytes(UPLOAD_TOKEN_SIZE)
         expires = now + ttl
         await self.store.create_drop(NewDrop(
-            id=drop_id, size=size, token_hash=secret_hash(UPLOAD, token), expires=expires,
-            idle_expires=min(expires, now + self.limits.drop_idle_ttl), orgs=orgs,
-            org_quota=self.limits.org_drop_bytes, revoked=self.directory.revoked_orgs))
+            id=drop_id, size=request.size, token_hash=secret_hash(UPLOAD, token),
+            expires=expires, idle_expires=min(expires, now + self.limits.drop_idle_ttl),
+            orgs=request.to, org_quota=self.limits.org_drop_bytes,
+            revoked=self.directory.revoked_orgs))
         # The row is committed before the file exists, so the orphan sweep never takes a
         # file whose row is still on its way.
         await self.blobs.create(drop_id)
         open_uploads.add(drop_id)
         return CreatedDrop(drop_id, token, expires)
 
-    def _size(self, value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < MIN_DROP_SIZE:
-            raise InvalidRequest(
-                f"size must be the ciphertext length in bytes (at least {MIN_DROP_SIZE})")
-        if value > self.limits.max_drop_bytes:
-            raise DropTooLarge(
-                f"A file may be at most {self.limits.max_drop_bytes} bytes on this relay "
-                f"(encrypted), not {value}.")
-        return value
-
-    def _recipients(self, value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            raise InvalidRequest("to must be a non-empty list of organisation ids")
-        if len(value) > self.limits.max_envelopes_per_send:
+    def _check_recipients(self, orgs: tuple[str, ...]) -> None:
+        if len(orgs) > self.limits.max_envelopes_per_send:
             raise TooManyEnvelopes(
                 f"A file may go to at most {self.limits.max_envelopes_per_send} organisations.")
-        orgs: list[str] = []
-        for raw in value:
-            try:
-                org_id = check_org_id(raw)
-            except EncodingError as exc:
-                raise InvalidRequest(exc.message, exc.code) from exc
-            if org_id in orgs:
+        for index, org_id in enumerate(orgs):
+            if org_id in orgs[:index]:
                 raise DuplicateRecipient(f"{org_id} is named twice.")
-            try:
-                self.directory.keylog.current_epoch(org_id)
-            except LogError as exc:
-                raise RecipientUnknown(
-                    f"{org_id} is not an admitted organisation with a published key.") from exc
-            orgs.append(org_id)
-        return tuple(orgs)
+            require_recipient(self.directory.keylog, org_id)
 
-    async def _own(self, drop_text: str, token: bytes, now: int) -> DropRow:
+    async def _own(self, drop_id: bytes, token: bytes, now: int) -> DropRow:
         """The drop the upload token belongs to (a wrong token is "not found")."""
-        row = await self.store.get_drop(drop_id_of(drop_text))
+        row = await self.store.get_drop(drop_id)
         if (row is None or not row.alive(now)
                 or not hmac.compare_digest(row.token_hash, secret_hash(UPLOAD, token))):
             raise NotFound()
         return row
 
-    async def offset(self, drop_text: str, token: bytes, now: int) -> tuple[int, int]:
+    async def offset(self, drop_id: bytes, token: bytes, now: int) -> tuple[int, int]:
         """(durable offset, declared size) of an upload."""
-        row = await self._own(drop_text, token, now)
+        row = await self._own(drop_id, token, now)
         if row.complete:
             return row.size, row.size
         have = await self.blobs.durable_size(row.id)
         return (have or 0), row.size
 
-    async def upload(self, drop_text: str, token: bytes, offset: int, length: int | None,
+    async def upload(self, drop_id: bytes, token: bytes, offset: int, length: int | None,
                      body: AsyncIterator[bytes], now: int) -> int:
         """Append the body at ``offset`` (which must be the current end); the new offset."""
-        row = await self._own(drop_text, token, now)
+        row = await self._own(drop_id, token, now)
         if row.complete:
             raise DropComplete()
         if length is not None and offset + length > row.size:
@@ -198,7 +151,7 @@ class Drops:
         except TimeoutError:
             raise UploadBusy() from None
         try:
-            row = await self._own(drop_text, token, now)  # again: it may have completed
+            row = await self._own(drop_id, token, now)  # again: it may have completed
             if row.complete:
                 raise DropComplete()
             try:
@@ -249,13 +202,13 @@ class Drops:
         finally:
             await writer.close()
 
-    async def complete(self, drop_text: str, token: bytes, now: int) -> DropRow:
+    async def complete(self, drop_id: bytes, token: bytes, now: int) -> DropRow:
         """Check every byte is there, make the blob servable, record who must fetch it."""
-        row = await self._own(drop_text, token, now)
+        row = await self._own(drop_id, token, now)
         if row.complete:
             return row
         async with self._locks.setdefault(row.id, asyncio.Lock()):
-            row = await self._own(drop_text, token, now)
+            row = await self._own(drop_id, token, now)
             if row.complete:
                 return row
             have = await self.blobs.durable_size(row.id)
@@ -288,29 +241,29 @@ class Drops:
 
     # --- recipients ----------------------------------------------------------------------
 
-    async def _mine(self, session: Session, drop_text: str, now: int) -> DropRow:
+    async def _mine(self, session: Session, drop_id: bytes, now: int) -> DropRow:
         """A complete drop addressed to the caller's organisation, or "not found"."""
-        row = await self.store.get_drop(drop_id_of(drop_text))
+        row = await self.store.get_drop(drop_id)
         if (row is None or not row.complete or not row.alive(now)
                 or session.org_id not in row.orgs):
             raise NotFound()
         return row
 
-    async def open_download(self, session: Session, drop_text: str, now: int) -> tuple[bytes, int]:
-        """(drop id, stored size) of a drop the caller may fetch."""
-        row = await self._mine(session, drop_text, now)
+    async def open_download(self, session: Session, drop_id: bytes, now: int) -> int:
+        """The stored size of a drop the caller may fetch (else "not found")."""
+        row = await self._mine(session, drop_id, now)
         size = await asyncio.to_thread(self.blobs.blob_size, row.id)
         if size is None:
             raise NotFound()
-        return row.id, size
+        return size
 
     def read(self, drop_id: bytes, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a drop returned by ``open_download``."""
         return self.blobs.read_range(drop_id, start, end)
 
-    async def acknowledge(self, session: Session, drop_text: str, now: int) -> bool:
+    async def acknowledge(self, session: Session, drop_id: bytes, now: int) -> bool:
         """The caller has the file; True if nobody else is waiting for it (it is deleted)."""
-        row = await self._mine(session, drop_text, now)
+        row = await self._mine(session, drop_id, now)
         gone = tuple(s for s in await self.store.drop_pending(row.id) if not self._active(s))
         deleted = await self.store.acknowledge_drop(row.id, session.staff_id, gone)
         if deleted:

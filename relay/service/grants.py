@@ -8,20 +8,15 @@ organisation, the epoch exists in the log, and each grant names a current staff 
 
 from __future__ import annotations
 
-from typing import Any
-
-from protocol.encoding import b64decode, check_org_id, check_staff_id, org_of
-from protocol.errors import EncodingError, LogError
+from protocol.encoding import org_of
+from protocol.errors import LogError
 
 from ..errors import InvalidRequest, NotAdmin, NotFound
 from ..store import GrantRow
 from ..store.interface import GrantStore
-from ..wire import json_object
 from .directory import Directory
+from .domain import GrantUpload
 from .sessions import Session
-
-MAX_GRANT_BYTES = 4096
-MIN_GRANT_BYTES = 48
 
 
 class Grants:
@@ -32,45 +27,27 @@ class Grants:
         self.directory = directory
         self.max_ttl = max_ttl
 
-    async def upload(self, session: Session, org_id: str, epoch: int, body: Any,
-                     now: int) -> int:
-        """Store the grants of ``epoch`` of ``org_id`` uploaded by one of its admins."""
-        try:
-            check_org_id(org_id)
-        except EncodingError:
-            raise NotFound() from None
+    async def upload(self, session: Session, upload: GrantUpload, now: int) -> int:
+        """Store the grants of one epoch of an organisation, uploaded by one of its admins."""
+        org_id, epoch = upload.org_id, upload.epoch
         if session.org_id != org_id:
             raise NotFound()
         if not session.is_admin:
             raise NotAdmin()
         if self.directory.keylog.epoch(org_id, epoch) is None:
             raise NotFound(f"Epoch {epoch} of {org_id} is not in the key log.")
-        json_object(body, {"grants"})
-        raw = body["grants"]
-        if not isinstance(raw, list) or not 1 <= len(raw) <= 1000:
-            raise InvalidRequest("grants must be a list of 1 to 1000 entries")
-        grants: list[tuple[str, bytes]] = []
         seen: set[str] = set()
         org = self.directory.keylog.orgs[org_id]
-        for entry in raw:
-            if not isinstance(entry, dict) or set(entry) != {"staff_id", "grant"}:
-                raise InvalidRequest("each grant must be {\"staff_id\", \"grant\"}")
-            try:
-                staff_id = check_staff_id(entry["staff_id"])
-                sealed = b64decode(entry["grant"], field="grant")
-            except EncodingError as exc:
-                raise InvalidRequest(exc.message, exc.code) from exc
+        for grant in upload.grants:
+            staff_id = grant.staff_id
             if org_of(staff_id) != org_id or staff_id in seen:
                 raise InvalidRequest(f"{staff_id} is not a distinct member of {org_id}")
             staff = org.staff.get(staff_id)
             if staff is None or not staff.active:
                 raise InvalidRequest(f"{staff_id} is not a current staff member of {org_id}",
                                      "not_enrolled")
-            if not MIN_GRANT_BYTES <= len(sealed) <= MAX_GRANT_BYTES:
-                raise InvalidRequest(
-                    f"a grant must be {MIN_GRANT_BYTES} to {MAX_GRANT_BYTES} bytes")
             seen.add(staff_id)
-            grants.append((staff_id, sealed))
+        grants = [(g.staff_id, g.sealed) for g in upload.grants]
         # Under the append lock, so no newer epoch can land between this look and the write.
         async with self.directory.append_lock:
             try:

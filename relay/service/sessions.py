@@ -18,25 +18,23 @@ import secrets
 from dataclasses import dataclass
 
 from protocol import verify_auth
-from protocol.encoding import check_staff_id, org_of
+from protocol.auth import NONCE_SIZE
+from protocol.encoding import org_of
 from protocol.errors import AuthSignatureInvalid as ProtocolAuthInvalid
-from protocol.errors import EncodingError, LogError
+from protocol.errors import LogError
 
 from ..errors import (
     AuthSignatureInvalid,
     ChallengeExpired,
     ChallengeInvalid,
-    InvalidRequest,
     NotEnrolled,
     SessionInvalid,
 )
 from ..store import SessionRow
 from ..store.interface import LoginStore
 from .directory import Directory
+from .domain import SESSION_TOKEN_SIZE, LoginRequest
 from .hashing import NONCE, SESSION, secret_hash
-
-NONCE_SIZE = 32
-TOKEN_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -87,18 +85,17 @@ class Sessions:
                 f"{staff_id} is not an enrolled staff member of an admitted organisation."
             ) from exc
 
-    async def challenge(self, staff_id: object, now: int) -> tuple[bytes, int]:
+    async def challenge(self, staff_id: str, now: int) -> tuple[bytes, int]:
         """A fresh single-use nonce for ``staff_id`` and its expiry."""
-        staff_id = _staff_id(staff_id)
         self._require_active(staff_id)
         nonce = secrets.token_bytes(NONCE_SIZE)
         expires = now + self.challenge_ttl
         await self.store.add_challenge(secret_hash(NONCE, nonce), staff_id, expires)
         return nonce, expires
 
-    async def login(self, staff_id: object, nonce: bytes, signature: bytes, now: int) -> NewSession:
+    async def login(self, request: LoginRequest, now: int) -> NewSession:
         """Check the signed challenge and open a session."""
-        staff_id = _staff_id(staff_id)
+        staff_id, nonce = request.staff_id, request.nonce
         taken = await self.store.take_challenge(secret_hash(NONCE, nonce))
         if taken is None or taken[0] != staff_id:
             raise ChallengeInvalid()
@@ -108,13 +105,13 @@ class Sessions:
         key = self.directory.keylog.active_staff(staff_id).signing_key
         for origin in self.origins:  # bound to one of the URLs this relay answers to
             try:
-                verify_auth(key, origin, nonce, signature)
+                verify_auth(key, origin, nonce, request.signature)
                 break
             except ProtocolAuthInvalid:
                 continue
         else:
             raise AuthSignatureInvalid()
-        token = secrets.token_bytes(TOKEN_SIZE)
+        token = secrets.token_bytes(SESSION_TOKEN_SIZE)
         row = SessionRow(secret_hash(SESSION, token), staff_id, now + self.session_ttl)
         await self.store.add_session(row)
         self._live[row.token_hash] = row
@@ -162,9 +159,3 @@ class Sessions:
         """Drop expired sessions from memory (the expiry task deletes them from the store)."""
         self._live = {h: r for h, r in self._live.items() if r.expires > now}
 
-
-def _staff_id(value: object) -> str:
-    try:
-        return check_staff_id(value)  # type: ignore[arg-type]
-    except EncodingError as exc:
-        raise InvalidRequest(exc.message, exc.code) from exc

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..errors import InvalidRequest, TtlOutOfRange
+from ..errors import TtlOutOfRange
 
 
-def checked_ttl(value: Any, max_ttl: int) -> int:
-    """``value`` if it is a whole number of seconds from 1 to ``max_ttl``; else a 4xx."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidRequest("ttl must be an integer number of seconds")
+def checked_ttl(asked: int | None, default: int, max_ttl: int) -> int:
+    """``asked`` (or ``default`` when None) if it is from 1 to ``max_ttl`` seconds; else 4xx."""
+    value = default if asked is None else asked
     if not 1 <= value <= max_ttl:
         raise TtlOutOfRange(f"ttl must be between 1 and {max_ttl} seconds, not {value}.")
     return value
