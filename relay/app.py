@@ -16,7 +16,7 @@ from .expiry import run_expiry
 from .handlers.common import SERVICE
 from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
 from .problems import problem_middleware
-from .routes import add_routes, all_routes
+from .routes import ROUTES, add_routes
 from .service import RelayService
 from .store import create_store
 
@@ -58,7 +58,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await relay.start(_now())
     expiry = asyncio.get_running_loop().create_task(
         run_expiry(relay, relay.config.expiry.interval))
-    log.info("started", log_size=relay.directory.keylog.size, routes=len(all_routes()))
+    log.info("started", log_size=relay.directory.keylog.size, routes=len(ROUTES))
     yield
     expiry.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -23,6 +23,7 @@ from protocol.auth import origin_of as protocol_origin_of
 from protocol.encoding import b64decode, parse_json
 from protocol.errors import EncodingError, ProtocolError
 from protocol.keys import fingerprint
+from protocol.message import MAX_TTL
 
 CONFIG_FILE = "relay.toml"
 KEY_FILE = "relay.key"
@@ -69,7 +70,7 @@ class LimitsConfig:
     max_send_bytes: int = 8 * MIB
     max_control_body_bytes: int = 64 * KIB
     default_ttl: int = 7 * DAY
-    max_ttl: int = 30 * DAY
+    max_ttl: int = MAX_TTL
     max_drop_bytes: int = 4 * GIB
     max_open_uploads_per_org: int = 16
     org_drop_bytes: int = 16 * GIB

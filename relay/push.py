@@ -15,10 +15,11 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from protocol.events import CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW
+
 from .store import StoredMessage
 
-CLOSE_SESSION_ENDED = 4401
-CLOSE_TOO_SLOW = 4408
+__all__ = ["CLOSE_SESSION_ENDED", "CLOSE_TOO_SLOW", "Closing", "EventHub", "Subscription"]
 QUEUE_SIZE = 1024
 
 

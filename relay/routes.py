@@ -1,19 +1,15 @@
 """The route table: every path and method of the API, in one place.
 
 ``protocol/openapi.yaml`` documents exactly these routes (a test compares the two).
-File drops (issue 5) add their rows from ``handlers/drops.py`` via ``DROP_ROUTES`` when
-that module exists.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .handlers import auth, events, grants, keylog, messages, meta
+from .handlers import auth, drops, events, grants, keylog, messages, meta
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,19 +32,16 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/status", messages.status),
     ("POST", "/v1/retract", messages.retract),
     ("GET", "/v1/events", events.events),
+    ("POST", "/v1/drops", drops.create),
+    ("HEAD", "/v1/drops/{id}", drops.offset),
+    ("PATCH", "/v1/drops/{id}", drops.upload),
+    ("POST", "/v1/drops/{id}/complete", drops.complete),
+    ("GET", "/v1/drops/{id}", drops.download),
+    ("POST", "/v1/drops/{id}/ack", drops.acknowledge),
 ]
-
-
-def all_routes() -> list[tuple[str, str, Handler]]:
-    """The core routes plus those of optional areas (drops) that are installed."""
-    routes = list(ROUTES)
-    if importlib.util.find_spec("relay.handlers.drops") is not None:  # issue 5
-        drops = importlib.import_module("relay.handlers.drops")
-        routes.extend(getattr(drops, "DROP_ROUTES", []))
-    return routes
 
 
 def add_routes(app: web.Application) -> None:
     """Register every route on ``app`` (no implicit HEAD: the document lists what exists)."""
-    for method, path, handler in all_routes():
+    for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

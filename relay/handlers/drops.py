@@ -160,12 +160,3 @@ async def acknowledge(request: web.Request) -> web.Response:
     deleted = await service(request).drops.acknowledge(session, drop_id, at)
     return ok({"deleted": deleted})
 
-
-DROP_ROUTES = [
-    ("POST", "/v1/drops", create),
-    ("HEAD", "/v1/drops/{id}", offset),
-    ("PATCH", "/v1/drops/{id}", upload),
-    ("POST", "/v1/drops/{id}/complete", complete),
-    ("GET", "/v1/drops/{id}", download),
-    ("POST", "/v1/drops/{id}/ack", acknowledge),
-]

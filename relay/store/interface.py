@@ -187,9 +187,6 @@ class MailboxStore(Protocol):
         exactly one of the two wins.
         """
 
-    async def mailbox_bytes(self, org_id: str) -> int:
-        """Bytes held in one organisation's mailbox (what ``org_quota`` is checked against)."""
-
 
 class DropStore(Protocol):
     """File drop rows (the bytes are in ``relay.blobs``, never in the store)."""

@@ -467,10 +467,6 @@ class SqliteStore:
 
         return await self._write(job)
 
-    async def mailbox_bytes(self, org_id: str) -> int:
-        rows = await self._read("SELECT bytes FROM mailbox_usage WHERE org_id = ?", (org_id,))
-        return int(rows[0][0]) if rows else 0
-
     # --- housekeeping ------------------------------------------------------------------
 
     async def purge(self, now: int, grace: int) -> PurgeCounts:

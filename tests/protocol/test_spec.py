@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from protocol import auth, encoding, errors, keylog, labels, message, records, stream
+from protocol import auth, encoding, errors, events, keylog, labels, message, records, stream
 
 SPEC = (Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md").read_text()
 
@@ -58,7 +58,8 @@ def test_constants_table_matches_the_code() -> None:
         "MAX_MEDIA_TYPE": message.MAX_MEDIA_TYPE, "ID_SIZE": message.ID_SIZE,
         "NONCE_SIZE": auth.NONCE_SIZE, "MOVED_SEARCH_EPOCHS": message.MOVED_SEARCH_EPOCHS,
         "CHUNK_SIZE": stream.CHUNK_SIZE, "MAX_FILE_SIZE": stream.MAX_FILE_SIZE,
-        "MAX_DEPTH": encoding.MAX_DEPTH,
+        "MAX_DEPTH": encoding.MAX_DEPTH, "CLOSE_SESSION_ENDED": events.CLOSE_SESSION_ENDED,
+        "CLOSE_TOO_SLOW": events.CLOSE_TOO_SLOW,
     }
     assert table == code
 
