@@ -69,20 +69,21 @@ if TYPE_CHECKING:
     from .admin import NetworkOffice, OrgAdmin
 
 WS_CLOSE_SESSION_ENDED = 4401
-RECONNECT_MAX = 30.0
 
 
 class Client:
     """An opened profile: send, receive and administer, as an async context manager."""
 
     def __init__(self, profile: Profile, keystore: Keystore, store: MailboxStore,
-                 *, relay: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 *, relay: str | None = None, clock: Callable[[], float] = time.time,
+                 ca_file: str | Path | None = None) -> None:
         self.profile = profile
         self.keystore = keystore
         self.store = store
         self.clock = clock
         self.directory = Directory(profile.info.network.network_key, store, clock)
         self._relay_override = check_relay_url(relay) if relay else None
+        self.ca_file = ca_file
         self._api: RelayApi | None = None
         self._log_key: bytes | None = None
         self._info: dict[str, Any] | None = None
@@ -97,15 +98,21 @@ class Client:
     @classmethod
     async def open(cls, home: str | Path | None, profile: str | None, passphrase: str, *,
                    relay: str | None = None,
-                   clock: Callable[[], float] = time.time) -> Client:
-        """Open profile ``profile`` under ``home`` with its passphrase."""
+                   clock: Callable[[], float] = time.time,
+                   ca_file: str | Path | None = None) -> Client:
+        """Open profile ``profile`` under ``home`` with its passphrase.
+
+        ``ca_file``: a PEM file of a CA to trust for the relay's TLS certificate besides the
+        system's (a relay with a certificate from a private CA).
+        """
         prof = load_profile(home, profile)
         keystore = prof.open_keystore(passphrase)
-        return await cls._from_parts(prof, keystore, relay=relay, clock=clock)
+        return await cls._from_parts(prof, keystore, relay=relay, clock=clock, ca_file=ca_file)
 
     @classmethod
     async def _from_parts(cls, prof: Profile, keystore: Keystore, *, relay: str | None = None,
-                          clock: Callable[[], float] = time.time) -> Client:
+                          clock: Callable[[], float] = time.time,
+                          ca_file: str | Path | None = None) -> Client:
         storage = keystore.secrets.get("storage")
         if storage is None:
             # A profile made by other tools (e.g. the relay's dev bootstrap) may lack the
@@ -113,7 +120,7 @@ class Client:
             storage = keystore.secrets["storage"] = secrets.token_bytes(32)
             save_keystore(keystore)
         store = await MailboxStore.open(prof.state_path, storage)
-        client = cls(prof, keystore, store, relay=relay, clock=clock)
+        client = cls(prof, keystore, store, relay=relay, clock=clock, ca_file=ca_file)
         try:
             await client.directory.load()
         except BaseException:
@@ -226,7 +233,7 @@ class Client:
     async def _connect(self) -> None:
         url = self.relay_url
         # No Kok-Log-Head until the relay proved it serves our network: our head is ours.
-        api = RelayApi(url)
+        api = RelayApi(url, ca_file=self.ca_file)
         try:
             info = await api.info()
             network_key = b64decode(str(info.get("network_key")), size=32, field="network_key")
@@ -421,15 +428,15 @@ class Client:
         report = await self.sync()
         for message in report.messages:
             yield message
-        delay = 1.0
+        failures = 0
         while True:
             api = await self.api()
             cursor = int(await self.store.get_state("cursor", "0") or 0)
             try:
                 ws = await api.events(after=cursor)
             except RelayUnreachable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
+                failures += 1
+                await asyncio.sleep(api.policy.reconnect_delay(failures))
                 continue
             opened = time.monotonic()
             try:
@@ -448,10 +455,10 @@ class Client:
                 await api.login()
             if time.monotonic() - opened < 1:
                 # Closed at once (e.g. 4408 again and again): back off instead of spinning.
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
+                failures += 1
+                await asyncio.sleep(api.policy.reconnect_delay(failures))
             else:
-                delay = 1.0
+                failures = 0
 
     # --- directory questions ---------------------------------------------------------
 

@@ -1,19 +1,41 @@
-"""The relay's HTTP API (docs/http-api.md) as async methods, and nothing more.
+"""The relay's HTTP API (docs/http-api.md): the client's one transport.
+
+Theory of operation
+-------------------
+Every request the client makes, JSON calls as well as drop uploads and downloads and the
+event WebSocket, goes through ``RelayApi``: one ``aiohttp`` session (with the trusted CA of
+``ca_file``, if any), the same headers (``Kok-Log-Head`` once a head is known, the session
+token) and one ``RetryPolicy``.
+
+A request is made once by an *attempt* function; ``RelayApi.retrying`` runs it under the
+policy:
+
+* a transport failure (refused or reset connection, a pooled keep-alive connection the
+  relay closed when it restarted, a timeout) is tried again with exponential backoff, but
+  only for a request that may be repeated: everything except a POST that neither carries an
+  idempotency key nor is harmless to repeat (a log append is the one such call);
+* ``401`` on an authenticated request means the session ended (expiry, relay restart):
+  log in again and repeat, once per attempt;
+* a short ``429`` is waited out (``Retry-After`` up to ``max_retry_after`` seconds);
+* a certificate the client does not trust is never retried and is reported as a
+  certificate problem (``RelayCertificateError``), not as an unreachable relay.
 
 No verification happens here: everything the relay returns is untrusted and checked by
-``directory`` (key log), ``protocol.open_grant`` and ``protocol.open_message``. This module
-maps transport failures to ``RelayUnreachable`` and problem documents to ``RelayRefused``,
-keeps the session token in memory only (never on disk), logs in again once when the relay
-answers 401, and sends ``Kok-Log-Head`` with every request once a head is known.
+``directory`` (key log), ``protocol.open_grant`` and ``protocol.open_message``. The session
+token is kept in memory only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import urlsplit
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -21,24 +43,47 @@ from protocol.auth import sign_auth
 from protocol.encoding import SignedItem, b64decode, b64encode
 from protocol.keys import SigningKeyPair
 
-from .errors import RelayRefused, RelayUnreachable, UsageError
+from .errors import RelayCertificateError, RelayRefused, RelayUnreachable, UsageError
+
+T = TypeVar("T")
 
 TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10)
+# Drop transfers take as long as the file needs; only a stalled socket ends them.
+TRANSFER_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
+# A large read buffer lets the socket fill while the last piece of a download is decrypted.
+READ_BUFFER = 1024 * 1024
 TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
-                    asyncio.TimeoutError, ConnectionError)
+                    asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError)
+CERTIFICATE_ERRORS = (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)
 UNAUTHORISED = 401
 RATE_LIMITED = 429
-MAX_RETRY_AFTER = 10
 
 
-def retry_after(resp: aiohttp.ClientResponse) -> int | None:
-    """Seconds to wait for a short ``429`` (``Retry-After``), None otherwise."""
-    if resp.status != RATE_LIMITED:
-        return None
-    value = resp.headers.get("Retry-After", "")
-    if value.isdigit() and int(value) <= MAX_RETRY_AFTER:
-        return max(1, int(value))
-    return None
+@dataclass(frozen=True)
+class RetryPolicy:
+    """What is tried again, how often, and how long to wait in between."""
+
+    attempts: int = 4
+    """Tries of an ordinary call (the first and three more)."""
+    transfer_attempts: int = 9
+    """Tries of a resumable drop transfer (each resumes where the last one stopped)."""
+    first_delay: float = 0.25
+    max_delay: float = 4.0
+    max_retry_after: int = 10
+    """A longer ``Retry-After`` is not waited out: the caller hears the refusal."""
+    reconnect_max: float = 30.0
+    """The longest wait between two attempts of ``listen`` to open the event stream."""
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.first_delay * 2 ** (attempt - 1), self.max_delay))
+
+    def reconnect_delay(self, attempt: int) -> float:
+        """Seconds ``listen`` waits before opening the event stream again."""
+        return float(min(2 ** (attempt - 1), self.reconnect_max))
+
+
+DEFAULT_POLICY = RetryPolicy()
 
 
 def check_relay_url(url: str) -> str:
@@ -61,11 +106,33 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def trust_context(ca_file: str | Path | None) -> ssl.SSLContext | None:
+    """The TLS context trusting ``ca_file`` besides the system's CAs (None: system only)."""
+    if ca_file is None:
+        return None
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError("ca_file_unreadable", path=str(ca_file), detail=detail) from None
+    return context
+
+
+def drop_path(*parts: str) -> str:
+    """The API path of the drop collection, or of one drop (and a sub-resource)."""
+    return "/".join(["/v1/drops", *(quote(p, safe="") for p in parts)])
+
+
 class RelayApi:
     """One relay, one identity's session; an async context manager around aiohttp."""
 
-    def __init__(self, base_url: str, *, log_head: Callable[[], str | None] | None = None) -> None:
+    def __init__(self, base_url: str, *, log_head: Callable[[], str | None] | None = None,
+                 ca_file: str | Path | None = None,
+                 policy: RetryPolicy = DEFAULT_POLICY) -> None:
         self.base_url = check_relay_url(base_url)
+        self.policy = policy
+        self._ssl = trust_context(ca_file)
         self._log_head = log_head
         self._http: aiohttp.ClientSession | None = None
         self._token: str | None = None
@@ -79,63 +146,118 @@ class RelayApi:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=TIMEOUT)
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
+            self._http = aiohttp.ClientSession(timeout=TIMEOUT, read_bufsize=READ_BUFFER,
+                                               connector=connector)
         return self._http
 
     async def close(self) -> None:
         """End the session at the relay (best effort) and close connections."""
         if self._token is not None and self._http is not None and not self._http.closed:
             try:
-                await self._request("DELETE", "/v1/auth/session", auth=True, relogin=False)
-            except (RelayRefused, RelayUnreachable):
+                await self._once("DELETE", "/v1/auth/session", auth=True)
+            except (RelayRefused, RelayUnreachable, *TRANSPORT_ERRORS, *CERTIFICATE_ERRORS):
                 pass  # the session expires on its own within the hour
         self._token = None
         if self._http is not None:
             await self._http.close()
             self._http = None
 
-    def _headers(self, auth: bool) -> dict[str, str]:
+    def _headers(self, auth: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         head = self._log_head() if self._log_head else None
         if head:
             headers["Kok-Log-Head"] = head
         if auth and self._token:
             headers["Authorization"] = f"Bearer {self._token}"
+        headers.update(extra or {})
         return headers
-
-    async def _request(self, method: str, path: str, *, json: Any = None,
-                       params: dict[str, Any] | None = None, auth: bool = False,
-                       relogin: bool = True) -> Any:
-        if auth and self._token is None:
-            await self.login()
-        for attempt in (1, 2):
-            try:
-                async with self._session().request(
-                        method, self.base_url + path, json=json, params=params,
-                        headers=self._headers(auth)) as resp:
-                    if resp.status == UNAUTHORISED and auth and relogin and attempt == 1:
-                        self._token = None
-                        await self.login()
-                        continue
-                    wait = retry_after(resp)
-                    if wait is not None and attempt == 1:
-                        await asyncio.sleep(wait)  # a short rate limit: wait it out once
-                        continue
-                    if resp.status >= 400:
-                        raise await problem(resp)
-                    if resp.status == 204:
-                        return None
-                    return await resp.json(content_type=None)
-            except TRANSPORT_ERRORS:
-                raise RelayUnreachable(self.base_url) from None
-            except ValueError:
-                # a body that is not JSON: not a kok relay, or a broken proxy in between
-                raise RelayRefused("bad_response", 502, "not JSON") from None
-        raise RelayRefused("unauthorized", UNAUTHORISED, "the relay refused the request twice")
 
     def send_log_head(self, log_head: Callable[[], str | None]) -> None:
         """From now on, send ``Kok-Log-Head`` with the value ``log_head()`` returns."""
         self._log_head = log_head
+
+    # --- the retry policy ------------------------------------------------------------
+
+    async def retrying(self, attempt: Callable[[], Awaitable[T]], *, repeatable: bool,
+                       auth: bool, attempts: int | None = None,
+                       retry_codes: frozenset[str] = frozenset(),
+                       again: tuple[type[Exception], ...] = ()) -> T:
+        """Run ``attempt`` under the policy (see the module's theory of operation).
+
+        ``repeatable``: the request may be sent again after a transport failure (it may have
+        reached the relay). ``retry_codes``: relay refusals that mean "try again shortly";
+        ``again``: exceptions of the caller's own that mean the same.
+        """
+        tries = attempts or self.policy.attempts
+        number = 0
+        while True:
+            number += 1
+            if auth and self._token is None:
+                await self.login()
+            try:
+                return await attempt()
+            except RelayRefused as exc:
+                if auth and exc.status == UNAUTHORISED and number < tries:
+                    self._token = None  # the session ended: log in again and repeat
+                    continue
+                wait = exc.retry_after
+                if wait is not None and wait <= self.policy.max_retry_after and number < tries:
+                    await asyncio.sleep(max(1, wait))  # a short rate limit: wait it out
+                    continue
+                if exc.code in retry_codes and number < tries:
+                    await asyncio.sleep(self.policy.delay(number))
+                    continue
+                raise
+            except CERTIFICATE_ERRORS as exc:
+                raise RelayCertificateError(self.base_url, _certificate_detail(exc)) from None
+            except TRANSPORT_ERRORS:
+                if not repeatable or number >= tries:
+                    raise RelayUnreachable(self.base_url) from None
+                await asyncio.sleep(self.policy.delay(number))
+            except again:
+                if number >= tries:
+                    raise
+                await asyncio.sleep(self.policy.delay(number))
+
+    async def _once(self, method: str, path: str, *, json: Any = None,
+                    params: dict[str, Any] | None = None, auth: bool = False) -> Any:
+        """One JSON request, one attempt: the decoded answer, or ``RelayRefused``."""
+        async with self._session().request(method, self.base_url + path, json=json,
+                                           params=params, headers=self._headers(auth)) as resp:
+            if resp.status >= 400:
+                raise await problem(resp)
+            if resp.status == 204:
+                return None
+            try:
+                return await resp.json(content_type=None)
+            except ValueError:
+                # a body that is not JSON: not a kok relay, or a broken proxy in between
+                raise RelayRefused("bad_response", 502, "not JSON") from None
+
+    async def _request(self, method: str, path: str, *, json: Any = None,
+                       params: dict[str, Any] | None = None, auth: bool = False,
+                       repeatable: bool | None = None) -> Any:
+        """A JSON call under the policy; only a plain POST is not repeated unless told so."""
+        return await self.retrying(
+            lambda: self._once(method, path, json=json, params=params, auth=auth),
+            repeatable=method != "POST" if repeatable is None else repeatable, auth=auth)
+
+    @contextlib.asynccontextmanager
+    async def exchange(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                       data: Any = None, json: Any = None, check: bool = True
+                       ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One authenticated streaming request (drop transfers): the caller reads the answer.
+
+        A single attempt: run it inside ``retrying``. With ``check``, an answer of 400 or
+        more raises ``RelayRefused``; without, the caller looks at the status first.
+        """
+        async with self._session().request(
+                method, self.base_url + path, data=data, json=json, timeout=TRANSFER_TIMEOUT,
+                headers=self._headers(True, headers)) as resp:
+            if check and resp.status >= 400:
+                raise await problem(resp)
+            yield resp
 
     # --- auth ------------------------------------------------------------------------
 
@@ -148,10 +270,15 @@ class RelayApi:
         """Challenge, sign (bound to the relay origin), and keep the session token."""
         if self._login is None:
             raise UsageError("no_staff_identity")
+        # A challenge is used up by its answer: the pair is repeated as a whole.
+        return await self.retrying(self._login_once, repeatable=True, auth=False)
+
+    async def _login_once(self) -> dict[str, Any]:
+        assert self._login is not None
         staff_id, key, origin = self._login
-        challenge = await self._request("POST", "/v1/auth/challenge", json={"staff_id": staff_id})
+        challenge = await self._once("POST", "/v1/auth/challenge", json={"staff_id": staff_id})
         nonce = b64decode(str(challenge["nonce"]), size=32, field="nonce")
-        answer = await self._request("POST", "/v1/auth/session", json={
+        answer = await self._once("POST", "/v1/auth/session", json={
             "staff_id": staff_id, "nonce": b64encode(nonce),
             "signature": b64encode(sign_auth(key, origin, nonce)),
         })
@@ -171,13 +298,17 @@ class RelayApi:
         return dict(await self._request("GET", "/v1/log", params={"after": after, "limit": limit}))
 
     async def append(self, record: SignedItem) -> dict[str, Any]:
+        # Not repeated: an answer lost after the relay appended would turn into a refusal.
         return dict(await self._request("POST", "/v1/log", json={"record": record.to_json()}))
 
     async def status(self, token: bytes) -> dict[str, Any]:
-        return dict(await self._request("POST", "/v1/status", json={"token": b64encode(token)}))
+        return dict(await self._request("POST", "/v1/status", json={"token": b64encode(token)},
+                                        repeatable=True))
 
     async def retract(self, token: bytes) -> dict[str, Any]:
-        return dict(await self._request("POST", "/v1/retract", json={"token": b64encode(token)}))
+        # Retracting twice leaves the same state: the second answer says "retracted".
+        return dict(await self._request("POST", "/v1/retract", json={"token": b64encode(token)},
+                                        repeatable=True))
 
     # --- grants ----------------------------------------------------------------------
 
@@ -193,37 +324,50 @@ class RelayApi:
     async def send(self, idempotency_key: bytes, ttl: int,
                    envelopes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = {"idempotency_key": b64encode(idempotency_key), "ttl": ttl, "envelopes": envelopes}
-        return list((await self._request("POST", "/v1/messages", json=body, auth=True))["messages"])
+        # The idempotency key makes a repeat after a lost answer store nothing twice.
+        answer = await self._request("POST", "/v1/messages", json=body, auth=True,
+                                     repeatable=True)
+        return list(answer["messages"])
 
     async def messages(self, after: int, limit: int = 100) -> dict[str, Any]:
         return dict(await self._request("GET", "/v1/messages",
                                         params={"after": after, "limit": limit}, auth=True))
 
     async def ack(self, relay_id: str) -> dict[str, Any]:
-        return dict(await self._request("POST", f"/v1/messages/{relay_id}/ack", auth=True))
+        return dict(await self._request("POST", f"/v1/messages/{quote(relay_id, safe='')}/ack",
+                                        auth=True, repeatable=True))
+
+    # --- drops -----------------------------------------------------------------------
+
+    async def create_drop(self, size: int, to: list[str], ttl: int) -> dict[str, Any]:
+        # Repeatable: a drop whose answer was lost is never used and expires.
+        return dict(await self._request("POST", drop_path(),
+                                        json={"size": size, "to": to, "ttl": ttl},
+                                        auth=True, repeatable=True))
+
+    async def ack_drop(self, drop: str) -> None:
+        await self._request("POST", drop_path(drop, "ack"), auth=True, repeatable=True)
 
     # --- events ----------------------------------------------------------------------
 
     async def events(self, after: int) -> aiohttp.ClientWebSocketResponse:
         """Open the WebSocket of new envelopes after ``after`` (logging in first if needed)."""
-        if self._token is None:
-            await self.login()
-        url = self.base_url + "/v1/events"
-        for attempt in (1, 2):
+        async def connect() -> aiohttp.ClientWebSocketResponse:
             try:
                 return await self._session().ws_connect(
-                    url, params={"after": after}, headers=self._headers(auth=True),
-                    heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=10))
+                    self.base_url + "/v1/events", params={"after": after},
+                    headers=self._headers(auth=True), heartbeat=30,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=10))
             except aiohttp.WSServerHandshakeError as exc:
-                if exc.status == UNAUTHORISED and attempt == 1:
-                    self._token = None
-                    await self.login()
-                    continue
-                raise RelayRefused("unauthorized" if exc.status == UNAUTHORISED else "bad_response",
-                                   exc.status, exc.message) from None
-            except TRANSPORT_ERRORS:
-                raise RelayUnreachable(self.base_url) from None
-        raise RelayRefused("unauthorized", UNAUTHORISED, "login failed")
+                code = "unauthorized" if exc.status == UNAUTHORISED else "bad_response"
+                raise RelayRefused(code, exc.status, exc.message) from None
+
+        return await self.retrying(connect, repeatable=True, auth=True)
+
+
+def _certificate_detail(exc: BaseException) -> str:
+    cause = getattr(exc, "certificate_error", None) or exc
+    return " ".join(str(getattr(cause, "verify_message", "") or cause).split())
 
 
 async def problem(resp: aiohttp.ClientResponse) -> RelayRefused:
@@ -236,4 +380,8 @@ async def problem(resp: aiohttp.ClientResponse) -> RelayRefused:
     if isinstance(body, dict):
         code = str(body.get("code") or code)
         detail = str(body.get("detail") or body.get("title") or detail)
-    return RelayRefused(code, resp.status, detail)
+    refused = RelayRefused(code, resp.status, detail)
+    if resp.status == RATE_LIMITED:
+        value = resp.headers.get("Retry-After", "")
+        refused.retry_after = int(value) if value.isdigit() else None
+    return refused

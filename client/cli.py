@@ -116,6 +116,7 @@ class Settings:
     profile: str | None
     json: bool
     passphrase_file: Path | None
+    ca_file: Path | None = None
 
     def passphrase(self, *, confirm: bool = False) -> str:
         """From ``--passphrase-file``, ``$KOK_PASSPHRASE``, or a hidden prompt on a terminal."""
@@ -174,7 +175,8 @@ def with_client(ctx: click.Context, action: Callable[[Client], Awaitable[T]], *,
     passphrase = s.passphrase()
 
     async def go() -> T:
-        client = await Client.open(s.home, s.profile, passphrase, relay=relay)
+        client = await Client.open(s.home, s.profile, passphrase, relay=relay,
+                                   ca_file=s.ca_file)
         async with client:
             return await action(client)
 
@@ -220,11 +222,14 @@ def parse_ttl(text: str) -> int:
 @click.option("--json", "as_json", is_flag=True, help=t("help.opt_json"))
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help=t("help.opt_passphrase_file"))
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="KOK_CA_FILE", help=t("help.opt_ca_file"))
 @click.version_option(package_name="kok-relay", prog_name="kok")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, profile: str | None, as_json: bool,
-         passphrase_file: Path | None) -> None:
-    ctx.obj = Settings(home=home, profile=profile, json=as_json, passphrase_file=passphrase_file)
+         passphrase_file: Path | None, ca_file: Path | None) -> None:
+    ctx.obj = Settings(home=home, profile=profile, json=as_json, passphrase_file=passphrase_file,
+                       ca_file=ca_file)
 
 
 @main.command("sync", help=t("help.sync"))

@@ -111,7 +111,8 @@ def org_new_cmd(ctx: click.Context, org_id: str, name: str, relay: str, network_
     anchor = NetworkAnchor.load(Path(network_file))
     passphrase = s.passphrase(confirm=True)
     prof, request = run(new_org(s.home, s.profile, passphrase, org_id=org_id, name=name,
-                                relay=relay, network=anchor, admin=admin_name))
+                                relay=relay, network=anchor, admin=admin_name,
+                                ca_file=s.ca_file))
     write_public_file(out, request)
     fp = format_fingerprint(fingerprint(read_org_request(request).identity_key))
     s.out([t("org.request_written", org=org_id, out=out),
@@ -190,7 +191,7 @@ def staff_new_cmd(ctx: click.Context, org_id: str, name: str, relay: str, networ
     anchor = NetworkAnchor.load(Path(network_file))
     passphrase = s.passphrase(confirm=True)
     prof, request = run(new_staff(s.home, s.profile, passphrase, org_id=org_id, name=name,
-                                  relay=relay, network=anchor))
+                                  relay=relay, network=anchor, ca_file=s.ca_file))
     write_public_file(out, request)
     fp = format_fingerprint(fingerprint(read_staff_request(request).signing_key))
     s.out([t("staff.request_written", staff=prof.info.staff_id, out=out),

@@ -21,15 +21,9 @@ from protocol import Attachment, b64encode
 from protocol.errors import ProtocolError
 from protocol.message import MAX_ATTACHMENTS
 
+from .api import RelayApi
 from .errors import RelayRefused, RelayUnreachable, UsageError, VerificationError
-from .transfer import (
-    TRANSPORT_ERRORS,
-    DropEndpoint,
-    TransferError,
-    download_attachment,
-    sanitize_name,
-    upload_file,
-)
+from .transfer import TransferError, download_attachment, sanitize_name, upload_file
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -51,17 +45,6 @@ class SavedFile:
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "path": str(self.path), "size": self.size, "type": self.type}
-
-
-def _endpoint(client: Client) -> DropEndpoint:
-    async def token(fresh: bool) -> str:
-        api = await client.api()
-        if fresh or api.token is None:
-            await api.login()
-        assert api.token is not None
-        return api.token
-
-    return DropEndpoint(client.relay_url, token)
 
 
 def check_sources(sources: Sequence[AttachmentSource]) -> list[tuple[Path, str]]:
@@ -92,10 +75,10 @@ async def upload_attachments(client: Client, files: list[tuple[Path, str]], to: 
                              ) -> tuple[Attachment, ...]:
     """Encrypt and upload each file as a drop to ``to``; what the payload must carry."""
     out: list[Attachment] = []
-    async with _endpoint(client) as ep:
-        for path, name in files:
-            report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
-            out.append(await upload_file(ep, path, to, ttl, name=name, progress=report))
+    api = await client.api()
+    for path, name in files:
+        report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
+        out.append(await upload_file(api, path, to, ttl, name=name, progress=report))
     return tuple(out)
 
 
@@ -118,14 +101,14 @@ async def save_attachments(client: Client, message_id: str, directory: str | Pat
     await client.sync_log()
     client.require_staff()
     saved: list[SavedFile] = []
-    async with _endpoint(client) as ep:
-        for attachment, name in zip(attachments, names, strict=True):
-            report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
-            path = await download_attachment(ep, attachment, target, name=name, force=force,
-                                             progress=report)
-            saved.append(SavedFile(name=name, path=path, size=attachment.size,
-                                   type=attachment.type))
-            await _acknowledge(ep, attachment)
+    api = await client.api()
+    for attachment, name in zip(attachments, names, strict=True):
+        report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
+        path = await download_attachment(api, attachment, target, name=name, force=force,
+                                         progress=report)
+        saved.append(SavedFile(name=name, path=path, size=attachment.size,
+                               type=attachment.type))
+        await _acknowledge(api, attachment)
     return saved
 
 
@@ -155,16 +138,9 @@ def _local_names(attachments: list[Attachment]) -> list[str]:
     return names
 
 
-async def _acknowledge(ep: DropEndpoint, attachment: Attachment) -> None:
+async def _acknowledge(api: RelayApi, attachment: Attachment) -> None:
     """Tell the relay we have the file (best effort: it expires in any case)."""
-    url = ep.url(b64encode(attachment.drop), "ack")
-    for fresh in (False, True):
-        try:
-            async with ep.http.post(url, headers=await ep.headers(fresh=fresh)) as resp:
-                if resp.status == 401 and not fresh:
-                    continue
-                return
-        except TRANSPORT_ERRORS:
-            await asyncio.sleep(0.5)
-        except (RelayRefused, RelayUnreachable):
-            return
+    try:
+        await api.ack_drop(b64encode(attachment.drop))
+    except (RelayRefused, RelayUnreachable):
+        pass

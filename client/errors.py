@@ -59,10 +59,23 @@ class RelayUnreachable(KokError):
         self.url = url
 
 
+class RelayCertificateError(KokError):
+    """The relay's TLS certificate is not trusted: not a network problem, a trust problem."""
+
+    code = "relay_certificate"
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(url=url, detail=detail)
+        self.url = url
+        self.detail = detail
+
+
 class RelayRefused(KokError):
     """The relay answered with a problem document; ``code`` is the relay's."""
 
     code = "relay_refused"
+    retry_after: int | None = None
+    """Seconds the relay asked us to wait (``429`` with ``Retry-After``), if it did."""
 
     def __init__(self, code: str, status: int, detail: str) -> None:
         self.status = status

@@ -56,7 +56,8 @@ def init_network(home: str | Path | None, profile: str | None, passphrase: str, 
 
 async def new_org(home: str | Path | None, profile: str | None, passphrase: str, *,
                   org_id: str, name: str, relay: str, network: NetworkAnchor,
-                  admin: str = "admin") -> tuple[Profile, bytes]:
+                  admin: str = "admin", ca_file: str | Path | None = None
+                  ) -> tuple[Profile, bytes]:
     """An org-admin profile (org identity + the admin's staff keys) and its admission request."""
     check_id(org_id, "org")
     check_id(admin, "staff")
@@ -76,13 +77,14 @@ async def new_org(home: str | Path | None, profile: str | None, passphrase: str,
         if org is not None and not org.revoked:
             raise AccessError("org_exists", org=org_id)
 
-    await _check_with_relay(prof, keystore, check)
+    await _check_with_relay(prof, keystore, check, ca_file)
     return prof, make_org_request(identity, org_id, name.strip(), int(time.time()))
 
 
 async def new_staff(home: str | Path | None, profile: str | None, passphrase: str, *,
                     org_id: str, name: str, relay: str, network: NetworkAnchor,
-                    role: str = "staff") -> tuple[Profile, bytes]:
+                    role: str = "staff", ca_file: str | Path | None = None
+                    ) -> tuple[Profile, bytes]:
     """A staff profile and its enrolment request; the staff id is ``org/<slug of name>``."""
     check_id(org_id, "org")
     part = slug(name)
@@ -108,16 +110,17 @@ async def new_staff(home: str | Path | None, profile: str | None, passphrase: st
         if staff_id in org.staff:
             raise AccessError("staff_exists", staff=staff_id)
 
-    await _check_with_relay(prof, keystore, check)
+    await _check_with_relay(prof, keystore, check, ca_file)
     return prof, make_staff_request(signing, box.public, staff_id, name.strip(),
                                     int(time.time()), role)
 
 
 async def _check_with_relay(prof: Profile, keystore: Keystore,
-                            check: Callable[[Client], None]) -> None:
+                            check: Callable[[Client], None],
+                            ca_file: str | Path | None = None) -> None:
     """Mirror the relay's log into the new profile and run ``check``; on failure, undo."""
     try:
-        client = await Client._from_parts(prof, keystore)
+        client = await Client._from_parts(prof, keystore, ca_file=ca_file)
         try:
             await client.sync_log()
             check(client)

@@ -12,7 +12,6 @@ way to ask about or retract the message later, are kept encrypted in the mailbox
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 import secrets
@@ -28,7 +27,7 @@ from protocol.message import MessagePayload, seal_message
 
 from .api import RelayApi
 from .drops import AttachmentSource, FileProgress, check_sources, upload_attachments
-from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
+from .errors import AccessError, RelayRefused, UsageError
 from .models import DeliveryStatus, RecipientStatus
 from .verification import require_unchanged
 
@@ -115,14 +114,9 @@ class Sender:
                                       epoch.public_key, secrets.token_bytes(32))
                 envelopes.append({"to_org": org_id, "epoch": epoch.number,
                                   "sealed": b64encode(sealed)})
-            key = secrets.token_bytes(16)
             try:
-                try:
-                    return await api.send(key, ttl, envelopes)
-                except RelayUnreachable:
-                    # The relay may have stored it: the same idempotency key makes a retry safe.
-                    await asyncio.sleep(1)
-                    return await api.send(key, ttl, envelopes)
+                # repeated by the transport after a lost answer: the idempotency key makes it safe
+                return await api.send(secrets.token_bytes(16), ttl, envelopes)
             except RelayRefused as exc:
                 if exc.code == "stale_epoch" and attempt == 1:
                     await self.client.sync_log()

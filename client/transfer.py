@@ -31,7 +31,7 @@ import os
 import re
 import secrets
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,17 +47,15 @@ from protocol.errors import (
 )
 from protocol.stream import ABYTES, CHUNK_SIZE, HEADER_SIZE, SIZE_PREFIX, padded_stream_size
 
-from .api import problem
-from .errors import KokError, RelayRefused, RelayUnreachable, VerificationError
+from .api import RelayApi, drop_path, problem
+from .errors import KokError, RelayUnreachable, VerificationError
 
 READ_PIECE = 1024 * 1024
 STEP_CHUNKS = READ_PIECE // CHUNK_SIZE
-RETRIES = 8
-TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
-TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
-                    asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError)
 UPLOAD_MEDIA_TYPE = "application/offset+octet-stream"
 MAX_NAME_BYTES = 200
+# The relay is busy with (or has not yet made durable) the bytes of an earlier attempt.
+UPLOAD_AGAIN = frozenset({"offset_mismatch", "upload_busy"})
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all) as a transfer moves on."""
 
@@ -68,47 +66,8 @@ class TransferError(KokError):
     code = "transfer_failed"
 
 
-class DropEndpoint:
-    """The relay's drop API with its own HTTP session (long transfers, no overall timeout).
-
-    ``token(fresh)`` returns the session token to send, a new one when ``fresh`` is true
-    (after the relay answered 401 because the session ended during a long transfer).
-    """
-
-    def __init__(self, base_url: str, token: Callable[[bool], Awaitable[str]]) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._token = token
-        self._http: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> DropEndpoint:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            # a large read buffer lets the socket fill while the last piece is decrypted
-            self._http = aiohttp.ClientSession(timeout=TIMEOUT, read_bufsize=READ_PIECE)
-        return self._http
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
-
-    def url(self, *parts: str) -> str:
-        return "/".join([self.base_url, "v1", "drops", *parts])
-
-    async def headers(self, extra: dict[str, str] | None = None, *,
-                      fresh: bool = False) -> dict[str, str]:
-        """Authorization (and ``extra``) for one request."""
-        return {"Authorization": f"Bearer {await self._token(fresh)}", **(extra or {})}
-
-
-async def _refusal(resp: aiohttp.ClientResponse) -> RelayRefused:
-    return await problem(resp)
+class _Unfinished(Exception):
+    """The relay holds only part of the upload: ask where it ends and go on."""
 
 
 def sanitize_name(name: str) -> str:
@@ -247,7 +206,7 @@ async def _full_hash(path: Path, key: bytes, header: bytes, size: int) -> bytes:
     return hashes[-1]
 
 
-async def upload_file(ep: DropEndpoint, path: Path, to: list[str], ttl: int, *,
+async def upload_file(api: RelayApi, path: Path, to: list[str], ttl: int, *,
                       name: str | None = None,
                       progress: Progress | None = None) -> Attachment:
     """Encrypt and upload one file as a drop; return what the message must carry about it."""
@@ -259,83 +218,46 @@ async def upload_file(ep: DropEndpoint, path: Path, to: list[str], ttl: int, *,
     key = secrets.token_bytes(32)
     header = secrets.token_bytes(24)
     total = ciphertext_size(size)
-    created = await _create(ep, total, to, ttl)
+    created = await api.create_drop(total, to, ttl)
     drop = str(created["id"])
     token = {"Kok-Upload-Token": str(created["upload_token"])}
-    offset = 0
     hashes: list[bytes] = []
-    fresh = False
-    ask = False
-    for attempt in range(RETRIES + 1):
-        try:
-            if ask:  # after a broken connection: where do the relay's durable bytes end?
-                async with ep.http.head(ep.url(drop),
-                                        headers=await ep.headers(token, fresh=fresh)) as resp:
-                    if resp.status != 200:
-                        raise await _refusal(resp)
-                    offset = int(resp.headers["Upload-Offset"])
-            fresh = ask = False
-            if offset < total:
-                hashes.clear()
-                if await asyncio.to_thread(_identity, path) != before:
-                    raise TransferError("file_changed", name=path.name)
-                body = _ciphertext(path, key, header, size, offset, hashes, progress)
-                async with ep.http.patch(ep.url(drop), data=body, headers=await ep.headers({
-                        **token, "Upload-Offset": str(offset), "Content-Type": UPLOAD_MEDIA_TYPE,
-                        "Content-Length": str(total - offset)})) as resp:
-                    if resp.status != 204:
-                        raise await _refusal(resp)
-                    offset = int(resp.headers["Upload-Offset"])
-            if offset != total:
-                ask = True
-                continue
-            if not hashes:
-                hashes.append(await _full_hash(path, key, header, size))
-            async with ep.http.post(ep.url(drop, "complete"),
-                                    headers=await ep.headers(token)) as resp:
-                if resp.status != 200:
-                    raise await _refusal(resp)
-            break
-        except TRANSPORT_ERRORS:
-            if attempt == RETRIES:
-                raise RelayUnreachable(ep.base_url) from None
-            ask = True
-            await asyncio.sleep(min(0.25 * 2**attempt, 4.0))
-        except RelayRefused as exc:
-            if exc.code in ("offset_mismatch", "upload_busy") and attempt < RETRIES:
-                ask = True
-                await asyncio.sleep(0.2)
-            elif exc.code in ("session_invalid", "auth_required") and attempt < RETRIES:
-                fresh = ask = True
-            else:
-                raise
-    else:  # every attempt ended without the relay holding the whole file
-        raise TransferError("transfer_failed")
+    offset = 0
+    first = True
+
+    async def attempt() -> None:
+        nonlocal offset, first
+        if not first:  # after any failure: where do the relay's durable bytes end?
+            async with api.exchange("HEAD", drop_path(drop), headers=token) as resp:
+                offset = int(resp.headers["Upload-Offset"])
+        first = False
+        if offset < total:
+            hashes.clear()
+            if await asyncio.to_thread(_identity, path) != before:
+                raise TransferError("file_changed", name=path.name)
+            body = _ciphertext(path, key, header, size, offset, hashes, progress)
+            async with api.exchange("PATCH", drop_path(drop), data=body, headers={
+                    **token, "Upload-Offset": str(offset), "Content-Type": UPLOAD_MEDIA_TYPE,
+                    "Content-Length": str(total - offset)}) as resp:
+                offset = int(resp.headers["Upload-Offset"])
+        if offset != total:
+            raise _Unfinished()
+        if not hashes:
+            hashes.append(await _full_hash(path, key, header, size))
+        async with api.exchange("POST", drop_path(drop, "complete"), headers=token):
+            pass
+
+    try:
+        await api.retrying(attempt, repeatable=True, auth=True,
+                           attempts=api.policy.transfer_attempts, retry_codes=UPLOAD_AGAIN,
+                           again=(_Unfinished,))
+    except _Unfinished:  # every attempt ended without the relay holding the whole file
+        raise TransferError("transfer_failed") from None
     if await asyncio.to_thread(_identity, path) != before:
         raise TransferError("file_changed", name=path.name)
     return Attachment(drop=b64decode(drop, size=16, field="id"), key=key, size=size,
                       name=unicodedata.normalize("NFC", name or path.name),
                       type=media_type(name or path.name), hash=hashes[-1])
-
-
-async def _create(ep: DropEndpoint, total: int, to: list[str], ttl: int) -> dict[str, Any]:
-    fresh = False
-    for attempt in (1, 2, 3):
-        try:
-            async with ep.http.post(ep.url(), json={"size": total, "to": to, "ttl": ttl},
-                                    headers=await ep.headers(fresh=fresh)) as resp:
-                if resp.status == 401 and attempt == 1:
-                    fresh = True
-                    continue
-                if resp.status != 201:
-                    raise await _refusal(resp)
-                return dict(await resp.json())
-        except TRANSPORT_ERRORS:
-            # nothing depends on a drop the answer of which was lost: it expires unused
-            if attempt == 3:
-                raise RelayUnreachable(ep.base_url) from None
-            await asyncio.sleep(1)
-    raise RelayRefused("unauthorized", 401, "login failed")
 
 
 # --- download ---------------------------------------------------------------------------
@@ -439,16 +361,16 @@ def _to_boundary(position: int, padded: int) -> int:
     return min(padded - index * CHUNK_SIZE, CHUNK_SIZE) + ABYTES - inside
 
 
-async def _fetch(ep: DropEndpoint, drop: str, job: _Saving, total: int, fresh: bool,
+async def _fetch(api: RelayApi, drop: str, job: _Saving, total: int,
                  progress: Progress | None) -> None:
     """One GET from ``job.have`` on; returns when the body ends (complete or not)."""
     padded = padded_stream_size(job.size)
     extra = {"Range": f"bytes={job.have}-"} if job.have else {}
-    async with ep.http.get(ep.url(drop), headers=await ep.headers(extra, fresh=fresh)) as resp:
+    async with api.exchange("GET", drop_path(drop), headers=extra, check=False) as resp:
         if resp.status == 416:
             _check_total(_total_from(resp), total)
         if resp.status not in (200, 206):
-            raise await _refusal(resp)
+            raise await problem(resp)
         _check_total(_total_from(resp), total)
         if resp.status == 200 and job.have:
             raise TransferError("bad_range_answer")
@@ -493,7 +415,7 @@ async def _fetch(ep: DropEndpoint, drop: str, job: _Saving, total: int, fresh: b
             await worker  # raises what decryption raised (a tampered chunk)
 
 
-async def download_attachment(ep: DropEndpoint, attachment: Attachment, dest_dir: Path, *,
+async def download_attachment(api: RelayApi, attachment: Attachment, dest_dir: Path, *,
                               name: str | None = None, force: bool = False,
                               progress: Progress | None = None) -> Path:
     """Fetch, verify and decrypt one attachment into ``dest_dir``; returns the final path."""
@@ -515,24 +437,18 @@ async def download_attachment(ep: DropEndpoint, attachment: Attachment, dest_dir
         await asyncio.to_thread(job.replay, total)
         if progress and job.have:
             progress(job.have, total)
-        fresh = False
-        attempt = 0
-        while job.have < total:
-            try:
-                await _fetch(ep, drop, job, total, fresh, progress)
-                fresh = False
-            except TRANSPORT_ERRORS:
-                attempt += 1
-                if attempt > RETRIES:
-                    keep_part = True  # the next attempt resumes from here
-                    raise RelayUnreachable(ep.base_url) from None
-                await asyncio.sleep(min(0.25 * 2**attempt, 4.0))
-            except RelayRefused as exc:
-                attempt += 1
-                if exc.code in ("session_invalid", "auth_required") and attempt <= RETRIES:
-                    fresh = True
-                    continue
-                raise
+
+        async def attempt() -> None:
+            await _fetch(api, drop, job, total, progress)
+            if job.have < total:
+                raise _Unfinished()
+
+        try:
+            await api.retrying(attempt, repeatable=True, auth=True,
+                               attempts=api.policy.transfer_attempts, again=(_Unfinished,))
+        except (RelayUnreachable, _Unfinished):
+            keep_part = True  # the next attempt resumes from here
+            raise RelayUnreachable(api.base_url) from None
         await asyncio.to_thread(job.finish)
         job.close()
         if final.exists() and not force:

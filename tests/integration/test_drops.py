@@ -23,7 +23,7 @@ import pytest
 
 from client import Client, KokError
 from client.errors import AccessError, RelayRefused, VerificationError
-from client.transfer import DropEndpoint, download_attachment
+from client.transfer import download_attachment
 from protocol import Attachment
 from tests.integration.kokcli import kok_env
 from tests.integration.people import close_all, new_org, new_staff, open_office, unique
@@ -251,14 +251,7 @@ async def test_other_orgs_and_removed_staff_get_nothing(world: World, tmp_path: 
     target.mkdir()
 
     async def fetch_as(client: Client) -> None:
-        api = await client.api()
-        await api.login()
-
-        async def token(fresh: bool) -> str:
-            return str(api.token)
-
-        async with DropEndpoint(world.relay.url, token) as ep:
-            await download_attachment(ep, attachment, target)
+        await download_attachment(await client.api(), attachment, target)
 
     # the sender (a non-recipient org) and a third org know the drop id and key: no bytes
     office = world["office"]
