@@ -11,6 +11,7 @@ and the browser marks it failed. The drop is acknowledged only after a complete 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,9 +20,10 @@ from protocol import Attachment, FileDecryptor, b64encode, ciphertext_size
 from protocol.errors import ProtocolError
 from protocol.stream import padded_stream_size
 
-from .drops import _acknowledge, _endpoint, _local_names
-from .errors import UsageError, VerificationError
-from .transfer import _check_total, _refusal, _to_boundary, _total_from
+from .api import TRANSPORT_ERRORS, drop_path
+from .drops import _acknowledge, _local_names
+from .errors import RelayRefused, RelayUnreachable, UsageError, VerificationError
+from .transfer import _check_total, _to_boundary, _total_from
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -46,29 +48,32 @@ class AttachmentStream:
                             expected_hash=attachment.hash)
         total = ciphertext_size(attachment.size)
         padded = padded_stream_size(attachment.size)
-        async with _endpoint(client) as ep:
-            url = ep.url(b64encode(attachment.drop))
-            for fresh in (False, True):
-                async with ep.http.get(url, headers=await ep.headers(fresh=fresh)) as resp:
-                    if resp.status == 401 and not fresh:
-                        continue
-                    if resp.status != 200:
-                        raise await _refusal(resp)
-                    try:
-                        _check_total(_total_from(resp), total)
-                        received = 0
-                        while received < total:
-                            data = await resp.content.readexactly(_to_boundary(received, padded))
-                            received += len(data)
-                            plain = dec.update(data)
-                            if received == total:
-                                plain += dec.finalize()
-                            if plain:
-                                yield plain
-                    except ProtocolError as exc:
-                        raise VerificationError.from_protocol(exc) from exc
-                break
-            await _acknowledge(ep, attachment)
+        api = await client.api()
+        async with contextlib.AsyncExitStack() as stack:
+            # Opening is repeated under the transport's policy (a dead pooled connection, an
+            # ended session); once bytes were yielded, a broken stream ends the download.
+            resp = await api.retrying(
+                lambda: stack.enter_async_context(
+                    api.exchange("GET", drop_path(b64encode(attachment.drop)))),
+                repeatable=True, auth=True)
+            if resp.status != 200:
+                raise RelayRefused("bad_response", resp.status, "not the whole file")
+            try:
+                _check_total(_total_from(resp), total)
+                received = 0
+                while received < total:
+                    data = await resp.content.readexactly(_to_boundary(received, padded))
+                    received += len(data)
+                    plain = dec.update(data)
+                    if received == total:
+                        plain += dec.finalize()
+                    if plain:
+                        yield plain
+            except ProtocolError as exc:
+                raise VerificationError.from_protocol(exc) from exc
+            except TRANSPORT_ERRORS:
+                raise RelayUnreachable(api.base_url) from None
+        await _acknowledge(api, attachment)
 
 
 async def open_attachment(client: Client, message_id: str, index: int) -> AttachmentStream:
