@@ -1,0 +1,142 @@
+"""The mailbox service in process, with the clock moved by the test (no sleeping)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protocol import b64decode
+from relay import wire
+from relay.errors import (
+    DuplicateRecipient,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+    NotRetractable,
+    RecipientUnknown,
+    StaleEpoch,
+    TtlOutOfRange,
+)
+from relay.store import MessageStatus
+from tests.relay.inprocess import service_world
+from tests.support.actors import envelope, rand, revoke
+
+GRACE = 500
+
+
+async def test_a_message_lives_exactly_its_ttl(tmp_path: Path) -> None:
+    async with service_world(tmp_path, status_grace=GRACE) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b", ("admin", "alice"))
+        sent = await world.send_one(a.staff["org-a/admin"], b, ttl=100)
+        start = world.clock
+        assert sent.expires == start + 100
+        reader = await world.login(b.staff["org-b/alice"])
+        mailbox = world.relay.mailbox
+
+        world.advance(99)
+        assert [m.id for m in await mailbox.inbox(reader, 0, 10, world.now())] == [sent.id]
+        assert (await mailbox.status(sent.status_token, world.now())).state == "pending"
+        world.advance(1)  # the very second it expires, it is gone for every reader
+        assert await mailbox.inbox(reader, 0, 10, world.now()) == []
+        with pytest.raises(NotFound):
+            await mailbox.get(reader, sent.id, world.now())
+        with pytest.raises(NotFound):
+            await mailbox.acknowledge(reader, sent.id, world.now())
+        assert (await mailbox.status(sent.status_token, world.now())).state == "expired"
+        with pytest.raises(NotRetractable):
+            await mailbox.retract(sent.status_token, world.now())
+
+        counts = await world.relay.purge(world.now())
+        assert counts.messages == 1
+        expired = MessageStatus("expired", 0, 2)
+        world.advance(GRACE - 1)
+        assert await mailbox.status(sent.status_token, world.now()) == expired
+        world.advance(1)
+        await world.relay.purge(world.now())
+        with pytest.raises(NotFound):  # the tombstone went at expiry + grace
+            await mailbox.status(sent.status_token, world.now())
+
+
+async def test_k_of_n_acknowledgements_delete_and_leave_a_tombstone(tmp_path: Path) -> None:
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b", ("admin", "alice", "bob"))
+        sent = await world.send_one(a.staff["org-a/admin"], b)
+        mailbox = world.relay.mailbox
+        sessions = [await world.login(s) for s in b.staff.values()]
+        assert await mailbox.acknowledge(sessions[0], sent.id, world.now()) is False
+        assert await mailbox.acknowledge(sessions[0], sent.id, world.now()) is False  # once
+        assert await mailbox.status(sent.status_token, world.now()) == (
+            MessageStatus("pending", 1, 3))
+        assert await mailbox.acknowledge(sessions[1], sent.id, world.now()) is False
+        assert await mailbox.acknowledge(sessions[2], sent.id, world.now()) is True
+        assert await mailbox.status(sent.status_token, world.now()) == (
+            MessageStatus("delivered", 3, 3))
+        with pytest.raises(NotFound):
+            await mailbox.get(sessions[0], sent.id, world.now())
+
+
+async def test_a_removed_colleague_no_longer_holds_a_message_back(tmp_path: Path) -> None:
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b", ("admin", "leaver"))
+        sent = await world.send_one(a.staff["org-a/admin"], b)
+        admin = await world.login(b.staff["org-b/admin"])
+        assert await world.relay.mailbox.acknowledge(admin, sent.id, world.now()) is False
+        await world.append(b.remove("org-b/leaver"))
+        assert await world.relay.mailbox.status(sent.status_token, world.now()) == (
+            MessageStatus("delivered", 1, 1))
+
+
+async def test_a_retry_gets_the_same_answer_and_stores_nothing_new(tmp_path: Path) -> None:
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b")
+        sender = await world.login(a.staff["org-a/admin"])
+        env, key = envelope(a.staff["org-a/admin"], b), rand(16)
+        first = await world.send(sender, [env], key=key, ttl=100)
+        world.advance(10)
+        again = await world.send(sender, [env], key=key, ttl=100)
+        assert again == first  # same ids, status tokens and (first) expiry
+        with pytest.raises(IdempotencyConflict):
+            await world.send(sender, [env], key=key, ttl=101)
+        reader = await world.login(b.staff["org-b/alice"])
+        assert len(await world.relay.mailbox.inbox(reader, 0, 10, world.now())) == 1
+
+
+async def test_sends_are_checked_against_the_log_and_the_limits(tmp_path: Path) -> None:
+    async with service_world(tmp_path, max_ttl=5000) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b")
+        sender_staff = a.staff["org-a/admin"]
+        sender = await world.login(sender_staff)
+        env = envelope(sender_staff, b)
+        with pytest.raises(TtlOutOfRange):
+            await world.send(sender, [env], ttl=5001)
+        with pytest.raises(DuplicateRecipient):
+            await world.send(sender, [env, env])
+        await world.append(b.new_epoch())
+        with pytest.raises(StaleEpoch):
+            await world.send(sender, [env])
+        await world.append(revoke(world.network, "org-b"))
+        with pytest.raises(RecipientUnknown):
+            await world.send(sender, [envelope(sender_staff, b)])
+        with pytest.raises(InvalidRequest):  # the shape is the wire's, before any service
+            wire.send_request({"idempotency_key": "AA", "envelopes": [env]})
+
+
+async def test_retraction_beats_delivery_once_only(tmp_path: Path) -> None:
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b")
+        sent = await world.send_one(a.staff["org-a/admin"], b)
+        mailbox = world.relay.mailbox
+        retracted = MessageStatus("retracted", 0, 2)
+        assert await mailbox.retract(sent.status_token, world.now()) == retracted
+        assert await mailbox.retract(sent.status_token, world.now()) == retracted
+        reader = await world.login(b.staff["org-b/alice"])
+        with pytest.raises(NotFound):
+            await mailbox.acknowledge(reader, sent.id, world.now())
+        assert b64decode(wire.sent_message(sent)["status_token"]) == sent.status_token
