@@ -77,6 +77,9 @@ class Drops:
         self.directory = directory
         self.limits = limits
         self._uploading: dict[str, set[bytes]] = {}
+        """Open uploads per uploading organisation (memory only: never names a sender on disk)."""
+        self._creating: set[bytes] = set()
+        """Drops counted in ``_uploading`` whose row is not committed yet."""
         self._locks: dict[bytes, asyncio.Lock] = {}
 
     # --- the uploader --------------------------------------------------------------------
@@ -89,26 +92,35 @@ class Drops:
                 f"(encrypted), not {request.size}.")
         self._check_recipients(request.to)
         ttl = checked_ttl(request.ttl, self.limits.default_ttl, self.limits.max_ttl)
+        drop_id = secrets.token_bytes(DROP_ID_SIZE)
+        token = secrets.token_bytes(UPLOAD_TOKEN_SIZE)
+        expires = now + ttl
+        # Check and take the place in one step (no await between), so parallel creates
+        # cannot all pass the check; the place is given back if the create fails.
         open_uploads = self._uploading.setdefault(session.org_id, set())
         if len(open_uploads) >= self.limits.max_open_uploads_per_org:
             raise TooManyUploads(
                 f"Your organisation has {len(open_uploads)} unfinished uploads, the most this "
                 "relay allows; finish them or wait until they expire.")
-        free = await asyncio.to_thread(self.blobs.free_bytes)
-        if free - request.size < self.limits.min_free_disk_bytes:
-            raise StorageFull("The relay's disk has no room for this file now; try later.")
-        drop_id = secrets.token_bytes(DROP_ID_SIZE)
-        token = secrets.token_bytes(UPLOAD_TOKEN_SIZE)
-        expires = now + ttl
-        await self.store.create_drop(NewDrop(
-            id=drop_id, size=request.size, token_hash=secret_hash(UPLOAD, token),
-            expires=expires, idle_expires=min(expires, now + self.limits.drop_idle_ttl),
-            orgs=request.to, org_quota=self.limits.org_drop_bytes,
-            revoked=self.directory.revoked_orgs))
-        # The row is committed before the file exists, so the orphan sweep never takes a
-        # file whose row is still on its way.
-        await self.blobs.create(drop_id)
         open_uploads.add(drop_id)
+        self._creating.add(drop_id)
+        try:
+            free = await asyncio.to_thread(self.blobs.free_bytes)
+            if free - request.size < self.limits.min_free_disk_bytes:
+                raise StorageFull("The relay's disk has no room for this file now; try later.")
+            await self.store.create_drop(NewDrop(
+                id=drop_id, size=request.size, token_hash=secret_hash(UPLOAD, token),
+                expires=expires, idle_expires=min(expires, now + self.limits.drop_idle_ttl),
+                orgs=request.to, org_quota=self.limits.org_drop_bytes,
+                revoked=self.directory.revoked_orgs))
+            # The row is committed before the file exists, so the orphan sweep never takes
+            # a file whose row is still on its way.
+            await self.blobs.create(drop_id)
+        except BaseException:
+            open_uploads.discard(drop_id)
+            raise
+        finally:
+            self._creating.discard(drop_id)
         return CreatedDrop(drop_id, token, expires)
 
     def _check_recipients(self, orgs: tuple[str, ...]) -> None:
@@ -287,7 +299,8 @@ class Drops:
         for drop_id in delivered:
             await self.blobs.delete(drop_id)
         known = await self.store.drop_ids()
-        for drop_id in [d for ids in self._uploading.values() for d in ids if d not in known]:
+        for drop_id in [d for ids in self._uploading.values() for d in ids
+                        if d not in known and d not in self._creating]:
             self._forget_upload(drop_id)
         return deleted + len(delivered)
 
