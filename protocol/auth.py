@@ -14,6 +14,8 @@ from .errors import AuthSignatureInvalid, BadField, SignatureError
 from .keys import SigningKeyPair, verify
 
 NONCE_SIZE = 32
+MAX_CHALLENGE_TTL = 60
+"""The longest a login challenge may stay valid, in seconds."""
 MAX_ORIGIN = 255
 
 

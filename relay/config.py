@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protocol.auth import MAX_CHALLENGE_TTL
 from protocol.auth import origin_of as protocol_origin_of
 from protocol.encoding import b64decode, parse_json
 from protocol.errors import EncodingError, ProtocolError
@@ -226,6 +227,16 @@ def _section(name: str, cls: type, raw: Any, env: dict[str, str]) -> Any:
     return section
 
 
+def _check_protocol_bounds(limits: LimitsConfig) -> None:
+    """Refuse settings that would break what the protocol promises clients (SPEC 11, 19)."""
+    if not 1 <= limits.challenge_ttl <= MAX_CHALLENGE_TTL:
+        raise ConfigError(f"[limits] challenge_ttl must be 1 to {MAX_CHALLENGE_TTL} seconds "
+                          f"(the protocol's maximum), not {limits.challenge_ttl}")
+    if not 1 <= limits.max_ttl <= MAX_TTL:
+        raise ConfigError(f"[limits] max_ttl must be 1 to {MAX_TTL} seconds (the protocol's "
+                          f"maximum, 30 days), not {limits.max_ttl}")
+
+
 def read_anchor(path: Path) -> NetworkAnchor:
     """Parse and check a network anchor file (its fingerprint must match its key)."""
     try:
@@ -286,6 +297,7 @@ def load_config(directory: Path, env: dict[str, str] | None = None) -> RelayConf
             origin_of(url.strip())
     if sections["logging"].format not in ("auto", "json", "console"):
         raise ConfigError("[logging] format must be auto, json or console")
+    _check_protocol_bounds(sections["limits"])
     log_seed, token_key = read_keys(directory / KEY_FILE)
     return RelayConfig(
         directory=directory,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from protocol import SigningKeyPair
+from protocol.message import MAX_TTL
 from relay.config import ConfigError, load_config, origin_of
 from relay.devnetwork import network_anchor
 from relay.initdir import init_relay
@@ -69,6 +70,19 @@ def test_typos_and_bad_values_in_the_file_are_errors(relay_dir: Path) -> None:
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_config(relay_dir, env={})
+
+
+def test_settings_beyond_the_protocols_promises_are_refused(relay_dir: Path) -> None:
+    for env, message in (
+        ({"KOK_RELAY_LIMITS_CHALLENGE_TTL": "61"}, "challenge_ttl must be 1 to 60"),
+        ({"KOK_RELAY_LIMITS_CHALLENGE_TTL": "0"}, "challenge_ttl"),
+        ({"KOK_RELAY_LIMITS_MAX_TTL": str(MAX_TTL + 1)}, "max_ttl must be 1 to 2592000"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_config(relay_dir, env=env)
+    edge = load_config(relay_dir, env={"KOK_RELAY_LIMITS_CHALLENGE_TTL": "60",
+                                       "KOK_RELAY_LIMITS_MAX_TTL": str(MAX_TTL)})
+    assert (edge.limits.challenge_ttl, edge.limits.max_ttl) == (60, MAX_TTL)
 
 
 def test_a_forged_anchor_is_refused(tmp_path: Path) -> None:
