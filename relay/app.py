@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .config import RelayConfig
+from .errors import BadHeader
 from .expiry import run_expiry
 from .handlers.common import SERVICE
 from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
@@ -32,6 +33,8 @@ async def log_head_middleware(request: web.Request, handler: Handler) -> web.Str
     """A client that sends the head it verified learns at once if our log does not extend it."""
     header = request.headers.get(LOG_HEAD_HEADER)
     if header is not None and request.path not in LOG_HEAD_EXEMPT:
+        if not header.isascii():  # the size must be ASCII digits, not any script's
+            raise BadHeader("Kok-Log-Head must be <size>:<base64url hash of 32 bytes>")
         request.app[SERVICE].directory.require_extends(header)
     return await handler(request)
 

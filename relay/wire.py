@@ -44,6 +44,7 @@ from .store import GrantRow, MessageStatus, StoredMessage
 
 __all__ = [
     "b64encode",
+    "decimal",
     "drop_create",
     "drop_id",
     "grant",
@@ -133,7 +134,8 @@ def status_token(body: Any) -> bytes:
 
 def grant_upload(org_text: str, epoch_text: str, body: Any) -> GrantUpload:
     """``PUT /v1/grants/{org_id}/{epoch}`` (a malformed path is "not found")."""
-    if not epoch_text.isascii() or not epoch_text.isdigit() or len(epoch_text) > 15:
+    epoch = decimal(epoch_text, 15)
+    if epoch is None:
         raise NotFound()
     try:
         org_id = check_org_id(org_text)
@@ -143,7 +145,7 @@ def grant_upload(org_text: str, epoch_text: str, body: Any) -> GrantUpload:
     raw = body["grants"]
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_GRANTS:
         raise InvalidRequest(f"grants must be a list of 1 to {MAX_GRANTS} entries")
-    return GrantUpload(org_id, int(epoch_text), tuple(_grant(entry) for entry in raw))
+    return GrantUpload(org_id, epoch, tuple(_grant(entry) for entry in raw))
 
 
 def _grant(entry: Any) -> SealedGrant:
@@ -187,6 +189,17 @@ def login_request(body: Any) -> LoginRequest:
             staff_id=check_staff_id(body["staff_id"]),
             nonce=b64decode(body["nonce"], size=NONCE_SIZE, field="nonce"),
             signature=b64decode(body["signature"], size=SIG_SIZE, field="signature"))
+
+
+def decimal(text: str, max_digits: int) -> int | None:
+    """``text`` as a non-negative integer if it is 1 to ``max_digits`` ASCII digits, else None.
+
+    Only ASCII: ``str.isdigit`` and ``int`` also take other scripts' digits (``"١٥"`` is 15),
+    which no client sends and no header or query of this API allows.
+    """
+    if not 1 <= len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
 def message_id(text: str) -> bytes:

@@ -11,6 +11,7 @@ from aiohttp import web
 from protocol.encoding import b64decode, parse_json
 from protocol.errors import EncodingError
 
+from .. import wire
 from ..errors import AuthRequired, BodyTooLarge, InvalidRequest, MalformedBody, RateLimited
 from ..service import RelayService, Session
 from ..service.domain import SESSION_TOKEN_SIZE
@@ -75,9 +76,9 @@ def int_query(request: web.Request, name: str, default: int, maximum: int) -> in
     text = request.query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or len(text) > 16:
+    value = wire.decimal(text, 16)
+    if value is None:
         raise InvalidRequest(f"query parameter {name} must be a non-negative integer")
-    value = int(text)
     if value > maximum:
         raise InvalidRequest(f"query parameter {name} must be at most {maximum}")
     return value

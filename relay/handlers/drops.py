@@ -29,7 +29,7 @@ from .common import now, ok, read_json, require_session, service
 
 UPLOAD_TOKEN_HEADER = "Kok-Upload-Token"  # noqa: S105 (a header name, not a secret)
 UPLOAD_MEDIA_TYPE = "application/offset+octet-stream"
-_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 def _upload_token(request: web.Request) -> bytes:
@@ -43,10 +43,10 @@ def _upload_token(request: web.Request) -> bytes:
 
 
 def _upload_offset(request: web.Request) -> int:
-    value = request.headers.get("Upload-Offset", "")
-    if not value.isdigit() or len(value) > 19:
+    offset = wire.decimal(request.headers.get("Upload-Offset", ""), 19)
+    if offset is None:
         raise BadHeader("Upload-Offset must be the byte offset the body starts at.")
-    return int(value)
+    return offset
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -14,7 +14,7 @@ async def upload(request: web.Request) -> web.Response:
     at = now()
     session = require_session(request, at)
     epoch_text = request.match_info["epoch"]
-    if not epoch_text.isascii() or not epoch_text.isdigit() or len(epoch_text) > 15:
+    if wire.decimal(epoch_text, 15) is None:
         raise NotFound()  # before the body is read
     body = await read_json(request, service(request).config.limits.max_send_bytes)
     upload = wire.grant_upload(request.match_info["org_id"], epoch_text, body)
