@@ -204,6 +204,16 @@ class TooManyConnections(RelayError):
     title = "Too many open event streams for this staff member."
 
 
+class WebSocketRequired(RelayError):
+    status = 426
+    code = "websocket_required"
+    title = "This address speaks WebSocket only: connect with an Upgrade: websocket request."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers["Upgrade"] = "websocket"
+
+
 def code_of(error: RelayError) -> str:
     """The stable code of a refusal (per instance where the class carries several)."""
     return getattr(error, "instance_code", error.code)

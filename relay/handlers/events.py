@@ -12,6 +12,7 @@ import contextlib
 from aiohttp import WSMsgType, web
 
 from .. import wire
+from ..errors import WebSocketRequired
 from ..push import Closing, Subscription
 from .common import MAX_CURSOR, int_query, now, require_session, service
 
@@ -23,8 +24,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     relay = service(request)
     session = require_session(request, now())
     after = int_query(request, "after", 0, MAX_CURSOR)
-    sub = relay.events.open(session)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4096)
+    if not ws.can_prepare(request).ok:
+        raise WebSocketRequired()
+    sub = relay.events.open(session)
     reader: asyncio.Task[None] | None = None
     try:
         await ws.prepare(request)

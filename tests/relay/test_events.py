@@ -62,6 +62,20 @@ async def test_stream_needs_a_session(api: Api) -> None:
         assert (await answer.json())["code"] == "auth_required"
 
 
+async def test_a_plain_get_is_told_to_use_a_websocket(api: Api,
+                                                       shared_relay: RelayProcess) -> None:
+    org = await api.setup_org(shared_relay.network_key, unique("pg"), ("admin",))
+    token = await api.login(org.staff[f"{org.org_id}/admin"])
+    async with api.http.get(f"{api.url}/v1/events",
+                            headers={"Authorization": f"Bearer {token}"}) as answer:
+        assert answer.status == 426
+        assert answer.headers["Content-Type"].startswith("application/problem+json")
+        assert answer.headers["Upgrade"] == "websocket"
+        assert (await answer.json())["code"] == "websocket_required"
+    async with _ws(api, token) as ws:  # the refused request took no stream place
+        assert not ws.closed
+
+
 async def test_removed_staff_is_locked_out_at_once(api: Api, shared_relay: RelayProcess) -> None:
     # "At once": the removal itself closes the stream (no periodic check is involved);
     # test_service_events.py shows it in process without any time bound.
