@@ -51,6 +51,9 @@ class ServerConfig:
     also_public_urls: str = ""  # comma-separated further URLs clients may use (other names)
     tls_cert: str = ""
     tls_key: str = ""
+    header_timeout: int = 10
+    """Seconds a connection may take to send a request's headers, or stay idle between
+    requests, before it is closed (so slow senders cannot hold connections open)."""
 
 
 @dataclass(frozen=True)

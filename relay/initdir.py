@@ -43,6 +43,8 @@ NOTES: dict[str, str] = {
     "server.tls_cert": "Terminate TLS here by naming a PEM certificate chain (relative to "
                        "this directory) ...",
     "server.tls_key": "... and its private key. Empty: plain HTTP behind a TLS proxy.",
+    "server.header_timeout": "Seconds a connection may take to send a request's headers, or "
+                             "stay idle between requests, before it is closed.",
     "storage.database": "The SQLite database file (relative to this directory).",
     "storage.blobs": "The folder of encrypted file drops (relative to this directory).",
     "storage.readers": "Read-only database connections beside the one writer.",

@@ -31,7 +31,11 @@ async def serve(config: RelayConfig) -> None:
     """Serve until a termination signal arrives."""
     app = create_app(config)
     # access_log=None: aiohttp's access log writes client IPs; ours does not (privacylog).
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    # keepalive_timeout bounds both the wait for a request's headers (aiohttp arms it when a
+    # connection opens and after every answer; bytes of an unfinished head do not reset
+    # it) and idle keep-alive: a slow-headers client is cut off after header_timeout.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
+                           keepalive_timeout=max(1, config.server.header_timeout))
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port,
                        ssl_context=tls_context(config), reuse_address=True)
