@@ -16,7 +16,7 @@ from .errors import BadHeader
 from .expiry import run_expiry
 from .handlers.common import SERVICE
 from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
-from .problems import problem_middleware
+from .problems import SERVER_NAME, problem_middleware
 from .routes import ROUTES, add_routes
 from .service import RelayService
 from .store import create_store
@@ -51,8 +51,14 @@ def create_app(config: RelayConfig) -> web.Application:
     app[SERVICE] = relay
     app[PSEUDONYMS] = Pseudonyms()
     add_routes(app)
+    app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(_lifecycle)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Name no versions (aiohttp would send ``Python/3.x aiohttp/3.y``)."""
+    response.headers["Server"] = SERVER_NAME
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -52,9 +52,19 @@ def _redact_processor(logger: Any, name: str, event: dict[str, Any]) -> dict[str
 
 
 class _RedactFilter(logging.Filter):
+    """Records of other libraries (aiohttp, asyncio) keep their message without addresses,
+    and of an exception only its type: exception texts and tracebacks can quote request
+    bytes (a header with a token) that must not reach the log."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_addresses(record.getMessage())
+        message = redact_addresses(record.getMessage())
+        if record.exc_info and record.exc_info[0] is not None:
+            message += f" ({record.exc_info[0].__name__})"
+        record.msg = message
         record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
         return True
 
 

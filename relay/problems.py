@@ -25,6 +25,8 @@ from .errors import (
 )
 
 TYPE_BASE = "https://kok-relay.invalid/errors/"
+SERVER_NAME = "kok-relay"
+"""The ``Server`` header of every answer: no software versions for a scanner to match."""
 log = structlog.get_logger("relay")
 
 

@@ -8,11 +8,59 @@ import ssl
 
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from .app import create_app
 from .config import RelayConfig
+from .errors import RelayError
+from .problems import SERVER_NAME, problem
 
 log = structlog.get_logger("relay")
+
+
+class _RelayRequestHandler(RequestHandler):
+    """aiohttp's connection handler, with the relay's answer to a request it cannot parse.
+
+    aiohttp answers a malformed request (a NUL in a header, a bad request line) itself,
+    before any middleware, and logs the parser's message, which quotes the raw header: a
+    bearer or upload token would land in the log and be echoed to the client. Here the
+    answer is problem+json naming nothing from the request, and only the status is logged.
+    """
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        error = type(exc).__name__ if exc is not None else None
+        if status < 500:
+            log.warning("request_unreadable", status=status, error=error)
+        else:
+            log.error("request_failed", status=status, error=error)
+        if request.writer.output_size > 0:
+            raise ConnectionError("the answer had begun: the connection is closed instead")
+        if status < 500:
+            answer = problem(status, RelayError.code, RelayError.title,
+                             "The request could not be parsed as HTTP.")
+        else:
+            answer = problem(status, "internal_error", "The relay failed.",
+                             "The relay could not answer this request.")
+        answer.headers["Server"] = SERVER_NAME
+        answer.force_close()
+        return answer
+
+
+class _RelayServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _RelayRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _RelayRunner(web.AppRunner):
+    """An ``AppRunner`` whose connections use ``_RelayRequestHandler``."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _RelayServer  # aiohttp has no parameter for the handler class
+        return server
 
 
 def tls_context(config: RelayConfig) -> ssl.SSLContext | None:
@@ -34,8 +82,8 @@ async def serve(config: RelayConfig) -> None:
     # keepalive_timeout bounds both the wait for a request's headers (aiohttp arms it when a
     # connection opens and after every answer; bytes of an unfinished head do not reset
     # it) and idle keep-alive: a slow-headers client is cut off after header_timeout.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
-                           keepalive_timeout=max(1, config.server.header_timeout))
+    runner = _RelayRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
+                          keepalive_timeout=max(1, config.server.header_timeout))
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port,
                        ssl_context=tls_context(config), reuse_address=True)

@@ -1,12 +1,19 @@
-"""Connection-level defences of a real relay: slow headers are cut off.
+"""Connection-level defences of a real relay: slow headers, unparsable requests, banners.
 
 Attack (slowloris): many connections each send a request's headers a byte at a time, or
 stop half way, to hold the relay's connections. The relay closes a connection whose
 headers are not complete within ``header_timeout`` however it trickles.
+
+Attack (log poisoning / token capture): a request aiohttp's parser rejects used to be
+logged with the raw header, token included, and the parser's message echoed it back. The
+answer is now problem+json naming nothing from the request, and the log holds only a
+status. No answer names software versions.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -14,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol import b64encode
 from tests.support.relayproc import RelayProcess
 
 HEADER_TIMEOUT = 1
@@ -73,3 +81,45 @@ def test_slow_and_unfinished_headers_are_cut_off(relay: RelayProcess, tmp_path: 
         while chunk := sock.recv(4096):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200")
+
+
+def _exchange(relay: RelayProcess, request: bytes) -> tuple[bytes, dict[str, str], bytes]:
+    """Send raw bytes; (status line, headers, body) of the answer."""
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=PATIENCE) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return status.encode(), headers, body
+
+
+def test_unparsable_requests_answer_problem_json_and_log_nothing_of_them(
+        relay: RelayProcess) -> None:
+    secret = b64encode(os.urandom(32))
+    for request in (
+        f"GET /v1/grants HTTP/1.1\r\nHost: relay\r\n"
+        f"Authorization: Bearer {secret}\x00\r\n\r\n".encode(),
+        f"GET /v1/messages/{secret} HTT\r\nHost: relay\r\n\r\n".encode(),
+        f"GET /v1/grants HTTP/1.1\r\nHost: relay\r\nKok-Upload-Token {secret}\r\n\r\n"
+        .encode(),
+    ):
+        status, headers, body = _exchange(relay, request)
+        assert status.split(b" ")[1] == b"400", status
+        assert headers["content-type"].startswith("application/problem+json")
+        assert headers["server"] == "kok-relay"
+        assert json.loads(body)["code"] == "bad_request"
+        assert secret.encode() not in body
+    time.sleep(0.2)  # the relay writes its log line after answering
+    log = relay.log_text()
+    assert "request_unreadable" in log  # the test can fail: the events are in this log
+    assert secret not in log
+
+
+def test_answers_name_no_software_versions(relay: RelayProcess) -> None:
+    for path in ("/healthz", "/v1/nothing-here", "/v1/grants"):
+        _, headers, _ = _exchange(
+            relay, f"GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n".encode())
+        assert headers["server"] == "kok-relay", path
