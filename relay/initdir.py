@@ -61,9 +61,11 @@ NOTES: dict[str, str] = {
     "limits.drop_idle_ttl": "An upload that receives no bytes for this long is deleted (1 day).",
     "limits.min_free_disk_bytes": "Refuse new files when the blob disk would fall below this.",
     "limits.org_storage_bytes": "Mailbox quota per recipient organisation (2 GiB).",
-    "limits.staff_requests_per_minute": "Requests per staff member.",
+    "limits.staff_requests_per_minute": "Requests per staff member (and wrong login answers "
+                                        "in one person's name).",
     "limits.org_requests_per_minute": "Requests per organisation, all its staff together.",
-    "limits.public_requests_per_minute": "Unauthenticated requests, all clients together.",
+    "limits.public_requests_per_minute": "Unauthenticated requests, all clients together: "
+                                         "logins and the rest have a budget each.",
     "limits.max_event_streams_per_staff": "Open event streams (WebSockets) per staff member.",
     "limits.challenge_ttl": "Seconds a login challenge stays valid.",
     "limits.session_ttl": "Seconds a login session lasts.",

@@ -13,11 +13,14 @@ from protocol.errors import EncodingError
 
 from .. import wire
 from ..errors import AuthRequired, BodyTooLarge, InvalidRequest, MalformedBody, RateLimited
+from ..ratelimit import RateLimiter
 from ..service import RelayService, Session
 from ..service.domain import SESSION_TOKEN_SIZE
 
 SERVICE = web.AppKey("relay_service", RelayService)
 READ_PIECE = 64 * 1024
+PROBE_BUDGET = "public"
+LOGIN_BUDGET = "login"
 MAX_CURSOR = 2**53 - 1
 """Largest cursor or index a query may name (JSON-safe integer)."""
 
@@ -111,13 +114,26 @@ def require_session(request: web.Request, at: int) -> Session:
     return session
 
 
-def charge_public(request: web.Request, key: str = "") -> None:
-    """Charge the shared budget of unauthenticated requests (and ``key``'s, if given)."""
-    relay = service(request)
-    clock = time.monotonic()
-    wait = relay.public_limiter.take("public", clock)
-    if not wait and key:
-        wait = relay.login_limiter.take(key, clock)
+def charge_public(request: web.Request) -> None:
+    """Charge the budget of unauthenticated requests other than logins (status, retract,
+    log appends): probing there cannot use up the budget logins need."""
+    _charge(service(request).public_limiter, PROBE_BUDGET)
+
+
+def charge_login(request: web.Request) -> None:
+    """Charge the budget of login requests (challenges and answers), apart from probing."""
+    _charge(service(request).public_limiter, LOGIN_BUDGET)
+
+
+def charge_failed_login(request: web.Request, staff_id: str) -> None:
+    """A wrong answer in ``staff_id``'s name: only failures count against that person, so
+    others asking challenges (ids are public) cannot lock them out, and a right answer is
+    never refused for someone else's wrong ones."""
+    _charge(service(request).login_limiter, staff_id)
+
+
+def _charge(limiter: RateLimiter, key: str) -> None:
+    wait = limiter.take(key, time.monotonic())
     if wait:
         raise RateLimited(wait)
 

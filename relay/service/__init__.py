@@ -46,9 +46,11 @@ class RelayService:
         self.drops = Drops(store, BlobStore(config.blob_path), self.directory, limits)
         self.staff_limiter = RateLimiter(limits.staff_requests_per_minute)
         self.org_limiter = RateLimiter(limits.org_requests_per_minute)
+        # Unauthenticated requests: one bucket for logins, another for everything else, so
+        # probing status tokens cannot starve logins (handlers/common.py charge_*).
         self.public_limiter = RateLimiter(limits.public_requests_per_minute)
-        # Logins get their own bucket per claimed staff id, so someone asking challenges in
-        # a colleague's name cannot use up that colleague's budget for real work.
+        # Wrong login answers per claimed staff id: only failures count, so asking
+        # challenges in a colleague's name (ids are public) cannot lock them out.
         self.login_limiter = RateLimiter(limits.staff_requests_per_minute)
         self.directory.on_append(self._after_append)
 

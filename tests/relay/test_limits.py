@@ -96,5 +96,6 @@ async def test_logins_in_someone_elses_name_do_not_spend_their_budget(
     token = await api.login(org.staff["victim/anna"])
     answers = [await api.call("POST", "/v1/auth/challenge", {"staff_id": "victim/anna"})
                for _ in range(45)]
-    assert answers[-1][0] == 429 and answers[-1][1]["code"] == "rate_limited"
+    assert {status for status, _ in answers} == {200}  # a challenge costs anna nothing
     assert (await api.call("GET", "/v1/grants", token=token))[0] == 200
+    assert await api.login(org.staff["victim/anna"])
