@@ -85,6 +85,7 @@ class Client:
         self._relay_override = check_relay_url(relay) if relay else None
         self.ca_file = ca_file
         self._api: RelayApi | None = None
+        self._signing_pair: SigningKeyPair | None = None
         self._log_key: bytes | None = None
         self._info: dict[str, Any] | None = None
         self.receiver = Receiver(self)
@@ -185,7 +186,11 @@ class Client:
         return int(self.clock())
 
     def signing_key(self) -> SigningKeyPair:
-        return SigningKeyPair.from_seed(self._secret("signing"))
+        # kept while the seed is the same: deriving the pair costs as much as a signature
+        seed = self._secret("signing")
+        if self._signing_pair is None or self._signing_pair.seed != seed:
+            self._signing_pair = SigningKeyPair.from_seed(seed)
+        return self._signing_pair
 
     def box_key(self) -> BoxKeyPair:
         return BoxKeyPair.from_seed(self._secret("box"))

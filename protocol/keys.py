@@ -16,7 +16,6 @@ from functools import cached_property, lru_cache
 import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.public
-import nacl.signing
 
 from . import labels
 from .encoding import Signature, SignedItem, signing_input
@@ -36,8 +35,15 @@ def fingerprint(public_key: bytes) -> str:
 
 @lru_cache(maxsize=4096)  # public values only; verifiers look up the same few keys often
 def _fingerprint(public_key: bytes) -> str:
-    digest = hashlib.blake2b(public_key, digest_size=FINGERPRINT_SIZE).digest()
-    return base64.b32encode(digest).decode("ascii")
+    return base64.b32encode(key_id(public_key)).decode("ascii")
+
+
+@lru_cache(maxsize=4096)
+def key_id(public_key: bytes) -> bytes:
+    """The 20 bytes of BLAKE2b-160 of a public key (a fingerprint before base32)."""
+    if len(public_key) != KEY_SIZE:
+        raise BadField("a public key must be 32 bytes")
+    return hashlib.blake2b(public_key, digest_size=FINGERPRINT_SIZE).digest()
 
 
 def format_fingerprint(fp: str) -> str:
@@ -60,26 +66,27 @@ class SigningKeyPair:
         """The key pair of a 32-byte seed (RFC 8032 secret key)."""
         return cls(seed=bytes(seed))
 
-    # Deriving the public key costs as much as a signature, so the libsodium key object is
-    # made once per key pair (cached_property writes the instance dict, frozen or not).
+    # Deriving the key pair from the seed costs as much as a signature, so it is done once
+    # per key pair, in one libsodium call that gives the public key and the 64-byte secret
+    # key (seed || public key) together (cached_property writes the instance dict).
     @cached_property
-    def _signing_key(self) -> nacl.signing.SigningKey:
-        return nacl.signing.SigningKey(self.seed)
+    def _keypair(self) -> tuple[bytes, bytes]:
+        public, secret = sodium.crypto_sign_seed_keypair(self.seed)
+        return public, secret
 
-    @cached_property
+    @property
     def public(self) -> bytes:
         """The 32-byte Ed25519 public key."""
-        return bytes(self._signing_key.verify_key)
+        return self._keypair[0]
 
     @cached_property
     def fingerprint(self) -> str:
         """``fingerprint(public)``."""
         return fingerprint(self.public)
 
-    @cached_property
+    @property
     def _secret_key(self) -> bytes:
-        # libsodium's 64-byte secret key (seed || public key), made once
-        return sodium.crypto_sign_seed_keypair(self.seed)[1]
+        return self._keypair[1]
 
     def sign(self, label: bytes, *parts: bytes) -> bytes:
         """Ed25519 signature over ``signing_input(label, *parts)``."""

@@ -4,10 +4,12 @@ Theory of operation
 -------------------
 Sending, once per recipient org R with current epoch E (public key P)::
 
-    body     = canonical JSON of the payload (the same for every recipient)
+    body     = canonical JSON of the payload (made once, the same for every recipient)
     sig      = Ed25519(staff key, signing_input("kok/v1/message", body, R, u64(E)))
-    item     = canonical JSON {"body": body, "sigs": [{"key": fp(staff), "sig": sig}]}
-    sealed   = sealed_box(P, pad_message(item))
+    content  = key_id(staff key) || sig || body      (20 + 64 bytes, then the body)
+    sealed   = sealed_box(P, pad_message(content))
+
+The body travels as the exact bytes that were signed, with no second encoding around it.
 
 The relay sees only ``(R, E, sealed, ttl)``. ``open_message`` reverses each step and then
 runs the checks of SPEC.md section 9.3 in their fixed order, so each failure has one code.
@@ -25,8 +27,6 @@ from typing import Any
 from . import labels
 from .encoding import (
     MAX_SAFE_INT,
-    Signature,
-    SignedItem,
     b64encode,
     canonical_json_of_checked,
     check_fields,
@@ -46,7 +46,7 @@ from .errors import (
     WrongSigner,
 )
 from .keylog import MAX_SKEW, EpochState, KeyLog
-from .keys import SigningKeyPair, fingerprint, verify
+from .keys import FINGERPRINT_SIZE, SIG_SIZE, SigningKeyPair, key_id, verify
 from .padding import pad_message, unpad_message
 from .sealedbox import open_sealed, seal
 from .stream import MAX_FILE_SIZE
@@ -62,9 +62,17 @@ MAX_TTL = 30 * 24 * 3600
 MOVED_SEARCH_EPOCHS = 4
 """Epochs per recipient org tried when telling a moved envelope from a forged one."""
 
+KEY_ID_SIZE = FINGERPRINT_SIZE
+"""Bytes of the signer's key id at the start of a message frame's content."""
+CONTENT_HEADER = KEY_ID_SIZE + SIG_SIZE
+"""Bytes before the payload in a message frame's content: key id, then signature."""
+
 ATTACHMENT_FIELDS = ("drop", "key", "size", "name", "type", "hash")
 PAYLOAD_FIELDS = ("v", "id", "from_org", "from_staff", "to", "sent", "subject", "body",
                   "thread", "reply_to", "attachments", "expires")
+
+
+_SEQUENCES = (tuple, list)  # a tuple of types: ``tuple | list`` builds a union per call
 
 
 def _check_bytes(value: Any, name: str, size: int) -> None:
@@ -156,7 +164,7 @@ class MessagePayload:
         from_org = check_org_id(self.from_org)
         if org_of(check_staff_id(self.from_staff)) != from_org:
             raise BadField("from_staff is not a member of from_org")
-        if not isinstance(self.to, tuple | list) or not 1 <= len(self.to) <= MAX_RECIPIENTS:
+        if not isinstance(self.to, _SEQUENCES) or not 1 <= len(self.to) <= MAX_RECIPIENTS:
             raise BadField(f"to must list 1 to {MAX_RECIPIENTS} organisations")
         for org_id in self.to:
             check_org_id(org_id)
@@ -173,7 +181,7 @@ class MessagePayload:
         if self.reply_to is not None:
             _check_bytes(self.reply_to, "reply_to", ID_SIZE)
         attachments = self.attachments
-        if not isinstance(attachments, tuple | list) or len(attachments) > MAX_ATTACHMENTS:
+        if not isinstance(attachments, _SEQUENCES) or len(attachments) > MAX_ATTACHMENTS:
             raise BadField(f"attachments must be a list of at most {MAX_ATTACHMENTS}")
         for attachment in self.attachments:
             if not isinstance(attachment, Attachment):
@@ -199,8 +207,18 @@ class MessagePayload:
         }
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON of the payload, checked as a reader would check it."""
-        return canonical_json_of_checked(self.check().to_json())
+        """Canonical JSON of the payload, checked as a reader would check it.
+
+        Made once per payload: a sender validates it first and then signs the same bytes
+        for every recipient organisation. (A frozen instance with tuples cannot change;
+        ``replace`` makes a new one.)
+        """
+        encoded: bytes | None = self.__dict__.get("_canonical")
+        if encoded is None:
+            encoded = canonical_json_of_checked(self.check().to_json())
+            if type(self.to) is tuple and type(self.attachments) is tuple:  # nothing mutable
+                object.__setattr__(self, "_canonical", encoded)
+        return encoded
 
 
 def parse_payload(body: bytes) -> MessagePayload:
@@ -255,8 +273,15 @@ def seal_message(
         raise WrongRecipient(f"{to_org!r} is not among the payload's recipients")
     body = payload.to_bytes()
     sig = sender.sign(labels.MESSAGE, *message_signing_parts(body, to_org, epoch))
-    item = SignedItem(body=body, sigs=(Signature(sender.fingerprint, sig),))
-    return seal(epoch_public_key, pad_message(item.to_bytes()), ephemeral_seed)
+    return seal(epoch_public_key, pad_message(message_content(sender.public, sig, body)),
+                ephemeral_seed)
+
+
+def message_content(signer_public: bytes, signature: bytes, body: bytes) -> bytes:
+    """``key_id(signer) || signature || body``: what a message frame holds (SPEC 9.2)."""
+    if len(signature) != SIG_SIZE:
+        raise BadField("a signature is 64 bytes")
+    return key_id(signer_public) + signature + body
 
 
 @dataclass(frozen=True)
@@ -269,7 +294,8 @@ class OpenedMessage:
 
 
 def _signed_for_elsewhere(
-    item: SignedItem, key: bytes, payload: MessagePayload, keylog: KeyLog, here: EpochState
+    body: bytes, sig: bytes, key: bytes, payload: MessagePayload, keylog: KeyLog,
+    here: EpochState,
 ) -> bool:
     """True if the signature is genuine but for another (org, epoch): a moved envelope.
 
@@ -286,8 +312,8 @@ def _signed_for_elsewhere(
             if state is here:
                 continue
             try:
-                parts = message_signing_parts(item.body, org_id, state.number)
-                verify(key, item.sigs[0].sig, labels.MESSAGE, *parts)
+                parts = message_signing_parts(body, org_id, state.number)
+                verify(key, sig, labels.MESSAGE, *parts)
             except SignatureError:
                 continue
             return True
@@ -315,22 +341,24 @@ def open_message(
     # the log's public key, not one derived from the secret: a secret that does not
     # belong to this epoch then simply fails to open the box
     padded = open_sealed(here.public_key, epoch_secret, sealed)
-    item = SignedItem.from_bytes(unpad_message(padded))
-    if len(item.sigs) != 1:
-        raise WrongSigner("a message carries exactly one signature")
-    payload = parse_payload(item.body)
+    content = unpad_message(padded)
+    if len(content) <= CONTENT_HEADER:
+        raise BadField("a message holds a 20-byte key id, a 64-byte signature and a payload")
+    signer = content[:KEY_ID_SIZE]
+    sig = content[KEY_ID_SIZE:CONTENT_HEADER]
+    body = content[CONTENT_HEADER:]
+    payload = parse_payload(body)
     key = keylog.signing_key_at(payload.from_staff, max(payload.sent, here.created))
     if keylog.orgs[payload.from_org].revoked:
         # Revocation distrusts an org as a whole, from the moment the reader's log shows it:
         # whoever holds its keys could date a message before the revocation.
         raise SenderInvalid(f"organisation {payload.from_org!r} has been revoked")
-    if item.sigs[0].key != fingerprint(key):
+    if signer != key_id(key):
         raise WrongSigner("the message was not signed by its stated sender")
     try:
-        verify(key, item.sigs[0].sig, labels.MESSAGE,
-               *message_signing_parts(item.body, to_org, epoch))
+        verify(key, sig, labels.MESSAGE, *message_signing_parts(body, to_org, epoch))
     except SignatureError:
-        if _signed_for_elsewhere(item, key, payload, keylog, here):
+        if _signed_for_elsewhere(body, sig, key, payload, keylog, here):
             raise WrongRecipient(
                 "the message was signed for another organisation or epoch: "
                 "it was moved or forwarded"

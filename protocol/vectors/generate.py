@@ -56,6 +56,7 @@ from protocol.keys import (  # noqa: E402
 from protocol.message import (  # noqa: E402
     Attachment,
     MessagePayload,
+    message_content,
     message_signing_parts,
     seal_message,
 )
@@ -489,10 +490,10 @@ def message_vectors() -> dict[str, Vector]:
 
     def crafted(body: bytes, signer: SigningKeyPair, *, signed_for: tuple[str, int] =
                 ("org-b", 1), seal_to: tuple[str, int] = ("org-b", 1),
-                padded: bytes | None = None, sigs: tuple[Signature, ...] = ()) -> bytes:
+                padded: bytes | None = None) -> bytes:
         sig = signer.sign(labels.MESSAGE, *message_signing_parts(body, *signed_for))
-        item = SignedItem(body, (Signature(signer.fingerprint, sig), *sigs)).to_bytes()
-        return seal(net.epochs[seal_to].public, padded or pad_message(item),
+        content = message_content(signer.public, sig, body)
+        return seal(net.epochs[seal_to].public, padded or pad_message(content),
                     seed(f"ephemeral/{next(counter)}"))
 
     p = payload()
@@ -519,19 +520,19 @@ def message_vectors() -> dict[str, Vector]:
     fwd = payload(to=("org-b", "org-c"))
     body = fwd.to_bytes()
     sig = alice.sign(labels.MESSAGE, *message_signing_parts(body, "org-b", 1))
-    item = SignedItem(body, (Signature(alice.fingerprint, sig),)).to_bytes()
+    content = message_content(alice.public, sig, body)
     case("forwarded", "wrong_recipient", "org-b re-seals alice's signed message to org-c: the "
          "signature names org-b and epoch 1.",
-         seal(net.epochs[("org-c", 1)].public, pad_message(item), seed("ephemeral/fwd")),
+         seal(net.epochs[("org-c", 1)].public, pad_message(content), seed("ephemeral/fwd")),
          to_org="org-c")
     case("wrong_signer", "wrong_signer", "A payload naming alice, signed by carol.",
          crafted(payload().to_bytes(), carol))
     other = payload().to_bytes()
     target = payload().to_bytes()
     sig = alice.sign(labels.MESSAGE, *message_signing_parts(other, "org-b", 1))
-    item = SignedItem(target, (Signature(alice.fingerprint, sig),)).to_bytes()
+    content = message_content(alice.public, sig, target)
     case("bad_signature", "bad_signature", "alice's signature of another payload.",
-         seal(net.epochs[("org-b", 1)].public, pad_message(item), seed("ephemeral/bad")))
+         seal(net.epochs[("org-b", 1)].public, pad_message(content), seed("ephemeral/bad")))
     mallory = SigningKeyPair.from_seed(seed("signing/org-a/mallory"))
     case("signer_not_staff", "sender_invalid", "org-a/mallory was never enrolled.",
          sealed_to(payload("org-a/mallory"), mallory))
@@ -561,9 +562,9 @@ def message_vectors() -> dict[str, Vector]:
          "replay.", sealed_to(p3, alice), now=p3.expires + MAX_SKEW + 1)
     case("not_addressed", "wrong_recipient", "Signed and sealed for org-b, but `to` names only "
          "org-c.", crafted(payload(to=("org-c",)).to_bytes(), alice))
-    extra = Signature(carol.fingerprint, carol.sign(labels.MESSAGE, b"x"))
-    case("two_signatures", "wrong_signer", "A message carrying two signatures.",
-         crafted(payload().to_bytes(), alice, sigs=(extra,)))
+    case("short_content", "bad_field", "A frame whose content is only 84 bytes: a key id and "
+         "a signature, but no payload.",
+         seal(net.epochs[("org-b", 1)].public, pad_message(bytes(84)), seed("ephemeral/short")))
     base = payload().to_json()
     case("unknown_version", "unknown_version", "A payload of version 2.",
          crafted(canonical_json({**base, "v": 2}), alice))
@@ -576,8 +577,7 @@ def message_vectors() -> dict[str, Vector]:
         text += "."
         good = payload(text=text).to_bytes()
         sig = alice.sign(labels.MESSAGE, *message_signing_parts(good, "org-b", 1))
-        frame = bytearray(pad_message(SignedItem(good, (Signature(alice.fingerprint, sig),))
-                                      .to_bytes()))
+        frame = bytearray(pad_message(message_content(alice.public, sig, good)))
     frame[-1] = 0x01
     case("bad_padding", "bad_padding", "A frame inside the box whose padding is not zero.",
          crafted(good, alice, padded=bytes(frame)))

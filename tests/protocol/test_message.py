@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import labels
-from protocol.encoding import Signature, SignedItem, canonical_json
+from protocol.encoding import canonical_json
 from protocol.errors import (
     BadField,
     BadPadding,
@@ -28,17 +28,18 @@ from protocol.errors import (
     WrongSigner,
 )
 from protocol.keylog import MAX_SKEW
-from protocol.keys import SigningKeyPair
+from protocol.keys import SigningKeyPair, key_id
 from protocol.message import (
     MAX_TTL,
     Attachment,
     MessagePayload,
+    message_content,
     message_signing_parts,
     open_message,
     parse_payload,
 )
-from protocol.padding import pad_message
-from protocol.sealedbox import seal
+from protocol.padding import pad_message, unpad_message
+from protocol.sealedbox import open_sealed, seal
 
 from .world import Org, Staff, World, seed, standard_world
 
@@ -52,12 +53,12 @@ def _open(world: World, org: Org, sealed: bytes, epoch: int | None = None,
 
 
 def _craft(body: bytes, signer: SigningKeyPair, org: Org, *, signed_for: tuple[str, int] | None
-           = None, extra: tuple[Signature, ...] = (), padded: bytes | None = None) -> bytes:
+           = None, padded: bytes | None = None) -> bytes:
     """A sealed envelope built by hand, for attacks the writer refuses to make."""
     to_org, epoch = signed_for or (org.org_id, org.epoch)
     sig = signer.sign(labels.MESSAGE, *message_signing_parts(body, to_org, epoch))
-    item = SignedItem(body, (Signature(signer.fingerprint, sig), *extra))
-    plaintext = pad_message(item.to_bytes()) if padded is None else padded
+    content = message_content(signer.public, sig, body)
+    plaintext = pad_message(content) if padded is None else padded
     return seal(org.epochs[org.epoch].public, plaintext, seed("craft"))
 
 
@@ -155,11 +156,11 @@ def test_forwarded_message_is_caught(c_was_a_recipient: bool) -> None:
     c = world.admit("org-c")
     to = ("org-b", "org-c") if c_was_a_recipient else ("org-b",)
     payload = world.payload(alice, to)
-    # org-b opens its copy and re-seals alice's signed item to org-c's key
+    # org-b opens its copy and re-seals alice's signed content to org-c's key
     body = payload.to_bytes()
     sig = alice.signing.sign(labels.MESSAGE, *message_signing_parts(body, "org-b", 1))
-    item = SignedItem(body, (Signature(alice.signing.fingerprint, sig),))
-    forwarded = seal(c.epochs[1].public, pad_message(item.to_bytes()), seed("fwd"))
+    content = message_content(alice.signing.public, sig, body)
+    forwarded = seal(c.epochs[1].public, pad_message(content), seed("fwd"))
     with pytest.raises(WrongRecipient):
         _open(world, c, forwarded)
 
@@ -189,20 +190,29 @@ def test_forged_signature_by_the_right_key_fingerprint() -> None:
     body = world.payload(alice, ("org-b",)).to_bytes()
     other = world.payload(alice, ("org-b",), body="other").to_bytes()
     sig = alice.signing.sign(labels.MESSAGE, *message_signing_parts(other, "org-b", 1))
-    item = SignedItem(body, (Signature(alice.signing.fingerprint, sig),))
-    sealed = seal(b.epochs[1].public, pad_message(item.to_bytes()), seed("forge"))
+    content = message_content(alice.signing.public, sig, body)
+    sealed = seal(b.epochs[1].public, pad_message(content), seed("forge"))
     with pytest.raises(SignatureError) as info:
         _open(world, b, sealed)
     assert info.value.code == "bad_signature"
 
 
-def test_two_signatures_are_refused() -> None:
-    world, a, b, alice, _bob = standard_world()
-    carol = world.add_staff(a, "carol")
-    body = world.payload(alice, ("org-b",)).to_bytes()
-    extra = Signature(carol.signing.fingerprint, bytes(64))
-    with pytest.raises(WrongSigner):
-        _open(world, b, _craft(body, alice.signing, b, extra=(extra,)))
+@pytest.mark.parametrize("length", [0, 20, 84])
+def test_content_without_room_for_key_id_signature_and_payload_is_refused(length: int) -> None:
+    world, _a, b, _alice, _bob = standard_world()
+    sealed = seal(b.epochs[1].public, pad_message(bytes(length)), seed("short"))
+    with pytest.raises(BadField):
+        _open(world, b, sealed)
+
+
+def test_the_payload_travels_as_the_signed_bytes() -> None:
+    """No second encoding: the frame is key id, signature and the canonical payload bytes."""
+    world, _a, b, alice, _bob = standard_world()
+    payload = world.payload(alice, ("org-b",))
+    sealed = world.seal(payload, alice, b)
+    content = unpad_message(open_sealed(b.epochs[1].public, b.epochs[1].secret, sealed))
+    assert content[:20] == key_id(alice.signing.public)
+    assert content[84:] == payload.to_bytes()
 
 
 def test_signer_who_is_not_staff() -> None:
@@ -337,8 +347,7 @@ def test_bad_padding_inside_the_box() -> None:
     world, _a, b, alice, _bob = standard_world()
     body = world.payload(alice, ("org-b",)).to_bytes()
     sig = alice.signing.sign(labels.MESSAGE, *message_signing_parts(body, "org-b", 1))
-    good = bytearray(pad_message(SignedItem(body, (Signature(alice.signing.fingerprint,
-                                                             sig),)).to_bytes()))
+    good = bytearray(pad_message(message_content(alice.signing.public, sig, body)))
     good[-1] = 1
     with pytest.raises(BadPadding):
         _open(world, b, _craft(body, alice.signing, b, padded=bytes(good)))
