@@ -24,6 +24,11 @@ I/O the caller passes the header; the push state is then made exactly as ``init_
 makes it (``init_push`` and ``init_pull`` both set key = HChaCha20(key, header[0:16]),
 counter = 1, nonce = header[16:24]), so the stream is a standard one.
 
+The ciphertext hash (the commitment a sender signs into the message) is SHA-256: chosen by
+measurement over BLAKE2b-256 because hashlib's SHA-256 uses the CPU's SHA extensions where
+they exist (x86 SHA-NI, ARMv8 SHA2), which makes it about twice as fast here and keeps the
+hash from costing as much as the cipher; it needs no extra dependency in any language.
+
 Throughput: PyNaCl wants ``bytes`` per chunk, so each chunk is copied once out of the
 caller's pieces (``b"".join`` over memoryviews) and nothing else is copied on the way.
 """
@@ -60,6 +65,14 @@ TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 
 _push = sodium.crypto_secretstream_xchacha20poly1305_push
 _pull = sodium.crypto_secretstream_xchacha20poly1305_pull
+
+
+HASH_SIZE = 32
+
+
+def ciphertext_hasher() -> hashlib._Hash:
+    """A fresh SHA-256 over a stream's whole ciphertext, header included (SPEC 13.4)."""
+    return hashlib.sha256()
 
 
 def padded_stream_size(size: int) -> int:
@@ -134,7 +147,7 @@ class FileEncryptor:
     """Encrypt a file of known ``size``: feed bytes with ``update``, end with ``finalize``.
 
     Every call returns ciphertext bytes ready to upload; the first call's output begins
-    with the header. ``ciphertext_hash`` (BLAKE2b-256) is ready after ``finalize``.
+    with the header. ``ciphertext_hash`` (SHA-256) is ready after ``finalize``.
     ``header`` MUST be 24 fresh random bytes and ``key`` a fresh random key per file.
     """
 
@@ -147,7 +160,7 @@ class FileEncryptor:
         self._pieces = _Pieces()
         self._pieces.add(size.to_bytes(SIZE_PREFIX, "big"))
         self._header: bytes | None = header
-        self._hash = hashlib.blake2b(digest_size=32)
+        self._hash = ciphertext_hasher()
         self._started_final = False
         self._done = False
 
@@ -213,7 +226,7 @@ class FileEncryptor:
 
     @property
     def ciphertext_hash(self) -> bytes:
-        """BLAKE2b-256 of the whole ciphertext (header included); known after finalize."""
+        """SHA-256 of the whole ciphertext (header included); known after finalize."""
         if not self._done:
             raise BadField("the hash is known only after finalize")
         return self._hash.digest()
@@ -234,14 +247,14 @@ class FileDecryptor:
                  expected_hash: bytes | None = None) -> None:
         if not isinstance(key, bytes) or len(key) != KEY_SIZE:
             raise BadField("a file key must be 32 bytes")
-        if expected_hash is not None and len(expected_hash) != 32:
+        if expected_hash is not None and len(expected_hash) != HASH_SIZE:
             raise BadField("a ciphertext hash is 32 bytes")
         self._key = key
         self._expected_size = None if expected_size is None else _check_size(expected_size)
         self._expected_hash = expected_hash
         self._state: sodium.crypto_secretstream_xchacha20poly1305_state | None = None
         self._pieces = _Pieces()
-        self._hash = hashlib.blake2b(digest_size=32)
+        self._hash = ciphertext_hasher()
         self._size: int | None = None  # from the stream's own (authenticated) prefix
         # the layout: from the signed size now, or from the stream's prefix later
         self._padded: int | None = (
@@ -355,7 +368,7 @@ class FileDecryptor:
 
     @property
     def ciphertext_hash(self) -> bytes:
-        """BLAKE2b-256 of the ciphertext received so far."""
+        """SHA-256 of the ciphertext received so far."""
         return self._hash.digest()
 
 

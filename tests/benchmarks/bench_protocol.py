@@ -9,10 +9,11 @@ machine load, reported as medians and as the median of per-round ratios:
   signed item). Target: >= 70 % of raw.
 * file streams: ``FileEncryptor`` + ``FileDecryptor`` MB/s over the same data fed in
   64 KiB pieces, against raw ``crypto_secretstream`` push + pull of 64 KiB chunks.
-  Target: >= 85 % of raw. The protocol also hashes the ciphertext (BLAKE2b-256, once
-  when encrypting, once when decrypting: the hash the sender signs into the message), so
-  a second baseline does the raw stream *plus* that hashing, and the hash alone is timed,
-  to show where the difference goes.
+  Target: >= 85 % of raw. The protocol also hashes the ciphertext (SHA-256, once when
+  encrypting, once when decrypting: the hash the sender signs into the message), so a
+  second baseline does the raw stream *plus* that hashing, and the hash alone is timed, to
+  show where the difference goes; BLAKE2b-256 (the hash before) is timed beside it, which
+  is how SHA-256 was chosen.
 
 Environment: ``KOK_BENCH_QUICK=1`` shrinks every size (a smoke run, figures meaningless).
 """
@@ -26,6 +27,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nacl.bindings as sodium
 import nacl.signing
@@ -44,6 +46,7 @@ from protocol import (
     seal_message,
     sign_record,
 )
+from protocol.stream import ciphertext_hasher
 
 QUICK = os.environ.get("KOK_BENCH_QUICK") == "1"
 ROUNDS = 3 if QUICK else 9
@@ -167,7 +170,7 @@ def bench_streams() -> list[Figure]:
         dec.finalize()
 
     def raw_stream(hashing: bool) -> None:
-        push_hash, pull_hash = hashlib.blake2b(digest_size=32), hashlib.blake2b(digest_size=32)
+        push_hash, pull_hash = ciphertext_hasher(), ciphertext_hasher()
         state = sodium.crypto_secretstream_xchacha20poly1305_state()
         header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key)
         chunks = []
@@ -186,9 +189,9 @@ def bench_streams() -> list[Figure]:
                 pull_hash.update(chunk)
             sodium.crypto_secretstream_xchacha20poly1305_pull(state, chunk, None)
 
-    def hash_twice() -> None:
+    def hash_twice(make: Callable[[], Any]) -> None:
         for _ in range(2):
-            digest = hashlib.blake2b(digest_size=32)
+            digest = make()
             for piece in pieces:
                 digest.update(piece)
 
@@ -197,16 +200,19 @@ def bench_streams() -> list[Figure]:
             "ours": ours,
             "raw": lambda: raw_stream(False),
             "raw+hash": lambda: raw_stream(True),
-            "hash": hash_twice,
+            "hash": lambda: hash_twice(ciphertext_hasher),
+            "blake2b": lambda: hash_twice(lambda: hashlib.blake2b(digest_size=32)),
         },
         megabytes,
     )
     return [
         _figure("file stream encrypt+decrypt, MB/s", "MB/s", rates, "ours", "raw",
                 STREAM_TARGET),
-        _figure("  same, vs raw stream + BLAKE2b of ciphertext", "MB/s", rates, "ours",
+        _figure("  same, vs raw stream + SHA-256 of ciphertext", "MB/s", rates, "ours",
                 "raw+hash", None),
-        _figure("  BLAKE2b-256 twice alone, vs raw stream", "MB/s", rates, "hash", "raw", None),
+        _figure("  SHA-256 twice alone, vs raw stream", "MB/s", rates, "hash", "raw", None),
+        _figure("  BLAKE2b-256 twice alone, vs raw stream", "MB/s", rates, "blake2b", "raw",
+                None),
     ]
 
 
