@@ -70,6 +70,8 @@ class MailboxStore:
     def __init__(self, db: aiosqlite.Connection, storage_key: bytes) -> None:
         self._db = db
         self._box = nacl.secret.SecretBox(mailbox_key(storage_key))
+        self._replay_hash_key = hashlib.blake2b(
+            labels.STORAGE + b"/replay", key=storage_key, digest_size=32).digest()
 
     @classmethod
     async def open(cls, path: Path, storage_key: bytes) -> MailboxStore:
@@ -200,13 +202,21 @@ class MailboxStore:
         async with self._db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)) as cur:
             return await cur.fetchone() is not None
 
+    def _replay_key(self, sender: str, message_id: str) -> bytes:
+        # keyed, so the file shows neither who wrote a message nor which share a sender
+        return hashlib.blake2b(canonical_json([sender, message_id]),
+                               key=self._replay_hash_key, digest_size=32).digest()
+
     async def add_message(self, message_id: str, relay_id: str, received: int,
                           data: dict[str, Any]) -> bool:
-        """Store a verified message; False (and nothing changes) if its id is known."""
+        """Store a verified message; False (and nothing changes) if the same sender's
+        message with this id is known (a replay, SPEC 9.3): ``data["from_staff"]`` is the
+        sender."""
+        replay = self._replay_key(str(data["from_staff"]), message_id)
         cur = await self._db.execute(
-            "INSERT OR IGNORE INTO messages (id, relay_id, received, read_at, box) "
-            "VALUES (?, ?, ?, NULL, ?)",
-            (message_id, relay_id, received, self._seal(f"message:{message_id}", data)))
+            "INSERT OR IGNORE INTO messages (id, replay_key, relay_id, received, read_at, box) "
+            "VALUES (?, ?, ?, ?, NULL, ?)",
+            (message_id, replay, relay_id, received, self._seal(f"message:{message_id}", data)))
         return cur.rowcount == 1
 
     async def messages(self) -> list[tuple[dict[str, Any], int, int | None]]:

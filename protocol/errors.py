@@ -241,6 +241,15 @@ class MessageExpired(EnvelopeError):
     default_message = "A message arrived after it had expired; it may be a replay and was dropped."
 
 
+class Replayed(EnvelopeError):
+    """A message whose sender and id the reader accepted before (SPEC 9.3, last step)."""
+
+    code = "replayed"
+    default_message = (
+        "This message was delivered before; the second copy is set aside, not shown again."
+    )
+
+
 class GrantError(ProtocolError):
     """An epoch grant that fails one of its checks."""
 
@@ -317,7 +326,7 @@ class StreamSizeMismatch(StreamError):
 
 
 class StreamHashMismatch(StreamError):
-    """Ciphertext whose BLAKE2b-256 differs from the signed hash."""
+    """Ciphertext whose SHA-256 differs from the signed hash."""
 
     code = "stream_hash_mismatch"
     default_message = "A file's encrypted bytes differ from what its sender signed."

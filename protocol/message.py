@@ -21,6 +21,7 @@ sender must have been valid staff at ``max(sent, creation of the epoch sealed to
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ from .errors import (
     BadField,
     BadTimestamp,
     MessageExpired,
+    Replayed,
     SenderInvalid,
     SignatureError,
     WrongRecipient,
@@ -284,6 +286,29 @@ def message_content(signer_public: bytes, signature: bytes, body: bytes) -> byte
     return key_id(signer_public) + signature + body
 
 
+ReplayKey = tuple[str, bytes]
+"""``(from_staff, id)``: what identifies one message for replay detection."""
+
+
+def replay_key(payload: MessagePayload) -> ReplayKey:
+    """The sender and id by which a reader remembers an accepted message (SPEC 9.3).
+
+    Keyed by the sender as well as the id: a co-recipient org that learns an id (and a
+    relay that delays the genuine envelope) cannot get the genuine message refused by
+    sending its own message under that id first.
+    """
+    return payload.from_staff, payload.id
+
+
+def require_new(payload: MessagePayload, accepted: Container[ReplayKey]) -> ReplayKey:
+    """Raise ``Replayed`` if ``payload``'s replay key is among ``accepted``; else return it."""
+    key = replay_key(payload)
+    if key in accepted:
+        raise Replayed(f"message {payload.id.hex()} from {payload.from_staff} was delivered "
+                       "before")
+    return key
+
+
 @dataclass(frozen=True)
 class OpenedMessage:
     """A message that passed every check: the payload and the envelope it came in."""
@@ -332,8 +357,9 @@ def open_message(
     """Open an envelope addressed to ``(to_org, epoch)`` and run every check of SPEC.md.
 
     The checks run in the order SPEC.md section 9.3 lists; the first that fails raises.
-    Duplicate ``id`` detection is the caller's: it keeps the ids of messages it accepted
-    until their ``expires`` (plus ``MAX_SKEW``) has passed.
+    Replay detection is the caller's: it keeps the ``replay_key`` (sender and id) of every
+    message it accepted until their ``expires`` (plus ``MAX_SKEW``) has passed, and asks
+    ``require_new``.
     """
     here = keylog.epoch(to_org, epoch)
     if here is None:

@@ -592,6 +592,42 @@ def message_vectors() -> dict[str, Vector]:
     return out
 
 
+def mailbox_vectors() -> dict[str, Vector]:
+    """Envelopes opened in order by one reader, which remembers what it accepted."""
+    net = base_net()
+    alice, dan = net.signing["org-a/alice"], net.signing["org-c/dan"]
+    shared_id = seed("mailbox/shared-id")[:16]
+
+    def payload(staff_id: str, to: tuple[str, ...], n: int) -> MessagePayload:
+        return MessagePayload(
+            id=shared_id, from_org=staff_id.split("/")[0], from_staff=staff_id, to=to,
+            sent=net.now, subject="Anfrage", body=f"Nachricht {n}",
+            thread=seed(f"mailbox/thread/{n}")[:16], expires=net.now + 86400)
+
+    def envelope(p: MessagePayload, signer: SigningKeyPair, n: int) -> dict[str, Any]:
+        sealed = seal_message(p, signer, "org-b", 1, net.epochs[("org-b", 1)].public,
+                              seed(f"mailbox/ephemeral/{n}"))
+        return {"sealed": b64(sealed)}
+
+    def case(expect: str, description: str, envelopes: list[dict[str, Any]]) -> Vector:
+        return vector(expect, description, network_key=b64(net.network.public), now=net.now,
+                      log=net.log_texts(), to_org="org-b", epoch=1,
+                      epoch_secret=b64(net.epochs[("org-b", 1)].secret), envelopes=envelopes)
+
+    genuine = payload("org-a/alice", ("org-b", "org-c"), 1)
+    return {
+        "mailbox_same_sender_same_id": case(
+            "replayed", "org-b opens alice's message, then the same message in a second "
+            "envelope (sealed again): the second has the same sender and id.",
+            [envelope(genuine, alice, 1), envelope(genuine, alice, 2)]),
+        "mailbox_other_sender_same_id": case(
+            "success", "org-c, a co-recipient, learned the id of alice's message and sends "
+            "org-b its own message under that id first; alice's genuine message, opened "
+            "next, has another sender and MUST be accepted.",
+            [envelope(payload("org-c/dan", ("org-b",), 3), dan, 3), envelope(genuine, alice, 4)]),
+    }
+
+
 def grant_vectors() -> dict[str, Vector]:
     net = base_net()
     a = net.identity["org-a"]
@@ -763,7 +799,7 @@ def stream_vectors() -> dict[str, Vector]:
 
 GENERATORS: list[Callable[[], dict[str, Vector]]] = [
     keys_vectors, encoding_vectors, padding_vectors, sealedbox_vectors, record_vectors,
-    keylog_vectors, message_vectors, grant_vectors, auth_vectors, request_vectors,
+    keylog_vectors, message_vectors, mailbox_vectors, grant_vectors, auth_vectors, request_vectors,
     stream_vectors,
 ]
 

@@ -39,7 +39,7 @@ from protocol.keys import (  # noqa: E402
     format_fingerprint,
     safety_code,
 )
-from protocol.message import open_message  # noqa: E402
+from protocol.message import open_message, require_new  # noqa: E402
 from protocol.padding import pad_message, padme, unpad_message  # noqa: E402
 from protocol.requests import open_org_request, open_staff_request  # noqa: E402
 from protocol.sealedbox import open_sealed, seal  # noqa: E402
@@ -155,6 +155,16 @@ def run_message(vec: Vector) -> None:
         _same("sender", opened.payload.from_staff, vec["from_staff"])
 
 
+def run_mailbox(vec: Vector) -> None:
+    """Open each envelope in order; remember (sender, id) of each accepted one (SPEC 9.3)."""
+    log, accepted = _keylog(vec), set[tuple[str, bytes]]()
+    for envelope in vec["envelopes"]:
+        opened = open_message(_b(envelope["sealed"]), to_org=vec["to_org"],
+                              epoch=vec["epoch"], epoch_secret=_b(vec["epoch_secret"]),
+                              keylog=log, now=vec["now"])
+        accepted.add(require_new(opened.payload, accepted))
+
+
 def run_grant(vec: Vector) -> None:
     box = BoxKeyPair.from_seed(_b(vec["box_secret"]))
     grant = open_grant(_b(vec["grant"]), vec["staff_id"], box, _keylog(vec))
@@ -193,8 +203,8 @@ def run_stream(vec: Vector) -> None:
 RUNNERS: dict[str, Callable[[Vector], None]] = {
     "keys": run_keys, "encoding": run_encoding, "padding": run_padding,
     "sealedbox": run_sealedbox, "record": run_record, "keylog": run_keylog,
-    "message": run_message, "grant": run_grant, "auth": run_auth, "request": run_request,
-    "stream": run_stream,
+    "message": run_message, "mailbox": run_mailbox, "grant": run_grant, "auth": run_auth,
+    "request": run_request, "stream": run_stream,
 }
 
 
