@@ -271,11 +271,17 @@ class OrgAdmin:
             await client.sync_log()
             return client.directory.log.current_epoch(self.org_id).number
         signer = self._identity()
-        grants = [(s.staff_id, make_grant(signer, self.org_id, number, secret, s.staff_id,
-                                          s.box_key, secrets.token_bytes(32)))
-                  for s in client.directory.log.orgs[self.org_id].active_staff()]
-        api = await client.api()
-        await api.put_grants(self.org_id, number, grants)
+        grants = []
+        for s in client.directory.log.orgs[self.org_id].active_staff():
+            try:  # one per member: a member whose key cannot be used must not stop the rest
+                grants.append((s.staff_id, make_grant(signer, self.org_id, number, secret,
+                                                      s.staff_id, s.box_key,
+                                                      secrets.token_bytes(32))))
+            except ProtocolError:
+                continue
+        if grants:
+            api = await client.api()
+            await api.put_grants(self.org_id, number, grants)
         return number
 
     async def show(self) -> OrgInfo:

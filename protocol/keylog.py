@@ -71,7 +71,7 @@ from .errors import (
     SignatureError,
     WrongSigner,
 )
-from .keys import SigningKeyPair, fingerprint, verify, verify_item
+from .keys import SigningKeyPair, fingerprint, format_fingerprint, verify
 from .records import (
     Epoch,
     OrgAdmit,
@@ -443,11 +443,20 @@ class Rule(Generic[R]):
 
 
 def _require_signatures(item: SignedItem, required: list[bytes]) -> None:
-    """Exactly the ``required`` signatures, each valid over the record."""
+    """Exactly the ``required`` signatures, in that order, each valid over the record.
+
+    The order is fixed so that one record has one encoding, hence one chain hash: a rekey
+    signed by the old identity key and the network key could otherwise be logged either way.
+    """
     if len(item.sigs) != len(required):
         raise WrongSigner(f"expected {len(required)} signature(s), got {len(item.sigs)}")
-    for key in required:
-        verify_item(item, key, labels.RECORD)
+    for position, key in enumerate(required):
+        if item.sigs[position].key != fingerprint(key):
+            if any(sig.key == fingerprint(key) for sig in item.sigs):
+                raise WrongSigner("the record's signatures are not in the required order")
+            raise WrongSigner(f"not signed by the expected key "
+                              f"{format_fingerprint(fingerprint(key))}")
+        verify(key, item.sigs[position].sig, labels.RECORD, item.body)
 
 
 def _check_org_admit(log: KeyLog, record: OrgAdmit, item: SignedItem) -> None:

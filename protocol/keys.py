@@ -130,6 +130,27 @@ class BoxKeyPair:
         return f"BoxKeyPair({self.fingerprint})"
 
 
+# Any scalar serves (libsodium clamps it to a multiple of 8): the product is the identity,
+# which libsodium refuses, exactly when the point has small order.
+_PROBE_SCALAR = bytes(range(1, KEY_SIZE + 1))
+
+
+def check_box_public(public_key: bytes, field: str = "box key") -> bytes:
+    """``public_key`` if X25519 can use it, else ``BadField``.
+
+    A low-order point (or a non-canonical encoding of one) makes every shared secret with
+    it the identity, which libsodium refuses: sealing a grant or a message to such a key
+    fails, so it must never get into the key log or a request file.
+    """
+    if not isinstance(public_key, bytes) or len(public_key) != KEY_SIZE:
+        raise BadField(f"{field} must be a 32-byte X25519 public key")
+    try:
+        sodium.crypto_scalarmult(_PROBE_SCALAR, public_key)
+    except (nacl.exceptions.RuntimeError, nacl.exceptions.CryptoError, ValueError) as exc:
+        raise BadField(f"{field} is not a usable X25519 public key (a low-order point)") from exc
+    return public_key
+
+
 def box_public_from_secret(secret: bytes) -> bytes:
     """The X25519 public key of a 32-byte secret (``crypto_scalarmult_base``)."""
     if len(secret) != KEY_SIZE:

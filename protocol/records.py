@@ -26,7 +26,7 @@ from .encoding import (
     parse_canonical,
 )
 from .errors import BadField
-from .keys import KEY_SIZE, SigningKeyPair
+from .keys import KEY_SIZE, SigningKeyPair, check_box_public
 
 MAX_NAME = 128
 MAX_REASON = 512
@@ -145,7 +145,7 @@ def parse_record_body(body: bytes) -> Record:
         return StaffAdd(
             staff_id=check_staff_id(obj["staff_id"]),
             signing_key=get_bytes(obj, "signing_key", KEY_SIZE),
-            box_key=get_bytes(obj, "box_key", KEY_SIZE),
+            box_key=check_box_public(get_bytes(obj, "box_key", KEY_SIZE), "box_key"),
             role=role,
             created=created,
         )
@@ -154,7 +154,7 @@ def parse_record_body(body: bytes) -> Record:
     return Epoch(
         org_id=check_org_id(obj["org_id"]),
         epoch=get_int(obj, "epoch", minimum=1),
-        public_key=get_bytes(obj, "public_key", KEY_SIZE),
+        public_key=check_box_public(get_bytes(obj, "public_key", KEY_SIZE), "public_key"),
         created=created,
     )
 

@@ -28,7 +28,7 @@ from .encoding import (
     parse_json,
 )
 from .errors import EncodingError, RequestInvalid, SignatureError
-from .keys import SigningKeyPair, verify_item
+from .keys import SigningKeyPair, check_box_public, verify_item
 from .records import MAX_NAME, ROLES
 
 
@@ -121,7 +121,7 @@ def open_staff_request(data: bytes) -> StaffRequest:
             staff_id=check_staff_id(obj["staff_id"]),
             name=get_str(obj, "name", max_len=MAX_NAME),
             signing_key=get_bytes(obj, "signing_key", 32),
-            box_key=get_bytes(obj, "box_key", 32),
+            box_key=check_box_public(get_bytes(obj, "box_key", 32), "box_key"),
             role=role,
             created=get_int(obj, "created"),
         )

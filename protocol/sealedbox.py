@@ -26,7 +26,10 @@ def seal(recipient_public: bytes, plaintext: bytes, ephemeral_seed: bytes) -> by
         raise BadField("sealing needs a 32-byte public key and a 32-byte seed")
     epk, esk = sodium.crypto_box_seed_keypair(ephemeral_seed)
     nonce = hashlib.blake2b(epk + recipient_public, digest_size=24).digest()
-    return epk + sodium.crypto_box_easy(plaintext, nonce, recipient_public, esk)
+    try:
+        return epk + sodium.crypto_box_easy(plaintext, nonce, recipient_public, esk)
+    except nacl.exceptions.RuntimeError as exc:  # libsodium refuses a low-order key
+        raise BadField("the recipient's key is not a usable X25519 public key") from exc
 
 
 def open_sealed(recipient_public: bytes, recipient_secret: bytes, sealed: bytes) -> bytes:

@@ -320,6 +320,11 @@ def record_vectors() -> dict[str, Vector]:
     def item(record: Any, *signers: SigningKeyPair) -> bytes:
         return sign_record(record, *signers).to_bytes()
 
+    def unchecked(record: Any, signer: SigningKeyPair) -> bytes:  # what sign_record refuses
+        body = record_body(record)
+        return SignedItem(body, (Signature(signer.fingerprint, signer.sign(labels.RECORD,
+                                                                           body)),)).to_bytes()
+
     case("org_admit_valid", "success", "The network office admits org-d.", net,
          item(OrgAdmit("org-d", "Beratungsstelle D", new_org.public, now), net.network))
     case("org_admit_exists", "log_org_exists", "org-a is admitted already.", net,
@@ -336,6 +341,13 @@ def record_vectors() -> dict[str, Vector]:
          countersign(sign_record(rekey, a), net.network).to_bytes())
     case("org_rekey_one_signature", "wrong_signer", "A rekey without the network office's "
          "countersignature.", net, item(rekey, a))
+    reversed_rekey = sign_record(rekey, a)
+    reversed_rekey = SignedItem(reversed_rekey.body, (
+        Signature(net.network.fingerprint, net.network.sign(labels.RECORD, reversed_rekey.body)),
+        *reversed_rekey.sigs))
+    case("org_rekey_signatures_reversed", "wrong_signer", "A rekey with both signatures, the "
+         "network office's first: the order is fixed (old identity key, then network key) so "
+         "that one record has one encoding and one chain hash.", net, reversed_rekey.to_bytes())
     case("org_rekey_key_reused", "log_key_reused", "A rekey to the key the org already has.",
          net, countersign(sign_record(OrgRekey("org-a", a.public, now), a),
                           net.network).to_bytes())
@@ -344,6 +356,10 @@ def record_vectors() -> dict[str, Vector]:
     case("staff_add_valid", "success", "org-a enrols erin.", net, item(add_erin, a))
     case("staff_add_wrong_signer", "wrong_signer", "org-b's identity key enrols staff of "
          "org-a.", net, item(add_erin, b))
+    low_order = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+    case("staff_add_low_order_box_key", "bad_field", "erin's box key is a point of order 8: "
+         "no grant could be sealed to it.", net,
+         unchecked(StaffAdd("org-a/erin", erin.public, low_order, "staff", now), a))
     case("staff_add_exists", "log_staff_exists", "The staff id org-a/carol is taken.", net,
          item(StaffAdd("org-a/carol", erin.public, seed("box/x"), "staff", now), a))
     case("staff_add_key_enrolled", "log_staff_exists", "carol's signing key enrolled again "
@@ -361,6 +377,9 @@ def record_vectors() -> dict[str, Vector]:
          item(Epoch("org-a", 2, seed("epoch-key/org-a/2"), now), a))
     case("epoch_not_increasing", "log_epoch_order", "org-a publishes epoch 1 again.", net,
          item(Epoch("org-a", 1, seed("epoch-key/org-a/1b"), now), a))
+    case("epoch_low_order_key", "bad_field", "Epoch 2 whose public key is zero (a low-order "
+         "point): no message could be sealed to it.", net,
+         unchecked(Epoch("org-a", 2, bytes(32), now), a))
     case("epoch_key_reused", "log_key_reused", "Epoch 2 with the key of epoch 1.", net,
          item(Epoch("org-a", 2, net.epochs[("org-a", 1)].public, now), a))
     case("future", "log_timestamp", "A record dated more than MAX_SKEW after `now`.", net,

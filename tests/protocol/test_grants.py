@@ -134,3 +134,13 @@ def test_make_grant_refuses_a_member_of_another_org() -> None:
     with pytest.raises(BadField):
         make_grant(a.identity, "org-a", 1, a.epochs[1].secret, bob.staff_id, bob.box.public,
                    seed("x"))
+
+
+def test_a_grant_to_a_low_order_box_key_is_a_clear_error() -> None:
+    """Not a library crash: the caller can skip that member and grant the others."""
+    from protocol.errors import BadField
+
+    _world, a, *_ = standard_world()
+    with pytest.raises(BadField):
+        make_grant(a.identity, "org-a", 1, a.epochs[1].secret, "org-a/alice", bytes(32),
+                   seed("eph"))

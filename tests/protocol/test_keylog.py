@@ -431,3 +431,49 @@ def test_nothing_outside_the_rule_table_dispatches_on_the_record_type() -> None:
                          r"StaffRemove|Epoch)\b")
     for path in ("protocol/keylog.py", "relay/service/directory.py"):
         assert not pattern.search((root / path).read_text()), path
+
+
+# --- X25519 keys that cannot be used, and the order of two signatures ---------------------
+
+LOW_ORDER_POINTS = [
+    bytes(32),  # 0
+    (1).to_bytes(32, "little"),  # order 1 (the identity, u = 1)
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),  # 8
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),  # 8
+    (2**255 - 19 - 1).to_bytes(32, "little"),  # p - 1: order 2
+    (2**255 - 19).to_bytes(32, "little"),  # p: a second encoding of 0
+    (2**255 - 19 + 1).to_bytes(32, "little"),  # p + 1: a second encoding of 1
+]
+
+
+def _unchecked(record: Record, signer: SigningKeyPair) -> SignedItem:
+    """Signed without the writer's own check (``sign_record`` refuses these records)."""
+    body = record_body(record)
+    return SignedItem(body, (Signature(signer.fingerprint, signer.sign(labels.RECORD, body)),))
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS)
+def test_a_member_with_a_low_order_box_key_is_never_enrolled(point: bytes) -> None:
+    """Such a member would make every grant for the org fail to seal."""
+    world, a, *_ = standard_world()
+    record = replace(_at(_staff_add(a, "erin"), world.now), box_key=point)
+    with pytest.raises(BadField):
+        sign_record(record, a.identity)
+    _rejects(world, _unchecked(record, a.identity), BadField)
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS)
+def test_an_epoch_key_of_low_order_is_never_published(point: bytes) -> None:
+    world, a, *_ = standard_world()
+    _rejects(world, _unchecked(Epoch("org-a", 2, point, world.now), a.identity), BadField)
+
+
+def test_rekey_signatures_in_the_other_order_are_refused() -> None:
+    """One record, one encoding: identity key first, network key second."""
+    world, a, *_ = standard_world()
+    record = OrgRekey("org-a", seed("new-identity"), world.now)
+    right = countersign(sign_record(record, a.identity), world.network)
+    swapped = SignedItem(right.body, tuple(reversed(right.sigs)))
+    _rejects(world, swapped, WrongSigner)
+    world.apply(right)
+    assert world.log.org("org-a").identity_key == seed("new-identity")

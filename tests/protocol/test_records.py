@@ -17,6 +17,7 @@ from protocol.errors import (
     UnknownField,
     UnknownVersion,
 )
+from protocol.keys import box_public_from_secret
 from protocol.records import (
     Epoch,
     OrgAdmit,
@@ -36,14 +37,15 @@ KEY = seed("records/key")
 ids = st.from_regex(r"\A[a-z0-9][a-z0-9-]{1,31}\Z")
 times = st.integers(0, 2**40)
 keys = st.binary(min_size=32, max_size=32)
+box_keys = keys.map(box_public_from_secret)  # X25519 keys must be usable (not low order)
 records = st.one_of(
     st.builds(OrgAdmit, ids, st.text(max_size=20).filter(str.isascii), keys, times),
     st.builds(OrgRevoke, ids, st.text(max_size=20).filter(str.isascii), times),
     st.builds(OrgRekey, ids, keys, times),
-    st.builds(StaffAdd, st.builds(lambda o, n: f"{o}/{n}", ids, ids), keys, keys,
+    st.builds(StaffAdd, st.builds(lambda o, n: f"{o}/{n}", ids, ids), keys, box_keys,
               st.sampled_from(["staff", "admin"]), times),
     st.builds(StaffRemove, st.builds(lambda o, n: f"{o}/{n}", ids, ids), times),
-    st.builds(Epoch, ids, st.integers(1, 2**40), keys, times),
+    st.builds(Epoch, ids, st.integers(1, 2**40), box_keys, times),
 )
 
 

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from protocol import labels
+from protocol.encoding import b64encode, canonical_json
 from protocol.errors import RequestInvalid
 from protocol.keys import BoxKeyPair, SigningKeyPair
 from protocol.requests import (
@@ -67,3 +69,15 @@ def test_writers_refuse_invalid_requests() -> None:
         make_staff_request(SIGNING, BOX.public, "org-n/dana", "Dana", T0, role="root")
     with pytest.raises(RequestInvalid):
         make_org_request(IDENTITY, "org-n", "x" * 500, T0)
+
+
+def test_a_staff_request_with_a_low_order_box_key_is_refused() -> None:
+    """Writer and reader both refuse it: an admin could never seal a grant to that key."""
+    with pytest.raises(RequestInvalid):
+        make_staff_request(SIGNING, bytes(32), "org-a/erin", "Erin", T0)
+    body = json.loads(json.loads(make_staff_request(SIGNING, BOX.public, "org-a/erin",
+                                                    "Erin", T0))["body"])
+    body["box_key"] = b64encode(bytes(32))  # then signed again by the requester's own key
+    forged = canonical_json(SIGNING.sign_item(labels.REQUEST, canonical_json(body)).to_json())
+    with pytest.raises(RequestInvalid):
+        open_staff_request(forged)
