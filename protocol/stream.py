@@ -320,18 +320,23 @@ class FileDecryptor:
             out.append(plain)
         elif hi > lo:
             out.append(memoryview(plain)[lo - start : hi - start])
-        pad_from = max(start, file_end) - start
-        if pad_from < len(plain) and plain.count(0, pad_from) != len(plain) - pad_from:
-            raise StreamCorrupt("padding bytes are not zero")
+        # tags before padding, as SPEC 13.3 orders them (step 4, then step 5): a last chunk
+        # without FINAL is a truncation whatever its padding holds
         last = self._plain_seen >= padded
         if tag == TAG_FINAL and last:
-            self._final = True
+            final = True
         elif tag == TAG_FINAL:
             raise StreamCorrupt("a chunk before the last is marked final")
         elif tag != TAG_MESSAGE:
             raise StreamCorrupt(f"unexpected chunk tag {tag}")
         elif last:
             raise StreamTruncated("the stream's last chunk is not marked final")
+        else:
+            final = False
+        pad_from = max(start, file_end) - start
+        if pad_from < len(plain) and plain.count(0, pad_from) != len(plain) - pad_from:
+            raise StreamCorrupt("padding bytes are not zero")
+        self._final = final
 
     def _read_prefix(self, plain: bytes) -> tuple[int, int]:
         if len(plain) < SIZE_PREFIX:

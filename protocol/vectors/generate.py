@@ -782,6 +782,10 @@ def stream_vectors() -> dict[str, Vector]:
          "its FINAL chunk: it ends cleanly at a chunk boundary.", header + one, len(multi))
     case("no_final_tag", "stream_truncated", "A stream (made with the key) whose only chunk "
          "is tagged MESSAGE instead of FINAL.", crafted(small, [TAG_MESSAGE]), len(small))
+    case("no_final_tag_nonzero_padding", "stream_truncated", "A stream (made with the key) "
+         "whose only chunk is tagged MESSAGE and whose padding ends in 0x01: the missing "
+         "FINAL tag (SPEC 13.3 step 4) is found before the padding (step 5).",
+         crafted(small, [TAG_MESSAGE], padding=b"\x01"), len(small))
     case("extended", "stream_trailing_data", "The small stream with one zero byte appended.",
          ct_small + b"\0", len(small))
     case("extended_by_a_chunk", "stream_trailing_data", "The small stream with its (only, "
