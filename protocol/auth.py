@@ -7,6 +7,7 @@ is the relay's single-use 32-byte challenge.
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from . import labels
@@ -55,8 +56,28 @@ def origin_of(url: str) -> str:
         raise BadField(f"{url!r} is not an http(s) URL") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadField(f"{url!r} is not an http(s) URL")
-    host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
+    host = _origin_host(parts.hostname, url)
     default = 443 if parts.scheme == "https" else 80
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _origin_host(host: str, url: str) -> str:
+    """The host as an origin writes it (SPEC 11): ASCII only, one spelling per host.
+
+    An IPv6 literal in brackets in its RFC 5952 form (lower case, zeros compressed), an
+    internationalised name as IDNA A-labels (``xn--``), anything else in lower case.
+    """
+    if ":" in host:
+        try:
+            address = ipaddress.IPv6Address(host)
+        except ValueError as exc:
+            raise BadField(f"{url!r} has an IPv6 host an origin cannot name") from exc
+        if address.scope_id is not None:  # fe80::1%eth0 names an interface of one machine
+            raise BadField(f"{url!r} has an IPv6 zone id, which an origin cannot carry")
+        return f"[{address.compressed}]"
+    if host.isascii():
+        return host.lower()
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise BadField(f"{url!r} has a host name that is not a valid IDN") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocol import labels, sign_auth, verify_auth
+from protocol.auth import origin_of
 from protocol.encoding import signing_input
 from protocol.errors import AuthSignatureInvalid, BadField
 from protocol.keys import SigningKeyPair
@@ -50,3 +51,20 @@ def test_malformed_challenges(origin: str, nonce: bytes) -> None:
         sign_auth(KEY, origin, nonce)
     with pytest.raises(AuthSignatureInvalid):
         verify_auth(KEY.public, origin, nonce, bytes(64))
+
+
+@pytest.mark.parametrize(("url", "origin"), [
+    ("https://[2001:DB8:0:0::0001]:8443/v1", "https://[2001:db8::1]:8443"),
+    ("http://[::1]:8787", "http://[::1]:8787"),
+    ("https://[::FFFF:127.0.0.1]/", "https://[::ffff:7f00:1]"),
+    ("https://Bücher.Example/", "https://xn--bcher-kva.example"),
+    ("https://RELAY.example:443/", "https://relay.example"),
+])
+def test_an_origin_has_one_spelling_per_host(url: str, origin: str) -> None:
+    """RFC 5952 for IPv6, IDNA A-labels for international names (SPEC 11)."""
+    assert origin_of(url) == origin
+
+
+def test_an_ipv6_zone_id_cannot_be_an_origin() -> None:
+    with pytest.raises(BadField):
+        origin_of("https://[fe80::1%25eth0]/")
