@@ -342,6 +342,24 @@ class AuthSignatureInvalid(SignatureError):
     default_message = "The login signature does not verify."
 
 
+CLIENT_CODES: dict[str, str] = {
+    "relay_origin_mismatch": "the relay's `/v1/info` `origins` lack the origin of the URL the "
+                             "client was configured with (section 11)",
+    "log_forked": "a head another side saw (size and hash) disagrees with the client's verified "
+                  "log: the relay shows different histories (section 6.5)",
+    "log_key_changed": "the relay signs its heads with another log key than the one the client "
+                       "pinned (section 6.5)",
+    "identity_changed": "an org the person verified has another identity key since "
+                        "(sections 3.3, 20.5)",
+    "safety_code_mismatch": "the safety code typed in does not match the two identity keys "
+                            "(section 3.3)",
+    "epoch_key_missing": "an envelope sealed to an epoch whose secret the client does not hold "
+                         "(yet): it waits for a grant (sections 9.3, 10)",
+}
+"""Codes a client reports beyond this exception tree, for events of the protocol that only a
+client can see (it checks state the protocol functions do not hold). SPEC.md section 16.2."""
+
+
 def all_error_classes() -> list[type[ProtocolError]]:
     """Every error class, parents first; used by tests and SPEC.md to list the codes."""
     seen: list[type[ProtocolError]] = []

@@ -24,8 +24,18 @@ def _rows(section: str) -> list[list[str]]:
     return rows[1:]  # without the header row
 
 
+def _subsection(section: str, title: str) -> str:
+    start = section.index(f"\n### {title}\n")
+    end = section.find("\n### ", start + 1)
+    return section[start : end if end != -1 else len(section)]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def test_error_code_table_matches_the_exception_tree() -> None:
-    table = [(row[0].strip("`"), row[1].strip("`")) for row in _rows(_section("16. Error codes"))]
+    codes = _subsection(_section("16. Error codes"), "16.1 Protocol codes")
+    table = [(row[0].strip("`"), row[1].strip("`")) for row in _rows(codes)]
     code = []
     for cls in errors.all_error_classes():
         parent = cls.__mro__[1]
@@ -76,3 +86,54 @@ def test_payload_table_names_every_field() -> None:
     section = _section("9. Messages")
     named = {row[0].strip("`") for row in _rows(section) if row[0].startswith("`")}
     assert set(message.PAYLOAD_FIELDS) | set(message.ATTACHMENT_FIELDS) <= named
+
+
+# --- codes outside the exception tree: the client's, the relay's --------------------------
+
+_CLIENT_RAISES = re.compile(
+    r'(?:VerificationError|AccessError|KokError)\(\s*"([a-z_]+)"|_quarantine\([^"]*"([a-z_]+)"')
+
+
+def test_client_code_table_lists_every_code_the_client_reports_for_the_protocol() -> None:
+    """Derived from the client's source: every verification or quarantine code it raises that
+    is not a protocol code is in SPEC 16.2 (and CLIENT_CODES), and every listed one is used."""
+    section = _subsection(_section("16. Error codes"), "16.2 Client codes")
+    table = {row[0].strip("`"): row[1] for row in _rows(section)}
+    assert table == errors.CLIENT_CODES
+    source = "\n".join(p.read_text() for p in sorted((ROOT / "client").glob("*.py")))
+    raised = {a or b for a, b in _CLIENT_RAISES.findall(source)}
+    verification = {code for code in raised if code in table or code.startswith("log_")
+                    or code in {"identity_changed", "safety_code_mismatch", "replayed"}}
+    assert verification - set(errors.error_codes()) <= set(table), "a client code SPEC lacks"
+    for code in table:
+        assert f'"{code}"' in source, f"{code} is listed but the client never reports it"
+
+
+def _openapi() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "protocol" / "openapi.yaml").read_text())
+
+
+def test_openapi_lists_every_protocol_code_the_relay_passes_on() -> None:
+    """The relay answers a bad body or key-log record with the protocol's own code."""
+    problem = _openapi()["components"]["schemas"]["Problem"]["properties"]["code"]
+    passed_on = {cls.code for cls in errors.all_error_classes()
+                 if issubclass(cls, errors.EncodingError | errors.LogError)
+                 or cls in (errors.SignatureError, errors.WrongSigner)}
+    assert passed_on - set(problem["enum"]) == set()
+    described = set(re.findall(r"[a-z][a-z0-9_]+", problem["description"]))
+    assert set(problem["enum"]) - described == set(), "the description lists every code"
+
+
+def test_http_docs_cite_spec_sections_not_python_names() -> None:
+    for path in (ROOT / "protocol" / "openapi.yaml", ROOT / "docs" / "http-api.md"):
+        text = path.read_text()
+        assert not re.findall(r"\bprotocol\.(?!yaml\b)[a-z_]+", text), path.name
+
+
+def test_info_requires_origins() -> None:
+    info = _openapi()["paths"]["/v1/info"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    assert "origins" in info["required"]
+    assert info["properties"]["origins"]["minItems"] == 1
