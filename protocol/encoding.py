@@ -37,7 +37,8 @@ MAX_SAFE_INT = 2**53 - 1
 """Largest integer magnitude allowed (what every JSON implementation represents exactly)."""
 
 MAX_DEPTH = 32
-"""Deepest nesting of arrays and objects a writer emits; protocol structures use at most 4."""
+"""Deepest nesting of arrays and objects: a writer emits no deeper, a reader refuses deeper
+(``malformed_json``); protocol structures use at most 4."""
 
 _B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
@@ -236,6 +237,10 @@ def _decode(data: bytes, decoder: json.JSONDecoder) -> tuple[str, Any]:
         text = data.decode("utf-8")
     except (UnicodeDecodeError, AttributeError) as exc:
         raise MalformedJSON("not UTF-8") from exc
+    # more opening brackets than MAX_DEPTH (counted at C speed) is rare: only then is the
+    # nesting measured, before the recursive parser ever sees the text
+    if text.count("[") + text.count("{") > MAX_DEPTH and _nesting(text) > MAX_DEPTH:
+        raise MalformedJSON(f"nested deeper than {MAX_DEPTH} levels")
     try:
         return text, decoder.decode(text)
     except json.JSONDecodeError as exc:
@@ -244,6 +249,22 @@ def _decode(data: bytes, decoder: json.JSONDecoder) -> tuple[str, Any]:
         raise MalformedJSON("not JSON the protocol accepts: a number is too long") from exc
     except RecursionError as exc:
         raise MalformedJSON("nested too deeply") from exc
+
+
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (strings skipped)."""
+    depth = deepest = 0
+    for bracket in _BRACKET_RE.findall(_JSON_STRING_RE.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def parse_json(data: bytes) -> Any:

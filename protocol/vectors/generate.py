@@ -230,6 +230,10 @@ def encoding_vectors() -> dict[str, Vector]:
         ("trailing_data", "malformed_json", b'{"a":1}{}', "a second value after the first"),
         ("nan", "malformed_json", b'{"a":NaN}', "NaN is not JSON"),
         ("not_an_object", "bad_field", b"[1,2]", "a signed body is always an object"),
+        ("too_deep", "malformed_json", b'{"a":' + b"[" * 32 + b"]" * 32 + b"}",
+         "33 levels of nesting (an object holding 32 nested arrays), one more than MAX_DEPTH"),
+        ("deepest", "bad_field", b"[" * 32 + b"]" * 32,
+         "32 levels of nesting are allowed (this fails only for not being an object)"),
     ]
     for case, code, data, what in rejects:
         out[f"encoding_{case}"] = vector(code, f"Canonical JSON reader: {what}.", input=b64(data))

@@ -316,3 +316,25 @@ def test_signed_item_with_a_non_nfc_body_is_refused_by_both_readers() -> None:
     assert _signed_item_fast(bad) is None
     with pytest.raises(NonCanonical):
         SignedItem.from_bytes(bad)
+
+
+def test_nesting_deeper_than_max_depth_is_malformed_for_every_reader() -> None:
+    from protocol.encoding import MAX_DEPTH, parse_json
+    from protocol.errors import MalformedJSON as Malformed
+
+    deepest = b'{"a":' + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1) + b"}"
+    assert parse_canonical(deepest) == {"a": _nested(MAX_DEPTH - 1)}
+    too_deep = b'{"a":' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}"
+    for reader in (parse_canonical, parse_json):
+        with pytest.raises(Malformed):
+            reader(too_deep)
+    # brackets inside strings (also after an escaped quote) are text, not nesting
+    text = '{"a":"' + '\\"' + "[{" * 40 + '"}'
+    assert parse_canonical(text.encode()) == {"a": '"' + "[{" * 40}
+
+
+def _nested(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
