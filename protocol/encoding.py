@@ -315,16 +315,21 @@ def _field_sets(
     return frozenset(required), frozenset(required) | frozenset(optional)
 
 
+def check_version(obj: dict[str, Any]) -> None:
+    """``v`` present and 1: checked before any other field (SPEC section 1)."""
+    if "v" not in obj:
+        raise MissingField("field 'v' is missing")
+    if obj["v"] != 1 or isinstance(obj["v"], bool):
+        raise UnknownVersion(f"version {obj['v']!r} is not supported (this software speaks 1)")
+
+
 def check_fields(
     obj: dict[str, Any], required: Iterable[str], optional: Iterable[str] = ()
 ) -> None:
     """Reject unknown and missing fields; check ``v`` == 1 first so a newer version says so."""
     required, allowed = _field_sets(tuple(required), tuple(optional))
     if "v" in required:
-        if "v" not in obj:
-            raise MissingField("field 'v' is missing")
-        if obj["v"] != 1 or isinstance(obj["v"], bool):
-            raise UnknownVersion(f"version {obj['v']!r} is not supported (this software speaks 1)")
+        check_version(obj)
     if obj.keys() == required:  # the common case, in one comparison
         return
     for key in obj:

@@ -20,12 +20,13 @@ from .encoding import (
     check_fields,
     check_org_id,
     check_staff_id,
+    check_version,
     get_bytes,
     get_int,
     get_str,
     parse_canonical,
 )
-from .errors import BadField
+from .errors import BadField, MissingField
 from .keys import KEY_SIZE, SigningKeyPair, check_box_public
 
 MAX_NAME = 128
@@ -115,7 +116,11 @@ def parse_record_body(body: bytes) -> Record:
     obj = parse_canonical(body)
     kind = obj.get("type")
     if kind not in _FIELDS:
-        check_fields(obj, _COMMON)  # version first, then the type
+        # the version first, then the type: a record type this version does not know is
+        # bad_field whatever fields it carries (they are its own, not unknown ones)
+        check_version(obj)
+        if "type" not in obj:
+            raise MissingField("field 'type' is missing")
         raise BadField(f"unknown record type {kind!r}")
     check_fields(obj, _COMMON + _FIELDS[kind])
     created = get_int(obj, "created")
@@ -138,17 +143,15 @@ def parse_record_body(body: bytes) -> Record:
             identity_key=get_bytes(obj, "identity_key", KEY_SIZE),
             created=created,
         )
-    if kind == "staff_add":
+    if kind == "staff_add":  # values in the order of SPEC 6.1's table
+        staff_id = check_staff_id(obj["staff_id"])
+        signing_key = get_bytes(obj, "signing_key", KEY_SIZE)
+        box_key = check_box_public(get_bytes(obj, "box_key", KEY_SIZE), "box_key")
         role = get_str(obj, "role", max_len=16)
         if role not in ROLES:
             raise BadField(f"role must be one of {', '.join(ROLES)}")
-        return StaffAdd(
-            staff_id=check_staff_id(obj["staff_id"]),
-            signing_key=get_bytes(obj, "signing_key", KEY_SIZE),
-            box_key=check_box_public(get_bytes(obj, "box_key", KEY_SIZE), "box_key"),
-            role=role,
-            created=created,
-        )
+        return StaffAdd(staff_id=staff_id, signing_key=signing_key, box_key=box_key,
+                        role=role, created=created)
     if kind == "staff_remove":
         return StaffRemove(staff_id=check_staff_id(obj["staff_id"]), created=created)
     return Epoch(

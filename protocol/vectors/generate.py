@@ -412,6 +412,18 @@ def record_vectors() -> dict[str, Vector]:
          raw({**epoch_obj, "v": 2}, a))
     case("missing_field", "missing_field", "An epoch record without public_key.", net,
          raw({k: v for k, v in epoch_obj.items() if k != "public_key"}, a))
+    case("unknown_type", "bad_field", "A record of a type version 1 does not define "
+         "(`device_add`), with fields of its own: the type is what is wrong, not its fields.",
+         net, raw({"v": 1, "type": "device_add", "created": now, "staff_id": "org-a/alice",
+                   "device_key": b64(seed("device"))}, a))
+    case("unknown_and_missing_field", "unknown_field", "An epoch record with a field v1 does "
+         "not define and without public_key: unknown fields are reported before missing "
+         "ones (SPEC section 1).", net,
+         raw({**{k: v for k, v in epoch_obj.items() if k != "public_key"}, "note": "x"}, a))
+    case("missing_and_bad_field", "missing_field", "An epoch record without public_key whose "
+         "org_id is not valid: missing fields are reported before bad values.", net,
+         raw({**{k: v for k, v in epoch_obj.items() if k != "public_key"},
+              "org_id": "Org-A"}, a))
     case("bad_field", "bad_field", "An epoch record whose org_id has upper-case letters.",
          net, raw({**epoch_obj, "org_id": "Org-A"}, a))
     case("non_canonical_body", "non_canonical", "A correctly signed body with a space in it.",

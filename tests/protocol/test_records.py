@@ -73,7 +73,7 @@ def _body(**fields: Any) -> dict[str, Any]:
         ({"v": None}, MissingField),
         ({"extra": 1}, UnknownField),
         ({"role": None}, MissingField),
-        ({"type": "org_delete"}, UnknownField),  # an unknown type knows no fields
+        ({"type": "org_delete"}, BadField),  # the type is unknown, not its fields (SPEC 6.1)
         ({"role": "root"}, BadField),
         ({"staff_id": "org-a"}, BadField),
         ({"staff_id": "org-a/eve/x"}, BadField),
