@@ -2,7 +2,13 @@
 
     body   = canonical JSON {v, org_id, epoch, staff_id, public_key, secret_key}
     item   = {"body": body, "sigs": [Ed25519(org identity, signing_input("kok/v1/grant", body))]}
-    grant  = sealed_box(staff box key, canonical JSON of item)
+    sealed = sealed_box(staff box key, canonical JSON of item)
+    grant  = sealed || Ed25519(org identity, signing_input("kok/v1/grant-upload",
+                                   org_id, u64(epoch), staff_id, sealed))
+
+The outer signature is for the relay, which cannot open ``sealed``: it stores (or replaces)
+a grant only if an identity key of the org signed it for that member and epoch, so a
+colleague with the admin role but without the identity key cannot overwrite grants.
 
 The recipient checks that the grant is for itself, the org's signature against the key
 log (an identity key the org held from the epoch's creation on, so a grant for an epoch
@@ -33,13 +39,24 @@ from .errors import (
     GrantKeyMismatch,
     GrantUnknownEpoch,
     GrantWrongRecipient,
+    SignatureError,
     WrongSigner,
 )
 from .keylog import KeyLog
-from .keys import BoxKeyPair, SigningKeyPair, box_public_from_secret, fingerprint, verify_item
-from .sealedbox import open_sealed, seal
+from .keys import (
+    SIG_SIZE,
+    BoxKeyPair,
+    SigningKeyPair,
+    box_public_from_secret,
+    fingerprint,
+    verify,
+    verify_item,
+)
+from .sealedbox import OVERHEAD, open_sealed, seal
 
 GRANT_FIELDS = ("v", "org_id", "epoch", "staff_id", "public_key", "secret_key")
+UPLOAD_SIG_SIZE = SIG_SIZE
+"""Bytes of the identity key's upload signature at the end of a grant."""
 
 
 @dataclass(frozen=True)
@@ -95,27 +112,67 @@ def make_grant(
     )
     _parse_grant_body(body)  # never emit what a reader would reject
     item = identity.sign_item(labels.GRANT, body)
-    return seal(staff_box_public, item.to_bytes(), ephemeral_seed)
+    sealed = seal(staff_box_public, item.to_bytes(), ephemeral_seed)
+    return sealed + identity.sign(labels.GRANT_UPLOAD,
+                                  *grant_upload_parts(org_id, epoch, staff_id, sealed))
 
 
-def open_grant(sealed: bytes, staff_id: str, box: BoxKeyPair, keylog: KeyLog) -> Grant:
+def grant_upload_parts(org_id: str, epoch: int, staff_id: str,
+                       sealed: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """``(ascii(org_id), u64(epoch), ascii(staff_id), sealed)``: what the upload label signs."""
+    if not 1 <= epoch < 2**64:
+        raise BadField("an epoch number is a positive 64-bit integer")
+    return (check_org_id(org_id).encode("ascii"), epoch.to_bytes(8, "big"),
+            check_staff_id(staff_id).encode("ascii"), sealed)
+
+
+def _split(grant: bytes) -> tuple[bytes, bytes]:
+    if len(grant) <= UPLOAD_SIG_SIZE + OVERHEAD:
+        raise BadField("a grant is a sealed box followed by a 64-byte signature")
+    return grant[:-UPLOAD_SIG_SIZE], grant[-UPLOAD_SIG_SIZE:]
+
+
+def _signers_for(keylog: KeyLog, org_id: str, epoch: int) -> list[bytes]:
+    """Identity keys that may sign for ``epoch``: the one current at its creation, and later."""
+    org = keylog.org(org_id)
+    state = keylog.epoch(org_id, epoch)
+    if state is None:
+        raise GrantUnknownEpoch(f"epoch {epoch} of {org_id!r} is not in the key log")
+    return org.identity_keys[state.identity_index :]
+
+
+def verify_grant_upload(grant: bytes, org_id: str, epoch: int, staff_id: str,
+                        keylog: KeyLog) -> None:
+    """The relay's check before it stores a grant: signed for this member and epoch by an
+    identity key of the org (SPEC 10); ``WrongSigner`` otherwise."""
+    sealed, signature = _split(grant)
+    parts = grant_upload_parts(org_id, epoch, staff_id, sealed)
+    for key in _signers_for(keylog, org_id, epoch):
+        try:
+            verify(key, signature, labels.GRANT_UPLOAD, *parts)
+            return
+        except SignatureError:
+            continue
+    raise WrongSigner("the grant was not signed for this member and epoch by an identity key "
+                      "of the organisation")
+
+
+def open_grant(data: bytes, staff_id: str, box: BoxKeyPair, keylog: KeyLog) -> Grant:
     """Open and verify a grant addressed to ``staff_id`` (checks in SPEC.md order)."""
+    sealed, _upload_signature = _split(data)  # the relay's to check, not the recipient's
     item = SignedItem.from_bytes(open_sealed(box.public, box.secret, sealed))
     if len(item.sigs) != 1:
         raise WrongSigner("a grant carries exactly one signature")
     grant = _parse_grant_body(item.body)
     if grant.staff_id != staff_id or org_of(staff_id) != grant.org_id:
         raise GrantWrongRecipient()
-    org = keylog.org(grant.org_id)
-    state = keylog.epoch(grant.org_id, grant.epoch)
-    if state is None:
-        raise GrantUnknownEpoch(f"epoch {grant.epoch} of {grant.org_id!r} is not in the key log")
-    allowed = org.identity_keys[state.identity_index :]
+    allowed = _signers_for(keylog, grant.org_id, grant.epoch)
     signer = next((k for k in allowed if fingerprint(k) == item.sigs[0].key), None)
     if signer is None:
         raise WrongSigner("the grant is not signed by the organisation's identity key")
     verify_item(item, signer, labels.GRANT)
     derived = box_public_from_secret(grant.secret_key)
-    if derived != grant.public_key or derived != state.public_key:
+    state = keylog.epoch(grant.org_id, grant.epoch)
+    if state is None or derived != grant.public_key or derived != state.public_key:
         raise GrantKeyMismatch()
     return grant

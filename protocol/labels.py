@@ -14,6 +14,7 @@ LOG: Final = b"kok/v1/log"
 HEAD: Final = b"kok/v1/head"
 REQUEST: Final = b"kok/v1/request"
 SAFETY: Final = b"kok/v1/safety"
+GRANT_UPLOAD: Final = b"kok/v1/grant-upload"
 STORAGE: Final = b"kok/v1/storage"
 
-ALL: Final = (RECORD, MESSAGE, GRANT, AUTH, LOG, HEAD, REQUEST, SAFETY, STORAGE)
+ALL: Final = (RECORD, MESSAGE, GRANT, AUTH, LOG, HEAD, REQUEST, SAFETY, STORAGE, GRANT_UPLOAD)

@@ -43,7 +43,7 @@ from protocol.encoding import (  # noqa: E402
     canonical_json,
     signing_input,
 )
-from protocol.grants import make_grant  # noqa: E402
+from protocol.grants import grant_upload_parts, make_grant  # noqa: E402
 from protocol.keylog import MAX_SKEW, sign_head  # noqa: E402
 from protocol.keys import (  # noqa: E402
     BoxKeyPair,
@@ -665,6 +665,7 @@ def mailbox_vectors() -> dict[str, Vector]:
 
 def grant_vectors() -> dict[str, Vector]:
     net = base_net()
+    net.epoch("org-a", 2)
     a = net.identity["org-a"]
     carol_box = net.box["org-a/carol"]
     secret = net.epochs[("org-a", 1)].secret
@@ -678,7 +679,9 @@ def grant_vectors() -> dict[str, Vector]:
         data = canonical_json(body)
         item = SignedItem(data, (Signature(signer.fingerprint, signer.sign(labels.GRANT,
                                                                            data)),))
-        return seal(carol_box.public, item.to_bytes(), seed("grant-ephemeral/forged"))
+        sealed = seal(carol_box.public, item.to_bytes(), seed("grant-ephemeral/forged"))
+        return sealed + signer.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
+            "org-a", 1, "org-a/carol", sealed))
 
     rogue = seed("rogue-epoch-secret")
     body = {"v": 1, "org_id": "org-a", "epoch": 1, "staff_id": "org-a/carol",
@@ -687,7 +690,27 @@ def grant_vectors() -> dict[str, Vector]:
                  "she obtains.", make_grant(a, "org-a", 1, secret, "org-a/carol",
                                             carol_box.public, seed("grant-ephemeral/1")))
     valid["epoch_secret"] = b64(secret)
+    granted = make_grant(a, "org-a", 1, secret, "org-a/carol", carol_box.public,
+                         seed("grant-ephemeral/2"))
+    alice = net.signing["org-a/alice"]  # an admin by role, without the identity key
+    by_alice = granted[:-64] + alice.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
+        "org-a", 1, "org-a/carol", granted[:-64]))
+
+    def upload(expect: str, description: str, grant: bytes, epoch: int = 1) -> Vector:
+        return vector(expect, description, network_key=b64(net.network.public), now=net.now,
+                      log=net.log_texts(), org_id="org-a", epoch=epoch,
+                      staff_id="org-a/carol", grant=b64(grant))
+
     return {
+        "grantupload_valid": upload(
+            "success", "What the relay checks before it stores a grant: the last 64 bytes "
+            "sign (org_id, epoch, staff_id, sealed) under org-a's identity key.", granted),
+        "grantupload_admin_without_identity_key": upload(
+            "wrong_signer", "alice (admin role, no identity key) signs a grant for carol: the "
+            "relay refuses to store it, so she cannot overwrite carol's grant.", by_alice),
+        "grantupload_other_epoch": upload(
+            "wrong_signer", "A grant signed for epoch 1, uploaded as one for epoch 2 (which "
+            "org-a has): the signature names the epoch.", granted, epoch=2),
         "grant_valid": valid,
         "grant_key_mismatch": case("key_mismatch", "grant_key_mismatch",
                                    "A grant signed by org-a whose secret is not the epoch key "

@@ -30,7 +30,7 @@ from protocol.encoding import (  # noqa: E402
     parse_canonical,
     signing_input,
 )
-from protocol.grants import open_grant  # noqa: E402
+from protocol.grants import open_grant, verify_grant_upload  # noqa: E402
 from protocol.keylog import Head, KeyLog, verify_head  # noqa: E402
 from protocol.keys import (  # noqa: E402
     BoxKeyPair,
@@ -172,6 +172,12 @@ def run_grant(vec: Vector) -> None:
         _same("epoch secret", b64encode(grant.secret_key), vec["epoch_secret"])
 
 
+def run_grantupload(vec: Vector) -> None:
+    """What the relay checks before it stores a grant (SPEC 10)."""
+    verify_grant_upload(_b(vec["grant"]), vec["org_id"], vec["epoch"], vec["staff_id"],
+                        _keylog(vec))
+
+
 def run_auth(vec: Vector) -> None:
     verify_auth(_b(vec["public_key"]), vec["origin"], _b(vec["nonce"]), _b(vec["signature"]))
 
@@ -203,8 +209,9 @@ def run_stream(vec: Vector) -> None:
 RUNNERS: dict[str, Callable[[Vector], None]] = {
     "keys": run_keys, "encoding": run_encoding, "padding": run_padding,
     "sealedbox": run_sealedbox, "record": run_record, "keylog": run_keylog,
-    "message": run_message, "mailbox": run_mailbox, "grant": run_grant, "auth": run_auth,
-    "request": run_request, "stream": run_stream,
+    "message": run_message, "mailbox": run_mailbox, "grant": run_grant,
+    "grantupload": run_grantupload, "auth": run_auth, "request": run_request,
+    "stream": run_stream,
 }
 
 

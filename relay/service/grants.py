@@ -3,13 +3,16 @@
 The relay cannot open a grant (it is sealed to the staff member's box key) and does not
 need to: the recipient checks the org's signature inside and that the secret matches the
 epoch key in the log. The relay only checks what it can: the uploader is an admin of the
-organisation, the epoch exists in the log, and each grant names a current staff member.
+organisation, the epoch exists in the log, each grant names a current staff member, and
+each carries the org identity key's upload signature for that member and epoch, so an
+admin without the identity key cannot overwrite a colleague's grant (SPEC section 10).
 """
 
 from __future__ import annotations
 
 from protocol.encoding import org_of
-from protocol.errors import LogError
+from protocol.errors import LogError, ProtocolError
+from protocol.grants import verify_grant_upload
 
 from ..errors import InvalidRequest, NotAdmin, NotFound
 from ..store import GrantRow
@@ -46,6 +49,11 @@ class Grants:
             if staff is None or not staff.active:
                 raise InvalidRequest(f"{staff_id} is not a current staff member of {org_id}",
                                      "not_enrolled")
+            try:  # only an identity key of the org may store or replace a grant (SPEC 10)
+                verify_grant_upload(grant.sealed, org_id, epoch, staff_id,
+                                    self.directory.keylog)
+            except ProtocolError as exc:
+                raise InvalidRequest(exc.message, exc.code) from exc
             seen.add(staff_id)
         grants = [(g.staff_id, g.sealed) for g in upload.grants]
         # Under the append lock, so no newer epoch can land between this look and the write.

@@ -17,7 +17,13 @@ from protocol.errors import (
     UnknownField,
     WrongSigner,
 )
-from protocol.grants import Grant, make_grant, open_grant
+from protocol.grants import (
+    Grant,
+    grant_upload_parts,
+    make_grant,
+    open_grant,
+    verify_grant_upload,
+)
 from protocol.keys import BoxKeyPair, SigningKeyPair, box_public_from_secret
 from protocol.sealedbox import seal
 
@@ -33,7 +39,7 @@ def _forge(org: Org, staff: Staff, body: dict[str, object],
     data = canonical_json(body)
     key = signer or org.identity
     item = SignedItem(data, (Signature(key.fingerprint, key.sign(labels.GRANT, data)),))
-    return seal(staff.box.public, item.to_bytes(), seed("forged-grant"))
+    return seal(staff.box.public, item.to_bytes(), seed("forged-grant")) + bytes(64)
 
 
 def _body(org: Org, staff: Staff, number: int, secret: bytes) -> dict[str, object]:
@@ -51,13 +57,35 @@ def test_grant_round_trip() -> None:
 
 
 def test_every_flipped_bit_is_caught() -> None:
+    """In the sealed box by the recipient; in the upload signature by the relay."""
     world, a, _b, alice, _bob = standard_world()
-    sealed = world.grant(a, alice)
-    for index in range(0, len(sealed), 3):
-        damaged = bytearray(sealed)
+    grant = world.grant(a, alice)
+    for index in range(0, len(grant), 3):
+        damaged = bytearray(grant)
         damaged[index] ^= 0x10
-        with pytest.raises(DecryptFailed):
-            _open(world, alice, bytes(damaged))
+        if index < len(grant) - 64:
+            with pytest.raises(DecryptFailed):
+                _open(world, alice, bytes(damaged))
+        with pytest.raises((WrongSigner, BadField)):
+            verify_grant_upload(bytes(damaged), "org-a", a.epoch, alice.staff_id, world.log)
+
+
+def test_only_an_identity_key_can_sign_a_grant_the_relay_stores() -> None:
+    """An admin by role without the identity key cannot overwrite a colleague's grant."""
+    world, a, _b, alice, _bob = standard_world()
+    carol = world.add_staff(a, "carol")
+    grant = world.grant(a, carol)
+    verify_grant_upload(grant, "org-a", a.epoch, carol.staff_id, world.log)
+    sealed = grant[:-64]
+    by_alice = sealed + alice.signing.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
+        "org-a", a.epoch, carol.staff_id, sealed))
+    with pytest.raises(WrongSigner):
+        verify_grant_upload(by_alice, "org-a", a.epoch, carol.staff_id, world.log)
+    with pytest.raises(WrongSigner):  # the signature names the member it is for
+        verify_grant_upload(grant, "org-a", a.epoch, alice.staff_id, world.log)
+    world.new_epoch(a)
+    with pytest.raises(WrongSigner):  # and the epoch
+        verify_grant_upload(grant, "org-a", a.epoch, carol.staff_id, world.log)
 
 
 def test_a_relay_cannot_hand_out_a_key_of_its_own() -> None:
@@ -93,7 +121,7 @@ def test_grant_with_a_broken_signature() -> None:
     sig = a.identity.sign(labels.RECORD, data)  # the org's key, another label
     item = SignedItem(data, (Signature(a.identity.fingerprint, sig),))
     with pytest.raises(SignatureError):
-        _open(world, alice, seal(alice.box.public, item.to_bytes(), seed("g")))
+        _open(world, alice, seal(alice.box.public, item.to_bytes(), seed("g")) + bytes(64))
 
 
 def test_grant_for_an_epoch_not_in_the_log() -> None:

@@ -104,3 +104,28 @@ async def test_grants_uploaded_for_a_retired_epoch_still_expire(api: Api,
     assert current == [None, None, None]
     limit = now() + 30 * 86400 + 60  # the default max_ttl, with a minute of slack
     assert all(expires is not None and expires <= limit for expires in retired), retired
+
+
+async def test_an_admin_without_the_identity_key_cannot_overwrite_a_grant(
+        api: Api, shared_relay: RelayProcess) -> None:
+    """The relay stores a grant only with the org identity key's upload signature (SPEC 10):
+    an admin by role, holding only their own staff key, cannot replace alice's grant with
+    one that does not open."""
+    from protocol import labels
+    from protocol.grants import grant_upload_parts
+
+    org = await api.setup_org(shared_relay.network_key, unique("gw"))
+    admin_staff, alice = org.staff[f"{org.org_id}/admin"], org.staff[f"{org.org_id}/alice"]
+    admin = await api.login(admin_staff)
+    before = (await api.ok("GET", "/v1/grants", token=await api.login(alice)))["grants"]
+    junk = rand(200)
+    signature = admin_staff.signing.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
+        org.org_id, 1, alice.staff_id, junk))
+    body = {"grants": [{"staff_id": alice.staff_id, "grant": b64encode(junk + signature)}]}
+    status, answer = await api.call("PUT", f"/v1/grants/{org.org_id}/1", body, token=admin)
+    assert (status, answer["code"]) == (422, "wrong_signer")
+    after = (await api.ok("GET", "/v1/grants", token=await api.login(alice)))["grants"]
+    assert after == before
+    grant = open_grant(b64decode(after[0]["grant"]), alice.staff_id, alice.box,
+                       await _keylog(api, shared_relay))
+    assert grant.secret_key == org.epochs[1].secret
