@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import itertools
 import mimetypes
 import os
@@ -42,10 +43,18 @@ from protocol.encoding import b64decode
 from protocol.errors import (
     EncodingError,
     ProtocolError,
+    StreamHashMismatch,
     StreamTrailingData,
     StreamTruncated,
 )
-from protocol.stream import ABYTES, CHUNK_SIZE, HEADER_SIZE, SIZE_PREFIX, padded_stream_size
+from protocol.stream import (
+    ABYTES,
+    CHUNK_SIZE,
+    HEADER_SIZE,
+    SIZE_PREFIX,
+    ciphertext_hasher,
+    padded_stream_size,
+)
 
 from .api import RelayApi, drop_path, problem
 from .errors import KokError, RelayUnreachable, VerificationError
@@ -111,7 +120,10 @@ class _Encrypting:
     """
 
     def __init__(self, path: Path, key: bytes, header: bytes, size: int) -> None:
-        self.enc = FileEncryptor(key, header, size)
+        # the ciphertext is hashed here, by another worker than the one encrypting (SHA-256
+        # and the cipher both release the GIL, so on two cores they run side by side)
+        self.enc = FileEncryptor(key, header, size, hash_ciphertext=False)
+        self.hasher = ciphertext_hasher()
         self.fh: IO[bytes] = path.open("rb", buffering=0)
         self.name = path.name
         self.size = size
@@ -148,6 +160,11 @@ class _Encrypting:
         self.done = len(out) < STEP_CHUNKS
         return out
 
+    def hash(self, chunks: list[bytes]) -> None:
+        """Add a batch of ciphertext to the hash (batches in order, one at a time)."""
+        for chunk in chunks:
+            self.hasher.update(chunk)
+
 
 def _settle(*futures: asyncio.Future[Any] | None) -> list[asyncio.Future[Any]]:
     return [f for f in futures if f is not None]
@@ -157,14 +174,15 @@ async def _ciphertext(path: Path, key: bytes, header: bytes, size: int, skip: in
                       hashes: list[bytes], progress: Progress | None) -> AsyncIterator[bytes]:
     """The file's ciphertext from byte ``skip`` on.
 
-    Three stages overlap: a worker reads the next pieces, another encrypts the current
-    ones, and the event loop sends the previous chunks.
+    Four stages overlap: a worker reads the next pieces, another encrypts the current
+    ones, a third hashes the last ones, and the event loop sends them.
     """
     total = ciphertext_size(size)
     job = await asyncio.to_thread(_Encrypting, path, key, header, size)
     position = 0
     reading: asyncio.Future[list[bytes]] | None = None
     encrypting: asyncio.Future[list[bytes]] | None = None
+    hashing: asyncio.Future[None] | None = None
 
     def next_stage(pieces: list[bytes]) -> None:
         nonlocal reading, encrypting
@@ -176,6 +194,9 @@ async def _ciphertext(path: Path, key: bytes, header: bytes, size: int, skip: in
         while encrypting is not None:
             chunks = await encrypting
             encrypting = None
+            if hashing is not None:
+                await hashing  # batches enter the hash in order
+            hashing = asyncio.ensure_future(asyncio.to_thread(job.hash, chunks))
             if not job.done:
                 next_stage(await reading if reading is not None else [])
             for out in chunks:
@@ -187,9 +208,11 @@ async def _ciphertext(path: Path, key: bytes, header: bytes, size: int, skip: in
                 progress(position, total)
         if position != total:
             raise TransferError("file_changed", name=path.name)
-        hashes.append(job.enc.ciphertext_hash)
+        if hashing is not None:
+            await hashing
+        hashes.append(job.hasher.digest())
     finally:
-        pending = _settle(reading, encrypting)
+        pending = _settle(reading, encrypting, hashing)
         if pending:  # stopped early: let the workers finish before closing their file
             await asyncio.wait(pending)
             for future in pending:
@@ -275,8 +298,12 @@ class _Saving:
     """Ciphertext appended to the part file and decrypted into the temporary file."""
 
     def __init__(self, part: Path, tmp: Path, attachment: Attachment) -> None:
+        # the ciphertext is hashed by another worker than the one decrypting (both release
+        # the GIL), and compared with the signed hash in ``finish``
         self.dec = FileDecryptor(attachment.key, expected_size=attachment.size,
-                                 expected_hash=attachment.hash)
+                                 hash_ciphertext=False)
+        self.hasher = ciphertext_hasher()
+        self.expected_hash = attachment.hash
         self.part_path = part
         self.size = attachment.size
         # The hidden names are predictable: in a folder others can write to, a link planted
@@ -305,6 +332,7 @@ class _Saving:
             data = self.part.read(min(READ_PIECE, size - self.have))
             if not data:
                 break
+            self.hasher.update(data)
             self.out.write(self.dec.update(data))
             self.have += len(data)
         self.part.seek(self.have)
@@ -315,6 +343,11 @@ class _Saving:
         """The plaintext of a batch of whole ciphertext chunks (each checked)."""
         return [self.dec.update(chunk) for chunk in chunks]
 
+    def hash(self, chunks: list[bytes]) -> None:
+        """Add a batch of ciphertext to the hash (batches in order, one at a time)."""
+        for chunk in chunks:
+            self.hasher.update(chunk)
+
     def keep(self, chunks: list[bytes], plain: list[bytes]) -> None:
         """Append a decrypted batch to both files."""
         self.part.writelines(chunks)
@@ -322,7 +355,10 @@ class _Saving:
         self.have += sum(map(len, chunks))
 
     def finish(self) -> None:
-        self.out.write(self.dec.finalize())
+        last = self.dec.finalize()  # truncation and the like first, as SPEC 13.3 orders them
+        if not hmac.compare_digest(self.hasher.digest(), self.expected_hash):
+            raise StreamHashMismatch()
+        self.out.write(last)
         self.out.flush()
         os.fsync(self.out.fileno())
 
@@ -380,8 +416,12 @@ async def _fetch(api: RelayApi, drop: str, job: _Saving, total: int,
             # one worker decrypts a batch while another writes the last one, and the
             # socket goes on filling the queue meanwhile
             writing: asyncio.Future[None] | None = None
+            hashing: asyncio.Future[None] | None = None
             try:
                 while (batch := await queue.get()) is not None:
+                    if hashing is not None:
+                        await hashing  # batches enter the hash in order
+                    hashing = asyncio.ensure_future(asyncio.to_thread(job.hash, batch))
                     plain = await asyncio.to_thread(job.decrypt, batch)
                     if writing is not None:
                         await writing
@@ -389,6 +429,9 @@ async def _fetch(api: RelayApi, drop: str, job: _Saving, total: int,
                             progress(job.have, total)
                     writing = asyncio.ensure_future(asyncio.to_thread(job.keep, batch, plain))
             finally:
+                if hashing is not None:
+                    await asyncio.wait([hashing])
+                    hashing.result()
                 if writing is not None:
                     await asyncio.wait([writing])
                     writing.result()

@@ -149,9 +149,14 @@ class FileEncryptor:
     Every call returns ciphertext bytes ready to upload; the first call's output begins
     with the header. ``ciphertext_hash`` (SHA-256) is ready after ``finalize``.
     ``header`` MUST be 24 fresh random bytes and ``key`` a fresh random key per file.
+
+    With ``hash_ciphertext=False`` the caller hashes every byte it is given, in order, with
+    ``ciphertext_hasher()`` (e.g. in another thread, while the next chunks are encrypted);
+    ``ciphertext_hash`` is then not available.
     """
 
-    def __init__(self, key: bytes, header: bytes, size: int) -> None:
+    def __init__(self, key: bytes, header: bytes, size: int, *,
+                 hash_ciphertext: bool = True) -> None:
         self.size = _check_size(size)
         self._state = _state(key, header)
         self._padded = padded_stream_size(size)
@@ -160,12 +165,13 @@ class FileEncryptor:
         self._pieces = _Pieces()
         self._pieces.add(size.to_bytes(SIZE_PREFIX, "big"))
         self._header: bytes | None = header
-        self._hash = ciphertext_hasher()
+        self._hash = ciphertext_hasher() if hash_ciphertext else None
         self._started_final = False
         self._done = False
 
     def _out(self, out: list[bytes], ciphertext: bytes) -> None:
-        self._hash.update(ciphertext)
+        if self._hash is not None:
+            self._hash.update(ciphertext)
         out.append(ciphertext)
 
     def _begin(self) -> list[bytes]:
@@ -213,7 +219,8 @@ class FileEncryptor:
             ciphertext = _push(self._state, self._pieces.take(n), None,
                                TAG_FINAL if last else TAG_MESSAGE)
             self._emitted += n
-            self._hash.update(ciphertext)
+            if self._hash is not None:
+                self._hash.update(ciphertext)
             if last:
                 self._done = True
             yield ciphertext
@@ -229,6 +236,8 @@ class FileEncryptor:
         """SHA-256 of the whole ciphertext (header included); known after finalize."""
         if not self._done:
             raise BadField("the hash is known only after finalize")
+        if self._hash is None:
+            raise BadField("this encryptor was made without hashing: the caller hashes")
         return self._hash.digest()
 
 
@@ -244,17 +253,19 @@ class FileDecryptor:
     """
 
     def __init__(self, key: bytes, *, expected_size: int | None = None,
-                 expected_hash: bytes | None = None) -> None:
+                 expected_hash: bytes | None = None, hash_ciphertext: bool = True) -> None:
         if not isinstance(key, bytes) or len(key) != KEY_SIZE:
             raise BadField("a file key must be 32 bytes")
         if expected_hash is not None and len(expected_hash) != HASH_SIZE:
             raise BadField("a ciphertext hash is 32 bytes")
+        if expected_hash is not None and not hash_ciphertext:
+            raise BadField("checking a ciphertext hash needs hashing (or the caller checks it)")
         self._key = key
         self._expected_size = None if expected_size is None else _check_size(expected_size)
         self._expected_hash = expected_hash
         self._state: sodium.crypto_secretstream_xchacha20poly1305_state | None = None
         self._pieces = _Pieces()
-        self._hash = ciphertext_hasher()
+        self._hash = ciphertext_hasher() if hash_ciphertext else None
         self._size: int | None = None  # from the stream's own (authenticated) prefix
         # the layout: from the signed size now, or from the stream's prefix later
         self._padded: int | None = (
@@ -283,7 +294,8 @@ class FileDecryptor:
             raise StreamTrailingData()
         data = _as_bytes(data)
         self._received += len(data)
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self._pieces.add(data)
         out: list[bytes | memoryview] = []
         if self._state is None:
@@ -367,13 +379,16 @@ class FileDecryptor:
             self._open_chunk(self._pieces.take(self._pieces.length), out)
             if not self._final:
                 raise StreamTruncated()
-        if self._expected_hash is not None and self._hash.digest() != self._expected_hash:
+        if (self._expected_hash is not None and self._hash is not None
+                and self._hash.digest() != self._expected_hash):
             raise StreamHashMismatch()
         return b"".join(out)
 
     @property
     def ciphertext_hash(self) -> bytes:
         """SHA-256 of the ciphertext received so far."""
+        if self._hash is None:
+            raise BadField("this decryptor was made without hashing: the caller hashes")
         return self._hash.digest()
 
 

@@ -300,3 +300,26 @@ def test_decryptor_parameters() -> None:
         FileDecryptor(KEY[:16])
     with pytest.raises(BadField):
         FileDecryptor(KEY, expected_hash=bytes(31))
+
+
+def test_a_caller_may_hash_the_ciphertext_itself() -> None:
+    """``hash_ciphertext=False``: the caller's SHA-256 over the output is the same commitment
+    (so it can hash in another thread while the next chunks are encrypted)."""
+    from protocol.errors import BadField as Bad
+    from protocol.stream import ciphertext_hasher
+
+    data = bytes(range(256)) * 600
+    key, header = bytes(range(32)), bytes(range(24))
+    inside = FileEncryptor(key, header, len(data))
+    expected = inside.update(data) + inside.finalize()
+    outside = FileEncryptor(key, header, len(data), hash_ciphertext=False)
+    hasher = ciphertext_hasher()
+    for piece in (outside.update(data), *outside.finalize_chunks()):
+        hasher.update(piece)
+    assert hasher.digest() == inside.ciphertext_hash
+    with pytest.raises(Bad):
+        _ = outside.ciphertext_hash
+    with pytest.raises(Bad):
+        FileDecryptor(key, expected_hash=hasher.digest(), hash_ciphertext=False)
+    reader = FileDecryptor(key, expected_size=len(data), hash_ciphertext=False)
+    assert reader.update(expected) + reader.finalize() == data
