@@ -300,7 +300,7 @@ async def compose_post(request: web.Request) -> web.StreamResponse:
                 errors.append(("files", words("app.compose.error_files_again")))
             return await _compose(request, values, status=400, errors=errors)
         try:
-            sent_id = await client.send(
+            await client.send(
                 to, subject, body, ttl=min(keep_days * DAY, MAX_TTL),
                 reply_to=reply_to or None,
                 attachments=[(u.path, u.name) for u in uploads])
@@ -313,7 +313,7 @@ async def compose_post(request: web.Request) -> web.StreamResponse:
         for upload in uploads:
             upload.close()
     notice(request, "success", words("app.compose.sent", subject=subject))
-    raise web.HTTPSeeOther(f"/sent#m-{sent_id}")
+    raise web.HTTPSeeOther("/sent")
 
 
 def _field_of(exc: KokError) -> str:
@@ -500,6 +500,10 @@ async def events_get(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)
+
+
 async def root(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/inbox")
 
@@ -507,6 +511,7 @@ async def root(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/", root)
+    r.add_get("/favicon.ico", favicon)
     r.add_get("/unlock", unlock_page)
     r.add_post("/unlock", unlock_post)
     r.add_post("/lock", lock_post)

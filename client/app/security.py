@@ -6,8 +6,9 @@ The app listens on 127.0.0.1 only, but any web page the person visits can make t
 browser send requests there, and a hostile DNS name can be re-pointed at 127.0.0.1 (DNS
 rebinding). So:
 
-* Every request must name the app itself in ``Host`` (``127.0.0.1:PORT``); any ``Origin``
-  must be the app's own origin, and a browser's ``Sec-Fetch-Site: cross-site`` is refused.
+* Every request must name the app itself in ``Host`` (``127.0.0.1:PORT``); an ``Origin``
+  must be the app's own (or ``null``, which browsers send for the app's own posts under
+  ``no-referrer``), and ``Sec-Fetch-Site`` other than ``same-origin``/``none`` is refused.
 * The only way in is the launch URL printed at start: its token works once and is swapped
   for a session cookie (HttpOnly, SameSite=Strict) that scripts cannot read and other
   sites' requests do not carry.
@@ -94,8 +95,12 @@ class Guard:
         return request.headers.get("Host", "") == f"127.0.0.1:{self.port}"
 
     def origin_ok(self, request: web.Request) -> bool:
+        # Under ``Referrer-Policy: no-referrer`` a browser sends ``Origin: null`` even for
+        # the app's own form posts, so ``null`` cannot be refused; ``Sec-Fetch-Site`` then
+        # tells a cross-site request apart (and it would carry neither the SameSite=Strict
+        # cookie nor the CSRF token anyway).
         origin = request.headers.get("Origin")
-        if origin is not None and origin != self.origin:
+        if origin is not None and origin not in (self.origin, "null"):
             return False
         return request.headers.get("Sec-Fetch-Site", "same-origin") in (
             "same-origin", "none")

@@ -32,7 +32,7 @@ from .security import (
 from .state import AppState
 
 # Pages reachable while locked; everything else sends the person to the unlock page.
-OPEN_WHILE_LOCKED = frozenset({"/unlock", "/settings/language", "/events"})
+OPEN_WHILE_LOCKED = frozenset({"/unlock", "/settings/language", "/events", "/favicon.ico"})
 MULTIPART_ROUTES = frozenset({"/compose", "/admin/enrol"})
 
 

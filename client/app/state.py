@@ -70,6 +70,7 @@ class AppState:
 
     async def lock(self, *, idle: bool = False) -> None:
         """Forget the keys: stop listening and close the client."""
+        self.locked_for_idle = idle
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
@@ -79,7 +80,6 @@ class AppState:
         if client is not None:
             client.keystore.secrets.clear()
             await client.close()
-        self.locked_for_idle = idle
 
     def touch(self) -> None:
         self.last_active = self.clock()

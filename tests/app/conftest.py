@@ -10,22 +10,31 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.app.appproc import AppProcess
 from tests.integration.people import PASSPHRASE, close_all, new_org, new_staff, open_office, unique
 
+T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 SHOTS = Path(os.environ.get("KOK_APP_SCREENSHOTS",
                             Path(__file__).resolve().parents[2] / "var" / "app-screenshots"))
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on its own loop in a worker thread: Playwright's sync API keeps an
+    event loop running in the test thread, where ``asyncio.run`` is not allowed."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _need_browser() -> None:
@@ -43,8 +52,10 @@ def _need_browser() -> None:
         pytest.skip(f"browser tests skipped: {missing}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module: Playwright's sync API keeps an event loop running in
+    this thread while it lives, which asyncio tests of later modules could not share."""
     _need_browser()
     from playwright.sync_api import sync_playwright
 
@@ -87,7 +98,7 @@ def world(shared_relay: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
         await close_all(office, nord, sued, anna, ben)
         return made
 
-    return asyncio.run(build())
+    return run_async(build())
 
 
 @pytest.fixture(scope="session")
