@@ -79,7 +79,10 @@ async def enrol_confirm(request: web.Request) -> web.StreamResponse:
     except (binascii.Error, ValueError):
         raise web.HTTPBadRequest() from None
     if form.get("compared") != "yes":
-        req = read_staff_request(data)
+        try:
+            req = read_staff_request(data)
+        except KokError as exc:
+            return await overview(request, status=400, errors=[("request", words.error(exc))])
         return render(request, "admin_enrol.html", status=400, req=req,
                       fingerprint=format_fingerprint(fingerprint(req.signing_key)),
                       data=base64.b64encode(data).decode("ascii"),

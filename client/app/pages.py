@@ -212,6 +212,8 @@ class Upload:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        if not hasattr(os, "memfd_create"):  # not Linux: refuse rather than touch the disk
+            raise web.HTTPNotImplemented(text="Attachments need Linux (memory-backed files).")
         self.fd = os.memfd_create("kok-attachment", os.MFD_CLOEXEC)
         self.size = 0
 
