@@ -400,3 +400,31 @@ def test_admin_pages_enrol_and_remove_a_colleague(admin: Session, world: World,
     assert page.locator(f"a[href='/admin/remove/{name}']").count() == 0
     admin.language("en")
     assert admin.errors == []
+
+
+def test_the_idle_lock_warns_first_and_can_be_extended(browser: Any, world: World,
+                                                      shots: Path) -> None:
+    # A one-minute lock warns halfway; the page's clock is moved on, the app's is real.
+    app = AppProcess.start(world.home, world.anna, passphrase=PASSPHRASE,
+                           extra=("--idle-lock", "1"))
+    session = Session(browser, app)
+    try:
+        page = session.page
+        page.clock.install()
+        page.goto("/compose")
+        page.get_by_label("Subject", exact=True).fill("halb geschrieben")
+        warning = page.get_by_role("alertdialog", name="The app is about to lock")
+        assert warning.is_hidden()
+        page.clock.fast_forward(31_000)
+        warning.wait_for(timeout=10_000)
+        page.wait_for_function("() => document.activeElement.id === 'idle-warning'")
+        check_page(session, shots, "idle-warning")
+        warning.get_by_role("button", name="Stay unlocked").click()
+        warning.wait_for(state="hidden")
+        # focus goes back to where the person was, and nothing typed was lost
+        assert page.evaluate("() => document.activeElement.id") == "subject"
+        assert page.get_by_label("Subject", exact=True).input_value() == "halb geschrieben"
+        assert session.errors == []
+    finally:
+        session.close()
+        app.stop()

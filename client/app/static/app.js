@@ -58,12 +58,14 @@
     if (!seconds || !box || !button) { return; }
     var warnTimer, lockTimer, before = null;
     function schedule(left) {
+      // a minute before the lock; with a very short lock, halfway (at least 20 s ahead)
+      var ahead = Math.min(60, Math.max(20, left / 2));
       clearTimeout(warnTimer); clearTimeout(lockTimer);
       warnTimer = setTimeout(function () {
         before = document.activeElement;
         box.hidden = false;
         box.focus();
-      }, Math.max(0, (left - 60)) * 1000);
+      }, Math.max(0, (left - ahead)) * 1000);
       lockTimer = setTimeout(function () { window.location.assign("/unlock"); },
                              (left + 2) * 1000);
     }
