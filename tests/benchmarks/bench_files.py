@@ -13,7 +13,7 @@ Figures (issue 5), for a 1 GiB file and a 256 MiB one (to show memory flat in fi
   moving these bytes over HTTP on this machine with no crypto and no checks.
 * **secretstream**: ``protocol.FileEncryptor`` then ``FileDecryptor`` over the same number
   of bytes in memory, single-threaded: the cost of the crypto alone (encrypt + decrypt +
-  two BLAKE2b passes).
+  two SHA-256 passes).
 * **the relay without crypto**: the file's bytes as they are, PATCHed to and GET from the
   relay's drop API by a plain aiohttp client (to a file, fsynced): what the relay itself
   costs beside the bare server, so the gap to kok shows where it is spent.
