@@ -1,4 +1,4 @@
-"""``kok relay ...`` / ``python -m relay ...``: init, serve, purge, stats."""
+"""``kok relay ...`` / ``python -m relay ...``: init, serve, purge, stats, backup, restore."""
 
 from __future__ import annotations
 
@@ -59,15 +59,22 @@ def init_command(directory: Path, network_json: Path, public_url: str | None, po
 def serve_command(directory: Path) -> None:
     """Serve the relay until SIGTERM or Ctrl-C."""
     config = _load(directory)
+    from .dirlock import DirectoryLock, RelayRunning
     from .privacylog import configure_logging
     from .server import run
 
+    try:
+        lock = DirectoryLock(config.directory).acquire()  # held until the process ends
+    except RelayRunning as exc:
+        raise click.ClickException(str(exc)) from exc
     configure_logging(config.logging)
     try:
         run(config)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on port {config.server.port}: "
                                    f"{exc.strerror or exc}") from exc
+    finally:
+        lock.release()
 
 
 async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:
@@ -135,6 +142,46 @@ def privacy_report_command(directory: Path, as_json: bool) -> None:
         return
     for line in render(report):
         click.echo(line)
+
+
+@relay_group.command("backup")
+@DIR_OPTION
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A new, empty folder for this backup.")
+def backup_command(directory: Path, out: Path) -> None:
+    """A consistent backup while the relay serves: database snapshot and completed drops."""
+    from .backup import BackupError, backup_relay
+
+    config = _load(directory)
+    try:
+        summary = backup_relay(config, out)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Backup written to {summary.path}: {summary.messages} messages, "
+               f"{summary.drops} file drops, {summary.log_size} key-log entries, "
+               f"{summary.total_bytes} bytes in {summary.seconds:.1f} s.")
+    click.echo("It holds no relay.key: keep the relay's key apart (deploy/OPERATOR.md).")
+
+
+@relay_group.command("restore")
+@DIR_OPTION
+@click.argument("backup", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def restore_command(directory: Path, backup: Path) -> None:
+    """Put BACKUP in place in a stopped relay's directory (the current state is moved aside)."""
+    from .backup import BackupError, restore_relay
+    from .config import ConfigError
+
+    try:
+        summary = restore_relay(directory, backup)
+    except (BackupError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    taken = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(summary.taken))
+    click.echo(f"Restored the backup of {taken}: {summary.messages} messages, "
+               f"{summary.drops} file drops.")
+    if summary.replaced is not None:
+        click.echo(f"The state it replaced was moved to {summary.replaced}.")
+    click.echo("Messages stored after the backup was taken are gone; senders see them as "
+               "unknown and may send again.")
 
 
 def main() -> None:
