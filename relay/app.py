@@ -15,11 +15,12 @@ from .config import RelayConfig
 from .errors import BadHeader
 from .expiry import run_expiry
 from .handlers.common import SERVICE
+from .metrics import METRICS, RelayMetrics
 from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
 from .problems import SERVER_NAME, problem_middleware
 from .routes import ROUTES, add_routes
 from .service import RelayService
-from .store import create_store
+from .store import SqliteStore, create_store
 
 LOG_HEAD_HEADER = "Kok-Log-Head"
 # A client asks these before it knows it talks to a relay of its own network: it must be
@@ -42,12 +43,21 @@ async def log_head_middleware(request: web.Request, handler: Handler) -> web.Str
 def create_app(config: RelayConfig) -> web.Application:
     """The relay application for ``config`` (the store opens when the app starts)."""
     limits = config.limits
+    middlewares = [access_middleware, problem_middleware, log_head_middleware]
+    metrics = RelayMetrics() if config.metrics.port else None
+    if metrics is not None:
+        middlewares.insert(0, metrics.middleware)
     # client_max_size only bounds read()/json(); handlers bound their bodies themselves.
     app = web.Application(
-        middlewares=[access_middleware, problem_middleware, log_head_middleware],
+        middlewares=middlewares,
         client_max_size=max(limits.max_send_bytes * 2, limits.max_control_body_bytes),
     )
-    relay = RelayService(config, create_store(config))
+    store = create_store(config)
+    if metrics is not None:
+        app[METRICS] = metrics
+        if isinstance(store, SqliteStore):
+            store.commit_observer = metrics.observe_commit
+    relay = RelayService(config, store)
     app[SERVICE] = relay
     app[PSEUDONYMS] = Pseudonyms()
     add_routes(app)
@@ -65,8 +75,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     relay = app[SERVICE]
     await relay.store.open()
     await relay.start(_now())
-    expiry = asyncio.get_running_loop().create_task(
-        run_expiry(relay, relay.config.expiry.interval))
+    metrics = app.get(METRICS)
+    expiry = asyncio.get_running_loop().create_task(run_expiry(
+        relay, relay.config.expiry.interval, metrics.observe_purge if metrics else None))
     log.info("started", log_size=relay.directory.keylog.size, routes=len(ROUTES))
     yield
     expiry.cancel()

@@ -13,6 +13,7 @@ and ``network.json`` (the network's public trust anchor).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -104,6 +105,14 @@ class ExpiryConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus listener (``GET /metrics``): off while ``port`` is 0; loopback only."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Log level and format (``auto``: JSON unless stderr is a terminal)."""
 
@@ -139,6 +148,7 @@ class RelayConfig:
     limits: LimitsConfig = LimitsConfig()
     expiry: ExpiryConfig = ExpiryConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def database_path(self) -> Path:
@@ -171,6 +181,7 @@ _SECTIONS: dict[str, type] = {
     "limits": LimitsConfig,
     "expiry": ExpiryConfig,
     "logging": LoggingConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -185,6 +196,15 @@ def origin_of(url: str) -> str:
         return protocol_origin_of(url)
     except ProtocolError as exc:
         raise ConfigError(exc.message) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _coerce(value: Any, default: Any, name: str) -> Any:
@@ -298,6 +318,10 @@ def load_config(directory: Path, env: dict[str, str] | None = None) -> RelayConf
     for url in [server.public_url, *server.also_public_urls.split(",")]:
         if url.strip():
             origin_of(url.strip())
+    metrics: MetricsConfig = sections["metrics"]
+    if metrics.port and not _is_loopback(metrics.host):
+        raise ConfigError("[metrics] host must be a loopback address (127.0.0.1 or ::1): "
+                          "let a local Prometheus agent or an authenticated proxy reach it")
     if sections["logging"].format not in ("auto", "json", "console"):
         raise ConfigError("[logging] format must be auto, json or console")
     _check_protocol_bounds(sections["limits"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -18,20 +19,28 @@ from .service import RelayService
 log = structlog.get_logger("relay.expiry")
 
 
-async def purge_once(relay: RelayService) -> None:
-    """One pass; logs only counts."""
+async def purge_once(relay: RelayService) -> int:
+    """One pass; logs only counts; returns how many items it deleted."""
     counts = await relay.purge(int(time.time()))
     if counts.total():
         log.info("purged", **counts.__dict__)
+    return int(counts.total())
 
 
-async def run_expiry(relay: RelayService, interval: int) -> None:
-    """Purge now and then every ``interval`` seconds until cancelled."""
+async def run_expiry(relay: RelayService, interval: int,
+                     observe: Callable[[int | None], None] | None = None) -> None:
+    """Purge now and then every ``interval`` seconds until cancelled.
+
+    ``observe`` is told each pass's deleted count, or None for a failed pass (metrics).
+    """
     while True:
+        deleted: int | None = None
         try:
-            await purge_once(relay)
+            deleted = await purge_once(relay)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # keep the relay serving; the next pass retries
             log.error("purge_failed", error=type(exc).__name__)
+        if observe is not None:
+            observe(deleted)
         await asyncio.sleep(max(1, interval))

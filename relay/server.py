@@ -14,6 +14,8 @@ from aiohttp.web_request import BaseRequest
 from .app import create_app
 from .config import RelayConfig
 from .errors import RelayError
+from .handlers.common import SERVICE
+from .metrics import start_listener
 from .problems import SERVER_NAME, problem
 
 log = structlog.get_logger("relay")
@@ -90,6 +92,7 @@ async def serve(config: RelayConfig) -> None:
     await site.start()
     # The port only: the bind address is configuration, and addresses stay out of logs.
     log.info("listening", port=config.server.port, tls=bool(config.server.tls_cert))
+    metrics = await start_listener(app, app[SERVICE], config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,6 +100,8 @@ async def serve(config: RelayConfig) -> None:
     try:
         await stop.wait()
     finally:
+        if metrics is not None:
+            await metrics.cleanup()
         await runner.cleanup()
 
 

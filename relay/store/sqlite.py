@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -203,6 +204,8 @@ class SqliteStore:
         self._checkpoint_task: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs_done = 0
+        # called with (jobs, seconds) after each group commit (metrics)
+        self.commit_observer: Callable[[int, float], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -277,6 +280,7 @@ class SqliteStore:
                     break
                 batch.append(item)
             fns = [job.fn for job in batch]
+            started = time.perf_counter()
             try:
                 run = functools.partial(_run_batch, jobs=fns)
                 results = await _run_on_thread(self._writer, run)
@@ -287,6 +291,8 @@ class SqliteStore:
                 continue
             self.batches += 1
             self.jobs_done += len(batch)
+            if self.commit_observer is not None:
+                self.commit_observer(len(batch), time.perf_counter() - started)
             for job, (ok, value) in zip(batch, results, strict=True):
                 if job.future.done():
                     continue
