@@ -510,6 +510,8 @@ class Client:
             log_size=head.size if head else log.size,
             log_hash=b64encode(head.hash if head else log.head_hash),
             log_code=verification.head_code(head.hash if head else log.head_hash),
+            relay_log_fingerprint=(fingerprint(self.profile.info.log_key)
+                                   if self.profile.info.log_key else None),
         )
 
 

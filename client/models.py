@@ -186,6 +186,8 @@ class OrgInfo:
     """``org show``: seconds between scheduled rotations."""
     next_rotation: int | None = None
     """``org show``: when the schedule renews the epoch next."""
+    relay_log_fingerprint: str | None = None
+    """Fingerprint of the relay's log key this profile pinned (compare with the office's)."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -196,6 +198,7 @@ class OrgInfo:
             "epoch_fingerprint": self.epoch_fingerprint,
             "log_head": {"size": self.log_size, "hash": self.log_hash, "code": self.log_code},
             "safety_code": self.safety_code, "verification": self.verification,
+            "relay_log_fingerprint": self.relay_log_fingerprint,
         }
         if self.rotate_every is not None:
             obj["rotation"] = {"every": self.rotate_every, "next": self.next_rotation}

@@ -94,6 +94,9 @@ def org_lines(info: OrgInfo) -> list[str]:
                        when=local_time(info.next_rotation)))
     lines.append(t("whois.head", size=info.log_size, hash=info.log_code or info.log_hash,
                    org=info.org_id))
+    if info.relay_log_fingerprint:
+        lines.append(t("whois.relay_log_key",
+                       fingerprint=format_fingerprint(info.relay_log_fingerprint)))
     return lines
 
 
