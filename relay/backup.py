@@ -5,8 +5,9 @@ Theory of operation. A backup is a folder::
     manifest.json   what the backup holds: when, schema version, key-log size and head
                     hash, the relay's log-key and network fingerprints, and every file
                     with its size and SHA-256. Written last: no manifest, no backup.
-    relay.db        the database as of one instant, made by SQLite's online backup API
-                    in one step (one read transaction; in WAL mode writers go on)
+    relay.db        the database as of one instant, made by the store (``RelayStore.
+                    backup_to``; SQLite: its online backup API in one step, one read
+                    transaction, so in WAL mode the relay's writes go on)
     blobs/ID.blob   the file of every drop that is complete in that snapshot
     relay.toml, network.json   the (public) configuration and network anchor
 
@@ -24,21 +25,19 @@ Restore goes into a relay directory whose relay is stopped (the directory lock p
 and which holds the ``relay.key`` the backup was made with (its log-key fingerprint must
 match). It moves the current database and blobs aside into ``replaced-<time>/`` (nothing
 is deleted), copies the backup in after checking every file's hash, and moves the
-message cursor sequence forward by ``CURSOR_GAP``: clients that saw cursors issued after
-the backup was taken must still see every new message, which they fetch by "after my
-last cursor".
+message cursor sequence forward (``store.snapshot.CURSOR_GAP``): clients that saw cursors
+issued after the backup was taken must still see every new message, which they fetch by
+"after my last cursor".
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,8 @@ from protocol import SigningKeyPair
 
 from .config import CONFIG_FILE, KEY_FILE, NETWORK_FILE, RelayConfig, read_anchor, read_keys
 from .dirlock import DirectoryLock, RelayRunning
+from .store import create_store
+from .store.snapshot import BackupFacts, BackupUnsupported, restore_sqlite
 
 __all__ = ["BackupError", "BackupSummary", "RestoreSummary", "backup_relay", "restore_relay"]
 
@@ -55,9 +56,6 @@ FORMAT = "kok-relay-backup/1"
 BLOBS = "blobs"
 DATABASE = "relay.db"
 PIECE = 1024 * 1024
-# Far more messages than a relay stores between two backups: cursors after a restore are
-# larger than any a client saw before it.
-CURSOR_GAP = 1 << 32
 
 
 class BackupError(Exception):
@@ -134,110 +132,71 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(temp, path)
 
 
-@contextlib.contextmanager
-def _connect(path: Path, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
-    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-    db = sqlite3.connect(uri, uri=True, isolation_level=None)
-    try:
-        yield db
-    finally:
-        db.close()
-
-
 # --- backup --------------------------------------------------------------------------------
 
 
-def _snapshot(live: Path, target: Path) -> None:
-    """One consistent copy of the live database (one step: a single read transaction)."""
-    temp = target.with_name(target.name + ".tmp")
-    temp.unlink(missing_ok=True)
-    with _connect(live) as src, _connect(temp) as dst:
-        src.execute("PRAGMA busy_timeout=10000")
-        src.backup(dst)  # pages=-1: everything in one step, so one instant's state
-        # a self-contained file: no -wal beside it
-        dst.execute("PRAGMA journal_mode=DELETE")
-        dst.execute("PRAGMA secure_delete=ON")
-    os.chmod(temp, 0o600)
-    fd = os.open(temp, os.O_RDONLY)
+async def _copy_store(config: RelayConfig,
+                      out: Path) -> tuple[BackupFacts, dict[str, dict[str, Any]]]:
+    """The database copy (by the store) and the files of the drops complete in it."""
+    files: dict[str, dict[str, Any]] = {}
+    store = create_store(config, readers=1)
+    await store.open()
+
+    async def keep_drop(drop_id: bytes) -> bool:
+        """Copy a complete drop's file; False if the relay deleted the drop meanwhile."""
+        name = f"{drop_id.hex()}.blob"
+        try:
+            size, digest = await asyncio.to_thread(
+                _copy_file, config.blob_path / name, out / BLOBS / name)
+        except FileNotFoundError:
+            return False
+        row = await store.get_drop(drop_id)
+        if row is None or not row.complete:  # deleted, perhaps wiped while we copied
+            await asyncio.to_thread((out / BLOBS / name).unlink)
+            return False
+        files[f"{BLOBS}/{name}"] = {"size": size, "sha256": digest}
+        return True
+
     try:
-        os.fsync(fd)
+        return await store.backup_to(out / DATABASE, keep_drop), files
+    except BackupUnsupported as exc:
+        raise BackupError(str(exc)) from None
     finally:
-        os.close(fd)
-    os.replace(temp, target)
-
-
-def _log_facts(db: sqlite3.Connection) -> tuple[int, str]:
-    row = db.execute("SELECT COUNT(*), (SELECT hash FROM log_entries ORDER BY idx DESC LIMIT 1)"
-                     " FROM log_entries").fetchone()
-    return int(row[0]), bytes(row[1] or b"").hex()
-
-
-def _schema_version(db: sqlite3.Connection) -> int:
-    row = db.execute("SELECT version FROM schema_version").fetchone()
-    return int(row[0]) if row else 0
+        await store.close()
 
 
 def backup_relay(config: RelayConfig, out: Path) -> BackupSummary:
     """Write a consistent backup of the (running or stopped) relay into the new folder ``out``."""
     started = time.monotonic()
-    live = config.database_path
-    if not live.is_file():
-        raise BackupError(f"there is no database at {live}: nothing to back up")
+    if not config.database_path.is_file():
+        raise BackupError(f"there is no database at {config.database_path}: nothing to back up")
     if out.exists() and any(out.iterdir()):
         raise BackupError(f"{out} is not empty: give a new folder for each backup")
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     (out / BLOBS).mkdir(mode=0o700, exist_ok=True)
-    database = out / DATABASE
-    _snapshot(live, database)
-    files: dict[str, dict[str, Any]] = {}
-    with _connect(database) as snap, _connect(live, readonly=True) as now_db:
-        now_db.execute("PRAGMA busy_timeout=10000")
-        complete = [bytes(r[0]) for r in snap.execute(
-            "SELECT id FROM drops WHERE complete = 1 ORDER BY id")]
-        dropped = []
-        for drop_id in complete:
-            name = f"{drop_id.hex()}.blob"
-            source = config.blob_path / name
-            try:
-                size, digest = _copy_file(source, out / BLOBS / name)
-            except FileNotFoundError:
-                dropped.append(drop_id)
-                continue
-            still = now_db.execute("SELECT 1 FROM drops WHERE id = ? AND complete = 1",
-                                   (drop_id,)).fetchone()
-            if still is None:  # deleted (and perhaps being wiped) meanwhile: not in the backup
-                (out / BLOBS / name).unlink()
-                dropped.append(drop_id)
-                continue
-            files[f"{BLOBS}/{name}"] = {"size": size, "sha256": digest}
-        if dropped:
-            snap.executemany("DELETE FROM drops WHERE id = ?", [(d,) for d in dropped])
-        snap.execute("VACUUM")
-        log_size, head_hash = _log_facts(snap)
-        messages = int(snap.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-        schema = _schema_version(snap)
+    facts, files = asyncio.run(_copy_store(config, out))
     _fsync_dir(out / BLOBS)
-    files[DATABASE] = dict(zip(("size", "sha256"), _file_hash(database), strict=True))
+    files[DATABASE] = dict(zip(("size", "sha256"), _file_hash(out / DATABASE), strict=True))
     for name in (CONFIG_FILE, NETWORK_FILE):
         size, digest = _copy_file(config.directory / name, out / name)
         files[name] = {"size": size, "sha256": digest}
     manifest = {
         "format": FORMAT,
         "taken": int(time.time()),
-        "schema_version": schema,
-        "log_size": log_size,
-        "log_head_hash": head_hash,
+        "schema_version": facts.schema_version,
+        "log_size": facts.log_size,
+        "log_head_hash": facts.log_head_hash,
         "log_key_fingerprint": SigningKeyPair.from_seed(config.log_seed).fingerprint,
         "network_fingerprint": config.network.fingerprint,
-        "messages": messages,
-        "drops": len(complete) - len(dropped),
+        "messages": facts.messages,
+        "drops": facts.drops,
         "files": files,
     }
     _write_json(out / MANIFEST, manifest)
     _fsync_dir(out)
-    return BackupSummary(path=out, messages=messages, drops=len(complete) - len(dropped),
+    return BackupSummary(path=out, messages=facts.messages, drops=facts.drops,
                          total_bytes=sum(int(f["size"]) for f in files.values()),
-                         seconds=time.monotonic() - started, log_size=log_size)
+                         seconds=time.monotonic() - started, log_size=facts.log_size)
 
 
 # --- restore -------------------------------------------------------------------------------
@@ -307,14 +266,7 @@ def _restore_locked(directory: Path, source: Path, manifest: dict[str, Any]) -> 
     target = config.database_path
     temp = target.with_name(target.name + ".restore")
     _copy_file(source / DATABASE, temp)
-    with _connect(temp) as db:
-        db.execute("UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'messages'",
-                   (CURSOR_GAP,))
-        db.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', ? WHERE NOT "
-                   "EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')",
-                   (CURSOR_GAP,))
-    os.replace(temp, target)
-    _fsync_dir(target.parent)
+    restore_sqlite(temp, target)
     return RestoreSummary(messages=int(manifest["messages"]), drops=int(manifest["drops"]),
                           taken=int(manifest["taken"]), replaced=replaced)
 

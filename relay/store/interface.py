@@ -49,6 +49,8 @@ do not survive (SQLite: ``secure_delete`` and a WAL truncation).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Protocol
 
 from .rows import (
@@ -64,6 +66,7 @@ from .rows import (
     StoredMessage,
     StoreStats,
 )
+from .snapshot import BackupFacts
 
 __all__ = [
     "DropStore",
@@ -257,3 +260,13 @@ class RelayStore(KeyLogStore, LoginStore, GrantStore, MailboxStore, DropStore, P
 
     async def stats(self, now: int) -> StoreStats:
         """Aggregate counts only: nothing per organisation or per person."""
+
+    async def backup_to(self, target: Path,
+                        keep_drop: Callable[[bytes], Awaitable[bool]]) -> BackupFacts:
+        """Write the state of one instant to the new file ``target`` while serving goes on.
+
+        ``keep_drop(id)`` is awaited for every drop complete in that state (it copies the
+        drop's file); a drop it answers False for was deleted meanwhile and is left out of
+        the copy. A store kept in a database server raises ``BackupUnsupported`` naming
+        its own tool (PostgreSQL: ``pg_dump``). Used by ``relay backup`` (``relay.backup``).
+        """

@@ -37,7 +37,7 @@ import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,6 +65,7 @@ from .rows import (
     StoreStats,
 )
 from .schema import schema_files
+from .snapshot import BackupFacts, backup_sqlite
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -507,6 +508,10 @@ class SqliteStore:
                   for name, sql in queries.items()}
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
         return StoreStats(database_bytes=size, **values)
+
+    async def backup_to(self, target: Path,
+                        keep_drop: Callable[[bytes], Awaitable[bool]]) -> BackupFacts:
+        return await backup_sqlite(self.path, target, keep_drop)
 
     # --- file drops (SQL in sqlite_drops.py) ------------------------------------------
 
