@@ -12,14 +12,16 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .config import RelayConfig
+from .diskguard import DiskGuard
 from .errors import BadHeader
-from .expiry import run_expiry
+from .expiry import purge_once, run_expiry
 from .handlers.common import SERVICE
 from .metrics import METRICS, RelayMetrics
 from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
 from .problems import SERVER_NAME, problem_middleware
 from .routes import ROUTES, add_routes
 from .service import RelayService
+from .startup import explain
 from .store import SqliteStore, create_store
 
 LOG_HEAD_HEADER = "Kok-Log-Head"
@@ -43,7 +45,10 @@ async def log_head_middleware(request: web.Request, handler: Handler) -> web.Str
 def create_app(config: RelayConfig) -> web.Application:
     """The relay application for ``config`` (the store opens when the app starts)."""
     limits = config.limits
-    middlewares = [access_middleware, problem_middleware, log_head_middleware]
+    # The disk guard sits inside problem_middleware: its StorageFull becomes a 507 there.
+    guard = DiskGuard(config, purge=lambda: purge_once(app[SERVICE]))
+    middlewares = [access_middleware, problem_middleware, log_head_middleware,
+                   guard.middleware]
     metrics = RelayMetrics() if config.metrics.port else None
     if metrics is not None:
         middlewares.insert(0, metrics.middleware)
@@ -63,6 +68,7 @@ def create_app(config: RelayConfig) -> web.Application:
     add_routes(app)
     app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_event_streams)
     return app
 
 
@@ -71,10 +77,22 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
     response.headers["Server"] = SERVER_NAME
 
 
+async def _close_event_streams(app: web.Application) -> None:
+    """On SIGTERM, before in-flight requests are waited for: end every event stream with
+    1001 (going away) so clients reconnect elsewhere or later and catch up by cursor."""
+    await app[SERVICE].hub.close_all()
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     relay = app[SERVICE]
-    await relay.store.open()
-    await relay.start(_now())
+    try:
+        await relay.store.open()
+        await relay.start(_now())
+    except Exception as exc:
+        # Close what was opened (its threads would keep the process alive) and say why.
+        with contextlib.suppress(Exception):
+            await relay.store.close()
+        raise explain(exc, relay.config) from exc
     metrics = app.get(METRICS)
     expiry = asyncio.get_running_loop().create_task(run_expiry(
         relay, relay.config.expiry.interval, metrics.observe_purge if metrics else None))

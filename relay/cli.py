@@ -56,20 +56,27 @@ def init_command(directory: Path, network_json: Path, public_url: str | None, po
 
 @relay_group.command("serve")
 @DIR_OPTION
-def serve_command(directory: Path) -> None:
+@click.option("--new-store", is_flag=True,
+              help="Start with a new, empty database although relay.key exists (the old "
+                   "state is lost; normally restore a backup instead).")
+def serve_command(directory: Path, new_store: bool) -> None:
     """Serve the relay until SIGTERM or Ctrl-C."""
     config = _load(directory)
     from .dirlock import DirectoryLock, RelayRunning
     from .privacylog import configure_logging
     from .server import run
+    from .startup import StartupRefused, preflight
 
     try:
+        preflight(config, new_store=new_store)
         lock = DirectoryLock(config.directory).acquire()  # held until the process ends
-    except RelayRunning as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (StartupRefused, RelayRunning) as exc:
+        raise click.ClickException(str(exc)) from None
     configure_logging(config.logging)
     try:
         run(config)
+    except StartupRefused as exc:
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on port {config.server.port}: "
                                    f"{exc.strerror or exc}") from exc

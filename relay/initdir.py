@@ -155,4 +155,9 @@ def init_relay(directory: Path, network_json: Path, *, public_url: str | None = 
     _write_private(directory / NETWORK_FILE, json.dumps(anchor.to_json(), indent=2) + "\n")
     _write_private(directory / CONFIG_FILE, render_config(
         {"server.host": host, "server.port": port, "server.public_url": url}))
+    # The empty store now: from here on a missing database means lost state (startup.py).
+    from .config import load_config
+    from .startup import create_store_now
+
+    create_store_now(load_config(directory))
     return directory
