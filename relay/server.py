@@ -19,6 +19,11 @@ from .metrics import start_listener
 from .problems import SERVER_NAME, problem
 
 log = structlog.get_logger("relay")
+# After SIGTERM, requests in flight get this long to finish; then they are cancelled (an
+# upload keeps what it wrote and resumes after the restart). Event streams are closed at
+# once (1001). So the relay exits within about two seconds, well inside systemd's
+# TimeoutStopSec.
+SHUTDOWN_GRACE = 1.0
 
 
 class _RelayRequestHandler(RequestHandler):
@@ -84,7 +89,8 @@ async def serve(config: RelayConfig) -> None:
     # keepalive_timeout bounds both the wait for a request's headers (aiohttp arms it when a
     # connection opens and after every answer; bytes of an unfinished head do not reset
     # it) and idle keep-alive: a slow-headers client is cut off after header_timeout.
-    runner = _RelayRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
+    runner = _RelayRunner(app, access_log=None, handle_signals=False,
+                          shutdown_timeout=SHUTDOWN_GRACE,
                           keepalive_timeout=max(1, config.server.header_timeout))
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port,
