@@ -117,6 +117,6 @@ def test_metrics_are_off_by_default_and_refuse_a_non_loopback_host(tmp_path: Pat
     result = subprocess.run(
         [sys.executable, "-m", "relay", "serve", "--dir", str(relay.dir)],
         capture_output=True, text=True, cwd=REPO, timeout=30,
-        env=_test_env({"KOK_RELAY_METRICS_PORT": "9999", "KOK_RELAY_METRICS_HOST": "0.0.0.0"}))
+        env=_test_env({"KOK_RELAY_METRICS_PORT": "9999", "KOK_RELAY_METRICS_HOST": "192.0.2.1"}))
     assert result.returncode == 1
     assert "[metrics] host must be a loopback address" in result.stderr
