@@ -141,3 +141,6 @@ def create_store_now(config: RelayConfig) -> None:
     thread.join()
     if failure:
         raise failure[0]
+    if config.database_path.exists():
+        # SQLite gives its -wal and -shm files the database file's mode: private to all three
+        config.database_path.chmod(0o600)
