@@ -59,7 +59,9 @@ NOTES: dict[str, str] = {
     "limits.max_open_uploads_per_org": "Unfinished file uploads per uploading organisation.",
     "limits.org_drop_bytes": "Files waiting per recipient organisation (16 GiB).",
     "limits.drop_idle_ttl": "An upload that receives no bytes for this long is deleted (1 day).",
-    "limits.min_free_disk_bytes": "Refuse new files when the blob disk would fall below this.",
+    "limits.min_free_disk_bytes": ("Free-space watermark: below it, new messages, files and "
+                                   "upload bytes get 507 storage_full (reading and "
+                                   "acknowledging go on)."),
     "limits.org_storage_bytes": "Mailbox quota per recipient organisation (2 GiB).",
     "limits.staff_requests_per_minute": "Requests per staff member (and wrong login answers "
                                         "in one person's name).",
@@ -75,6 +77,8 @@ NOTES: dict[str, str] = {
     "expiry.interval": "Seconds between purges of everything expired.",
     "logging.level": "debug, info, warning or error.",
     "logging.format": "auto (JSON unless stderr is a terminal), json or console.",
+    "metrics.host": "Loopback address of the Prometheus listener (GET /metrics).",
+    "metrics.port": "Port of the Prometheus listener; 0 keeps it off (deploy/OPERATOR.md).",
 }
 
 HEADER = """\
