@@ -15,7 +15,7 @@ from .config import RelayConfig
 from .diskguard import DiskGuard
 from .errors import BadHeader
 from .expiry import purge_once, run_expiry
-from .handlers.common import SERVICE
+from .handlers.common import LARGE_AT_ONCE, LARGE_REQUESTS, SERVICE
 from .metrics import METRICS, RelayMetrics
 from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
 from .problems import SERVER_NAME, problem_middleware
@@ -64,6 +64,7 @@ def create_app(config: RelayConfig) -> web.Application:
             store.commit_observer = metrics.observe_commit
     relay = RelayService(config, store)
     app[SERVICE] = relay
+    app[LARGE_REQUESTS] = asyncio.Semaphore(LARGE_AT_ONCE)
     app[PSEUDONYMS] = Pseudonyms()
     add_routes(app)
     app.on_response_prepare.append(_server_header)

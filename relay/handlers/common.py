@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -18,7 +20,13 @@ from ..service import RelayService, Session
 from ..service.domain import SESSION_TOKEN_SIZE
 
 SERVICE = web.AppKey("relay_service", RelayService)
+LARGE_REQUESTS = web.AppKey("large_requests", asyncio.Semaphore)
+LARGE_BODY = 256 * 1024
+"""Bodies above this many bytes are read a few at a time and parsed off the event loop."""
+LARGE_AT_ONCE = 2
+"""Large bodies read and handled at the same time (each may hold ~4x its size in memory)."""
 READ_PIECE = 64 * 1024
+T = TypeVar("T")
 PROBE_BUDGET = "public"
 LOGIN_BUDGET = "login"
 MAX_CURSOR = 2**53 - 1
@@ -67,11 +75,47 @@ async def read_json(request: web.Request, limit: int | None = None) -> Any:
     """The body parsed as strict JSON (no duplicate keys, no floats)."""
     if limit is None:
         limit = service(request).config.limits.max_control_body_bytes
+    return _parse(await read_body(request, limit), _as_is)
+
+
+async def read_parsed(request: web.Request, limit: int, parser: Callable[[Any], T]) -> T:
+    """The body as strict JSON turned into a request value by ``parser`` (``relay.wire``).
+
+    A large body is parsed on a worker thread, so the event loop keeps answering others
+    while it is (call this inside ``large_request_slot``, which bounds how many at once).
+    """
     raw = await read_body(request, limit)
+    if len(raw) > LARGE_BODY:
+        return await asyncio.to_thread(_parse, raw, parser)
+    return _parse(raw, parser)
+
+
+@contextlib.asynccontextmanager
+async def large_request_slot(request: web.Request, limit: int) -> AsyncIterator[None]:
+    """Hold one of ``LARGE_AT_ONCE`` places while a large (or unsized) body is read and
+    handled: a flood of large bodies waits its turn, unread, instead of filling memory and
+    the CPU that every other request needs. A body declared over ``limit`` is refused
+    at once, without waiting."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(f"The body may be at most {limit} bytes.")
+    if declared is not None and declared <= LARGE_BODY:
+        yield
+        return
+    async with request.app[LARGE_REQUESTS]:
+        yield
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _parse(raw: bytes, parser: Callable[[Any], T]) -> T:
     try:
-        return parse_json(raw)
+        value = parse_json(raw)
     except EncodingError as exc:
         raise MalformedBody(f"The body is not valid JSON: {exc.message}") from exc
+    return parser(value)
 
 
 def int_query(request: web.Request, name: str, default: int, maximum: int) -> int:

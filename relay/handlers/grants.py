@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 from aiohttp import web
 
 from .. import wire
 from ..errors import NotFound
-from .common import now, ok, read_json, require_session, service
+from ..service.domain import MAX_GRANT_BYTES, MAX_GRANTS
+from .common import large_request_slot, now, ok, read_parsed, require_session, service
+
+# What the largest legitimate upload can be: every grant at its largest, base64, with its
+# staff id and the JSON around it.
+GRANTS_BODY_LIMIT = MAX_GRANTS * (math.ceil(MAX_GRANT_BYTES * 4 / 3) + 128) + 1024
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -16,9 +23,11 @@ async def upload(request: web.Request) -> web.Response:
     epoch_text = request.match_info["epoch"]
     if wire.decimal(epoch_text, 15) is None:
         raise NotFound()  # before the body is read
-    body = await read_json(request, service(request).config.limits.max_send_bytes)
-    upload = wire.grant_upload(request.match_info["org_id"], epoch_text, body)
-    stored = await service(request).grants.upload(session, upload, at)
+    org_text = request.match_info["org_id"]
+    async with large_request_slot(request, GRANTS_BODY_LIMIT):
+        upload = await read_parsed(request, GRANTS_BODY_LIMIT,
+                                   lambda body: wire.grant_upload(org_text, epoch_text, body))
+        stored = await service(request).grants.upload(session, upload, at)
     return ok({"stored": stored}, status=201)
 
 

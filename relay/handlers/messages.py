@@ -11,9 +11,11 @@ from .common import (
     MAX_CURSOR,
     charge_public,
     int_query,
+    large_request_slot,
     now,
     ok,
     read_json,
+    read_parsed,
     require_session,
     service,
 )
@@ -32,8 +34,10 @@ async def send(request: web.Request) -> web.Response:
     """Store one envelope per recipient org; answer ids and status tokens."""
     at = now()
     session = require_session(request, at)
-    send_request = wire.send_request(await read_json(request, _send_body_limit(request)))
-    sent = await service(request).mailbox.send(session, send_request, at)
+    limit = _send_body_limit(request)
+    async with large_request_slot(request, limit):
+        send_request = await read_parsed(request, limit, wire.send_request)
+        sent = await service(request).mailbox.send(session, send_request, at)
     return ok({"messages": [wire.sent_message(m) for m in sent]}, status=201)
 
 

@@ -129,3 +129,14 @@ async def test_an_admin_without_the_identity_key_cannot_overwrite_a_grant(
     grant = open_grant(b64decode(after[0]["grant"]), alice.staff_id, alice.box,
                        await _keylog(api, shared_relay))
     assert grant.secret_key == org.epochs[1].secret
+
+
+async def test_a_grants_body_larger_than_any_real_upload_is_refused_unread(
+        api: Api, shared_relay: RelayProcess) -> None:
+    # 1000 grants of at most 4096 bytes fit in about 5.6 MB of JSON; the route used to take
+    # anything up to max_send_bytes (8 MiB) and parse it.
+    org = await api.setup_org(shared_relay.network_key, unique("gl"), ("admin",))
+    token = await api.login(org.staff[f"{org.org_id}/admin"])
+    status, body = await api.call("PUT", f"/v1/grants/{org.org_id}/1", raw=b" " * 6_000_000,
+                                  token=token, headers={"Content-Type": "application/json"})
+    assert (status, body["code"]) == (413, "body_too_large")

@@ -12,6 +12,7 @@ status. No answer names software versions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -19,9 +20,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from protocol import b64encode
+from tests.support.actors import Api
 from tests.support.relayproc import RelayProcess
 
 HEADER_TIMEOUT = 1
@@ -123,3 +126,40 @@ def test_answers_name_no_software_versions(relay: RelayProcess) -> None:
         _, headers, _ = _exchange(
             relay, f"GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n".encode())
         assert headers["server"] == "kok-relay", path
+
+
+async def _login(relay: RelayProcess) -> str:
+    async with aiohttp.ClientSession() as http:
+        api = Api(relay.url, http)
+        org = await api.setup_org(relay.network_key, "large", ("admin",))
+        return await api.login(org.staff["large/admin"])
+
+
+def test_large_bodies_are_taken_a_few_at_a_time(relay: RelayProcess) -> None:
+    """Two stalled large bodies hold the two places; a third large send waits, unread,
+    while small requests go on; it is answered once a place is free."""
+    from relay.handlers.common import LARGE_AT_ONCE, LARGE_BODY
+
+    size = LARGE_BODY * 2
+    token = asyncio.run(_login(relay))
+    head = (f"POST /v1/messages HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\n"
+            f"Content-Length: {size}\r\n\r\n").encode()
+    stalled = [_connect(relay) for _ in range(LARGE_AT_ONCE)]
+    for sock in stalled:
+        sock.sendall(head + b"{" * 1000)  # and then nothing
+    waiting = _connect(relay)
+    waiting.sendall(head + b" " * size)
+    try:
+        time.sleep(1.0)
+        with pytest.raises(TimeoutError):  # not answered while both places are taken
+            waiting.recv(4096)
+        status, _, _ = _exchange(relay, b"GET /healthz HTTP/1.1\r\nHost: relay\r\n"
+                                         b"Connection: close\r\n\r\n")
+        assert status.split(b" ")[1] == b"200"  # small requests are not held up
+        stalled[0].close()
+        waiting.settimeout(PATIENCE)
+        assert waiting.recv(4096).split(b" ")[1] == b"400"  # its turn came (not JSON)
+    finally:
+        for sock in [*stalled, waiting]:
+            sock.close()
