@@ -428,3 +428,35 @@ def test_the_idle_lock_warns_first_and_can_be_extended(browser: Any, world: Worl
     finally:
         session.close()
         app.stop()
+
+
+def test_settings_change_the_passphrase_and_lock(anna: Session) -> None:
+    page = anna.page
+    page.goto("/settings")
+    page.get_by_label("Current passphrase").fill(PASSPHRASE)
+    page.get_by_label("New passphrase", exact=True).fill("ein neuer langer Satz")
+    page.get_by_label("New passphrase again").fill("ein anderer Satz")
+    page.get_by_role("button", name="Change passphrase").click()
+    assert page.locator("#error-summary a").get_attribute("href") == "#again"
+    new = "ein neuer langer Satz"
+    try:
+        page.get_by_label("Current passphrase").fill(PASSPHRASE)
+        page.get_by_label("New passphrase", exact=True).fill(new)
+        page.get_by_label("New passphrase again").fill(new)
+        page.get_by_role("button", name="Change passphrase").click()
+        wait_text(page, "The passphrase was changed.")
+        page.get_by_role("button", name="Lock", exact=True).click()
+        page.wait_for_url("**/unlock")
+        page.get_by_label("Passphrase", exact=True).fill(PASSPHRASE)
+        page.get_by_role("button", name="Unlock").click()
+        wait_text(page, "The passphrase is not correct.")
+        page.get_by_label("Passphrase", exact=True).fill(new)
+        page.get_by_role("button", name="Unlock").click()
+        page.wait_for_url("**/inbox")
+    finally:
+        page.goto("/settings")
+        page.get_by_label("Current passphrase").fill(new)
+        page.get_by_label("New passphrase", exact=True).fill(PASSPHRASE)
+        page.get_by_label("New passphrase again").fill(PASSPHRASE)
+        page.get_by_role("button", name="Change passphrase").click()
+        wait_text(page, "The passphrase was changed.")
