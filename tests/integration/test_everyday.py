@@ -23,7 +23,7 @@ async def world(shared_relay: Any, tmp_path: Path):  # type: ignore[no-untyped-d
     anna = await new_staff(shared_relay, tmp_path, nord, "anna-maria")
     ben = await new_staff(shared_relay, tmp_path, sued, "ben")
     yield {"office": office, "nord": nord, "sued": sued, "anna": anna, "ben": ben,
-           "home": tmp_path}
+           "home": tmp_path, "relay": shared_relay}
     await close_all(office, nord, sued, anna, ben)
 
 
@@ -144,3 +144,37 @@ def test_cli_orgs_sent_search_thread_and_status_of_the_latest(shared_relay: Any,
     unknown = kok("send", "--to", "gibt-es-nicht", "--subject", "x", "--body", "y",
                   home=home, profile=anna)
     assert "kok orgs" in unknown.error_line
+
+
+@pytest.mark.parametrize(("damage", "code"), [
+    ("truncate", "stream_truncated"),
+    ("extend", "stream_trailing_data"),
+    ("flip_last", "stream_corrupt"),
+])
+async def test_a_tampered_attachment_stream_fails_before_its_end(
+        world: dict[str, Any], tmp_path: Path, damage: str, code: str) -> None:
+    from protocol import Attachment
+
+    anna, ben, sued = world["anna"], world["ben"], world["sued"]
+    source = tmp_path / "scan.tif"
+    source.write_bytes(bytes(range(256)) * 3000)
+    message_id = await anna.send([sued.org_id], "Scan", "", ttl=3600, attachments=[source])
+    await ben.sync()
+    message = await ben.read(message_id)
+    drop = Attachment.from_json(message.attachments[0]).drop
+    blob = world["relay"].dir / "blobs" / f"{drop.hex()}.blob"
+    data = bytearray(blob.read_bytes())
+    if damage == "truncate":
+        del data[-1000:]
+    elif damage == "extend":
+        data += b"\0" * 100
+    else:
+        data[-5] ^= 0x80
+    blob.write_bytes(bytes(data))
+    stream = await ben.open_attachment(message_id, 0)
+    got = bytearray()
+    with pytest.raises(KokError) as rejected:
+        async for piece in stream.chunks():
+            got += piece
+    assert rejected.value.code == code
+    assert len(got) < source.stat().st_size  # the last piece never left the decryptor
