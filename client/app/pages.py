@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,25 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
     state.unseen = 0
     messages = await client.inbox()
     orgs = {o.org_id: o for o in await client.orgs(refresh=False)}
-    return render(request, "inbox.html", messages=messages, orgs=orgs,
-                            listen_problem=state.listen_problem)
+    return render(request, "inbox.html", messages=messages,
+                  threads=inbox_threads(messages, await client.sent()), orgs=orgs,
+                  listen_problem=state.listen_problem)
+
+
+def inbox_threads(messages: list[Any], sent: list[Any]) -> list[dict[str, Any]]:
+    """One entry per conversation, newest first: its newest received message (the oldest
+    unread one, if any is unread), whether any is unread, and how many messages it holds
+    (received and sent)."""
+    sizes = Counter(m.thread for m in messages) + Counter(s.thread for s in sent)
+    by_thread: dict[str, list[Any]] = {}
+    for m in messages:  # newest first
+        by_thread.setdefault(m.thread, []).append(m)
+    out = []
+    for thread, items in by_thread.items():
+        unread = [m for m in items if not m.read]
+        out.append({"message": unread[-1] if unread else items[0], "unread": bool(unread),
+                    "size": sizes[thread], "newest": items[0]})
+    return out
 
 
 async def sync_post(request: web.Request) -> web.StreamResponse:
