@@ -56,6 +56,8 @@ refresh-kern:
 ## Line coverage of the whole suite, following the relay and `kok` child processes
 ## ([tool.coverage] in pyproject.toml); prints every module below 100% and one figure per
 ## package. The figures are printed even when a test fails; the exit status is pytest's.
+## Run it in the foreground: a shell's background job (`make coverage &`) ignores SIGINT,
+## and so do its children, which fails the tests that stop kok with Ctrl-C.
 coverage: $(STAMP)
 	rm -rf .coverage-data && mkdir .coverage-data
 	$(BIN)/python -m coverage run -m pytest -q -p no:cacheprovider; status=$$?; \
