@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("KOK_ARGON2_MEMORY_KIB", "1024")
 os.environ.setdefault("KOK_ARGON2_TIME", "1")
 
+from tests.support.pgcluster import PgCluster, find_bin_dir
 from tests.support.relayproc import RelayProcess
 
 
@@ -33,3 +34,34 @@ def shared_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProc
         yield process
     finally:
         process.stop()
+
+
+def _postgres_missing() -> str:
+    """Why PostgreSQL tests cannot run here ('' when they can)."""
+    if find_bin_dir() is None:
+        return "PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin)"
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        return "asyncpg is not installed (pip install -e '.[dev]')"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throw-away PostgreSQL cluster for the whole session (Unix socket, fsync on).
+
+    Skipped with the reason where PostgreSQL is missing; under CI=true that is a failure.
+    """
+    missing = _postgres_missing()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing}: CI must run the PostgreSQL store tests")
+        pytest.skip(missing)
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None
+    cluster = PgCluster.start(bin_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

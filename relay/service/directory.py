@@ -19,7 +19,7 @@ from protocol.errors import EncodingError, ProtocolError
 from protocol.keylog import Consequences, chain_hash
 
 from ..errors import BadHeader, InvalidRequest, LogHeadMismatch, LogRejected
-from ..store import LogAppend, RelayStore
+from ..store import LogAppend, LogIndexTaken, RelayStore
 
 Listener = Callable[[LogEntry], Awaitable[None]]
 
@@ -110,33 +110,58 @@ class Directory:
             raise InvalidRequest(exc.message, exc.code) from exc
         record_bytes = item.to_bytes()
         async with self._lock:
-            try:
-                record = self.keylog.check(record_bytes, now)
-            except ProtocolError as exc:
-                raise LogRejected(exc.message, exc.code) from exc
-            index = self.keylog.size
-            ends = self.keylog.consequences(record)
-            append = LogAppend(
-                index=index,
-                record=record_bytes,
-                hash=chain_hash(self.keylog.head_hash, record_bytes),
-                staff_removed=ends.staff_removed,
-                org_revoked=ends.org_revoked,
-                epoch_of=ends.epoch[0] if ends.epoch else None,
-                epoch=ends.epoch[1] if ends.epoch else None,
-                retire_grants_at=now + self.max_ttl,
-                status_grace=self.status_grace,
-                now=now,
-            )
-            # before the write: a send already queued behind it must not count a removed
-            # colleague, nor reach a revoked org (taken back if the write fails)
-            undo = self._note_removals(ends)
-            try:
-                await self.store.append_log(append)
-            except BaseException:
-                undo()
-                raise
-            entry = self.keylog.apply(record_bytes, now)
+            while True:
+                try:
+                    return await self._append_locked(record_bytes, now)
+                except LogIndexTaken:
+                    # another relay process on the same store appended first: take its
+                    # entries, then check this record again against the longer log
+                    await self._catch_up_locked(now)
+
+    async def catch_up(self, now: int) -> None:
+        """Apply entries another relay process appended to a shared store meanwhile."""
+        async with self._lock:
+            await self._catch_up_locked(now)
+
+    async def _catch_up_locked(self, now: int) -> None:
+        for record, stored_hash in await self.store.log_records(self.keylog.size):
+            entry = self.keylog.apply(record, now)
+            if entry.hash != stored_hash:
+                raise RuntimeError(f"key-log entry {entry.index} has a wrong chain hash "
+                                   "in the database")
+            self._note_removals(self.keylog.consequences(entry.record))
             for listener in self._listeners:
                 await listener(entry)
+
+    async def _append_locked(self, record_bytes: bytes, now: int) -> LogEntry:
+        try:
+            record = self.keylog.check(record_bytes, now)
+        except ProtocolError as exc:
+            raise LogRejected(exc.message, exc.code) from exc
+        index = self.keylog.size
+        ends = self.keylog.consequences(record)
+        append = LogAppend(
+            index=index,
+            record=record_bytes,
+            hash=chain_hash(self.keylog.head_hash, record_bytes),
+            staff_removed=ends.staff_removed,
+            org_revoked=ends.org_revoked,
+            org_admitted=ends.org_admitted,
+            epoch_of=ends.epoch[0] if ends.epoch else None,
+            epoch=ends.epoch[1] if ends.epoch else None,
+            retire_grants_at=now + self.max_ttl,
+            status_grace=self.status_grace,
+            now=now,
+        )
+        # before the write: a send already queued behind it must not count a removed
+        # colleague, nor reach a revoked org (taken back if the write fails)
+        undo = self._note_removals(ends)
+        try:
+            await self.store.append_log(append)
+        except BaseException:
+            undo()
+            raise
+        entry = self.keylog.apply(record_bytes, now)
+        for listener in self._listeners:
+            await listener(entry)
         return entry

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ..config import RelayConfig
-from .interface import RelayStore
+from .interface import LogIndexTaken, RelayStore
 from .rows import (
     DropRow,
     GrantRow,
@@ -27,6 +27,7 @@ __all__ = [
     "DropRow",
     "GrantRow",
     "LogAppend",
+    "LogIndexTaken",
     "MessageStatus",
     "NewDrop",
     "NewMessage",

@@ -72,17 +72,24 @@ __all__ = [
     "DropStore",
     "GrantStore",
     "KeyLogStore",
+    "LogIndexTaken",
     "LoginStore",
     "MailboxStore",
     "RelayStore",
 ]
 
 
+class LogIndexTaken(Exception):
+    """``append_log`` at an index that is already taken: on a store several relay processes
+    share, another process appended first; the caller catches up and checks again."""
+
+
 class KeyLogStore(Protocol):
     """The key log's entries and the consequences of each."""
 
-    async def log_records(self) -> list[tuple[bytes, bytes]]:
-        """Every (record bytes, chain hash) in log order, to rebuild the key log at start-up."""
+    async def log_records(self, after: int = 0) -> list[tuple[bytes, bytes]]:
+        """Every (record bytes, chain hash) from index ``after`` on, in log order (to rebuild
+        the key log at start-up, or to catch up with another process's appends)."""
 
     async def append_log(self, append: LogAppend) -> None:
         """Write one log entry at ``append.index`` together with its consequences.
@@ -94,7 +101,8 @@ class KeyLogStore(Protocol):
         challenges and grants of everyone in it (staff ids ``<org>/...``) and its whole
         mailbox (tombstones ``expired``); ``epoch_of``/``epoch`` sets the expiry of that
         org's older grants that have none to ``retire_grants_at``. Tombstones live until
-        the message's expiry plus ``status_grace``. An index that is taken is a failure.
+        the message's expiry plus ``status_grace``; ``org_admitted`` lifts a revocation.
+        An index that is taken raises ``LogIndexTaken`` and writes nothing.
         """
 
 
@@ -120,6 +128,9 @@ class LoginStore(Protocol):
 
     async def live_sessions(self, now: int) -> list[SessionRow]:
         """Every session that has not expired (loaded at start-up)."""
+
+    async def get_session(self, token_hash: bytes, now: int) -> SessionRow | None:
+        """One live session (one another relay process on a shared store opened)."""
 
 
 class GrantStore(Protocol):

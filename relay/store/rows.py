@@ -92,6 +92,8 @@ class LogAppend:
     hash: bytes
     staff_removed: str | None = None
     org_revoked: str | None = None
+    org_admitted: str | None = None
+    """An organisation (re-)admitted: no longer revoked."""
     epoch_of: str | None = None
     epoch: int | None = None
     retire_grants_at: int | None = None

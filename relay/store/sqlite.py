@@ -51,6 +51,7 @@ from ..errors import (
     RelayError,
 )
 from . import sqlite_drops
+from .interface import LogIndexTaken
 from .rows import (
     DropRow,
     GrantRow,
@@ -325,14 +326,18 @@ class SqliteStore:
 
     # --- key log -----------------------------------------------------------------------
 
-    async def log_records(self) -> list[tuple[bytes, bytes]]:
-        rows = await self._read("SELECT record, hash FROM log_entries ORDER BY idx")
+    async def log_records(self, after: int = 0) -> list[tuple[bytes, bytes]]:
+        rows = await self._read(
+            "SELECT record, hash FROM log_entries WHERE idx >= ? ORDER BY idx", (after,))
         return [(bytes(r[0]), bytes(r[1])) for r in rows]
 
     async def append_log(self, append: LogAppend) -> None:
         def job(db: sqlite3.Connection) -> None:
-            db.execute("INSERT INTO log_entries (idx, record, hash) VALUES (?, ?, ?)",
-                       (append.index, append.record, append.hash))
+            try:
+                db.execute("INSERT INTO log_entries (idx, record, hash) VALUES (?, ?, ?)",
+                           (append.index, append.record, append.hash))
+            except sqlite3.IntegrityError:
+                raise LogIndexTaken(append.index) from None
             if append.staff_removed is not None:
                 _forget_staff(db, append.staff_removed, append.now, append.status_grace)
             if append.org_revoked is not None:
@@ -375,6 +380,12 @@ class SqliteStore:
         rows = await self._read(
             "SELECT token_hash, staff_id, expires FROM sessions WHERE expires > ?", (now,))
         return [SessionRow(bytes(r[0]), r[1], r[2]) for r in rows]
+
+    async def get_session(self, token_hash: bytes, now: int) -> SessionRow | None:
+        rows = await self._read(
+            "SELECT token_hash, staff_id, expires FROM sessions "
+            "WHERE token_hash = ? AND expires > ?", (token_hash, now))
+        return SessionRow(bytes(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
 
     # --- grants ------------------------------------------------------------------------
 

@@ -34,9 +34,14 @@ NOW = 1_000_000
 MANY = 20
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=[*sorted(STORES), "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RelayStore]:
-    db = STORES[request.param](tmp_path)
+    if request.param == "postgresql":  # a throw-away server (tests/support/pgcluster.py)
+        from relay.store.postgres import PostgresStore
+
+        db: RelayStore = PostgresStore(request.getfixturevalue("pg_cluster").new_database())
+    else:
+        db = STORES[request.param](tmp_path)
     await db.open()
     yield db
     await db.close()

@@ -1,0 +1,704 @@
+"""The PostgreSQL implementation of the relay store (asyncpg), for several relay processes.
+
+Theory of operation
+-------------------
+Every store method is **one transaction** on a pooled connection. A method returns only
+after PostgreSQL has committed, and ``open`` refuses a server whose ``fsync`` or
+``synchronous_commit`` is off, so a 2xx answer is on disk (or, with synchronous
+replication, on the standbys too). Concurrent commits share WAL flushes inside PostgreSQL
+itself, so there is no writer queue here.
+
+Several relay processes, on one host or many, may use one database at once. The invariants
+the SQLite store gets from its single writer are kept by the database:
+
+- **Idempotency keys**: ``idempotency.key_hash`` is a primary key. Two processes storing
+  one key at once cannot both commit; the loser retries and finds the winner's row, so it
+  answers as a replay (or a conflict).
+- **Quota and cursor order**: a send locks its recipients' ``mailbox_usage`` rows (in
+  org order, ``FOR UPDATE``) before checking the quota and before taking cursors from the
+  sequence. A second send to the same org waits until the first committed, so within one
+  mailbox cursors become visible in increasing order and nobody catching up by cursor can
+  skip a message that commits later.
+- **k-of-n deletion, retraction**: the message row is locked (``FOR UPDATE``) before an
+  acknowledgement or retraction changes it, so the last of n acknowledgements, from
+  whichever process, is the one that deletes it and writes the tombstone.
+- **Single-use challenges**: ``DELETE ... RETURNING``: of two concurrent takes only one
+  gets the row.
+- **Removal racing a send**: a key-log append holds the directory lock exclusively
+  (a transaction advisory lock); sends and new drops hold it shared and read
+  ``removed_staff``/``revoked_orgs`` under it. So a send either commits before the removal
+  (whose transaction then deletes its deliveries) or reads the removal and skips the
+  removed staff (or refuses a revoked org).
+- **Key log**: ``log_entries.idx`` is a primary key; an append by a process whose copy of
+  the log is behind fails with ``LogIndexTaken`` and the directory catches up and retries.
+
+Deadlocks (several orgs locked in different orders by a send and a purge's trigger) and
+serialisation failures are retried a few times; refusals (``RelayError``) roll back.
+
+After a purge that deleted rows the store runs ``VACUUM`` on the tables that hold
+ciphertext or secrets' hashes, so deleted tuples are pruned at once rather than at
+autovacuum's leisure (schema_pg sets aggressive per-table autovacuum too).
+
+Schema files ``schema_pg/NNN_*.sql`` are applied in order under a session advisory lock
+(two processes starting together do not both migrate); ``schema_version`` records the
+last one applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from ..errors import (
+    DropQuotaExceeded,
+    IdempotencyConflict,
+    NotRetractable,
+    QuotaExceeded,
+    RecipientUnknown,
+)
+from .interface import LogIndexTaken
+from .rows import (
+    DropRow,
+    GrantRow,
+    LogAppend,
+    MessageStatus,
+    NewDrop,
+    PurgeCounts,
+    ReplayedSend,
+    SendBatch,
+    SessionRow,
+    StoredMessage,
+    StoreStats,
+)
+from .schema import schema_files
+
+try:
+    import asyncpg
+except ImportError:  # the optional extra `postgresql` is not installed
+    asyncpg = None
+
+T = TypeVar("T")
+Conn = Any  # asyncpg.Connection (asyncpg ships no type hints)
+
+# Advisory lock keys (any 64-bit numbers no other application on the database uses).
+MIGRATION_LOCK = 0x6B6F6B5F6D696772  # "kok_migr"
+DIRECTORY_LOCK = 0x6B6F6B5F64697265  # "kok_dire"
+RETRIES = 8
+# Tables holding ciphertext or hashes of secrets: vacuumed after a purge deleted rows.
+VACUUMED = ("messages", "deliveries", "status_tombstones", "idempotency", "challenges",
+            "sessions", "grants", "drops", "drop_orgs", "drop_deliveries")
+# A send's recipients are read per batch from these, under the directory lock.
+_MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
+
+
+class PostgresUnavailable(RuntimeError):
+    """asyncpg is not installed, or the server is unusable for the relay (says why)."""
+
+
+def _message(row: Sequence[Any]) -> StoredMessage:
+    return StoredMessage(cursor=row[0], id=bytes(row[1]), to_org=row[2], epoch=row[3],
+                         sealed=bytes(row[4]), received=row[5], expires=row[6])
+
+
+def _retryable(exc: BaseException) -> bool:
+    return asyncpg is not None and isinstance(
+        exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError)
+
+
+class PostgresStore:
+    """``RelayStore`` over one PostgreSQL database shared by any number of relay processes."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.pool_size = max(2, pool_size)
+        self._pool: Any = None
+        self.retries = 0
+        self.vacuum_after_purge = True
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if asyncpg is None:
+            raise PostgresUnavailable(
+                "a postgresql:// store needs asyncpg: pip install 'kok-relay[postgresql]'")
+        try:
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise PostgresUnavailable(
+                f"cannot connect to the PostgreSQL store: {type(exc).__name__}: "
+                f"{_without_secrets(str(exc), self.url)}") from None
+        try:
+            async with self._pool.acquire() as conn:
+                await _require_durable(conn)
+                await _upgrade_schema(conn)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        return self._pool
+
+    async def transaction(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``fn(connection)`` in one committed transaction, retrying on deadlock."""
+        for attempt in range(RETRIES):
+            async with self.pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        return await fn(conn)
+                except Exception as exc:
+                    if not _retryable(exc) or attempt == RETRIES - 1:
+                        raise
+            self.retries += 1
+            await asyncio.sleep(0.002 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        """Rows of one read-only query (sees every committed write)."""
+        async with self.pool.acquire() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    # --- key log -----------------------------------------------------------------------
+
+    async def log_records(self, after: int = 0) -> list[tuple[bytes, bytes]]:
+        rows = await self.fetch(
+            "SELECT record, hash FROM log_entries WHERE idx >= $1 ORDER BY idx", after)
+        return [(bytes(r[0]), bytes(r[1])) for r in rows]
+
+    async def append_log(self, append: LogAppend) -> None:
+        async def job(db: Conn) -> None:
+            await db.execute("SELECT pg_advisory_xact_lock($1)", DIRECTORY_LOCK)
+            try:
+                await db.execute("INSERT INTO log_entries (idx, record, hash) VALUES ($1, $2, $3)",
+                                 append.index, append.record, append.hash)
+            except asyncpg.UniqueViolationError:
+                raise LogIndexTaken(append.index) from None
+            if append.staff_removed is not None:
+                await _forget_staff(db, append.staff_removed, append.status_grace)
+            if append.org_revoked is not None:
+                await _forget_org(db, append.org_revoked, append.status_grace)
+            if append.org_admitted is not None:
+                await db.execute("DELETE FROM revoked_orgs WHERE org_id = $1",
+                                 append.org_admitted)
+            if append.epoch_of is not None and append.epoch is not None:
+                await db.execute(
+                    "UPDATE grants SET expires = $1 "
+                    "WHERE org_id = $2 AND epoch < $3 AND expires IS NULL",
+                    append.retire_grants_at, append.epoch_of, append.epoch)
+
+        await self.transaction(job)
+
+    # --- logins ------------------------------------------------------------------------
+
+    async def add_challenge(self, nonce_hash: bytes, staff_id: str, expires: int) -> None:
+        await self.transaction(lambda db: db.execute(
+            "INSERT INTO challenges (nonce_hash, staff_id, expires) VALUES ($1, $2, $3)",
+            nonce_hash, staff_id, expires))
+
+    async def take_challenge(self, nonce_hash: bytes) -> tuple[str, int] | None:
+        row = await self.transaction(lambda db: db.fetchrow(
+            "DELETE FROM challenges WHERE nonce_hash = $1 RETURNING staff_id, expires",
+            nonce_hash))
+        return (row[0], row[1]) if row else None
+
+    async def add_session(self, session: SessionRow) -> None:
+        await self.transaction(lambda db: db.execute(
+            "INSERT INTO sessions (token_hash, staff_id, expires) VALUES ($1, $2, $3)",
+            session.token_hash, session.staff_id, session.expires))
+
+    async def delete_session(self, token_hash: bytes) -> None:
+        await self.transaction(lambda db: db.execute(
+            "DELETE FROM sessions WHERE token_hash = $1", token_hash))
+
+    async def live_sessions(self, now: int) -> list[SessionRow]:
+        rows = await self.fetch(
+            "SELECT token_hash, staff_id, expires FROM sessions WHERE expires > $1", now)
+        return [SessionRow(bytes(r[0]), r[1], r[2]) for r in rows]
+
+    async def get_session(self, token_hash: bytes, now: int) -> SessionRow | None:
+        """One live session by its token's hash (another process may have created it)."""
+        rows = await self.fetch(
+            "SELECT token_hash, staff_id, expires FROM sessions "
+            "WHERE token_hash = $1 AND expires > $2", token_hash, now)
+        return SessionRow(bytes(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
+
+    # --- grants ------------------------------------------------------------------------
+
+    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]],
+                         expires: int | None = None) -> int:
+        async def job(db: Conn) -> int:
+            await db.executemany(
+                "INSERT INTO grants (org_id, epoch, staff_id, sealed, expires) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, epoch, staff_id) "
+                "DO UPDATE SET sealed = excluded.sealed, "
+                "expires = coalesce(grants.expires, excluded.expires)",
+                [(org_id, epoch, staff_id, sealed, expires) for staff_id, sealed in grants])
+            return len(grants)
+
+        return await self.transaction(job)
+
+    async def grants_for(self, staff_id: str, now: int) -> list[GrantRow]:
+        rows = await self.fetch(
+            "SELECT org_id, epoch, staff_id, sealed FROM grants "
+            "WHERE staff_id = $1 AND (expires IS NULL OR expires > $2) ORDER BY org_id, epoch",
+            staff_id, now)
+        return [GrantRow(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    # --- messages ----------------------------------------------------------------------
+
+    async def store_send(self, batch: SendBatch) -> list[StoredMessage] | ReplayedSend:
+        for _ in range(RETRIES):
+            try:
+                return await self.transaction(lambda db: _store_send(db, batch))
+            except asyncpg.UniqueViolationError:
+                # Another process stored this idempotency key a moment ago: the retry
+                # finds its row and answers as a replay (or a conflict).
+                self.retries += 1
+                continue
+        raise RuntimeError("a send kept colliding with concurrent writes")
+
+    async def list_messages(
+        self, org_id: str, after: int, limit: int, now: int
+    ) -> list[StoredMessage]:
+        rows = await self.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages "  # noqa: S608 (constant column list)
+            "WHERE to_org = $1 AND cursor > $2 AND expires > $3 ORDER BY cursor LIMIT $4",
+            org_id, after, now, limit)
+        return [_message(r) for r in rows]
+
+    async def messages_at(self, cursors: list[int]) -> list[StoredMessage]:
+        """Envelopes by cursor (for pushing what another process stored)."""
+        rows = await self.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages "  # noqa: S608 (constant column list)
+            "WHERE cursor = ANY($1::bigint[]) ORDER BY cursor", cursors)
+        return [_message(r) for r in rows]
+
+    async def get_message(self, org_id: str, message_id: bytes, now: int) -> StoredMessage | None:
+        rows = await self.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages "  # noqa: S608 (constant column list)
+            "WHERE id = $1 AND to_org = $2 AND expires > $3", message_id, org_id, now)
+        return _message(rows[0]) if rows else None
+
+    async def acknowledge(
+        self, org_id: str, message_id: bytes, staff_id: str, now: int, grace: int
+    ) -> bool | None:
+        async def job(db: Conn) -> bool | None:
+            cursor = await db.fetchval(
+                "SELECT cursor FROM messages WHERE id = $1 AND to_org = $2 AND expires > $3 "
+                "FOR UPDATE", message_id, org_id, now)
+            if cursor is None:
+                return None
+            gone = await db.fetchval(
+                "DELETE FROM deliveries WHERE message = $1 AND staff_id = $2 RETURNING 1",
+                cursor, staff_id)
+            if gone:
+                await db.execute(
+                    "UPDATE messages SET acknowledged = acknowledged + 1 WHERE cursor = $1",
+                    cursor)
+            return await _delete_if_delivered(db, cursor, grace) > 0
+
+        return await self.transaction(job)
+
+    async def message_status(self, status_hash: bytes, now: int) -> MessageStatus | None:
+        rows = await self.fetch(
+            "SELECT acknowledged, recipients, expires FROM messages WHERE status_hash = $1",
+            status_hash)
+        if rows:
+            acknowledged, recipients, expires = rows[0]
+            return MessageStatus("pending" if expires > now else "expired", acknowledged,
+                                 recipients)
+        rows = await self.fetch(
+            "SELECT state, acknowledged, recipients FROM status_tombstones "
+            "WHERE status_hash = $1 AND expires > $2", status_hash, now)
+        return MessageStatus(*rows[0]) if rows else None
+
+    async def retract(self, status_hash: bytes, now: int, grace: int) -> MessageStatus | None:
+        async def job(db: Conn) -> MessageStatus | None:
+            row = await db.fetchrow(
+                "SELECT cursor, acknowledged, recipients, expires FROM messages "
+                "WHERE status_hash = $1 FOR UPDATE", status_hash)
+            if row is not None:
+                cursor, acknowledged, recipients, expires = row
+                if expires <= now:
+                    raise NotRetractable("The message has expired.")
+                await _tombstone(db, status_hash, "retracted", acknowledged, recipients,
+                                 expires + grace)
+                await db.execute("DELETE FROM messages WHERE cursor = $1", cursor)
+                return MessageStatus("retracted", acknowledged, recipients)
+            row = await db.fetchrow(
+                "SELECT state, acknowledged, recipients FROM status_tombstones "
+                "WHERE status_hash = $1 AND expires > $2", status_hash, now)
+            if row is None:
+                return None
+            if row[0] != "retracted":
+                raise NotRetractable(f"The message can no longer be retracted: it is {row[0]}.")
+            return MessageStatus(*row)
+
+        return await self.transaction(job)
+
+    async def mailbox_bytes(self, org_id: str) -> int:
+        rows = await self.fetch("SELECT bytes FROM mailbox_usage WHERE org_id = $1", org_id)
+        return int(rows[0][0]) if rows else 0
+
+    # --- housekeeping ------------------------------------------------------------------
+
+    async def purge(self, now: int, grace: int) -> PurgeCounts:
+        counts = await self.transaction(lambda db: _purge(db, now, grace))
+        if counts.total() and self.vacuum_after_purge:
+            await self.vacuum()
+        return counts
+
+    async def vacuum(self) -> None:
+        """Prune deleted rows now (VACUUM cannot run inside a transaction)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("VACUUM " + ", ".join(VACUUMED))
+
+    async def stats(self, now: int) -> StoreStats:
+        row = await self.fetch(
+            "SELECT (SELECT count(*) FROM log_entries), (SELECT count(*) FROM messages), "
+            "(SELECT coalesce(sum(size), 0) FROM messages), (SELECT count(*) FROM deliveries), "
+            "(SELECT count(*) FROM status_tombstones), "
+            "(SELECT count(*) FROM sessions WHERE expires > $1), "
+            "(SELECT count(*) FROM challenges WHERE expires > $1), "
+            "(SELECT count(*) FROM grants), pg_database_size(current_database()), "
+            "(SELECT count(*) FROM drops), (SELECT count(*) FROM drops WHERE complete), "
+            "(SELECT coalesce(sum(size), 0) FROM drops)", now)
+        values = [int(v) for v in row[0]]
+        return StoreStats(*values)
+
+
+    # --- file drops ---------------------------------------------------------------------
+
+    async def create_drop(self, drop: NewDrop) -> None:
+        """Insert a drop after checking every recipient org's drop storage quota."""
+
+        async def job(db: Conn) -> None:
+            await db.execute("SELECT pg_advisory_xact_lock_shared($1)", DIRECTORY_LOCK)
+            revoked = {r[0] for r in await db.fetch(
+                "SELECT org_id FROM revoked_orgs WHERE org_id = ANY($1::text[])",
+                list(drop.orgs))}
+            gone = [o for o in drop.orgs if o in drop.revoked or o in revoked]
+            if gone:  # revoked after the recipients were checked, before this write
+                raise RecipientUnknown(f"{gone[0]} has been revoked from the network.")
+            for org_id in sorted(drop.orgs):
+                # One creator per org at a time, in any process: the sum below stays true.
+                await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                                 "kok-drops/" + org_id)
+                used = await db.fetchval(
+                    "SELECT coalesce(sum(d.size), 0) FROM drops d "
+                    "JOIN drop_orgs o ON o.drop_id = d.id WHERE o.org_id = $1", org_id)
+                if used + drop.size > drop.org_quota:
+                    raise DropQuotaExceeded(
+                        f"The file storage for {org_id} on this relay is full "
+                        f"({drop.org_quota} bytes); try again when earlier files are fetched.")
+            await db.execute(
+                "INSERT INTO drops (id, size, token_hash, expires, idle_expires) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                drop.id, drop.size, drop.token_hash, drop.expires, drop.idle_expires)
+            await db.executemany("INSERT INTO drop_orgs (drop_id, org_id) VALUES ($1, $2)",
+                                 [(drop.id, org_id) for org_id in drop.orgs])
+
+        await self.transaction(job)
+
+    async def get_drop(self, drop_id: bytes) -> DropRow | None:
+        """One drop, whatever its state (the service decides what the caller may see)."""
+        rows = await self.fetch(
+            "SELECT id, size, token_hash, expires, idle_expires, complete, "
+            "array(SELECT org_id FROM drop_orgs WHERE drop_id = d.id ORDER BY org_id) "
+            "FROM drops d WHERE id = $1", drop_id)
+        if not rows:
+            return None
+        r = rows[0]
+        return DropRow(id=bytes(r[0]), size=r[1], token_hash=bytes(r[2]), expires=r[3],
+                       idle_expires=r[4], complete=bool(r[5]), orgs=tuple(r[6]))
+
+    async def touch_drop(self, drop_id: bytes, idle_expires: int) -> None:
+        """Bytes arrived: push the open upload's idle deadline out (never past its TTL)."""
+        await self.transaction(lambda db: db.execute(
+            "UPDATE drops SET idle_expires = least($1, expires) WHERE id = $2 AND NOT complete",
+            idle_expires, drop_id))
+
+    async def complete_drop(self, drop_id: bytes, recipients: tuple[str, ...]) -> bool:
+        """Mark a drop complete with the staff who must acknowledge it; False if it is gone."""
+
+        async def job(db: Conn) -> bool:
+            done = await db.fetchval(
+                "UPDATE drops SET complete = TRUE, idle_expires = NULL, recipients = $1 "
+                "WHERE id = $2 AND NOT complete RETURNING 1", len(recipients), drop_id)
+            if done:
+                await db.executemany(
+                    "INSERT INTO drop_deliveries (drop_id, staff_id) VALUES ($1, $2)",
+                    [(drop_id, staff_id) for staff_id in recipients])
+                return True
+            return await db.fetchval("SELECT 1 FROM drops WHERE id = $1", drop_id) is not None
+
+        return bool(await self.transaction(job))
+
+    async def drop_pending(self, drop_id: bytes) -> list[str]:
+        """Staff who have not acknowledged a complete drop yet."""
+        rows = await self.fetch(
+            "SELECT staff_id FROM drop_deliveries WHERE drop_id = $1", drop_id)
+        return [r[0] for r in rows]
+
+    async def acknowledge_drop(self, drop_id: bytes, staff_id: str,
+                               gone: tuple[str, ...]) -> bool:
+        """Record an acknowledgement and forget ``gone``; True if the drop was deleted."""
+
+        async def job(db: Conn) -> bool:
+            await db.execute("SELECT 1 FROM drops WHERE id = $1 FOR UPDATE", drop_id)
+            if await db.fetchval("DELETE FROM drop_deliveries WHERE drop_id = $1 "
+                                 "AND staff_id = $2 RETURNING 1", drop_id, staff_id):
+                await db.execute(
+                    "UPDATE drops SET acknowledged = acknowledged + 1 WHERE id = $1", drop_id)
+            await _forget_drop_staff(db, drop_id, gone)
+            return await _delete_drop_if_delivered(db, drop_id)
+
+        return bool(await self.transaction(job))
+
+    async def drop_deliveries(self) -> list[tuple[bytes, str]]:
+        """Every (drop, staff) delivery still outstanding (for the removed-staff sweep)."""
+        rows = await self.fetch("SELECT drop_id, staff_id FROM drop_deliveries")
+        return [(bytes(r[0]), r[1]) for r in rows]
+
+    async def forget_drop_deliveries(self, gone: list[tuple[bytes, str]]) -> list[bytes]:
+        """Drop deliveries to staff who can no longer fetch; returns the drops now delivered."""
+
+        async def job(db: Conn) -> list[bytes]:
+            deleted = []
+            for drop_id in sorted(dict.fromkeys(d for d, _ in gone)):
+                await db.execute("SELECT 1 FROM drops WHERE id = $1 FOR UPDATE", drop_id)
+                await _forget_drop_staff(db, drop_id, tuple(s for d, s in gone if d == drop_id))
+                if await _delete_drop_if_delivered(db, drop_id):
+                    deleted.append(drop_id)
+            return deleted
+
+        return list(await self.transaction(job))
+
+    async def delete_expired_drops(self, now: int) -> list[bytes]:
+        """Delete drops past their TTL and open uploads past their idle deadline."""
+        rows = await self.transaction(lambda db: db.fetch(
+            "DELETE FROM drops WHERE expires <= $1 "
+            "OR (NOT complete AND idle_expires IS NOT NULL AND idle_expires <= $1) "
+            "RETURNING id", now))
+        return [bytes(r[0]) for r in rows]
+
+    async def drop_ids(self) -> set[bytes]:
+        """Every drop id with a row (for the orphaned-file sweep)."""
+        return {bytes(r[0]) for r in await self.fetch("SELECT id FROM drops")}
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+async def _require_durable(db: Conn) -> None:
+    """Refuse a server on which a commit could be lost after the relay answered 2xx."""
+    fsync = await db.fetchval("SHOW fsync")
+    commit = await db.fetchval("SHOW synchronous_commit")
+    if fsync != "on":
+        raise PostgresUnavailable(
+            "the PostgreSQL server runs with fsync=off: a crash could lose messages the relay "
+            "has acknowledged; turn fsync on")
+    if commit == "off":
+        raise PostgresUnavailable(
+            "the PostgreSQL server runs with synchronous_commit=off: a crash could lose "
+            "messages the relay has acknowledged; set it to on (or remote_apply)")
+
+
+async def _upgrade_schema(db: Conn) -> None:
+    await db.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        exists = await db.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+        current = 0
+        if exists:
+            current = await db.fetchval("SELECT version FROM schema_version") or 0
+        files = schema_files("schema_pg")
+        if current > len(files):
+            raise PostgresUnavailable(
+                f"the database is at schema version {current}, newer than this relay knows "
+                f"({len(files)}): upgrade the relay software")
+        for version, sql in files[current:]:
+            async with db.transaction():
+                await db.execute(sql)
+                await db.execute("DELETE FROM schema_version")
+                await db.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+    finally:
+        await db.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+async def _tombstone(db: Conn, status_hash: bytes, state: str, acknowledged: int,
+                     recipients: int, expires: int) -> None:
+    await db.execute(
+        "INSERT INTO status_tombstones (status_hash, state, acknowledged, recipients, expires) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (status_hash) DO NOTHING",
+        status_hash, state, acknowledged, recipients, expires)
+
+
+async def _delete_if_delivered(db: Conn, cursor: int | None, grace: int) -> int:
+    """Delete fully acknowledged messages (one, or all when ``cursor`` is None)."""
+    where = "recipients > 0 AND acknowledged >= recipients"
+    args: tuple[Any, ...] = ()
+    if cursor is not None:
+        where += " AND cursor = $2"
+        args = (cursor,)
+    return int(await db.fetchval(
+        "WITH gone AS (DELETE FROM messages WHERE " + where + " "  # noqa: S608 (constants)
+        "RETURNING status_hash, acknowledged, recipients, expires), "
+        "kept AS (INSERT INTO status_tombstones "
+        "(status_hash, state, acknowledged, recipients, expires) "
+        "SELECT status_hash, 'delivered', acknowledged, recipients, expires + $1 FROM gone "
+        "ON CONFLICT (status_hash) DO NOTHING) SELECT count(*) FROM gone", grace, *args))
+
+
+async def _store_send(db: Conn, batch: SendBatch) -> list[StoredMessage] | ReplayedSend:
+    """One send: every check before the first write, all under the right locks."""
+    seen = await db.fetchrow(
+        "SELECT request_hash, received, expires FROM idempotency WHERE key_hash = $1",
+        batch.key_hash)
+    if seen is not None:
+        if bytes(seen[0]) != batch.request_hash:
+            raise IdempotencyConflict()
+        return ReplayedSend(received=seen[1], expires=seen[2])
+    # Shared directory lock: a removal or revocation commits wholly before or after us.
+    await db.execute("SELECT pg_advisory_xact_lock_shared($1)", DIRECTORY_LOCK)
+    orgs = sorted({m.to_org for m in batch.messages})
+    revoked = {r[0] for r in await db.fetch(
+        "SELECT org_id FROM revoked_orgs WHERE org_id = ANY($1::text[])", orgs)}
+    gone = [m.to_org for m in batch.messages if m.to_org in batch.revoked or m.to_org in revoked]
+    if gone:
+        raise RecipientUnknown(f"{gone[0]} has been revoked from the network.")
+    staff = sorted({s for m in batch.messages for s in m.recipients})
+    removed = {r[0] for r in await db.fetch(
+        "SELECT staff_id FROM removed_staff WHERE staff_id = ANY($1::text[])", staff)}
+    # Lock the recipients' usage rows in org order: the quota check and the cursors below
+    # are then ordered with every other send to these orgs.
+    await db.execute(
+        "INSERT INTO mailbox_usage (org_id, bytes, messages) "
+        "SELECT unnest($1::text[]), 0, 0 ON CONFLICT (org_id) DO NOTHING", orgs)
+    usage = {r[0]: r[1] for r in await db.fetch(
+        "SELECT org_id, bytes FROM mailbox_usage WHERE org_id = ANY($1::text[]) "
+        "ORDER BY org_id FOR UPDATE", orgs)}
+    adding: dict[str, int] = {}
+    for message in batch.messages:
+        adding[message.to_org] = adding.get(message.to_org, 0) + len(message.sealed)
+    full = [o for o, extra in adding.items() if usage.get(o, 0) + extra > batch.org_quota]
+    if full:
+        raise QuotaExceeded(f"The mailbox of {full[0]} on this relay is full; try again later.")
+    await db.execute(
+        "INSERT INTO idempotency (key_hash, request_hash, received, expires) "
+        "VALUES ($1, $2, $3, $4)", batch.key_hash, batch.request_hash, batch.received,
+        batch.expires)
+    cursors = await db.fetchval(
+        "SELECT array_agg(nextval('message_cursor')) FROM generate_series(1, $1)",
+        len(batch.messages))
+    cursors = sorted(cursors)
+    stored, messages, deliveries = [], [], []
+    for cursor, message in zip(cursors, batch.messages, strict=True):
+        # A removal committed after the recipients were read must not leave them waiting.
+        recipients = [s for s in message.recipients
+                      if s not in batch.removed and s not in removed]
+        messages.append((cursor, message.id, message.to_org, message.epoch, message.sealed,
+                         len(message.sealed), batch.received, batch.expires,
+                         message.status_hash, len(recipients)))
+        deliveries += [(cursor, staff_id) for staff_id in recipients]
+        stored.append(StoredMessage(cursor=cursor, id=message.id, to_org=message.to_org,
+                                    epoch=message.epoch, sealed=message.sealed,
+                                    received=batch.received, expires=batch.expires))
+    await db.copy_records_to_table(
+        "messages", records=messages,
+        columns=["cursor", "id", "to_org", "epoch", "sealed", "size", "received", "expires",
+                 "status_hash", "recipients"])
+    if deliveries:
+        await db.copy_records_to_table("deliveries", records=deliveries,
+                                       columns=["message", "staff_id"])
+    return stored
+
+
+async def _forget_staff(db: Conn, staff_id: str, grace: int) -> None:
+    """A removed colleague: end their sessions, drop their grants and pending deliveries."""
+    await db.execute("INSERT INTO removed_staff (staff_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                     staff_id)
+    for table in ("sessions", "challenges", "grants"):
+        await db.execute(f"DELETE FROM {table} WHERE staff_id = $1", staff_id)  # noqa: S608
+    # They can never acknowledge now, so they no longer count towards "delivered".
+    await db.execute(
+        "WITH gone AS (DELETE FROM deliveries WHERE staff_id = $1 RETURNING message) "
+        "UPDATE messages SET recipients = recipients - 1 "
+        "WHERE cursor IN (SELECT message FROM gone)",
+        staff_id)
+    await _delete_if_delivered(db, None, grace)
+
+
+async def _forget_org(db: Conn, org_id: str, grace: int) -> None:
+    """A revoked organisation: end its sessions; drop its grants and its unreadable mailbox."""
+    await db.execute("INSERT INTO revoked_orgs (org_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                     org_id)
+    prefix = org_id + "/"
+    for table in ("sessions", "challenges", "grants"):
+        await db.execute(f"DELETE FROM {table} WHERE starts_with(staff_id, $1)",  # noqa: S608
+                         prefix)
+    await db.execute(
+        "WITH gone AS (DELETE FROM messages WHERE to_org = $1 "
+        "RETURNING status_hash, acknowledged, recipients, expires) "
+        "INSERT INTO status_tombstones (status_hash, state, acknowledged, recipients, expires) "
+        "SELECT status_hash, 'expired', acknowledged, recipients, expires + $2 FROM gone "
+        "ON CONFLICT (status_hash) DO NOTHING", org_id, grace)
+
+
+async def _purge(db: Conn, now: int, grace: int) -> PurgeCounts:
+    expired = await db.fetchval(
+        "WITH gone AS (DELETE FROM messages WHERE expires <= $1 "
+        "RETURNING status_hash, acknowledged, recipients, expires), "
+        "kept AS (INSERT INTO status_tombstones "
+        "(status_hash, state, acknowledged, recipients, expires) "
+        "SELECT status_hash, 'expired', acknowledged, recipients, expires + $2 FROM gone "
+        "ON CONFLICT (status_hash) DO NOTHING) SELECT count(*) FROM gone", now, grace)
+
+    async def delete(sql: str) -> int:
+        status = await db.execute(sql, now)
+        return int(status.rsplit(" ", 1)[-1])
+
+    return PurgeCounts(
+        messages=int(expired),
+        tombstones=await delete("DELETE FROM status_tombstones WHERE expires <= $1"),
+        idempotency=await delete("DELETE FROM idempotency WHERE expires <= $1"),
+        challenges=await delete("DELETE FROM challenges WHERE expires <= $1"),
+        sessions=await delete("DELETE FROM sessions WHERE expires <= $1"),
+        grants=await delete("DELETE FROM grants WHERE expires IS NOT NULL AND expires <= $1"),
+    )
+
+
+def _without_secrets(text: str, url: str) -> str:
+    """An error text with the URL's password (if any) cut out."""
+    with contextlib.suppress(Exception):
+        from urllib.parse import urlsplit
+
+        password = urlsplit(url).password
+        if password:
+            text = text.replace(password, "***")
+    return text
+
+
+async def _forget_drop_staff(db: Conn, drop_id: bytes, gone: tuple[str, ...]) -> None:
+    """Removed staff can never acknowledge: they no longer count towards "delivered"."""
+    if not gone:
+        return
+    await db.execute(
+        "WITH g AS (DELETE FROM drop_deliveries WHERE drop_id = $1 AND staff_id = ANY($2::text[]) "
+        "RETURNING 1) UPDATE drops SET recipients = recipients - (SELECT count(*) FROM g) "
+        "WHERE id = $1", drop_id, list(gone))
+
+
+async def _delete_drop_if_delivered(db: Conn, drop_id: bytes) -> bool:
+    """Delete a complete drop that nobody is waiting for any more."""
+    return await db.fetchval(
+        "DELETE FROM drops WHERE id = $1 AND complete AND NOT EXISTS "
+        "(SELECT 1 FROM drop_deliveries WHERE drop_id = $1) RETURNING 1", drop_id) is not None
