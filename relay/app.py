@@ -49,6 +49,10 @@ def create_app(config: RelayConfig) -> web.Application:
     guard = DiskGuard(config, purge=lambda: purge_once(app[SERVICE]))
     middlewares = [access_middleware, problem_middleware, log_head_middleware,
                    guard.middleware]
+    if config.store.is_postgresql:  # other relay processes may share the store
+        from .pushbus import shared_state_middleware
+
+        middlewares.insert(2, shared_state_middleware)
     metrics = RelayMetrics() if config.metrics.port else None
     if metrics is not None:
         middlewares.insert(0, metrics.middleware)
@@ -86,14 +90,26 @@ async def _close_event_streams(app: web.Application) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     relay = app[SERVICE]
+    bus = None
     try:
         await relay.store.open()
+        if relay.config.store.is_postgresql:
+            from .pushbus import PushBus
+            from .store.postgres import PostgresStore
+
+            assert isinstance(relay.store, PostgresStore)
+            bus = PushBus(relay, relay.store)
+            await bus.start()  # before loading: nothing committed meanwhile is missed
         await relay.start(_now())
     except Exception as exc:
         # Close what was opened (its threads would keep the process alive) and say why.
         with contextlib.suppress(Exception):
+            if bus is not None:
+                await bus.close()
             await relay.store.close()
         raise explain(exc, relay.config) from exc
+    if bus is not None:
+        bus.ready()
     metrics = app.get(METRICS)
     expiry = asyncio.get_running_loop().create_task(run_expiry(
         relay, relay.config.expiry.interval, metrics.observe_purge if metrics else None))
@@ -102,6 +118,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     expiry.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await expiry
+    if bus is not None:
+        await bus.close()
     await relay.hub.close_all()
     await relay.store.close()
     log.info("stopped")

@@ -59,29 +59,46 @@ def init_command(directory: Path, network_json: Path, public_url: str | None, po
 @click.option("--new-store", is_flag=True,
               help="Start with a new, empty database although relay.key exists (the old "
                    "state is lost; normally restore a backup instead).")
-def serve_command(directory: Path, new_store: bool) -> None:
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Relay processes sharing the listening socket (more than 1 needs a "
+                   "PostgreSQL store).")
+@click.option("--listen-fd", default=None, type=int, hidden=True,
+              help="Accept on this inherited socket (set by --workers for its children).")
+def serve_command(directory: Path, new_store: bool, workers: int,
+                  listen_fd: int | None) -> None:
     """Serve the relay until SIGTERM or Ctrl-C."""
     config = _load(directory)
     from .dirlock import DirectoryLock, RelayRunning
     from .privacylog import configure_logging
     from .server import run
     from .startup import StartupRefused, preflight
+    from .workers import check_workers, supervise
 
     try:
+        check_workers(config, workers)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    lock = None
+    try:
         preflight(config, new_store=new_store)
-        lock = DirectoryLock(config.directory).acquire()  # held until the process ends
+        if listen_fd is None:  # a worker's supervisor already holds the lock
+            lock = DirectoryLock(config.directory).acquire()  # held until the process ends
     except (StartupRefused, RelayRunning) as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging(config.logging)
     try:
-        run(config)
+        if workers > 1:
+            supervise(config, directory, workers)
+        else:
+            run(config, listen_fd=listen_fd)
     except StartupRefused as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on port {config.server.port}: "
                                    f"{exc.strerror or exc}") from exc
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:

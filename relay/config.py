@@ -67,6 +67,24 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """Which database holds the relay's rows.
+
+    ``url`` empty (the default): SQLite in ``[storage] database`` under the relay
+    directory, one relay process. ``postgresql://user@host/db``: a PostgreSQL database that
+    several relay processes (``serve --workers N``) or hosts may share. Put the password in
+    ``~/.pgpass`` or ``PGPASSWORD`` rather than in the URL.
+    """
+
+    url: str = ""
+    pool_size: int = 10
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.url.startswith(("postgresql://", "postgres://"))
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Safe defaults from DESIGN section 13; each refusal is a specific 4xx."""
 
@@ -145,6 +163,7 @@ class RelayConfig:
     token_key: bytes = field(repr=False)
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
+    store: StoreConfig = StoreConfig()
     limits: LimitsConfig = LimitsConfig()
     expiry: ExpiryConfig = ExpiryConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -178,6 +197,7 @@ class RelayConfig:
 _SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "storage": StorageConfig,
+    "store": StoreConfig,
     "limits": LimitsConfig,
     "expiry": ExpiryConfig,
     "logging": LoggingConfig,
@@ -322,6 +342,12 @@ def load_config(directory: Path, env: dict[str, str] | None = None) -> RelayConf
     if metrics.port and not _is_loopback(metrics.host):
         raise ConfigError("[metrics] host must be a loopback address (127.0.0.1 or ::1): "
                           "let a local Prometheus agent or an authenticated proxy reach it")
+    store: StoreConfig = sections["store"]
+    if store.url and not store.is_postgresql:
+        raise ConfigError("[store] url must be empty (SQLite in the relay directory) or "
+                          "postgresql://user@host[:port]/database")
+    if store.is_postgresql and store.pool_size < 2:
+        raise ConfigError("[store] pool_size must be at least 2")
     if sections["logging"].format not in ("auto", "json", "console"):
         raise ConfigError("[logging] format must be auto, json or console")
     _check_protocol_bounds(sections["limits"])

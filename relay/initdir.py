@@ -48,6 +48,11 @@ NOTES: dict[str, str] = {
     "storage.database": "The SQLite database file (relative to this directory).",
     "storage.blobs": "The folder of encrypted file drops (relative to this directory).",
     "storage.readers": "Read-only database connections beside the one writer.",
+    "store.url": "Empty: SQLite (the database above), one relay process. "
+                 "postgresql://user@host/db: a PostgreSQL database several relay processes or "
+                 "hosts share (serve --workers N); move the data with `kok relay migrate` "
+                 "(OPERATOR.md, Scaling out). Keep the password in ~/.pgpass, not here.",
+    "store.pool_size": "PostgreSQL connections per relay process.",
     "limits.max_envelope_bytes": "One sealed message.",
     "limits.max_envelopes_per_send": "Recipient organisations per send.",
     "limits.max_send_bytes": "All envelopes of one send together.",

@@ -66,6 +66,10 @@ class EventHub:
             if not subs:
                 del self._by_org[sub.org_id]
 
+    def has_subscribers(self, org_id: str) -> bool:
+        """Is anyone of ``org_id`` listening here (worth fetching what another process stored)?"""
+        return org_id in self._by_org
+
     def count_for_staff(self, staff_id: str, org_id: str) -> int:
         return sum(1 for s in self._by_org.get(org_id, ()) if s.staff_id == staff_id)
 
@@ -95,8 +99,8 @@ class EventHub:
         for subs in list(self._by_org.values()):
             self._close([s for s in subs if s.token_hash == token_hash], "session ended")
 
-    async def close_all(self) -> None:
+    async def close_all(self, code: int = 1001, reason: str = "relay shutting down") -> None:
         for subs in list(self._by_org.values()):
             for sub in list(subs):
                 self.unsubscribe(sub)
-                sub.close(1001, "relay shutting down")
+                sub.close(code, reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import ssl
 
 import structlog
@@ -82,8 +83,8 @@ def tls_context(config: RelayConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(config: RelayConfig) -> None:
-    """Serve until a termination signal arrives."""
+async def serve(config: RelayConfig, listen_fd: int | None = None) -> None:
+    """Serve until a termination signal arrives (on an inherited socket, if given)."""
     app = create_app(config)
     # access_log=None: aiohttp's access log writes client IPs; ours does not (privacylog).
     # keepalive_timeout bounds both the wait for a request's headers (aiohttp arms it when a
@@ -93,8 +94,13 @@ async def serve(config: RelayConfig) -> None:
                           shutdown_timeout=SHUTDOWN_GRACE,
                           keepalive_timeout=max(1, config.server.header_timeout))
     await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port,
-                       ssl_context=tls_context(config), reuse_address=True)
+    site: web.BaseSite
+    if listen_fd is not None:  # one of several workers (relay/workers.py)
+        site = web.SockSite(runner, socket.socket(fileno=listen_fd),
+                            ssl_context=tls_context(config))
+    else:
+        site = web.TCPSite(runner, config.server.host, config.server.port,
+                           ssl_context=tls_context(config), reuse_address=True)
     await site.start()
     # The port only: the bind address is configuration, and addresses stay out of logs.
     log.info("listening", port=config.server.port, tls=bool(config.server.tls_cert))
@@ -111,11 +117,11 @@ async def serve(config: RelayConfig) -> None:
         await runner.cleanup()
 
 
-def run(config: RelayConfig) -> None:
+def run(config: RelayConfig, listen_fd: int | None = None) -> None:
     """Run the event loop (with uvloop when it is installed) until the relay stops."""
     try:
         import uvloop  # optional speed-up
     except ImportError:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, listen_fd))
     else:
-        uvloop.run(serve(config))
+        uvloop.run(serve(config, listen_fd))

@@ -53,6 +53,9 @@ def _probe_writable(directory: Path) -> None:
 def preflight(config: RelayConfig, *, new_store: bool = False) -> None:
     """Check the directory and database before opening anything (see the module docstring)."""
     _probe_writable(config.directory)
+    if config.store.is_postgresql:  # no database file here: the store checks its server
+        _blob_dir_writable(config.blob_path)
+        return
     database = config.database_path
     try:
         size = database.stat().st_size

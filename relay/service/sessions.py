@@ -147,6 +147,17 @@ class Sessions:
         self._live.pop(session.token_hash, None)
         await self.store.delete_session(session.token_hash)
 
+    async def refresh(self, token_hash: bytes, now: int) -> None:
+        """Learn a session another relay process opened on a shared store (if it is live)."""
+        if token_hash not in self._live:
+            row = await self.store.get_session(token_hash, now)
+            if row is not None:
+                self._live[token_hash] = row
+
+    def forget(self, token_hash: bytes) -> None:
+        """Drop one session from memory (another relay process ended it)."""
+        self._live.pop(token_hash, None)
+
     def forget_staff(self, staff_id: str) -> None:
         """Drop a removed staff member's sessions from memory (the store already did)."""
         self._live = {h: r for h, r in self._live.items() if r.staff_id != staff_id}

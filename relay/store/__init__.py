@@ -44,7 +44,15 @@ __all__ = [
 
 
 def create_store(config: RelayConfig, *, readers: int | None = None) -> RelayStore:
-    """The store ``config`` names (not opened yet); ``readers`` overrides the pool size."""
+    """The store ``config`` names (not opened yet); ``readers`` overrides the pool size.
+
+    ``[store] url = "postgresql://..."``: PostgreSQL (needs the ``postgresql`` extra);
+    otherwise SQLite in the relay directory.
+    """
+    if config.store.is_postgresql:
+        from .postgres import PostgresStore
+
+        return PostgresStore(config.store.url, pool_size=config.store.pool_size)
     return SqliteStore(config.database_path,
                        readers=config.storage.readers if readers is None else readers,
                        max_batch=config.limits.write_batch)

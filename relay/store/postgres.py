@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -86,6 +88,9 @@ Conn = Any  # asyncpg.Connection (asyncpg ships no type hints)
 MIGRATION_LOCK = 0x6B6F6B5F6D696772  # "kok_migr"
 DIRECTORY_LOCK = 0x6B6F6B5F64697265  # "kok_dire"
 RETRIES = 8
+# Every committed change other relay processes must act on is announced on this channel
+# (delivered at commit, never for a rolled-back transaction); see relay/pushbus.py.
+CHANNEL = "kok_relay"
 # Tables holding ciphertext or hashes of secrets: vacuumed after a purge deleted rows.
 VACUUMED = ("messages", "deliveries", "status_tombstones", "idempotency", "challenges",
             "sessions", "grants", "drops", "drop_orgs", "drop_deliveries")
@@ -116,6 +121,8 @@ class PostgresStore:
         self._pool: Any = None
         self.retries = 0
         self.vacuum_after_purge = True
+        self.instance = secrets.token_hex(8)
+        """Names this process in its notifications (it acts on its own changes directly)."""
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -194,6 +201,7 @@ class PostgresStore:
                     "UPDATE grants SET expires = $1 "
                     "WHERE org_id = $2 AND epoch < $3 AND expires IS NULL",
                     append.retire_grants_at, append.epoch_of, append.epoch)
+            await _notify(db, {"k": "log", "i": self.instance, "n": append.index})
 
         await self.transaction(job)
 
@@ -216,8 +224,11 @@ class PostgresStore:
             session.token_hash, session.staff_id, session.expires))
 
     async def delete_session(self, token_hash: bytes) -> None:
-        await self.transaction(lambda db: db.execute(
-            "DELETE FROM sessions WHERE token_hash = $1", token_hash))
+        async def job(db: Conn) -> None:
+            await db.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+            await _notify(db, {"k": "logout", "i": self.instance, "h": token_hash.hex()})
+
+        await self.transaction(job)
 
     async def live_sessions(self, now: int) -> list[SessionRow]:
         rows = await self.fetch(
@@ -258,7 +269,7 @@ class PostgresStore:
     async def store_send(self, batch: SendBatch) -> list[StoredMessage] | ReplayedSend:
         for _ in range(RETRIES):
             try:
-                return await self.transaction(lambda db: _store_send(db, batch))
+                return await self.transaction(lambda db: _store_send(db, batch, self.instance))
             except asyncpg.UniqueViolationError:
                 # Another process stored this idempotency key a moment ago: the retry
                 # finds its row and answers as a replay (or a conflict).
@@ -534,6 +545,12 @@ async def _upgrade_schema(db: Conn) -> None:
         await db.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
 
+async def _notify(db: Conn, event: dict[str, Any]) -> None:
+    """Announce ``event`` to every relay process once this transaction commits."""
+    await db.execute("SELECT pg_notify($1, $2)", CHANNEL,
+                     json.dumps(event, separators=(",", ":")))
+
+
 async def _tombstone(db: Conn, status_hash: bytes, state: str, acknowledged: int,
                      recipients: int, expires: int) -> None:
     await db.execute(
@@ -558,7 +575,8 @@ async def _delete_if_delivered(db: Conn, cursor: int | None, grace: int) -> int:
         "ON CONFLICT (status_hash) DO NOTHING) SELECT count(*) FROM gone", grace, *args))
 
 
-async def _store_send(db: Conn, batch: SendBatch) -> list[StoredMessage] | ReplayedSend:
+async def _store_send(db: Conn, batch: SendBatch,
+                      instance: str) -> list[StoredMessage] | ReplayedSend:
     """One send: every check before the first write, all under the right locks."""
     seen = await db.fetchrow(
         "SELECT request_hash, received, expires FROM idempotency WHERE key_hash = $1",
@@ -619,6 +637,8 @@ async def _store_send(db: Conn, batch: SendBatch) -> list[StoredMessage] | Repla
     if deliveries:
         await db.copy_records_to_table("deliveries", records=deliveries,
                                        columns=["message", "staff_id"])
+    await _notify(db, {"k": "sent", "i": instance,
+                       "m": [[m.to_org, m.cursor] for m in stored]})
     return stored
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from protocol import KeyLog, SignedItem, b64decode, b64encode, open_grant
 from tests.support.actors import Api, now, rand
 from tests.support.relayproc import RelayProcess
 
-from .conftest import unique
+from .conftest import db_rows, unique
 
 
 async def _keylog(api: Api, relay: RelayProcess) -> KeyLog:
@@ -95,9 +93,8 @@ async def test_grants_uploaded_for_a_retired_epoch_still_expire(api: Api,
                  expect=201)
     await api.ok("PUT", f"/v1/grants/{org.org_id}/1", {"grants": org.grants(1)}, token=admin,
                  expect=201)
-    with sqlite3.connect(f"file:{shared_relay.db_path}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT epoch, expires FROM grants WHERE org_id = ? ORDER BY epoch",
-                          (org.org_id,)).fetchall()
+    rows = await db_rows(shared_relay, "SELECT epoch, expires FROM grants WHERE org_id = ? "
+                                       "ORDER BY epoch", org.org_id)
     retired = [expires for epoch, expires in rows if epoch == 1]
     current = [expires for epoch, expires in rows if epoch == 2]
     assert len(retired) == len(current) == 3

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from protocol import b64decode, b64encode
 from tests.support.actors import Api, envelope, rand, revoke
 from tests.support.relayproc import RelayProcess
 
-from .conftest import unique
+from .conftest import db_columns, db_rows, unique
 
 
 async def _pair(api: Api, relay: RelayProcess, names: tuple[str, ...] = ("admin", "alice")):
@@ -156,17 +154,14 @@ async def test_no_stored_row_names_the_sender(api: Api, shared_relay: RelayProce
     a, b = await _pair(api, shared_relay)
     sender = a.staff[f"{a.org_id}/alice"]
     sent = (await api.send(await api.login(sender), [envelope(sender, b)]))["messages"][0]
-    with sqlite3.connect(f"file:{shared_relay.db_path}?mode=ro", uri=True) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in tables:
-            columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-            assert not any(word in c for c in columns for word in ("sender", "from")), table
-        row = db.execute("SELECT * FROM messages WHERE id = ?",
-                         (b64decode(sent["id"]),)).fetchone()
-        assert row is not None
-        cursor = row[0]
-        deliveries = db.execute("SELECT staff_id FROM deliveries WHERE message = ?",
-                                (cursor,)).fetchall()
+    for table, columns in (await db_columns(shared_relay)).items():
+        assert not any(word in c for c in columns for word in ("sender", "from")), table
+    rows = await db_rows(shared_relay, "SELECT * FROM messages WHERE id = ?",
+                         b64decode(sent["id"]))
+    assert rows
+    row = rows[0]
+    deliveries = await db_rows(shared_relay, "SELECT staff_id FROM deliveries "
+                                             "WHERE message = ?", row[0])
     assert sorted(d[0] for d in deliveries) == sorted(b.staff)  # recipients only
     flat = repr(row).encode() + repr(deliveries).encode()
     assert sender.staff_id.encode() not in flat and a.org_id.encode() not in flat

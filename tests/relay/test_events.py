@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 
 import aiohttp
 import pytest
@@ -14,7 +13,7 @@ from protocol import b64encode
 from tests.support.actors import Api, envelope, revoke
 from tests.support.relayproc import RelayProcess
 
-from .conftest import unique
+from .conftest import db_rows, unique
 
 
 async def _next_message(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
@@ -91,9 +90,8 @@ async def test_removed_staff_is_locked_out_at_once(api: Api, shared_relay: Relay
     status, body = await api.call("POST", "/v1/auth/challenge", {"staff_id": leaver.staff_id})
     assert (status, body["code"]) == (403, "not_enrolled")
     # their grants are gone from the relay; the colleague's stay
-    with sqlite3.connect(f"file:{shared_relay.db_path}?mode=ro", uri=True) as db:
-        holders = {r[0] for r in db.execute("SELECT staff_id FROM grants WHERE org_id = ?",
-                                            (org.org_id,))}
+    holders = {r[0] for r in await db_rows(
+        shared_relay, "SELECT staff_id FROM grants WHERE org_id = ?", org.org_id)}
     assert holders == {f"{org.org_id}/admin"}
 
 

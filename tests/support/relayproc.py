@@ -74,6 +74,8 @@ class RelayProcess:
     passphrase: str = PASSPHRASE
     proc: subprocess.Popen[bytes] | None = None
     ca_file: Path | None = None
+    workers: int = 1
+    log_name: str = "relay.log"
 
     @property
     def url(self) -> str:
@@ -91,7 +93,7 @@ class RelayProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.base / "relay.log"
+        return self.base / self.log_name
 
     @property
     def db_path(self) -> Path:
@@ -115,12 +117,15 @@ class RelayProcess:
     @classmethod
     def start(cls, base: Path, *, env: dict[str, str] | None = None, network_profile: bool = False,
               name: str = "Test Network", tls: tuple[Path, Path] | None = None,
-              also_urls: tuple[str, ...] = ()) -> RelayProcess:
+              also_urls: tuple[str, ...] = (), store_url: str = "",
+              workers: int = 1) -> RelayProcess:
         """Create a network and a relay directory under ``base`` and start serving.
 
         ``tls`` = (certificate, key) PEM files: the relay terminates TLS itself.
         ``also_urls``: further URLs logins may be bound to (e.g. a proxy's, in tests that
         put a lying relay in front).
+        ``store_url``: a postgresql:// store instead of SQLite; ``workers``: processes
+        sharing the port (``serve --workers``).
         """
         base.mkdir(parents=True, exist_ok=True)
         home = base / "home" if network_profile else None
@@ -129,6 +134,8 @@ class RelayProcess:
         env = dict(env or {})
         if also_urls:
             env["KOK_RELAY_SERVER_ALSO_PUBLIC_URLS"] = ",".join(also_urls)
+        if store_url:
+            env["KOK_RELAY_STORE_URL"] = store_url
         if tls:
             env["KOK_RELAY_SERVER_TLS_CERT"] = str(tls[0].resolve())
             env["KOK_RELAY_SERVER_TLS_KEY"] = str(tls[1].resolve())
@@ -140,15 +147,29 @@ class RelayProcess:
         (base / "network.json").write_text(json.dumps(anchor))
         init_relay(base / "relay", base / "network.json", port=port, public_url=url)
         relay = cls(base=base, port=port, network_key=key, network_anchor=anchor,
-                    env=env, home=home, ca_file=tls[0] if tls else None)
+                    env=env, home=home, ca_file=tls[0] if tls else None, workers=workers)
         relay._spawn()
         return relay
+
+    def sibling(self) -> RelayProcess:
+        """Another relay process on the same directory and (shared) store, on its own port,
+        as a second host behind one name would be; logins may be bound to either URL."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**self.env, "KOK_RELAY_SERVER_PORT": str(port),
+               "KOK_RELAY_SERVER_ALSO_PUBLIC_URLS": url}
+        other = RelayProcess(base=self.base, port=port, network_key=self.network_key,
+                             network_anchor=self.network_anchor, env=env, home=self.home,
+                             log_name=f"relay-{port}.log")
+        other._spawn()
+        return other
 
     def _spawn(self) -> None:
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "relay", "serve", "--dir", str(self.dir)],
+                [sys.executable, "-m", "relay", "serve", "--dir", str(self.dir),
+                 *(["--workers", str(self.workers)] if self.workers > 1 else [])],
                 stdout=log, stderr=subprocess.STDOUT, env=_test_env(self.env), cwd=self.base,
             )
         finally:
