@@ -208,6 +208,29 @@ def restore_command(directory: Path, backup: Path) -> None:
                "unknown and may send again.")
 
 
+@relay_group.command("migrate")
+@DIR_OPTION
+@click.option("--to", "url", required=True, metavar="postgresql://...",
+              help="An empty PostgreSQL database (put its password in ~/.pgpass).")
+def migrate_command(directory: Path, url: str) -> None:
+    """Copy a stopped relay's SQLite data into an empty PostgreSQL database."""
+    config = _load(directory)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise click.ClickException("--to must be a postgresql:// URL")
+    from .store.migrate import MigrationError, migrate_sqlite_to_postgres
+    from .store.postgres import PostgresUnavailable
+
+    try:
+        done = migrate_sqlite_to_postgres(config, url, int(time.time()))
+    except (MigrationError, PostgresUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("Copied: " + ", ".join(f"{n} {table}" for table, n in done.rows.items()))
+    click.echo("Both databases hold the same rows. Now set in relay.toml:\n\n"
+               "[store]\nurl = \"<the same URL>\"\n\n"
+               f"and start the relay again (the SQLite file {config.database_path.name} is "
+               "left as it was; delete it once the relay runs on PostgreSQL).")
+
+
 def main() -> None:
     """``python -m relay``."""
     relay_group(prog_name="relay")

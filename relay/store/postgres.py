@@ -51,6 +51,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import (
@@ -75,6 +76,7 @@ from .rows import (
     StoreStats,
 )
 from .schema import schema_files
+from .snapshot import BackupFacts, BackupUnsupported
 
 try:
     import asyncpg
@@ -386,6 +388,12 @@ class PostgresStore:
         values = [int(v) for v in row[0]]
         return StoreStats(*values)
 
+
+    async def backup_to(self, target: Path,
+                        keep_drop: Callable[[bytes], Awaitable[bool]]) -> BackupFacts:
+        raise BackupUnsupported(
+            "the relay's rows are in PostgreSQL: back them up with pg_dump (deploy/OPERATOR.md, "
+            "Scaling out), and the blob folder with the file system's tools")
 
     # --- file drops ---------------------------------------------------------------------
 

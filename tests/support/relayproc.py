@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -152,15 +153,20 @@ class RelayProcess:
         return relay
 
     def sibling(self) -> RelayProcess:
-        """Another relay process on the same directory and (shared) store, on its own port,
-        as a second host behind one name would be; logins may be bound to either URL."""
+        """Another relay process on the same (shared) store, on its own port, as a second host
+        behind one name would be: a copy of the relay directory (same relay.key and
+        relay.toml), the same blob folder; logins may be bound to either URL."""
         port = free_port()
         url = f"http://127.0.0.1:{port}"
+        base = self.base / f"sibling-{port}"
+        (base / "relay").mkdir(parents=True)
+        for name in ("relay.toml", "relay.key", "network.json"):
+            shutil.copy2(self.dir / name, base / "relay" / name)
         env = {**self.env, "KOK_RELAY_SERVER_PORT": str(port),
-               "KOK_RELAY_SERVER_ALSO_PUBLIC_URLS": url}
-        other = RelayProcess(base=self.base, port=port, network_key=self.network_key,
-                             network_anchor=self.network_anchor, env=env, home=self.home,
-                             log_name=f"relay-{port}.log")
+               "KOK_RELAY_SERVER_ALSO_PUBLIC_URLS": url,
+               "KOK_RELAY_STORAGE_BLOBS": str(self.dir / "blobs")}
+        other = RelayProcess(base=base, port=port, network_key=self.network_key,
+                             network_anchor=self.network_anchor, env=env, home=self.home)
         other._spawn()
         return other
 
