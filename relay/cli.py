@@ -101,7 +101,7 @@ def serve_command(directory: Path, new_store: bool, workers: int,
             lock.release()
 
 
-async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:
+async def _with_store(config: RelayConfig, action: str, full: bool = False) -> dict[str, int]:
     from .service import RelayService
     from .store import create_store
 
@@ -114,7 +114,13 @@ async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:
             # only for removed staff go too).
             relay = RelayService(config, store)
             await relay.start(now)
-            return dict((await relay.purge(now)).__dict__)
+            counts = dict((await relay.purge(now)).__dict__)
+            if full and config.store.is_postgresql:
+                from .store.postgres import PostgresStore
+
+                assert isinstance(store, PostgresStore)
+                await store.vacuum(full=True)  # rewrite: no freed space with old bytes left
+            return counts
         return dict((await store.stats(now)).__dict__)
     finally:
         await store.close()
@@ -123,10 +129,13 @@ async def _with_store(config: RelayConfig, action: str) -> dict[str, int]:
 @relay_group.command("purge")
 @DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
-def purge_command(directory: Path, as_json: bool) -> None:
+@click.option("--full", is_flag=True,
+              help="PostgreSQL: then VACUUM FULL, rewriting the tables so no freed space "
+                   "with deleted bytes is left (locks each table while it is rewritten).")
+def purge_command(directory: Path, as_json: bool, full: bool) -> None:
     """Delete everything that has expired now (the serving relay also does this itself)."""
     config = _load(directory)
-    counts = asyncio.run(_with_store(config, "purge"))
+    counts = asyncio.run(_with_store(config, "purge", full))
     if as_json:
         click.echo(json.dumps(counts))
         return

@@ -17,8 +17,10 @@ written. Any other exception is a failure of the store; it too leaves nothing of
 call written, and must not lose or undo the writes of *other* concurrent calls (a store
 that batches several callers into one transaction must isolate them).
 
-**Concurrency.** One relay process owns the store and calls it from many coroutines at
-once; every method must be correct under any interleaving with any other. The key log is
+**Concurrency.** One relay process owns a SQLite store and calls it from many coroutines
+at once; a PostgreSQL store is shared by several processes (``serve --workers``, several
+hosts), and every rule below holds across them too (``postgres.py`` says how). Every
+method must be correct under any interleaving with any other. The key log is
 the exception: the service serialises ``append_log`` (it validates against its in-memory
 copy under a lock), so appends never overlap each other, but they do overlap everything
 else. The rules that matter under concurrency are spelled out on each method; in short:

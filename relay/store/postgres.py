@@ -370,10 +370,14 @@ class PostgresStore:
             await self.vacuum()
         return counts
 
-    async def vacuum(self) -> None:
-        """Prune deleted rows now (VACUUM cannot run inside a transaction)."""
+    async def vacuum(self, *, full: bool = False) -> None:
+        """Prune deleted rows now (VACUUM cannot run inside a transaction).
+
+        ``full``: rewrite the tables into new files (VACUUM FULL), so no freed space with old
+        bytes is left in them; it locks each table while it is rewritten.
+        """
         async with self.pool.acquire() as conn:
-            await conn.execute("VACUUM " + ", ".join(VACUUMED))
+            await conn.execute(("VACUUM FULL " if full else "VACUUM ") + ", ".join(VACUUMED))
 
     async def stats(self, now: int) -> StoreStats:
         row = await self.fetch(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from relay.errors import QuotaExceeded
-from relay.store import LogAppend, ReplayedSend, StoredMessage
+from relay.store import LogAppend, ReplayedSend, SendBatch, StoredMessage
 from tests.relay.test_store_both import NOW, batch
 from tests.support.actors import rand
 from tests.support.pgcluster import PgCluster
@@ -204,6 +205,46 @@ async def test_purge_vacuums_so_deleted_ciphertext_is_pruned(url: str) -> None:
             "WHERE relname = 'messages'")
         assert rows[0][1] is True  # vacuumed by the purge itself
         assert rows[0][0] == 0
+    finally:
+        await store.close()
+
+
+async def test_expired_ciphertext_leaves_the_table_files_after_a_full_vacuum(url: str) -> None:
+    # What someone seizing the disk would read: the messages table and its TOAST table
+    # (envelopes of several KB live there), after a purge and a checkpoint.
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        gone = [batch(size=size, expires=NOW + 5) for size in (500, 6000)]
+        kept = [batch(size=size, expires=NOW + 5000) for size in (500, 6000)]
+        for sent in (*gone, *kept):
+            await store.store_send(sent)
+        files = (await store.fetch(
+            "SELECT current_setting('data_directory') || '/' || pg_relation_filepath(c.oid), "
+            "current_setting('data_directory') || '/' || pg_relation_filepath(c.reltoastrelid) "
+            "FROM pg_class c WHERE relname = 'messages'"))[0]
+
+        async def on_disk() -> bytes:
+            await store.fetch("CHECKPOINT")
+            return b"".join(Path(f).read_bytes() for f in files)
+
+        def pieces(sent: SendBatch) -> list[bytes]:
+            return [sent.messages[0].sealed[i:i + 32] for i in range(0, 400, 100)]
+
+        raw = await on_disk()
+        assert all(p in raw for sent in (*gone, *kept) for p in pieces(sent))  # can fail
+        await store.purge(NOW + 10, 50)
+        # A plain VACUUM (run by the purge) prunes the rows, but PostgreSQL does not
+        # overwrite freed space: dead TOAST chunks may stay until reused. VACUUM FULL
+        # (``kok relay purge --full``) rewrites the tables, and then nothing is left.
+        await store.vacuum(full=True)
+        files = (await store.fetch(
+            "SELECT current_setting('data_directory') || '/' || pg_relation_filepath(c.oid), "
+            "current_setting('data_directory') || '/' || pg_relation_filepath(c.reltoastrelid) "
+            "FROM pg_class c WHERE relname = 'messages'"))[0]  # new files after the rewrite
+        raw = await on_disk()
+        assert not any(p in raw for sent in gone for p in pieces(sent))
+        assert all(p in raw for sent in kept for p in pieces(sent))
     finally:
         await store.close()
 
