@@ -358,10 +358,6 @@ class PostgresStore:
 
         return await self.transaction(job)
 
-    async def mailbox_bytes(self, org_id: str) -> int:
-        rows = await self.fetch("SELECT bytes FROM mailbox_usage WHERE org_id = $1", org_id)
-        return int(rows[0][0]) if rows else 0
-
     # --- housekeeping ------------------------------------------------------------------
 
     async def purge(self, now: int, grace: int) -> PurgeCounts:

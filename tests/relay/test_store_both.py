@@ -77,7 +77,7 @@ async def test_a_send_is_listed_fetched_and_deleted_after_k_of_n_acks(any_store:
     assert listed[0].sealed == sent.messages[0].sealed
     assert await any_store.list_messages("org-b", stored[0].cursor, 10, NOW) == listed[1:]
     assert await any_store.get_message("org-c", stored[0].id, NOW) is None  # not yours
-    assert await any_store.mailbox_bytes("org-b") == 200
+    assert (await any_store.stats(NOW)).message_bytes == 200
     first = stored[0]
     assert await any_store.acknowledge("org-b", first.id, "org-b/ann", NOW, 50) is False
     assert await any_store.acknowledge("org-b", first.id, "org-b/ann", NOW, 50) is False
@@ -88,7 +88,7 @@ async def test_a_send_is_listed_fetched_and_deleted_after_k_of_n_acks(any_store:
     status = await any_store.message_status(sent.messages[0].status_hash, NOW)
     assert status == MessageStatus("delivered", 2, 2)
     assert await any_store.acknowledge("org-b", first.id, "org-b/bob", NOW, 50) is None
-    assert await any_store.mailbox_bytes("org-b") == 100
+    assert (await any_store.stats(NOW)).message_bytes == 100
 
 
 async def test_idempotency_replays_and_conflicts(any_store: Any) -> None:
@@ -104,7 +104,7 @@ async def test_the_quota_refuses_and_stores_nothing(any_store: Any) -> None:
     await any_store.store_send(batch(size=900, quota=1000))
     with pytest.raises(QuotaExceeded):
         await any_store.store_send(batch(size=200, quota=1000))
-    assert await any_store.mailbox_bytes("org-b") == 900
+    assert (await any_store.stats(NOW)).message_bytes == 900
     assert len(await any_store.list_messages("org-b", 0, 10, NOW)) == 1
 
 
