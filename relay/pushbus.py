@@ -18,9 +18,10 @@ catch up by cursor: nothing is silently missed while the bus was deaf; the key l
 caught up on reconnection.
 
 Staleness the bus cannot close on its own (an announcement arrives a moment after the
-client's next request) is closed by ``shared_state_middleware``: a bearer token this
-process does not know is looked up in the store before the handler runs, and login requests
-(and requests whose ``Kok-Log-Head`` is ahead of ours) catch the key log up first.
+client's next request) is closed by ``shared_state_middleware``: every bearer token is
+looked up in the store before the handler runs (one primary-key read), so a session opened
+or ended through another process counts at once; a session new to this process, a login
+request or a ``Kok-Log-Head`` ahead of ours catches the key log up first.
 """
 
 from __future__ import annotations
@@ -206,12 +207,16 @@ async def shared_state_middleware(request: web.Request, handler: Handler) -> web
     """Before a handler runs, learn what another process committed a moment ago."""
     relay = request.app[SERVICE]
     now = int(time.time())
+    learned = False
     if "Authorization" in request.headers:
+        # The session row decides, not this process's memory: a logout or removal through
+        # another process holds at once, whatever the notifications are doing.
         with contextlib.suppress(AuthRequired):  # malformed: the handler says so
-            await relay.sessions.refresh(secret_hash(SESSION, bearer_token(request)), now)
+            learned = await relay.sessions.sync(secret_hash(SESSION, bearer_token(request)),
+                                                now)
     head = request.headers.get("Kok-Log-Head", "")
     size_text = head.partition(":")[0].strip()
-    if request.path.startswith("/v1/auth/") or request.path == "/v1/grants" or (
+    if learned or request.path.startswith("/v1/auth/") or request.path == "/v1/grants" or (
             size_text.isdigit() and int(size_text) > relay.directory.keylog.size):
         await relay.directory.catch_up(now)
     return await handler(request)

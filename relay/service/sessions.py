@@ -147,12 +147,17 @@ class Sessions:
         self._live.pop(session.token_hash, None)
         await self.store.delete_session(session.token_hash)
 
-    async def refresh(self, token_hash: bytes, now: int) -> None:
-        """Learn a session another relay process opened on a shared store (if it is live)."""
-        if token_hash not in self._live:
-            row = await self.store.get_session(token_hash, now)
-            if row is not None:
-                self._live[token_hash] = row
+    async def sync(self, token_hash: bytes, now: int) -> bool:
+        """Make memory agree with a store shared by several relay processes about one session
+        (another process may have opened it, or ended it a moment ago); True if it is live
+        and was not known here."""
+        row = await self.store.get_session(token_hash, now)
+        if row is None:
+            self._live.pop(token_hash, None)
+            return False
+        new = token_hash not in self._live
+        self._live[token_hash] = row
+        return new
 
     def forget(self, token_hash: bytes) -> None:
         """Drop one session from memory (another relay process ended it)."""
