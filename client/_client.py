@@ -33,6 +33,7 @@ from protocol.encoding import b64decode, b64encode
 from protocol.errors import (
     ProtocolError,
 )
+from protocol.events import CLOSE_SESSION_ENDED
 from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
 
 from . import lifecycle, verification
@@ -59,6 +60,7 @@ from .models import (
     StaffInfo,
     SyncReport,
 )
+from .onboarding import LogCheck, init_network, org_profile, remove_new_profile, staff_profile
 from .orgs_list import OrgEntry, list_orgs
 from .profile import Profile, load_profile, save_keystore
 from .receiving import Receiver
@@ -68,7 +70,6 @@ from .sent_items import SentItem, list_sent
 if TYPE_CHECKING:
     from .admin import NetworkOffice, OrgAdmin
 
-WS_CLOSE_SESSION_ENDED = 4401
 
 
 class Client:
@@ -148,25 +149,38 @@ class Client:
     async def init_network(home: str | Path | None, profile: str | None, passphrase: str,
                            name: str, **kwargs: Any) -> Any:
         """Create a network-office profile; returns ``(Profile, NetworkAnchor)``."""
-        from .onboarding import init_network
-
         return init_network(home, profile, passphrase, name, **kwargs)
 
-    @staticmethod
-    async def new_org(home: str | Path | None, profile: str | None, passphrase: str,
-                      **kwargs: Any) -> Any:
+    @classmethod
+    async def new_org(cls, home: str | Path | None, profile: str | None, passphrase: str,
+                      *, ca_file: str | Path | None = None, **kwargs: Any) -> Any:
         """Create an org-admin profile; returns ``(Profile, admission request bytes)``."""
-        from .onboarding import new_org
+        prof, keystore, request, check = org_profile(home, profile, passphrase, **kwargs)
+        await cls._check_new_profile(prof, keystore, check, ca_file)
+        return prof, request
 
-        return await new_org(home, profile, passphrase, **kwargs)
-
-    @staticmethod
-    async def new_staff(home: str | Path | None, profile: str | None, passphrase: str,
-                        **kwargs: Any) -> Any:
+    @classmethod
+    async def new_staff(cls, home: str | Path | None, profile: str | None, passphrase: str,
+                        *, ca_file: str | Path | None = None, **kwargs: Any) -> Any:
         """Create a staff profile; returns ``(Profile, enrolment request bytes)``."""
-        from .onboarding import new_staff
+        prof, keystore, request, check = staff_profile(home, profile, passphrase, **kwargs)
+        await cls._check_new_profile(prof, keystore, check, ca_file)
+        return prof, request
 
-        return await new_staff(home, profile, passphrase, **kwargs)
+    @classmethod
+    async def _check_new_profile(cls, prof: Profile, keystore: Keystore, check: LogCheck,
+                                 ca_file: str | Path | None) -> None:
+        """Mirror the relay's log into a new profile and run ``check``; on failure, undo."""
+        try:
+            client = await cls._from_parts(prof, keystore, ca_file=ca_file)
+            try:
+                await client.sync_log()
+                check(client.directory.log)
+            finally:
+                await client.close()
+        except (KokError, OSError):
+            remove_new_profile(prof)
+            raise
 
     # --- who we are ------------------------------------------------------------------
 
@@ -453,7 +467,7 @@ class Client:
                         yield arrived
             finally:
                 await ws.close()
-            if ws.close_code == WS_CLOSE_SESSION_ENDED:
+            if ws.close_code == CLOSE_SESSION_ENDED:
                 # Session over (expiry, or we were removed): the log says which.
                 await self.sync_log()
                 self.require_staff()

@@ -8,13 +8,9 @@ Set ``KOK_DEBUG=1`` to see the traceback of an unexpected error when reporting a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import re
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -24,6 +20,14 @@ import click
 from protocol.errors import ProtocolError
 
 from ._client import Client
+from .cli_common import (
+    Settings,
+    parse_ttl,
+    read_file,
+    read_secret_file,
+    settings,
+    with_client,
+)
 from .errors import KokError, ProfileError, UsageError, VerificationError
 from .i18n import t
 from .profile import load_profile, save_keystore
@@ -36,8 +40,6 @@ T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-_TTL_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
-_TTL_UNIT = {"m": 60, "h": 3600, "d": 86400}
 # click >= 8.2 raises this for a group called without a subcommand; older versions print help.
 _NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
     click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {}))
@@ -103,113 +105,6 @@ class KokGroup(click.Group):
             fail("internal_error", t("error.internal_error", kind=type(exc).__name__),
                          EXIT_FAILED)
         sys.exit(code if isinstance(code, int) else 0)
-
-
-# --- shared options and helpers ---------------------------------------------------------
-
-
-@dataclass
-class Settings:
-    """The global options."""
-
-    home: Path | None
-    profile: str | None
-    json: bool
-    passphrase_file: Path | None
-    ca_file: Path | None = None
-
-    def passphrase(self, *, confirm: bool = False) -> str:
-        """From ``--passphrase-file``, ``$KOK_PASSPHRASE``, or a hidden prompt on a terminal."""
-        if self.passphrase_file is not None:
-            return read_secret_file(self.passphrase_file)
-        env = os.environ.get("KOK_PASSPHRASE")
-        if env:
-            return env
-        if not sys.stdin.isatty():
-            raise ProfileError("no_passphrase")
-        value = click.prompt(t("prompt.passphrase"), hide_input=True,
-                             confirmation_prompt=t("prompt.passphrase_again") if confirm else False,
-                             err=True)
-        return str(value)
-
-    def out(self, text_lines: list[str] | str, data: Any) -> None:
-        """Print ``data`` as JSON under ``--json``, else the lines for people."""
-        if self.json:
-            click.echo(json.dumps(data, ensure_ascii=False, sort_keys=True))
-        else:
-            for line in [text_lines] if isinstance(text_lines, str) else text_lines:
-                click.echo(printable(line))
-
-
-def read_secret_file(path: Path) -> str:
-    """The first line of a passphrase file (a trailing newline is not part of it)."""
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise ProfileError("passphrase_file", path=str(path), detail=exc.strerror or "") from None
-    line = text.split("\n", 1)[0].rstrip("\r")
-    if not line:
-        raise ProfileError("empty_passphrase")
-    return line
-
-
-def settings(ctx: click.Context) -> Settings:
-    obj = ctx.find_object(Settings)
-    if obj is None:
-        raise click.UsageError("internal: no settings")
-    return obj
-
-
-def run(coro: Awaitable[T]) -> T:
-    """Run one library call on a fresh event loop."""
-    async def wrapper() -> T:
-        return await coro
-    return asyncio.run(wrapper())
-
-
-def with_client(ctx: click.Context, action: Callable[[Client], Awaitable[T]], *,
-                relay: str | None = None) -> T:
-    """Open the profile (passphrase as configured), run ``action``, close."""
-    s = settings(ctx)
-    load_profile(s.home, s.profile)  # a missing profile is reported before asking a passphrase
-    passphrase = s.passphrase()
-
-    async def go() -> T:
-        client = await Client.open(s.home, s.profile, passphrase, relay=relay,
-                                   ca_file=s.ca_file)
-        async with client:
-            return await action(client)
-
-    return run(go())
-
-
-def read_file(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise UsageError("file_missing", path=path) from None
-    except OSError as exc:
-        raise UsageError("file_unreadable", path=path, detail=exc.strerror or "") from None
-
-
-def write_public_file(path: str, data: bytes) -> None:
-    """Write a public file (request, network anchor) atomically."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError("file_unwritable", path=path, detail=exc.strerror or "") from None
-
-
-def parse_ttl(text: str) -> int:
-    """``7d``, ``12h`` or ``30m`` as seconds."""
-    match = _TTL_RE.match(text)
-    if not match:
-        raise UsageError("bad_ttl_format", ttl=text)
-    return int(match.group(1)) * _TTL_UNIT[match.group(2)]
 
 
 # --- the root group ---------------------------------------------------------------------

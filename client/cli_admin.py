@@ -19,12 +19,13 @@ import click
 
 from protocol.keys import fingerprint, format_fingerprint
 
+from ._client import Client
 from .admin import read_org_request, read_staff_request
-from .cli import parse_ttl, read_file, run, settings, with_client, write_public_file
+from .cli_common import parse_ttl, read_file, run, settings, with_client, write_public_file
 from .errors import UsageError
 from .i18n import t
 from .identity import read_rekey_request
-from .onboarding import init_network, new_org, new_staff
+from .onboarding import init_network
 from .profile import NetworkAnchor
 from .render import org_lines
 
@@ -48,10 +49,12 @@ def network_group() -> None:
 @network_group.command("init", help=t("help.network_init"))
 @click.option("--name", required=True, help=t("help.opt_network_name"))
 @click.option("--out", required=True, help=t("help.opt_network_out"))
+@click.option("--relay", default=None, help=t("help.opt_relay_remembered"))
 @click.pass_context
-def network_init_cmd(ctx: click.Context, name: str, out: str) -> None:
+def network_init_cmd(ctx: click.Context, name: str, out: str, relay: str | None) -> None:
     s = settings(ctx)
-    prof, anchor = init_network(s.home, s.profile, s.passphrase(confirm=True), name)
+    prof, anchor = init_network(s.home, s.profile, s.passphrase(confirm=True), name,
+                                relay=relay)
     text = json.dumps(anchor.to_json(), indent=2, sort_keys=True) + "\n"
     write_public_file(out, text.encode("utf-8"))
     s.out([t("network.created", name=anchor.name, profile=prof.name, out=out),
@@ -61,10 +64,11 @@ def network_init_cmd(ctx: click.Context, name: str, out: str) -> None:
 
 @network_group.command("admit", help=t("help.network_admit"))
 @click.argument("request_file")
-@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--relay", default=None, help=t("help.opt_relay_remembered"))
 @click.option("--yes", is_flag=True, help=t("help.opt_yes"))
 @click.pass_context
-def network_admit_cmd(ctx: click.Context, request_file: str, relay: str, yes: bool) -> None:
+def network_admit_cmd(ctx: click.Context, request_file: str, relay: str | None,
+                      yes: bool) -> None:
     s = settings(ctx)
     data = read_file(request_file)
     req = read_org_request(data)  # refuse a tampered file before asking anything
@@ -81,9 +85,10 @@ def network_admit_cmd(ctx: click.Context, request_file: str, relay: str, yes: bo
 @network_group.command("revoke-org", help=t("help.network_revoke"))
 @click.argument("org_id")
 @click.option("--reason", required=True, help=t("help.opt_reason"))
-@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--relay", default=None, help=t("help.opt_relay_remembered"))
 @click.pass_context
-def network_revoke_cmd(ctx: click.Context, org_id: str, reason: str, relay: str) -> None:
+def network_revoke_cmd(ctx: click.Context, org_id: str, reason: str,
+                       relay: str | None) -> None:
     with_client(ctx, lambda c: c.network.revoke_org(org_id, reason), relay=relay)
     settings(ctx).out(t("revoke.done", org=org_id), {"org_id": org_id, "revoked": True})
 
@@ -110,7 +115,7 @@ def org_new_cmd(ctx: click.Context, org_id: str, name: str, relay: str, network_
     s = settings(ctx)
     anchor = NetworkAnchor.load(Path(network_file))
     passphrase = s.passphrase(confirm=True)
-    prof, request = run(new_org(s.home, s.profile, passphrase, org_id=org_id, name=name,
+    prof, request = run(Client.new_org(s.home, s.profile, passphrase, org_id=org_id, name=name,
                                 relay=relay, network=anchor, admin=admin_name,
                                 ca_file=s.ca_file))
     write_public_file(out, request)
@@ -190,7 +195,7 @@ def staff_new_cmd(ctx: click.Context, org_id: str, name: str, relay: str, networ
     s = settings(ctx)
     anchor = NetworkAnchor.load(Path(network_file))
     passphrase = s.passphrase(confirm=True)
-    prof, request = run(new_staff(s.home, s.profile, passphrase, org_id=org_id, name=name,
+    prof, request = run(Client.new_staff(s.home, s.profile, passphrase, org_id=org_id, name=name,
                                   relay=relay, network=anchor, ca_file=s.ca_file))
     write_public_file(out, request)
     fp = format_fingerprint(fingerprint(read_staff_request(request).signing_key))
@@ -212,10 +217,11 @@ def confirm_action(yes: bool, prompt_key: str) -> None:
 
 @network_group.command("rekey-org", help=t("help.network_rekey"))
 @click.argument("request_file")
-@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--relay", default=None, help=t("help.opt_relay_remembered"))
 @click.option("--yes", is_flag=True, help=t("help.opt_yes"))
 @click.pass_context
-def network_rekey_cmd(ctx: click.Context, request_file: str, relay: str, yes: bool) -> None:
+def network_rekey_cmd(ctx: click.Context, request_file: str, relay: str | None,
+                      yes: bool) -> None:
     s = settings(ctx)
     data = read_file(request_file)
     _, record = read_rekey_request(data)  # refuse a damaged file before asking anything

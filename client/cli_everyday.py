@@ -13,7 +13,7 @@ import click
 from protocol.keys import format_fingerprint
 
 from ._client import Client
-from .cli import settings, with_client
+from .cli_common import settings, with_client
 from .conversations import ThreadEntry
 from .i18n import local_time, t
 from .models import Message

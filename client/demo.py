@@ -18,8 +18,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,9 +27,11 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
+from kokshared.ports import free_port
 from protocol.keys import fingerprint, format_fingerprint
 
 from ._client import Client
@@ -53,12 +53,6 @@ def say(text: str = "") -> None:
 def step(number: int, text: str) -> None:
     say()
     say(t("demo.step", n=number, text=text))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -173,33 +167,33 @@ async def play(base: Path, url: str, relay_dir: Path, anchor: NetworkAnchor) -> 
             await client.close()
 
 
+def relay_view(relay_dir: Path, org_ids: list[str]) -> dict[str, Any]:
+    """What the relay's store holds for ``org_ids``, asked from the relay side (a child process)."""
+    done = subprocess.run([sys.executable, "-m", "relay.inspect", "--dir", str(relay_dir),
+                           *(arg for org in org_ids for arg in ("--org", org))],
+                          capture_output=True, text=True, check=False, timeout=60)
+    if done.returncode != 0:
+        raise KokError("demo_relay_failed")
+    return dict(json.loads(done.stdout))
+
+
 def show_relay_store(relay_dir: Path, texts: list[str], staff_ids: list[str]) -> None:
-    """Print the relay's stored envelopes (read-only) and check its files for text and senders."""
-    db_path = relay_dir / "relay.db"
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    db.row_factory = sqlite3.Row
-    try:
-        columns = [r["name"] for r in db.execute("PRAGMA table_info(messages)")]
-        say(t("demo.columns", columns=", ".join(columns)))
-        rows = db.execute("SELECT * FROM messages ORDER BY cursor").fetchall()
-        for n, row in enumerate(rows, start=1):
-            sealed = bytes(row["sealed"])
-            say(t("demo.row", n=n, org=row["to_org"], epoch=row["epoch"], size=len(sealed),
-                  start=sealed[:12].hex(), received=local_time(row["received"]),
-                  expires=local_time(row["expires"])))
-        in_rows = sum(1 for row in rows for s in staff_ids
-                      for value in tuple(row) if value is not None and s.encode() in
-                      (value.encode() if isinstance(value, str) else bytes(value)
-                       if isinstance(value, bytes) else b""))
-        log_size = db.execute("SELECT count(*) FROM log_entries").fetchone()[0]
-    finally:
-        db.close()
+    """Print the relay's stored envelopes and check its files for the texts and senders."""
+    view = relay_view(relay_dir, [NORD, SUED])
+    say(t("demo.columns", columns=", ".join(view["fields"])))
+    envelopes = view["envelopes"]
+    for n, row in enumerate(envelopes, start=1):
+        say(t("demo.row", n=n, org=row["to_org"], epoch=row["epoch"], size=row["size"],
+              start=row["start"], received=local_time(row["received"]),
+              expires=local_time(row["expires"])))
+    in_rows = sum(1 for row in envelopes for s in staff_ids
+                  if any(s in str(value) for value in row.values()))
     raw = b"".join(p.read_bytes() for p in sorted(relay_dir.rglob("*"))
                    if p.is_file() and (p.name.startswith("relay.db") or "blobs" in p.parts))
     found = [text for text in texts if text.encode("utf-8") in raw]
     say(t("demo.no_sender_column") if in_rows == 0 else t("demo.sender_found"))
     say(t("demo.text_absent", size=len(raw)) if not found else t("demo.text_found"))
-    say(t("demo.log_public", n=log_size))
+    say(t("demo.log_public", n=view["log_entries"]))
     if found or in_rows:
         raise KokError("demo_privacy_failed")
 

@@ -27,6 +27,7 @@ import nacl.exceptions
 import nacl.secret
 from argon2.low_level import Type, hash_secret_raw
 
+from kokshared.private_files import write_private_file
 from protocol.encoding import b64decode, b64encode, canonical_json, parse_json
 from protocol.errors import EncodingError
 
@@ -114,27 +115,6 @@ def derive_key(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
         passphrase.encode("utf-8"), salt, time_cost=params.t, memory_cost=params.m,
         parallelism=params.p, hash_len=32, type=Type.ID,
     )
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600 (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{_secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass

@@ -18,7 +18,6 @@ import hashlib
 import os
 import re
 import secrets
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,13 @@ import aiosqlite
 import nacl.exceptions
 import nacl.secret
 
+from kokshared.schema import schema_files
 from protocol import labels
 from protocol.encoding import canonical_json, parse_json
 from protocol.errors import EncodingError
 from protocol.keylog import Head
 
 from .errors import KokError, UsageError
-
-_SCHEMA_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-
-
-def schema_files() -> list[tuple[int, str]]:
-    """``(version, sql)`` for every shipped schema file, in order."""
-    out = []
-    for entry in resources.files("client").joinpath("schema").iterdir():
-        match = _SCHEMA_RE.match(entry.name)
-        if match:
-            out.append((int(match.group(1)), entry.read_text("utf-8")))
-    return sorted(out)
 
 
 def prepare_private_file(path: Path) -> None:
@@ -93,7 +81,7 @@ class MailboxStore:
         async with db.execute("SELECT MAX(version) FROM schema_version") as cur:
             row = await cur.fetchone()
         current = row[0] if row and row[0] is not None else 0
-        for version, sql in schema_files():
+        for version, sql in schema_files("client"):
             if version <= current:
                 continue
             await db.execute("BEGIN")
@@ -198,10 +186,6 @@ class MailboxStore:
             "SELECT 1 FROM quarantine WHERE relay_id = ?", (relay_id, relay_id)) as cur:
             return await cur.fetchone() is not None
 
-    async def has_message(self, message_id: str) -> bool:
-        async with self._db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)) as cur:
-            return await cur.fetchone() is not None
-
     def _replay_key(self, sender: str, message_id: str) -> bytes:
         # keyed, so the file shows neither who wrote a message nor which share a sender
         return hashlib.blake2b(canonical_json([sender, message_id]),
@@ -264,10 +248,6 @@ class MailboxStore:
         await self._db.execute(
             "INSERT INTO sent (id, sent, box) VALUES (?, ?, ?)",
             (message_id, sent, self._seal(f"sent:{message_id}", data)))
-
-    async def update_sent(self, message_id: str, data: dict[str, Any]) -> None:
-        await self._db.execute("UPDATE sent SET box = ? WHERE id = ?",
-                               (self._seal(f"sent:{message_id}", data), message_id))
 
     async def sent_all(self) -> list[tuple[str, int, dict[str, Any]]]:
         """Every sent message as ``(id, sent, data)``, in the order they were sent."""

@@ -17,16 +17,15 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
-from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
+from protocol.encoding import ID_RE
+from protocol.keylog import KeyLog
+from protocol.keys import BoxKeyPair, SigningKeyPair
 from protocol.requests import make_org_request, make_staff_request
 
-from ._client import Client
 from .api import check_relay_url
-from .errors import AccessError, KokError, UsageError
+from .errors import AccessError, UsageError
 from .keystore import Keystore
 from .profile import NetworkAnchor, Profile, ProfileInfo, create_profile
-
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 
 
 def slug(name: str) -> str:
@@ -36,29 +35,39 @@ def slug(name: str) -> str:
 
 
 def check_id(value: str, what: str) -> str:
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         raise UsageError("bad_id", what=what, value=value)
     return value
 
 
 def init_network(home: str | Path | None, profile: str | None, passphrase: str, name: str,
-                 *, network_key: SigningKeyPair | None = None) -> tuple[Profile, NetworkAnchor]:
-    """A network-office profile holding the network key; returns it and the public anchor."""
+                 *, network_key: SigningKeyPair | None = None,
+                 relay: str | None = None) -> tuple[Profile, NetworkAnchor]:
+    """A network-office profile holding the network key; returns it and the public anchor.
+
+    ``relay``: the network's relay, remembered for admissions and revocations (it can also
+    be given, and is then remembered, on the first ``network.admit``).
+    """
     if not name.strip():
         raise UsageError("empty_name")
+    relay = check_relay_url(relay) if relay else None
     key = network_key or SigningKeyPair.from_seed(secrets.token_bytes(32))
     anchor = NetworkAnchor(name=name.strip(), network_key=key.public)
-    info = ProfileInfo(kind="network", name=anchor.name, relay=None, network=anchor)
+    info = ProfileInfo(kind="network", name=anchor.name, relay=relay, network=anchor)
     prof, _ = create_profile(home, profile, info, passphrase,
                              {"network": key.seed, "storage": secrets.token_bytes(32)})
     return prof, anchor
 
 
-async def new_org(home: str | Path | None, profile: str | None, passphrase: str, *,
-                  org_id: str, name: str, relay: str, network: NetworkAnchor,
-                  admin: str = "admin", ca_file: str | Path | None = None
-                  ) -> tuple[Profile, bytes]:
-    """An org-admin profile (org identity + the admin's staff keys) and its admission request."""
+LogCheck = Callable[[KeyLog], None]
+"""Raises if the relay's (verified) key log says the new profile cannot go ahead."""
+
+
+def org_profile(home: str | Path | None, profile: str | None, passphrase: str, *,
+                org_id: str, name: str, relay: str, network: NetworkAnchor,
+                admin: str = "admin") -> tuple[Profile, Keystore, bytes, LogCheck]:
+    """An org-admin profile (org identity + the admin's staff keys), its admission request,
+    and the check the relay's key log must pass (``Client.new_org`` runs it)."""
     check_id(org_id, "org")
     check_id(admin, "staff")
     if not name.strip():
@@ -72,20 +81,20 @@ async def new_org(home: str | Path | None, profile: str | None, passphrase: str,
         "box": secrets.token_bytes(32), "storage": secrets.token_bytes(32),
     })
 
-    def check(client: Client) -> None:
-        org = client.directory.log.orgs.get(org_id)
+    def check(log: KeyLog) -> None:
+        org = log.orgs.get(org_id)
         if org is not None and not org.revoked:
             raise AccessError("org_exists", org=org_id)
 
-    await _check_with_relay(prof, keystore, check, ca_file)
-    return prof, make_org_request(identity, org_id, name.strip(), int(time.time()))
+    return prof, keystore, make_org_request(identity, org_id, name.strip(),
+                                            int(time.time())), check
 
 
-async def new_staff(home: str | Path | None, profile: str | None, passphrase: str, *,
-                    org_id: str, name: str, relay: str, network: NetworkAnchor,
-                    role: str = "staff", ca_file: str | Path | None = None
-                    ) -> tuple[Profile, bytes]:
-    """A staff profile and its enrolment request; the staff id is ``org/<slug of name>``."""
+def staff_profile(home: str | Path | None, profile: str | None, passphrase: str, *,
+                  org_id: str, name: str, relay: str, network: NetworkAnchor,
+                  role: str = "staff") -> tuple[Profile, Keystore, bytes, LogCheck]:
+    """A staff profile, its enrolment request (the staff id is ``org/<slug of name>``), and
+    the check the relay's key log must pass (``Client.new_staff`` runs it)."""
     check_id(org_id, "org")
     part = slug(name)
     check_id(part, "staff")
@@ -101,8 +110,8 @@ async def new_staff(home: str | Path | None, profile: str | None, passphrase: st
         "signing": signing.seed, "box": box.secret, "storage": secrets.token_bytes(32),
     })
 
-    def check(client: Client) -> None:
-        org = client.directory.log.orgs.get(org_id)
+    def check(log: KeyLog) -> None:
+        org = log.orgs.get(org_id)
         if org is None:
             raise AccessError("unknown_org", org=org_id)
         if org.revoked:
@@ -110,25 +119,8 @@ async def new_staff(home: str | Path | None, profile: str | None, passphrase: st
         if staff_id in org.staff:
             raise AccessError("staff_exists", staff=staff_id)
 
-    await _check_with_relay(prof, keystore, check, ca_file)
-    return prof, make_staff_request(signing, box.public, staff_id, name.strip(),
-                                    int(time.time()), role)
-
-
-async def _check_with_relay(prof: Profile, keystore: Keystore,
-                            check: Callable[[Client], None],
-                            ca_file: str | Path | None = None) -> None:
-    """Mirror the relay's log into the new profile and run ``check``; on failure, undo."""
-    try:
-        client = await Client._from_parts(prof, keystore, ca_file=ca_file)
-        try:
-            await client.sync_log()
-            check(client)
-        finally:
-            await client.close()
-    except (KokError, OSError):
-        remove_new_profile(prof)
-        raise
+    return prof, keystore, make_staff_request(signing, box.public, staff_id, name.strip(),
+                                              int(time.time()), role), check
 
 
 def remove_new_profile(prof: Profile) -> None:
@@ -140,8 +132,3 @@ def remove_new_profile(prof: Profile) -> None:
         prof.dir.rmdir()
     except OSError:
         pass  # not empty: something of the person's own lives there
-
-
-def request_fingerprint(request_key: bytes) -> str:
-    """The fingerprint a requester reads out over the phone."""
-    return fingerprint(request_key)

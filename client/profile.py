@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kokshared.private_files import write_private_file as write_private_file
 from protocol.encoding import b64decode, b64encode
 from protocol.errors import EncodingError
 from protocol.keys import fingerprint
@@ -34,7 +35,6 @@ from .keystore import (
     KeystoreMissing,
     WrongPassphrase,
 )
-from .keystore import write_private_file as write_private_file
 
 KINDS = ("network", "org", "staff")
 PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -13,14 +13,13 @@ way to ask about or retract the message later, are kept encrypted in the mailbox
 from __future__ import annotations
 
 import dataclasses
-import re
 import secrets
 import unicodedata
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from protocol.encoding import b64decode, b64encode
+from protocol.encoding import ID_RE, b64decode, b64encode
 from protocol.errors import LogOrgRevoked, LogOrgUnknown, ProtocolError
 from protocol.keylog import EpochState
 from protocol.message import MessagePayload, seal_message
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 DEFAULT_TTL = 7 * 86400
 MAX_TTL = 30 * 86400
 MIN_TTL = 60
-ORG_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")
 
 
 def ttl_seconds(ttl: int | timedelta) -> int:
@@ -63,7 +61,7 @@ class Sender:
         if not recipients:
             raise UsageError("no_recipients")
         for org_id in recipients:
-            if not ORG_ID_RE.fullmatch(org_id):
+            if not ID_RE.fullmatch(org_id):
                 raise UsageError("bad_org_id", org=org_id)
         seconds = ttl_seconds(ttl)
         files = check_sources(attachments)  # issue 5: refuse a missing file before anything

@@ -41,7 +41,6 @@ import aiohttp
 from protocol import Attachment, FileDecryptor, FileEncryptor, b64encode, ciphertext_size
 from protocol.encoding import b64decode
 from protocol.errors import (
-    EncodingError,
     ProtocolError,
     StreamHashMismatch,
     StreamTrailingData,
@@ -304,7 +303,6 @@ class _Saving:
                                  hash_ciphertext=False)
         self.hasher = ciphertext_hasher()
         self.expected_hash = attachment.hash
-        self.part_path = part
         self.size = attachment.size
         # The hidden names are predictable: in a folder others can write to, a link planted
         # there must not make us write through it (plaintext into someone's file, or ours
@@ -509,11 +507,3 @@ async def download_attachment(api: RelayApi, attachment: Attachment, dest_dir: P
         if not keep_part:
             part.unlink(missing_ok=True)
     return final
-
-
-def check_drop_id(text: str) -> bytes:
-    """A drop id as the relay shows it (b64 of 16 bytes)."""
-    try:
-        return b64decode(text, size=16, field="drop")
-    except EncodingError as exc:
-        raise VerificationError.from_protocol(exc) from exc

@@ -13,6 +13,9 @@ and then serves. Later runs reuse ``var/``. Delete ``var/`` to start over.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 DEV_PASSPHRASE = "dev"  # noqa: S105 (development only, printed on start)
@@ -21,7 +24,6 @@ DEV_NETWORK_NAME = "Development network (not for real cases)"
 
 def bootstrap(var: Path, port: int) -> bool:
     """Create the development network and relay under ``var`` unless they exist."""
-    from .devnetwork import create_network_profile
     from .initdir import init_relay
 
     relay_dir = var / "relay"
@@ -31,13 +33,21 @@ def bootstrap(var: Path, port: int) -> bool:
     url = f"http://127.0.0.1:{port}"
     anchor_path = var / "network.json"
     if not (var / "home" / "network" / "keystore").exists():
-        import json
-
-        _, anchor = create_network_profile(var / "home", "network", DEV_NETWORK_NAME,
-                                           DEV_PASSPHRASE, url)
-        anchor_path.write_text(json.dumps(anchor, indent=2) + "\n", encoding="utf-8")
+        create_network_office(var / "home", anchor_path, url)
     init_relay(relay_dir, anchor_path, port=port)
     return True
+
+
+def create_network_office(home: Path, anchor_path: Path, url: str) -> None:
+    """The network office's profile ``network`` under ``home``, made by the client itself.
+
+    The relay never writes a client keystore: ``kok network init`` (run as a child process,
+    so neither package imports the other) makes the profile and writes the public anchor.
+    """
+    env = {**os.environ, "KOK_PASSPHRASE": DEV_PASSPHRASE}
+    subprocess.run([sys.executable, "-m", "client", "--home", str(home), "--profile", "network",
+                    "network", "init", "--name", DEV_NETWORK_NAME, "--out", str(anchor_path),
+                    "--relay", url], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
 def banner(var: Path, port: int, created: bool) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from client.errors import UsageError
-from client.mailbox import MailboxCorrupt, MailboxStore, schema_files
+from client.mailbox import MailboxCorrupt, MailboxStore
+from kokshared.schema import schema_files
 from protocol.keylog import Head
 
 SUBJECT = "Rückfrage zu Fall 4711 Frau K."
@@ -31,7 +32,7 @@ async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_schema_files_are_numbered_from_one_without_gaps() -> None:
-    versions = [v for v, _ in schema_files()]
+    versions = [v for v, _ in schema_files("client")]
     assert versions == list(range(1, len(versions) + 1))
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from client.errors import ProfileError, UsageError
 from client.keystore import Keystore, KeystoreChanged, WrongPassphrase
-from client.onboarding import init_network, slug
+from client.onboarding import init_network, org_profile, slug
 from client.profile import NetworkAnchor, default_home, load_profile
 from protocol.encoding import b64encode
 
@@ -136,3 +136,15 @@ def test_a_keystore_with_impossible_kdf_costs_is_corrupt_not_a_crash(
         prof.open_keystore("correct horse")
     assert err.value.code == "keystore_corrupt"
     assert prof.keystore_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("bad", ["west\n", "West", "w", "-west", "west/x", "a" * 33])
+def test_an_id_with_a_trailing_newline_or_other_flaw_is_refused(tmp_path: Path,
+                                                                bad: str) -> None:
+    """The org-id rule is protocol.encoding.ID_RE, matched whole (``$`` let "west\\n" in)."""
+    anchor = NetworkAnchor(name="N", network_key=b"\x01" * 32)
+    with pytest.raises(UsageError) as refused:
+        org_profile(tmp_path, "west", "pass", org_id=bad, name="West",
+                    relay="http://127.0.0.1:9", network=anchor)
+    assert refused.value.code == "bad_id"
+    assert not (tmp_path / "west").exists()  # nothing was created

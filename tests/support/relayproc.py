@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kokshared.ports import free_port
 from protocol import SigningKeyPair
-from relay.devnetwork import create_network_profile, network_anchor
+from relay.devnetwork import network_anchor
 from relay.initdir import init_relay
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,13 +42,6 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 FORBIDDEN_IN_LOG = ("127.0.0.1", "::1")
 PASSPHRASE = "test passphrase"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _test_env(extra: dict[str, str]) -> dict[str, str]:
@@ -140,11 +133,12 @@ class RelayProcess:
         if tls:
             env["KOK_RELAY_SERVER_TLS_CERT"] = str(tls[0].resolve())
             env["KOK_RELAY_SERVER_TLS_KEY"] = str(tls[1].resolve())
+        key = SigningKeyPair.from_seed(os.urandom(32))
+        anchor = network_anchor(name, key)
         if home is not None:
-            key, anchor = create_network_profile(home, "network", name, PASSPHRASE, url)
-        else:
-            key = SigningKeyPair.from_seed(os.urandom(32))
-            anchor = network_anchor(name, key)
+            from client.onboarding import init_network  # only tests that need the office
+
+            init_network(home, "network", PASSPHRASE, name, network_key=key, relay=url)
         (base / "network.json").write_text(json.dumps(anchor))
         init_relay(base / "relay", base / "network.json", port=port, public_url=url)
         relay = cls(base=base, port=port, network_key=key, network_anchor=anchor,
