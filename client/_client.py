@@ -394,15 +394,16 @@ class Client:
                                       attachments=attachments, progress=progress)
 
     async def save(self, message_id: str, directory: str | Path, force: bool = False,
-                   progress: FileProgress | None = None) -> list[SavedFile]:
+                   progress: FileProgress | None = None, mkdir: bool = False
+                   ) -> list[SavedFile]:
         """Fetch, verify and save a received message's attachments into ``directory``.
 
         Nothing is written under a file's final name unless every check passed; an existing
-        file is replaced only with ``force``. ``progress(name, done, total)`` follows the
-        downloads.
+        file is replaced only with ``force``; a missing folder is created (0700) only with
+        ``mkdir``. ``progress(name, done, total)`` follows the downloads.
         """
         return await save_attachments(self, message_id, directory, force=force,
-                                      progress=progress)
+                                      progress=progress, mkdir=mkdir)
 
     async def status(self, message_id: str) -> DeliveryStatus:
         """Delivery of a message we sent, per recipient org (asked with its status tokens)."""

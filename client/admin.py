@@ -226,8 +226,17 @@ class OrgAdmin:
             await api.put_grants(self.org_id, epoch.number, [(req.staff_id, grant)])
         return req
 
+    def staff_id_of(self, text: str) -> str:
+        """A staff id as people type it: ``carl-mueller`` inside our org is ``org/carl-mueller``."""
+        text = text.strip()
+        return text if "/" in text else f"{self.org_id}/{text}"
+
     async def remove(self, staff_id: str) -> int:
-        """Remove a staff member and rotate, so they can read nothing sent from now on."""
+        """Remove a staff member and rotate, so they can read nothing sent from now on.
+
+        ``staff_id`` may leave out our own org (``carl-mueller``).
+        """
+        staff_id = self.staff_id_of(staff_id)
         client = self.client
         await client.sync_log()
         self._require_active()

@@ -178,12 +178,17 @@ def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_f
 @click.option("--dir", "directory", default=".", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help=t("help.opt_save_dir"))
 @click.option("--force", is_flag=True, help=t("help.opt_force"))
+@click.option("--mkdir", is_flag=True, help=t("help.opt_mkdir"))
 @click.pass_context
-def save_cmd(ctx: click.Context, message_id: str, directory: Path, force: bool) -> None:
+def save_cmd(ctx: click.Context, message_id: str, directory: Path, force: bool,
+             mkdir: bool) -> None:
     s = settings(ctx)
     progress = progress_for(s.json)
+    made = mkdir and not directory.exists()
     saved = with_client(ctx, lambda c: c.save(message_id, directory, force=force,
-                                              progress=progress))
+                                              progress=progress, mkdir=mkdir))
+    if made and not s.json:
+        click.echo(t("save.made_dir", path=str(directory)), err=True)
     s.out([t("save.done", name=f.name, path=str(f.path), size=f.size) for f in saved],
           {"saved": [f.to_json() for f in saved]})
 

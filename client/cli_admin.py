@@ -11,8 +11,10 @@ with the requester, asking for confirmation when run on a terminal (``--yes`` sk
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import termios
 from pathlib import Path
 
 import click
@@ -30,11 +32,31 @@ from .profile import NetworkAnchor
 from .render import org_lines
 
 
-def confirm_fingerprint(yes: bool) -> None:
-    """On a terminal, ask whether the fingerprint was compared; refuse if not."""
-    if yes or not sys.stdin.isatty():
+def _compact(fp: str) -> str:
+    return "".join(fp.split()).upper()
+
+
+def confirm_fingerprint(yes: bool, expected: str | None, actual: str, what: str) -> None:
+    """Make sure the person compared ``actual`` with the requester, before any passphrase.
+
+    ``--fingerprint FP`` asserts the expected fingerprint (for scripts); ``--yes`` says it
+    was compared; otherwise the question is asked on a terminal, and without one the
+    command refuses instead of skipping the comparison silently.
+    """
+    if expected is not None:
+        if _compact(expected) != _compact(actual):
+            raise UsageError("fingerprint_mismatch", what=what, expected=expected, actual=actual)
         return
-    if not click.confirm(t("prompt.fingerprint_checked"), default=False, err=True):
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("confirm_needs_terminal", what=what)
+    with contextlib.suppress(termios.error, OSError):
+        # Whatever was typed ahead (a passphrase, expecting its prompt) is not the answer:
+        # it would be echoed on the screen.
+        termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+    if not click.confirm(t("prompt.fingerprint_checked_of", what=what, fingerprint=actual),
+                         default=False, err=True):
         raise UsageError("not_confirmed")
 
 
@@ -66,16 +88,18 @@ def network_init_cmd(ctx: click.Context, name: str, out: str, relay: str | None)
 @click.argument("request_file")
 @click.option("--relay", default=None, help=t("help.opt_relay_remembered"))
 @click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.option("--fingerprint", "expected", default=None, metavar="FP",
+              help=t("help.opt_fingerprint"))
 @click.pass_context
 def network_admit_cmd(ctx: click.Context, request_file: str, relay: str | None,
-                      yes: bool) -> None:
+                      yes: bool, expected: str | None) -> None:
     s = settings(ctx)
     data = read_file(request_file)
     req = read_org_request(data)  # refuse a tampered file before asking anything
     fp = format_fingerprint(fingerprint(req.identity_key))
     if not s.json:
         click.echo(t("admit.check", org=req.org_id, name=req.name, fingerprint=fp), err=True)
-    confirm_fingerprint(yes)
+    confirm_fingerprint(yes, expected, fp, f"{req.org_id} ({req.name})")
     admission = with_client(ctx, lambda c: c.network.admit(data), relay=relay)
     s.out(t("admit.done", org=admission.org_id, name=admission.name),
           {"org_id": admission.org_id, "name": admission.name,
@@ -136,16 +160,19 @@ def org_activate_cmd(ctx: click.Context) -> None:
 @org_group.command("enrol", help=t("help.org_enrol"))
 @click.argument("request_file")
 @click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.option("--fingerprint", "expected", default=None, metavar="FP",
+              help=t("help.opt_fingerprint"))
 @click.option("--admin", "as_admin", is_flag=True, help=t("help.opt_enrol_admin"))
 @click.pass_context
-def org_enrol_cmd(ctx: click.Context, request_file: str, yes: bool, as_admin: bool) -> None:
+def org_enrol_cmd(ctx: click.Context, request_file: str, yes: bool, expected: str | None,
+                  as_admin: bool) -> None:
     s = settings(ctx)
     data = read_file(request_file)
     req = read_staff_request(data)
     fp = format_fingerprint(fingerprint(req.signing_key))
     if not s.json:
         click.echo(t("enrol.check", staff=req.staff_id, name=req.name, fingerprint=fp), err=True)
-    confirm_fingerprint(yes)
+    confirm_fingerprint(yes, expected, fp, f"{req.staff_id} ({req.name})")
     with_client(ctx, lambda c: c.org.enrol(data, admin=as_admin))
     s.out(t("enrol.done", staff=req.staff_id),
           {"staff_id": req.staff_id, "role": "admin" if as_admin else "staff",
@@ -156,7 +183,11 @@ def org_enrol_cmd(ctx: click.Context, request_file: str, yes: bool, as_admin: bo
 @click.argument("staff_id")
 @click.pass_context
 def org_remove_cmd(ctx: click.Context, staff_id: str) -> None:
-    epoch = with_client(ctx, lambda c: c.org.remove(staff_id))
+    async def action(client: Client) -> tuple[str, int]:
+        full = client.org.staff_id_of(staff_id)
+        return full, await client.org.remove(full)
+
+    staff_id, epoch = with_client(ctx, action)
     settings(ctx).out(t("org.removed", staff=staff_id, epoch=epoch),
                       {"staff_id": staff_id, "removed": True, "epoch": epoch})
 
@@ -219,16 +250,18 @@ def confirm_action(yes: bool, prompt_key: str) -> None:
 @click.argument("request_file")
 @click.option("--relay", default=None, help=t("help.opt_relay_remembered"))
 @click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.option("--fingerprint", "expected", default=None, metavar="FP",
+              help=t("help.opt_fingerprint"))
 @click.pass_context
 def network_rekey_cmd(ctx: click.Context, request_file: str, relay: str | None,
-                      yes: bool) -> None:
+                      yes: bool, expected: str | None) -> None:
     s = settings(ctx)
     data = read_file(request_file)
     _, record = read_rekey_request(data)  # refuse a damaged file before asking anything
     fp = format_fingerprint(fingerprint(record.identity_key))
     if not s.json:
         click.echo(t("rekey.check", org=record.org_id, fingerprint=fp), err=True)
-    confirm_fingerprint(yes)
+    confirm_fingerprint(yes, expected, fp, record.org_id)
     done = with_client(ctx, lambda c: c.network.rekey_org(data), relay=relay)
     s.out(t("rekey.countersigned", org=done.org_id,
             fingerprint=format_fingerprint(done.new_fingerprint)),

@@ -83,8 +83,8 @@ async def upload_attachments(client: Client, files: list[tuple[Path, str]], to: 
 
 
 async def save_attachments(client: Client, message_id: str, directory: str | Path, *,
-                           force: bool = False, progress: FileProgress | None = None
-                           ) -> list[SavedFile]:
+                           force: bool = False, progress: FileProgress | None = None,
+                           mkdir: bool = False) -> list[SavedFile]:
     """Fetch, verify and save every attachment of a received message into ``directory``."""
     full = await client.store.resolve_id(message_id)
     row = await client.store.message(full)
@@ -97,7 +97,7 @@ async def save_attachments(client: Client, message_id: str, directory: str | Pat
         raise UsageError("no_attachments", id=full[:8])
     target = Path(directory)
     names = _local_names(attachments)
-    await asyncio.to_thread(_check_target, target, names, force)
+    await asyncio.to_thread(_check_target, target, names, force, mkdir)
     await client.sync_log()
     client.require_staff()
     saved: list[SavedFile] = []
@@ -112,8 +112,15 @@ async def save_attachments(client: Client, message_id: str, directory: str | Pat
     return saved
 
 
-def _check_target(target: Path, names: list[str], force: bool) -> None:
-    """The folder exists, and (without ``force``) holds none of the names yet."""
+def _check_target(target: Path, names: list[str], force: bool, mkdir: bool) -> None:
+    """The folder exists (or, with ``mkdir``, is made), and (without ``force``) holds none
+    of the names yet."""
+    if mkdir and not target.exists():
+        try:
+            target.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise UsageError("save_dir_unmakeable", path=str(target),
+                             detail=exc.strerror or "") from None
     if not target.is_dir():
         raise UsageError("save_dir_missing", path=str(target))
     if not force:

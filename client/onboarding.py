@@ -27,10 +27,15 @@ from .errors import AccessError, UsageError
 from .keystore import Keystore
 from .profile import NetworkAnchor, Profile, ProfileInfo, create_profile
 
+# German transliteration (DIN 5007-2), as people spell their names without umlauts.
+_GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue",
+                         "ß": "ss", "ẞ": "SS"})
+
 
 def slug(name: str) -> str:
-    """A staff id part from a person's name: ``Anna Müller`` -> ``anna-muller``."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    """A staff id part from a person's name: ``Anna Müller`` -> ``anna-mueller``."""
+    german = unicodedata.normalize("NFC", name).translate(_GERMAN)
+    ascii_name = unicodedata.normalize("NFKD", german).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:32].strip("-")
 
 

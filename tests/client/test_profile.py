@@ -88,7 +88,7 @@ def test_home_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("Anna Müller", "anna-muller"), ("  Jo  ", "jo"), ("Ólafur Þór", "olafur-or"),
+    ("Anna Müller", "anna-mueller"), ("  Jo  ", "jo"), ("Ólafur Þór", "olafur-or"),
     ("x" * 40, "x" * 32),
 ])
 def test_staff_names_become_ids(name: str, expected: str) -> None:
@@ -148,3 +148,12 @@ def test_an_id_with_a_trailing_newline_or_other_flaw_is_refused(tmp_path: Path,
                     relay="http://127.0.0.1:9", network=anchor)
     assert refused.value.code == "bad_id"
     assert not (tmp_path / "west").exists()  # nothing was created
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Anna Müller", "anna-mueller"), ("Jürgen Groß", "juergen-gross"),
+    ("Özlem Äbi", "oezlem-aebi"), ("Zoë Brontë", "zoe-bronte"),
+    ("Anna Mu\u0308ller", "anna-mueller"),  # decomposed, as some systems type it
+])
+def test_staff_ids_from_names_follow_german_transliteration(name: str, expected: str) -> None:
+    assert slug(name) == expected

@@ -116,9 +116,10 @@ def test_removed_staff(world: dict[str, Any], tmp_path: Path) -> None:
     request = tmp_path / "dora.req"
     ok(kok("staff", "new", "--org", sued, "--name", "Dora", "--relay", relay.url, "--network",
            str(relay.anchor_path), "--out", str(request), home=home, profile="dora"))
-    ok(kok("org", "enrol", str(request), home=home, profile=sued))
+    ok(kok("org", "enrol", str(request), "--yes", home=home, profile=sued))
     ok(kok("sync", home=home, profile="dora"))
-    removed = ok(kok("org", "remove", f"{sued}/dora", home=home, profile=sued))
+    removed = ok(kok("org", "remove", "dora", home=home, profile=sued))  # our org is implied
+    assert f"{sued}/dora" in removed.out
     assert "epoch" in removed.out
     result = kok("sync", home=home, profile="dora")
     assert result.code == 1

@@ -21,7 +21,8 @@ def onboard_org(relay: Any, home: Path, org_id: str, tmp: Path) -> None:
                   home=home, profile=org_id))
     printed = FINGERPRINT.search(made.out)
     assert printed and request.exists()
-    admitted = ok(kok("network", "admit", str(request), "--relay", relay.url,
+    # the office profile remembers its relay; the fingerprint read out by phone is asserted
+    admitted = ok(kok("network", "admit", str(request), "--fingerprint", printed.group(0),
                       home=relay.home, profile="network"))
     assert printed.group(0) in admitted.err  # shown to the office to compare by phone
     assert f"{org_id}" in admitted.out
@@ -34,7 +35,10 @@ def onboard_staff(relay: Any, home: Path, org_id: str, name: str, tmp: Path) -> 
                   "--network", str(relay.anchor_path), "--out", str(request),
                   home=home, profile=name))
     assert f"{org_id}/{name}" in made.out
-    enrolled = ok(kok("org", "enrol", str(request), home=home, profile=org_id))
+    printed = FINGERPRINT.search(made.out)
+    assert printed
+    enrolled = ok(kok("org", "enrol", str(request), "--fingerprint", printed.group(0).lower(),
+                      home=home, profile=org_id))
     assert f"{org_id}/{name}" in enrolled.out
     return f"{org_id}/{name}"
 

@@ -73,6 +73,13 @@ async def test_send_with_attachments_then_save_through_the_cli(shared_relay: Any
     nowhere = kok("save", answer["id"], "--dir", str(tmp_path / "nowhere"), home=home,
                   profile=reader)
     assert nowhere.code == 2 and "nowhere" in nowhere.error_line
+    assert "--mkdir" in nowhere.error_line and not (tmp_path / "nowhere").exists()
+    made = ok(kok("save", answer["id"], "--dir", str(tmp_path / "nowhere" / "2026"), "--mkdir",
+                  home=home, profile=reader))
+    assert "nowhere/2026" in made.err  # says it created the folder
+    assert (tmp_path / "nowhere" / "2026" / "foto.jpg").read_bytes() == (
+        target / "foto.jpg").read_bytes()
+    assert (tmp_path / "nowhere" / "2026").stat().st_mode & 0o777 == 0o700
     await sued.close()
 
 

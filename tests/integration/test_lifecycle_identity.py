@@ -65,7 +65,7 @@ async def test_rekey_verification_and_warnings(net: Network, tmp_path: Path) -> 
     assert shown["fingerprint"] != new_fp.group(0).replace(" ", "")  # not before countersigning
 
     office = ["--profile", "network", "network", "rekey-org", str(request), "--relay",
-              net.relay.url]
+              net.relay.url, "--yes"]
     signed = kok(*office, home=net.relay.home)
     assert signed.code == 0, signed.err
     assert new_fp.group(0) in signed.err  # shown to the office to compare by phone
