@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start a development relay on 127.0.0.1:8787 (bootstraps ./var/ if absent).
+PORT   ?= 8787
+
+## Start a development relay on 127.0.0.1:$(PORT) (bootstraps ./var/ if absent); make run PORT=9000
 run: $(STAMP)
-	$(BIN)/python -m relay.devrun --dir var --port 8787
+	$(BIN)/python -m relay.devrun --dir var --port $(PORT)
 
 ## Lint and run the whole test suite.
 test: $(STAMP)

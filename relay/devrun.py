@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     from .privacylog import configure_logging
     from .server import run
 
-    config = load_config(var / "relay")
+    # --port wins over the port var/ was first made for (make run PORT=9000 on a reused var/)
+    env = {**os.environ, "KOK_RELAY_SERVER_PORT": str(args.port)}
+    config = load_config(var / "relay", env=env)
     print(banner(var, config.server.port, created), flush=True)
     configure_logging(config.logging)
     run(config)
