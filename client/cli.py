@@ -21,6 +21,7 @@ from protocol.errors import ProtocolError
 
 from ._client import Client
 from .cli_common import (
+    FullHelpGroup,
     Settings,
     parse_ttl,
     read_file,
@@ -63,7 +64,7 @@ def report_error(code: str, message: str, exit_code: int, *, as_json: bool = Fal
     sys.exit(exit_code)
 
 
-class KokGroup(click.Group):
+class KokGroup(FullHelpGroup):
     """The root group; ``main`` turns every failure into one line and an exit code."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -119,12 +120,13 @@ class KokGroup(click.Group):
               default=None, help=t("help.opt_passphrase_file"))
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               envvar="KOK_CA_FILE", help=t("help.opt_ca_file"))
+@click.option("--quiet", "-q", is_flag=True, help=t("help.opt_quiet"))
 @click.version_option(package_name="kok-relay", prog_name="kok")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, profile: str | None, as_json: bool,
-         passphrase_file: Path | None, ca_file: Path | None) -> None:
+         passphrase_file: Path | None, ca_file: Path | None, quiet: bool) -> None:
     ctx.obj = Settings(home=home, profile=profile, json=as_json, passphrase_file=passphrase_file,
-                       ca_file=ca_file)
+                       ca_file=ca_file, quiet=quiet)
 
 
 @main.command("sync", help=t("help.sync"))
@@ -163,7 +165,7 @@ def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_f
         except UnicodeDecodeError:
             raise UsageError("body_not_utf8", path="stdin") from None
     recipients = [o for o in to.split(",") if o.strip()]
-    progress = progress_for(settings(ctx).json)
+    progress = progress_for(settings(ctx).json, quiet=settings(ctx).quiet)
     message_id = with_client(ctx, lambda c: c.send(to=recipients, subject=subject, body=text,
                                                    ttl=seconds, reply_to=reply_to,
                                                    attachments=attach, progress=progress))
@@ -183,7 +185,7 @@ def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_f
 def save_cmd(ctx: click.Context, message_id: str, directory: Path, force: bool,
              mkdir: bool) -> None:
     s = settings(ctx)
-    progress = progress_for(s.json)
+    progress = progress_for(s.json, quiet=s.quiet)
     made = mkdir and not directory.exists()
     saved = with_client(ctx, lambda c: c.save(message_id, directory, force=force,
                                               progress=progress, mkdir=mkdir))

@@ -23,7 +23,15 @@ from protocol.keys import fingerprint, format_fingerprint
 
 from ._client import Client
 from .admin import read_org_request, read_staff_request
-from .cli_common import parse_ttl, read_file, run, settings, with_client, write_public_file
+from .cli_common import (
+    FullHelpGroup,
+    parse_ttl,
+    read_file,
+    run,
+    settings,
+    with_client,
+    write_public_file,
+)
 from .errors import UsageError
 from .i18n import t
 from .identity import read_rekey_request
@@ -63,7 +71,7 @@ def confirm_fingerprint(yes: bool, expected: str | None, actual: str, what: str)
 # --- network office ---------------------------------------------------------------------
 
 
-@click.group(help=t("help.network"))
+@click.group(cls=FullHelpGroup, help=t("help.network"))
 def network_group() -> None:
     pass
 
@@ -120,7 +128,7 @@ def network_revoke_cmd(ctx: click.Context, org_id: str, reason: str,
 # --- org admin --------------------------------------------------------------------------
 
 
-@click.group(help=t("help.org"))
+@click.group(cls=FullHelpGroup, help=t("help.org"))
 def org_group() -> None:
     pass
 
@@ -209,7 +217,7 @@ def org_show_cmd(ctx: click.Context) -> None:
 # --- staff ------------------------------------------------------------------------------
 
 
-@click.group(help=t("help.staff"))
+@click.group(cls=FullHelpGroup, help=t("help.staff"))
 def staff_group() -> None:
     pass
 

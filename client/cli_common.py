@@ -25,6 +25,8 @@ from .profile import load_profile
 from .safetext import printable
 
 T = TypeVar("T")
+WIDTH = 80
+"""No line of kok's own is longer (braille displays and screen readers follow lines)."""
 
 _TTL_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
 _TTL_UNIT = {"m": 60, "h": 3600, "d": 86400}
@@ -39,6 +41,7 @@ class Settings:
     json: bool
     passphrase_file: Path | None
     ca_file: Path | None = None
+    quiet: bool = False
 
     def passphrase(self, *, confirm: bool = False) -> str:
         """From ``--passphrase-file``, ``$KOK_PASSPHRASE``, or a hidden prompt on a terminal."""
@@ -132,3 +135,20 @@ def parse_ttl(text: str) -> int:
     if not match:
         raise UsageError("bad_ttl_format", ttl=text)
     return int(match.group(1)) * _TTL_UNIT[match.group(2)]
+
+
+class FullHelpGroup(click.Group):
+    """A group whose command list shows each command's whole summary, wrapped, never cut
+    off with "..." (click's default) and within ``WIDTH`` columns."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            summary = command.short_help or (command.help or "").split("\n\n")[0]
+            rows.append((name, " ".join(summary.split())))
+        if rows:
+            with formatter.section(t("cli.commands")):
+                formatter.write_dl(rows)

@@ -40,6 +40,7 @@ from .errors import KokError, UsageError
 from .i18n import local_time, t
 from .onboarding import init_network
 from .profile import NetworkAnchor
+from .render import fit
 
 PASSPHRASE = "demo passphrase, not for real use"  # noqa: S105 (a throw-away demo network)
 START_TIMEOUT = 20.0
@@ -47,7 +48,8 @@ NORD, SUED = "beratung-nord", "beratung-sued"
 
 
 def say(text: str = "") -> None:
-    click.echo(text)
+    for line in fit(text.split("\n")):
+        click.echo(line)
 
 
 def step(number: int, text: str) -> None:

@@ -1,9 +1,10 @@
 """A one-line progress display for file transfers: name, bytes, rate, time left.
 
-Shown on stderr only when stderr is a terminal and the output is not ``--json``; the line is
-redrawn with ``\\r`` at most a few times a second and ends with a newline when the file is
-done, so a screen reader or a log sees one final line per file. No colour, no bar
-characters: words and numbers from ``client.i18n``.
+Shown on stderr only when stderr is a terminal and neither ``--json`` nor ``--quiet`` was
+given; the line is redrawn with ``\\r`` at most once a second (a screen reader or braille
+display would otherwise be flooded), is never longer than 79 characters, and the final line
+of a file ends with a newline and no trailing spaces (the old line is blanked first). No
+colour, no bar characters: words and numbers from ``client.i18n``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TextIO
 
 from .i18n import t
 
-REDRAW = 0.25
+REDRAW = 1.0
+MAX_LINE = 79
 UNITS = ("B", "KB", "MB", "GB", "TB")
 
 
@@ -66,18 +68,29 @@ class ProgressLine:
             text = t("progress.line", name=name, done=human_bytes(done),
                      total=human_bytes(total), percent=int(100 * done / max(total, 1)),
                      rate=human_bytes(rate), left=clock_time(left))
-        pad = " " * max(0, self._width - len(text))
+        text = _fit(text, name)
+        blank = "\r" + " " * self._width if self._width > len(text) else ""
         self._width = len(text)
-        self.stream.write("\r" + text + pad + ("\n" if finished else ""))
+        self.stream.write(blank + "\r" + text + ("\n" if finished else ""))
         self.stream.flush()
         if finished:
             self._name, self._width = None, 0
 
 
-def progress_for(as_json: bool, stream: TextIO | None = None
+def _fit(text: str, name: str) -> str:
+    """``text`` within ``MAX_LINE`` characters, shortening the file name in the middle."""
+    over = len(text) - MAX_LINE
+    if over <= 0 or len(name) <= 8:
+        return text[:MAX_LINE]
+    keep = max(8, len(name) - over - 1)
+    short = name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2):]
+    return text.replace(name, short, 1)[:MAX_LINE]
+
+
+def progress_for(as_json: bool, stream: TextIO | None = None, *, quiet: bool = False
                  ) -> Callable[[str, int, int], None] | None:
-    """A progress display on a terminal, or None (quiet) under ``--json`` or when piped."""
+    """A progress display on a terminal, or None under ``--json``, ``--quiet`` or when piped."""
     stream = stream or sys.stderr
-    if as_json or not stream.isatty():
+    if as_json or quiet or not stream.isatty():
         return None
     return ProgressLine(stream)

@@ -7,12 +7,31 @@ time, every word from ``client.i18n``.
 
 from __future__ import annotations
 
+import textwrap
+
 from protocol.keys import format_fingerprint
 
 from .i18n import duration, local_time, t
 from .models import DeliveryStatus, Message, OrgInfo, SyncReport
 
 SHORT_ID = 8
+
+
+WIDTH = 80
+
+
+def fit(lines: list[str], width: int = WIDTH) -> list[str]:
+    """Lines of at most ``width`` characters (a braille display shows one line at a time);
+    continuation lines are indented. Not for message text, which is shown as written."""
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = " " * min(len(line) - len(line.lstrip()) + 2, 8)
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False,
+                             break_long_words=True) or [""]
+    return out
 
 
 def short_id(message_id: str) -> str:
@@ -61,7 +80,7 @@ def status_lines(s: DeliveryStatus) -> list[str]:
         for r in s.recipients:
             lines.append(t("status.recipient", org=r.org, state=t(f"state.{r.state}"),
                            acknowledged=r.acknowledged, of=r.of))
-    return lines
+    return fit(lines)
 
 
 def org_lines(info: OrgInfo) -> list[str]:
@@ -97,7 +116,7 @@ def org_lines(info: OrgInfo) -> list[str]:
     if info.relay_log_fingerprint:
         lines.append(t("whois.relay_log_key",
                        fingerprint=format_fingerprint(info.relay_log_fingerprint)))
-    return lines
+    return fit(lines)
 
 
 def sync_lines(r: SyncReport) -> list[str]:
@@ -118,4 +137,4 @@ def sync_lines(r: SyncReport) -> list[str]:
         lines.append(t(f"sync.rotated_{r.rotation_reason}", epoch=r.rotated))
     if r.retired_keys:
         lines.append(t("sync.retired", n=r.retired_keys))
-    return lines
+    return fit(lines)

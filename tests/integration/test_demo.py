@@ -20,6 +20,7 @@ def test_demo_walks_through_the_flow_and_shows_only_ciphertext(tmp_path: Path) -
     assert "Neither the subjects nor the texts appear anywhere" in out
     assert len(re.findall(r"Envelope \d: for beratung-", out)) == 2
     assert (folder / "relay" / "relay.db").exists() and (folder / "home" / "anna").is_dir()
+    assert max(len(line) for line in out.splitlines()) <= 80  # braille displays, screen readers
 
     port = int(re.search(r"http://127\.0\.0\.1:(\d+)", out).group(1))  # type: ignore[union-attr]
     with socket.socket() as sock:

@@ -128,15 +128,21 @@ def test_progress_line_text_rate_and_time_left() -> None:
     line("akte.zip", 2_500_000, 10_000_000)
     now[0] += 0.1
     line("akte.zip", 2_600_000, 10_000_000)  # too soon to redraw
-    now[0] += 3.0
+    now[0] += 0.8
+    line("akte.zip", 2_700_000, 10_000_000)  # still within the second: at most once a second
+    now[0] += 2.1
     line("akte.zip", 10_000_000, 10_000_000)
     frames = out.getvalue().split("\r")[1:]
     assert frames[0].startswith("akte.zip: 0 B of 10.0 MB (0%)")
     assert frames[1].startswith("akte.zip: 2.5 MB of 10.0 MB (25%), 2.5 MB/s, 0:03 left")
-    # the final line overwrites the longer one before it, then ends the line
-    assert frames[2].endswith("\n") and len(frames[2]) == len(frames[1]) + 1
-    assert frames[2].rstrip() == "akte.zip: 10.0 MB in 0:04 (2.4 MB/s)"
-    assert len(frames) == 3
+    # the longer line before is blanked, then the final line ends without trailing spaces
+    assert frames[2] == " " * len(frames[1])
+    assert frames[3] == "akte.zip: 10.0 MB in 0:04 (2.5 MB/s)\n"
+    assert len(frames) == 4
+    long = io.StringIO()
+    ProgressLine(long, clock=lambda: now[0])("Bericht " * 20 + ".pdf", 5, 10)
+    assert len(long.getvalue().strip("\r")) <= 79 and ".pdf" in long.getvalue()
+    assert progress_for(False, io.StringIO(), quiet=True) is None  # --quiet
     assert progress_for(True, io.StringIO()) is None  # --json
     assert progress_for(False, io.StringIO()) is None  # not a terminal
     assert (human_bytes(999), human_bytes(1_234_567), clock_time(3725)) == (
