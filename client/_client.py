@@ -34,6 +34,7 @@ from protocol.errors import (
     ProtocolError,
 )
 from protocol.events import CLOSE_SESSION_ENDED
+from protocol.keylog import MAX_SKEW
 from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
 
 from . import lifecycle, verification
@@ -44,6 +45,7 @@ from .directory import Directory
 from .drops import AttachmentSource, FileProgress, SavedFile, save_attachments
 from .errors import (
     AccessError,
+    ClockError,
     KokError,
     RelayRefused,
     RelayUnreachable,
@@ -290,6 +292,19 @@ class Client:
             api.use_identity(self.staff_id, self.signing_key(), origin)
         self._api, self._log_key, self._info = api, log_key, info
 
+    def check_clock(self) -> None:
+        """Refuse to go on when this computer's clock is off from the relay's (``Date``).
+
+        Signed records and messages carry our time; a clock more than the protocol's skew
+        off would make them look forged or expired to others (and theirs to us).
+        """
+        if self._api is None or self._api.clock_offset is None:
+            return
+        offset = self._api.clock_offset
+        if abs(offset) > MAX_SKEW:
+            minutes = max(1, round(abs(offset) / 60))
+            raise ClockError("clock_behind" if offset > 0 else "clock_ahead", minutes=minutes)
+
     def relay_limit(self, name: str) -> int | None:
         """A limit the relay stated in ``/v1/info`` (None before connecting, or if absent)."""
         limits = (self._info or {}).get("limits")
@@ -301,7 +316,14 @@ class Client:
         api = await self.api()
         assert self._log_key is not None
         async with self._log_lock:
-            return await self.directory.sync(api, self._log_key)
+            try:
+                added = await self.directory.sync(api, self._log_key)
+            except VerificationError as exc:
+                if exc.code == "log_timestamp":
+                    self.check_clock()  # "dated in the future" may be our clock: say so
+                raise
+        self.check_clock()
+        return added
 
     # --- our standing ----------------------------------------------------------------
 
@@ -342,7 +364,7 @@ class Client:
             switched = switch_identity(self)
             rotated = await self.org.rotate_if_due()
         keys, problems = await self.receiver.sync_grants()
-        retried = await self.receiver.retry_quarantine() if keys else []
+        retried = await self.receiver.retry_quarantine()
         messages, quarantined = await self.receiver.fetch()
         retired = await lifecycle.retire_epoch_secrets(self)
         changed = await verification.changed_orgs(self)

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import ipaddress
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def wall_clock() -> float:
+    """This computer's clock (a seam for tests of a wrong clock)."""
+    return time.time()
+
+
 def trust_context(ca_file: str | Path | None) -> ssl.SSLContext | None:
     """The TLS context trusting ``ca_file`` besides the system's CAs (None: system only)."""
     if ca_file is None:
@@ -137,6 +144,8 @@ class RelayApi:
         self._http: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._login: tuple[str, SigningKeyPair, str] | None = None
+        self.clock_offset: float | None = None
+        """The relay's clock minus ours, from the last answer's ``Date`` (None before one)."""
 
     async def __aenter__(self) -> RelayApi:
         return self
@@ -162,6 +171,13 @@ class RelayApi:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+    def _note_date(self, resp: aiohttp.ClientResponse) -> None:
+        try:
+            relay_time = email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            return
+        self.clock_offset = relay_time - wall_clock()
 
     def _headers(self, auth: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -225,6 +241,7 @@ class RelayApi:
         """One JSON request, one attempt: the decoded answer, or ``RelayRefused``."""
         async with self._session().request(method, self.base_url + path, json=json,
                                            params=params, headers=self._headers(auth)) as resp:
+            self._note_date(resp)
             if resp.status >= 400:
                 raise await problem(resp)
             if resp.status == 204:

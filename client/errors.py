@@ -59,6 +59,12 @@ class RelayUnreachable(KokError):
         self.url = url
 
 
+class ClockError(KokError):
+    """This computer's clock is off from the relay's by more than the protocol allows."""
+
+    code = "clock_wrong"
+
+
 class RelayCertificateError(KokError):
     """The relay's TLS certificate is not trusted: not a network problem, a trust problem."""
 

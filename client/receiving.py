@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 # Why an envelope could not be opened on the first try, and a fresher key log might help:
 # a sender enrolled (or an epoch created) after our last sync looks unknown until we sync.
 _RETRY_AFTER_SYNC = (LogError, SenderInvalid, WrongRecipient)
+# Refusals that a wrong clock on this computer can cause: kept and checked again.
+CLOCK_CODES = ("bad_timestamp", "message_expired")
 
 
 def payload_record(payload: MessagePayload) -> dict[str, Any]:
@@ -158,17 +160,27 @@ class Receiver:
         return Quarantined(relay_id=relay_id, code=code, detail=detail, received=now)
 
     async def retry_quarantine(self) -> list[Message]:
-        """Envelopes that waited for an epoch key we now hold: open them again."""
+        """Open again what waited: for an epoch key we now hold, or for a clock that is right.
+
+        A message refused for its time (dated in the future, or expired) may have met a
+        wrong clock on this computer; it is kept, and checked again at the current time on
+        every sync (``Client.sync`` only gets here once the clock agrees with the relay's).
+        """
         opened: list[Message] = []
         waiting = await self.client.store.quarantined("epoch_key_missing")
-        for relay_id, received, _code, data in waiting:
+        for code in CLOCK_CODES:
+            waiting += await self.client.store.quarantined(code)
+        for relay_id, received, code, data in waiting:
+            if "sealed" not in data:
+                continue
             name = epoch_secret_name(str(data.get("to_org")), int(data.get("epoch", 0)))
             if name not in self.client.keystore.secrets:
                 continue
             await self.client.store.release(relay_id)
             sealed = b64decode(str(data["sealed"]), field="sealed")
+            when = self.client.now() if code in CLOCK_CODES else received
             got = await self._open_envelope(relay_id, str(data["to_org"]), int(data["epoch"]),
-                                            sealed, received, data)
+                                            sealed, when, data)
             if isinstance(got, Message):
                 opened.append(got)
         return opened
