@@ -363,6 +363,7 @@ class Client:
 
             switched = switch_identity(self)
             rotated = await self.org.rotate_if_due()
+        outbox_sent, outbox_expired = await self.sender.flush_outbox()
         keys, problems = await self.receiver.sync_grants()
         retried = await self.receiver.retry_quarantine()
         messages, quarantined = await self.receiver.fetch()
@@ -375,6 +376,7 @@ class Client:
             rotated=rotated[0] if rotated else None,
             rotation_reason=rotated[1] if rotated else None,
             retired_keys=retired, identity_switched=switched,
+            outbox_sent=tuple(outbox_sent), outbox_expired=tuple(outbox_expired),
         )
 
     # --- reading ---------------------------------------------------------------------
@@ -408,12 +410,20 @@ class Client:
                    progress: FileProgress | None = None) -> str:
         """Seal one envelope per recipient org to its current epoch; returns the message id.
 
+        If the relay cannot be reached, a message without attachments is kept (encrypted)
+        in the outbox and sent by the next ``sync`` (``queued()`` lists it); it is not sent
+        after its keeping time.
+
         ``attachments`` are file paths (or ``(path, name)``): each is encrypted while it is
         uploaded as a drop to the same organisations; ``progress(name, done, total)``
         follows the uploads.
         """
         return await self.sender.send(to, subject, body, ttl=ttl, reply_to=reply_to,
                                       attachments=attachments, progress=progress)
+
+    async def queued(self) -> list[str]:
+        """Ids of sent messages waiting in the offline outbox for the relay (oldest first)."""
+        return [message_id for message_id, *_ in await self.store.outbox()]
 
     async def save(self, message_id: str, directory: str | Path, force: bool = False,
                    progress: FileProgress | None = None, mkdir: bool = False

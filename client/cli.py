@@ -166,13 +166,17 @@ def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_f
             raise UsageError("body_not_utf8", path="stdin") from None
     recipients = [o for o in to.split(",") if o.strip()]
     progress = progress_for(settings(ctx).json, quiet=settings(ctx).quiet)
-    message_id = with_client(ctx, lambda c: c.send(to=recipients, subject=subject, body=text,
-                                                   ttl=seconds, reply_to=reply_to,
-                                                   attachments=attach, progress=progress))
-    data: dict[str, Any] = {"id": message_id, "to": recipients}
+    async def action(client: Client) -> tuple[str, bool]:
+        sent = await client.send(to=recipients, subject=subject, body=text, ttl=seconds,
+                                 reply_to=reply_to, attachments=attach, progress=progress)
+        return sent, sent in await client.queued()
+
+    message_id, queued = with_client(ctx, action)
+    data: dict[str, Any] = {"id": message_id, "to": recipients, "queued": queued}
     if attach:
         data["attachments"] = [Path(a).name for a in attach]
-    settings(ctx).out(t("send.done", id=message_id, to=", ".join(recipients)), data)
+    done = "send.queued" if queued else "send.done"
+    settings(ctx).out(t(done, id=message_id, to=", ".join(recipients)), data)
 
 
 @main.command("save", help=t("help.save"))

@@ -260,6 +260,25 @@ class MailboxStore:
             row = await cur.fetchone()
         return None if row is None else self._open(f"sent:{message_id}", bytes(row[0]))
 
+    # --- the offline outbox ----------------------------------------------------------
+
+    async def add_outbox(self, message_id: str, queued: int, expires: int,
+                         data: dict[str, Any]) -> None:
+        """Keep a sealed message until the relay can be reached (encrypted at rest)."""
+        await self._db.execute(
+            "INSERT OR REPLACE INTO outbox (id, queued, expires, box) VALUES (?, ?, ?, ?)",
+            (message_id, queued, expires, self._seal(f"outbox:{message_id}", data)))
+
+    async def outbox(self) -> list[tuple[str, int, int, dict[str, Any]]]:
+        """``(id, queued, expires, data)`` of every queued message, oldest first."""
+        async with self._db.execute(
+                "SELECT id, queued, expires, box FROM outbox ORDER BY queued, rowid") as cur:
+            rows = await cur.fetchall()
+        return [(r[0], r[1], r[2], self._open(f"outbox:{r[0]}", bytes(r[3]))) for r in rows]
+
+    async def remove_outbox(self, message_id: str) -> None:
+        await self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+
     # --- quarantine ------------------------------------------------------------------
 
     async def quarantine(self, relay_id: str, received: int, code: str,

@@ -134,9 +134,15 @@ class SyncReport:
     """Old epoch secrets deleted for forward secrecy."""
     identity_switched: bool = False
     """The log now names our new org identity key, and the admin uses it from now on."""
+    outbox_sent: tuple[str, ...] = ()
+    """Ids of messages queued while the relay was away, sent by this sync."""
+    outbox_expired: tuple[str, ...] = ()
+    """Ids of queued messages that expired before the relay could be reached (not sent)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"log_entries": self.log_entries, "log_size": self.log_size,
+        return {"outbox_sent": list(self.outbox_sent),
+                "outbox_expired": list(self.outbox_expired),
+                "log_entries": self.log_entries, "log_size": self.log_size,
                 "epoch_keys": self.epoch_keys,
                 "messages": [m.to_json(body=False) for m in self.messages],
                 "quarantined": [q.to_json() for q in self.quarantined],

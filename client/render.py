@@ -137,4 +137,8 @@ def sync_lines(r: SyncReport) -> list[str]:
         lines.append(t(f"sync.rotated_{r.rotation_reason}", epoch=r.rotated))
     if r.retired_keys:
         lines.append(t("sync.retired", n=r.retired_keys))
+    for message_id in r.outbox_sent:
+        lines.append(t("sync.outbox_sent", id=short_id(message_id)))
+    for message_id in r.outbox_expired:
+        lines.append(t("sync.outbox_expired", id=short_id(message_id)))
     return fit(lines)

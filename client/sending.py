@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 from protocol.encoding import ID_RE, b64decode, b64encode
 from protocol.errors import LogOrgRevoked, LogOrgUnknown, ProtocolError
 from protocol.keylog import EpochState
-from protocol.message import MessagePayload, seal_message
+from protocol.message import MessagePayload, parse_payload, seal_message
 
 from .api import RelayApi
 from .drops import AttachmentSource, FileProgress, check_sources, upload_attachments
-from .errors import AccessError, RelayRefused, UsageError
+from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
 from .models import DeliveryStatus, RecipientStatus
 from .verification import require_unchanged
 
@@ -65,7 +65,13 @@ class Sender:
                 raise UsageError("bad_org_id", org=org_id)
         seconds = ttl_seconds(ttl)
         files = check_sources(attachments)  # issue 5: refuse a missing file before anything
-        await self.client.sync_log()
+        offline = False
+        try:
+            await self.client.sync_log()
+        except RelayUnreachable:
+            if files:
+                raise  # files go to the relay as they are encrypted: nothing to queue
+            offline = True  # seal to the epochs of our last verified log and queue it
         staff_id = self.client.require_staff()
         # a verified org whose identity key changed since: compare the safety code first
         await require_unchanged(self.client, recipients)
@@ -89,38 +95,85 @@ class Sender:
                 self._current_epoch(org_id)
             payload = dataclasses.replace(payload, attachments=await upload_attachments(
                 self.client, files, recipients, seconds, progress))
-        answers = await self._post(payload, seconds)
+        envelopes, key = self._seal(payload), secrets.token_bytes(16)
+        try:
+            if offline:
+                raise RelayUnreachable(self.client.relay_url)
+            answers = await self._post(payload, seconds, envelopes, key)
+        except RelayUnreachable:
+            # Kept, encrypted, and sent by the next sync with the same idempotency key: if
+            # this attempt reached the relay after all, the relay stores it only once.
+            await self.client.store.add_outbox(payload.id.hex(), now, payload.expires, {
+                "payload": payload.to_bytes().hex(), "ttl": seconds, "key": b64encode(key),
+                "envelopes": envelopes})
+            return payload.id.hex()
+        await self._record(payload, answers, now)
+        return payload.id.hex()
+
+    async def _record(self, payload: MessagePayload, answers: list[dict[str, Any]],
+                      sent: int) -> None:
+        """Keep the relay's status tokens of a sent message (encrypted, in the mailbox)."""
         by_org = {str(a.get("to_org")): a for a in answers}
         record = {
-            "to": recipients, "subject": subject, "thread": thread.hex(),
+            "to": list(payload.to), "subject": payload.subject, "thread": payload.thread.hex(),
             "recipients": [{"org": org, "relay_id": str(by_org[org]["id"]),
                             "token": str(by_org[org]["status_token"]),
                             "expires": int(by_org[org].get("expires") or payload.expires)}
-                           for org in recipients],
+                           for org in payload.to],
         }
-        await self.client.store.add_sent(payload.id.hex(), now, record)
-        return payload.id.hex()
+        await self.client.store.add_sent(payload.id.hex(), sent, record)
 
-    async def _post(self, payload: MessagePayload, ttl: int) -> list[dict[str, Any]]:
-        """Seal and send; a stale epoch (rotation in between) re-syncs and seals again once."""
+    def _seal(self, payload: MessagePayload) -> list[dict[str, Any]]:
+        """One envelope per recipient org, sealed to its current epoch in our verified log."""
+        envelopes = []
+        for org_id in payload.to:
+            epoch = self._current_epoch(org_id)
+            sealed = seal_message(payload, self.client.signing_key(), org_id, epoch.number,
+                                  epoch.public_key, secrets.token_bytes(32))
+            envelopes.append({"to_org": org_id, "epoch": epoch.number,
+                              "sealed": b64encode(sealed)})
+        return envelopes
+
+    async def _post(self, payload: MessagePayload, ttl: int, envelopes: list[dict[str, Any]],
+                    key: bytes) -> list[dict[str, Any]]:
+        """Send; a stale epoch (rotation in between) re-syncs and seals again once."""
         api = await self.client.api()
-        for attempt in (1, 2):
-            envelopes = []
-            for org_id in payload.to:
-                epoch = self._current_epoch(org_id)
-                sealed = seal_message(payload, self.client.signing_key(), org_id, epoch.number,
-                                      epoch.public_key, secrets.token_bytes(32))
-                envelopes.append({"to_org": org_id, "epoch": epoch.number,
-                                  "sealed": b64encode(sealed)})
-            try:
-                # repeated by the transport after a lost answer: the idempotency key makes it safe
-                return await api.send(secrets.token_bytes(16), ttl, envelopes)
-            except RelayRefused as exc:
-                if exc.code == "stale_epoch" and attempt == 1:
-                    await self.client.sync_log()
-                    continue
+        try:
+            # repeated by the transport after a lost answer: the idempotency key makes it safe
+            return await api.send(key, ttl, envelopes)
+        except RelayRefused as exc:
+            if exc.code != "stale_epoch":
                 raise
-        raise RelayRefused("stale_epoch", 409, "")
+        await self.client.sync_log()
+        return await api.send(secrets.token_bytes(16), ttl, self._seal(payload))
+
+    async def flush_outbox(self) -> tuple[list[str], list[str]]:
+        """Send what waited for the relay; returns (sent ids, ids expired unsent).
+
+        A message past its signed expiry is not sent any more (recipients would refuse
+        it): it leaves the outbox and is reported, never dropped silently. A refusal keeps
+        the message for the next sync (until it expires).
+        """
+        sent: list[str] = []
+        expired: list[str] = []
+        for message_id, queued, expires, data in await self.client.store.outbox():
+            if expires <= self.client.now():
+                await self.client.store.remove_outbox(message_id)
+                expired.append(message_id)
+                continue
+            payload = parse_payload(bytes.fromhex(str(data["payload"])))
+            try:
+                answers = await self._post(payload, int(data["ttl"]), list(data["envelopes"]),
+                                           b64decode(str(data["key"]), size=16, field="key"))
+            except RelayUnreachable:
+                break  # still away: everything waits for the next sync
+            except RelayRefused:
+                continue
+            if await self.client.store.sent(message_id) is None:  # not if a crash came between
+                await self._record(payload, answers, queued)
+            await self.client.store.remove_outbox(message_id)
+            sent.append(message_id)
+        return sent, expired
 
     def _current_epoch(self, org_id: str) -> EpochState:
         try:

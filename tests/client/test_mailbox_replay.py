@@ -7,7 +7,8 @@ import secrets
 import sqlite3
 from pathlib import Path
 
-from client.mailbox import MailboxStore, schema_files
+from client.mailbox import MailboxStore
+from kokshared.schema import schema_files
 
 MESSAGE_ID = "ab" * 16
 GENUINE: dict[str, object] = {
@@ -47,7 +48,7 @@ async def test_a_version_1_mailbox_upgrades_keeping_its_messages_in_order(
     sealer = MailboxStore(None, key)  # type: ignore[arg-type]  # only to seal rows as v1 did
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    db.executescript(dict(schema_files())[1])
+    db.executescript(dict(schema_files("client"))[1])
     db.execute("INSERT INTO schema_version (version) VALUES (1)")
     for n, message_id in enumerate(("ff" * 16, "00" * 16)):  # rowid order, not id order
         data = {**GENUINE, "id": message_id, "body": f"alt {n}"}
@@ -64,4 +65,4 @@ async def test_a_version_1_mailbox_upgrades_keeping_its_messages_in_order(
     finally:
         await store.close()
     rows = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
-    assert rows == [(version,) for version, _ in schema_files()]
+    assert rows == [(version,) for version, _ in schema_files("client")]
