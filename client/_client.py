@@ -114,6 +114,13 @@ class Client:
         return await cls._from_parts(prof, keystore, relay=relay, clock=clock, ca_file=ca_file)
 
     @classmethod
+    async def open_keystore(cls, prof: Profile, keystore: Keystore, *,
+                            relay: str | None = None, ca_file: str | Path | None = None
+                            ) -> Client:
+        """Open a profile whose keystore the caller already unlocked (e.g. after a prompt)."""
+        return await cls._from_parts(prof, keystore, relay=relay, ca_file=ca_file)
+
+    @classmethod
     async def _from_parts(cls, prof: Profile, keystore: Keystore, *, relay: str | None = None,
                           clock: Callable[[], float] = time.time,
                           ca_file: str | Path | None = None) -> Client:

@@ -284,7 +284,7 @@ def listen_cmd(ctx: click.Context, count: int | None) -> None:
 def passwd_cmd(ctx: click.Context, new_passphrase_file: Path | None) -> None:
     s = settings(ctx)
     prof = load_profile(s.home, s.profile)
-    keystore = prof.open_keystore(s.passphrase())
+    keystore = s.open_keystore(prof)
     if new_passphrase_file is not None:
         new = read_secret_file(new_passphrase_file)
     elif os.environ.get("KOK_NEW_PASSPHRASE"):

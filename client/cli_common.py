@@ -21,13 +21,15 @@ import click
 from ._client import Client
 from .errors import ProfileError, UsageError
 from .i18n import t
-from .profile import load_profile
+from .keystore import Keystore
+from .profile import Profile, load_profile
 from .safetext import printable
 
 T = TypeVar("T")
 WIDTH = 80
 """No line of kok's own is longer (braille displays and screen readers follow lines)."""
 
+PASSPHRASE_TRIES = 3
 _TTL_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
 _TTL_UNIT = {"m": 60, "h": 3600, "d": 86400}
 
@@ -43,8 +45,14 @@ class Settings:
     ca_file: Path | None = None
     quiet: bool = False
 
-    def passphrase(self, *, confirm: bool = False) -> str:
-        """From ``--passphrase-file``, ``$KOK_PASSPHRASE``, or a hidden prompt on a terminal."""
+    def asks(self) -> bool:
+        """True if the passphrase is typed at a prompt (no file, no environment variable)."""
+        return (self.passphrase_file is None and not os.environ.get("KOK_PASSPHRASE")
+                and sys.stdin.isatty())
+
+    def passphrase(self, *, confirm: bool = False, profile: str | None = None) -> str:
+        """From ``--passphrase-file``, ``$KOK_PASSPHRASE``, or a hidden prompt on a terminal
+        that names the profile it is for."""
         if self.passphrase_file is not None:
             return read_secret_file(self.passphrase_file)
         env = os.environ.get("KOK_PASSPHRASE")
@@ -52,10 +60,24 @@ class Settings:
             return env
         if not sys.stdin.isatty():
             raise ProfileError("no_passphrase")
-        value = click.prompt(t("prompt.passphrase"), hide_input=True,
+        name = profile or self.profile or os.environ.get("KOK_PROFILE") or "default"
+        value = click.prompt(t("prompt.passphrase_for", profile=name), hide_input=True,
                              confirmation_prompt=t("prompt.passphrase_again") if confirm else False,
                              err=True)
         return str(value)
+
+    def open_keystore(self, prof: Profile) -> Keystore:
+        """The profile's keystore; a mistyped passphrase may be typed again on a terminal."""
+        tries = PASSPHRASE_TRIES if self.asks() else 1
+        attempt = 1
+        while True:
+            try:
+                return prof.open_keystore(self.passphrase(profile=prof.name))
+            except ProfileError as exc:
+                if exc.code != "wrong_passphrase" or attempt >= tries:
+                    raise
+            attempt += 1
+            click.echo(t("prompt.wrong_passphrase"), err=True)
 
     def out(self, text_lines: list[str] | str, data: Any) -> None:
         """Print ``data`` as JSON under ``--json``, else the lines for people."""
@@ -96,12 +118,11 @@ def with_client(ctx: click.Context, action: Callable[[Client], Awaitable[T]], *,
                 relay: str | None = None) -> T:
     """Open the profile (passphrase as configured), run ``action``, close."""
     s = settings(ctx)
-    load_profile(s.home, s.profile)  # a missing profile is reported before asking a passphrase
-    passphrase = s.passphrase()
+    prof = load_profile(s.home, s.profile)  # a missing profile is named before any prompt
+    keystore = s.open_keystore(prof)
 
     async def go() -> T:
-        client = await Client.open(s.home, s.profile, passphrase, relay=relay,
-                                   ca_file=s.ca_file)
+        client = await Client.open_keystore(prof, keystore, relay=relay, ca_file=s.ca_file)
         async with client:
             return await action(client)
 
