@@ -25,6 +25,7 @@ from ._client import Client
 from .admin import read_org_request, read_staff_request
 from .cli_common import (
     FullHelpGroup,
+    ask_yes,
     parse_ttl,
     read_file,
     run,
@@ -63,8 +64,7 @@ def confirm_fingerprint(yes: bool, expected: str | None, actual: str, what: str)
         # Whatever was typed ahead (a passphrase, expecting its prompt) is not the answer:
         # it would be echoed on the screen.
         termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
-    if not click.confirm(t("prompt.fingerprint_checked_of", what=what, fingerprint=actual),
-                         default=False, err=True):
+    if not ask_yes(t("prompt.fingerprint_checked_of", what=what, fingerprint=actual)):
         raise UsageError("not_confirmed")
 
 
@@ -247,7 +247,7 @@ def confirm_action(yes: bool, prompt_key: str) -> None:
     """On a terminal, ask before a step that cannot be undone; refuse if not confirmed."""
     if yes or not sys.stdin.isatty():
         return
-    if not click.confirm(t(prompt_key), default=False, err=True):
+    if not ask_yes(t(prompt_key)):
         raise UsageError("not_confirmed")
 
 

@@ -173,3 +173,12 @@ class FullHelpGroup(click.Group):
         if rows:
             with formatter.section(t("cli.commands")):
                 formatter.write_dl(rows)
+
+
+def ask_yes(question: str) -> bool:
+    """A yes/no question on the terminal in the person's language (``[j/N]`` takes ``j`` in
+    German); anything but a yes is no."""
+    answer = click.prompt(f"{question} {t('prompt.yes_no')}", default="", show_default=False,
+                          err=True)
+    yes_words = {w.strip() for w in t("prompt.yes_words").split(",")}
+    return str(answer).strip().lower() in yes_words

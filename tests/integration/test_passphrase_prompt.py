@@ -8,9 +8,11 @@ import select
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from client.onboarding import init_network
-from tests.integration.kokcli import REPO, kok_env
+from tests.integration.kokcli import REPO, kok, kok_env, ok
+from tests.integration.people import unique
 
 
 def converse(argv: list[str], env: dict[str, str], answers: dict[bytes, list[bytes]]
@@ -57,3 +59,17 @@ def test_the_prompt_names_the_profile_and_a_wrong_passphrase_can_be_retried(
     code, out = converse(["-m", "client", "--home", str(tmp_path), "--profile", "anna", "inbox"],
                          env, {b"Passphrase for anna:": [b"a", b"b", b"c", b"d"]})
     assert code == 1 and out.count("Passphrase for anna:") == 3  # three tries, then an error
+
+
+def test_in_german_the_question_is_j_n_and_j_means_yes(shared_relay: Any, tmp_path: Path) -> None:
+    relay, home = shared_relay, tmp_path / "home"
+    org_id = unique("west")
+    request = tmp_path / "west.request"
+    ok(kok("org", "new", org_id, "--name", "Beratungsstelle West", "--relay", relay.url,
+           "--network", str(relay.anchor_path), "--out", str(request), home=home, profile=org_id))
+    env = kok_env(LANG="de_DE.UTF-8")
+    code, out = converse(["-m", "client", "--home", str(relay.home), "--profile", "network",
+                          "network", "admit", str(request)], env, {b"[j/N]:": [b"j"]})
+    assert code == 0, out
+    assert f"Fingerabdruck von {org_id} (Beratungsstelle West)" in out
+    assert ok(kok("org", "activate", home=home, profile=org_id)).code == 0
