@@ -60,6 +60,7 @@ from ..errors import (
     NotRetractable,
     QuotaExceeded,
     RecipientUnknown,
+    RelayError,
 )
 from .interface import LogIndexTaken
 from .rows import (
@@ -90,6 +91,7 @@ Conn = Any  # asyncpg.Connection (asyncpg ships no type hints)
 MIGRATION_LOCK = 0x6B6F6B5F6D696772  # "kok_migr"
 DIRECTORY_LOCK = 0x6B6F6B5F64697265  # "kok_dire"
 RETRIES = 8
+MAX_SEND_BATCH = 256
 # Every committed change other relay processes must act on is announced on this channel
 # (delivered at commit, never for a rolled-back transaction); see relay/pushbus.py.
 CHANNEL = "kok_relay"
@@ -124,6 +126,10 @@ class PostgresStore:
         self.retries = 0
         self.vacuum_after_purge = True
         self.instance = secrets.token_hex(8)
+        self._sends: asyncio.Queue[tuple[SendBatch, asyncio.Future[Any]] | None] = (
+            asyncio.Queue())
+        self._sender: asyncio.Task[None] | None = None
+        self.send_batches = 0
         """Names this process in its notifications (it acts on its own changes directly)."""
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -147,6 +153,10 @@ class PostgresStore:
             raise
 
     async def close(self) -> None:
+        if self._sender is not None:
+            self._sends.put_nowait(None)  # queued sends finish first
+            await self._sender
+            self._sender = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -269,15 +279,57 @@ class PostgresStore:
     # --- messages ----------------------------------------------------------------------
 
     async def store_send(self, batch: SendBatch) -> list[StoredMessage] | ReplayedSend:
+        """Queue a send; the sender loop stores every queued send in one transaction."""
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
+        future: asyncio.Future[list[StoredMessage] | ReplayedSend] = (
+            asyncio.get_running_loop().create_future())
+        self._sends.put_nowait((batch, future))
+        return await future
+
+    async def _send_loop(self) -> None:
+        """Group commit: the sends that queued while the last commit ran share the next one
+        (one WAL flush and one turn of each mailbox lock for all of them)."""
+        stopping = False
+        while not stopping:
+            first = await self._sends.get()
+            if first is None:
+                return
+            queued = [first]
+            while len(queued) < MAX_SEND_BATCH and not self._sends.empty():
+                item = self._sends.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                queued.append(item)
+            try:
+                outcomes = await self._store_sends([b for b, _ in queued])
+            except Exception as exc:  # the transaction failed: nobody's send happened
+                for _, future in queued:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.send_batches += 1
+            for (_, future), outcome in zip(queued, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, RelayError):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    async def _store_sends(self, batches: list[SendBatch]
+                           ) -> list[list[StoredMessage] | ReplayedSend | RelayError]:
         for _ in range(RETRIES):
             try:
-                return await self.transaction(lambda db: _store_send(db, batch, self.instance))
+                return await self.transaction(
+                    lambda db: _store_sends(db, batches, self.instance))
             except asyncpg.UniqueViolationError:
-                # Another process stored this idempotency key a moment ago: the retry
-                # finds its row and answers as a replay (or a conflict).
+                # Another process stored one of these idempotency keys a moment ago: the
+                # retry finds its row and answers that send as a replay (or a conflict).
                 self.retries += 1
                 continue
-        raise RuntimeError("a send kept colliding with concurrent writes")
+        raise RuntimeError("sends kept colliding with concurrent writes")
 
     async def list_messages(
         self, org_id: str, after: int, limit: int, now: int
@@ -583,61 +635,87 @@ async def _delete_if_delivered(db: Conn, cursor: int | None, grace: int) -> int:
         "ON CONFLICT (status_hash) DO NOTHING) SELECT count(*) FROM gone", grace, *args))
 
 
-async def _store_send(db: Conn, batch: SendBatch,
-                      instance: str) -> list[StoredMessage] | ReplayedSend:
-    """One send: every check before the first write, all under the right locks."""
-    seen = await db.fetchrow(
-        "SELECT request_hash, received, expires FROM idempotency WHERE key_hash = $1",
-        batch.key_hash)
-    if seen is not None:
-        if bytes(seen[0]) != batch.request_hash:
-            raise IdempotencyConflict()
-        return ReplayedSend(received=seen[1], expires=seen[2])
+async def _store_sends(db: Conn, batches: list[SendBatch], instance: str
+                       ) -> list[list[StoredMessage] | ReplayedSend | RelayError]:
+    """Several sends in one transaction; each send's refusal is its own outcome.
+
+    Every check comes before the first write: retries and conflicts by idempotency key
+    (also between sends of this very batch), revoked recipients, then each recipient's
+    quota with the bytes already accepted in this batch counted, all under the locks that
+    order this transaction with every other process's.
+    """
+    keys = [b.key_hash for b in batches]
+    known: dict[bytes, tuple[bytes, int, int]] = {
+        bytes(r[0]): (bytes(r[1]), r[2], r[3]) for r in await db.fetch(
+            "SELECT key_hash, request_hash, received, expires FROM idempotency "
+            "WHERE key_hash = ANY($1::bytea[])", keys)}
     # Shared directory lock: a removal or revocation commits wholly before or after us.
     await db.execute("SELECT pg_advisory_xact_lock_shared($1)", DIRECTORY_LOCK)
-    orgs = sorted({m.to_org for m in batch.messages})
+    orgs = sorted({m.to_org for b in batches for m in b.messages})
+    staff = sorted({s for b in batches for m in b.messages for s in m.recipients})
     revoked = {r[0] for r in await db.fetch(
         "SELECT org_id FROM revoked_orgs WHERE org_id = ANY($1::text[])", orgs)}
-    gone = [m.to_org for m in batch.messages if m.to_org in batch.revoked or m.to_org in revoked]
-    if gone:
-        raise RecipientUnknown(f"{gone[0]} has been revoked from the network.")
-    staff = sorted({s for m in batch.messages for s in m.recipients})
     removed = {r[0] for r in await db.fetch(
         "SELECT staff_id FROM removed_staff WHERE staff_id = ANY($1::text[])", staff)}
     # Lock the recipients' usage rows in org order: the quota check and the cursors below
-    # are then ordered with every other send to these orgs.
+    # are then ordered with every other transaction storing to these orgs.
     await db.execute(
         "INSERT INTO mailbox_usage (org_id, bytes, messages) "
         "SELECT unnest($1::text[]), 0, 0 ON CONFLICT (org_id) DO NOTHING", orgs)
-    usage = {r[0]: r[1] for r in await db.fetch(
+    usage: dict[str, int] = {r[0]: r[1] for r in await db.fetch(
         "SELECT org_id, bytes FROM mailbox_usage WHERE org_id = ANY($1::text[]) "
         "ORDER BY org_id FOR UPDATE", orgs)}
-    adding: dict[str, int] = {}
-    for message in batch.messages:
-        adding[message.to_org] = adding.get(message.to_org, 0) + len(message.sealed)
-    full = [o for o, extra in adding.items() if usage.get(o, 0) + extra > batch.org_quota]
-    if full:
-        raise QuotaExceeded(f"The mailbox of {full[0]} on this relay is full; try again later.")
-    await db.execute(
-        "INSERT INTO idempotency (key_hash, request_hash, received, expires) "
-        "VALUES ($1, $2, $3, $4)", batch.key_hash, batch.request_hash, batch.received,
-        batch.expires)
-    cursors = await db.fetchval(
-        "SELECT array_agg(nextval('message_cursor')) FROM generate_series(1, $1)",
-        len(batch.messages))
-    cursors = sorted(cursors)
-    stored, messages, deliveries = [], [], []
-    for cursor, message in zip(cursors, batch.messages, strict=True):
-        # A removal committed after the recipients were read must not leave them waiting.
-        recipients = [s for s in message.recipients
-                      if s not in batch.removed and s not in removed]
-        messages.append((cursor, message.id, message.to_org, message.epoch, message.sealed,
-                         len(message.sealed), batch.received, batch.expires,
-                         message.status_hash, len(recipients)))
-        deliveries += [(cursor, staff_id) for staff_id in recipients]
-        stored.append(StoredMessage(cursor=cursor, id=message.id, to_org=message.to_org,
-                                    epoch=message.epoch, sealed=message.sealed,
-                                    received=batch.received, expires=batch.expires))
+    outcomes: list[list[StoredMessage] | ReplayedSend | RelayError] = []
+    accepted: list[SendBatch] = []
+    for batch in batches:
+        seen = known.get(batch.key_hash)
+        if seen is not None:
+            outcomes.append(IdempotencyConflict() if seen[0] != batch.request_hash
+                            else ReplayedSend(received=seen[1], expires=seen[2]))
+            continue
+        gone = [m.to_org for m in batch.messages
+                if m.to_org in batch.revoked or m.to_org in revoked]
+        if gone:  # revoked after the send was checked, before it was written
+            outcomes.append(RecipientUnknown(f"{gone[0]} has been revoked from the network."))
+            continue
+        adding: dict[str, int] = {}
+        for message in batch.messages:
+            adding[message.to_org] = adding.get(message.to_org, 0) + len(message.sealed)
+        full = [o for o, extra in adding.items() if usage.get(o, 0) + extra > batch.org_quota]
+        if full:
+            outcomes.append(QuotaExceeded(
+                f"The mailbox of {full[0]} on this relay is full; try again later."))
+            continue
+        for org_id, extra in adding.items():
+            usage[org_id] = usage.get(org_id, 0) + extra
+        known[batch.key_hash] = (batch.request_hash, batch.received, batch.expires)
+        accepted.append(batch)
+        outcomes.append([])  # filled in below, once cursors are taken
+    if not accepted:
+        return outcomes
+    count = sum(len(b.messages) for b in accepted)
+    cursors = iter(sorted(await db.fetchval(
+        "SELECT array_agg(nextval('message_cursor')) FROM generate_series(1, $1)", count)))
+    messages, deliveries = [], []
+    slots = iter(o for o in outcomes if isinstance(o, list))
+    for batch in accepted:
+        stored = next(slots)
+        for message in batch.messages:
+            cursor = next(cursors)
+            # A removal committed after the recipients were read must not leave them waiting.
+            recipients = [s for s in message.recipients
+                          if s not in batch.removed and s not in removed]
+            messages.append((cursor, message.id, message.to_org, message.epoch, message.sealed,
+                             len(message.sealed), batch.received, batch.expires,
+                             message.status_hash, len(recipients)))
+            deliveries += [(cursor, staff_id) for staff_id in recipients]
+            stored.append(StoredMessage(cursor=cursor, id=message.id, to_org=message.to_org,
+                                        epoch=message.epoch, sealed=message.sealed,
+                                        received=batch.received, expires=batch.expires))
+    await db.copy_records_to_table(
+        "idempotency", records=[(b.key_hash, b.request_hash, b.received, b.expires)
+                                for b in accepted],
+        columns=["key_hash", "request_hash", "received", "expires"])
     await db.copy_records_to_table(
         "messages", records=messages,
         columns=["cursor", "id", "to_org", "epoch", "sealed", "size", "received", "expires",
@@ -645,9 +723,10 @@ async def _store_send(db: Conn, batch: SendBatch,
     if deliveries:
         await db.copy_records_to_table("deliveries", records=deliveries,
                                        columns=["message", "staff_id"])
-    await _notify(db, {"k": "sent", "i": instance,
-                       "m": [[m.to_org, m.cursor] for m in stored]})
-    return stored
+    pushed = [[m[2], m[0]] for m in messages]
+    for start in range(0, len(pushed), 100):  # NOTIFY payloads stay well under 8000 bytes
+        await _notify(db, {"k": "sent", "i": instance, "m": pushed[start:start + 100]})
+    return outcomes
 
 
 async def _forget_staff(db: Conn, staff_id: str, grace: int) -> None:
