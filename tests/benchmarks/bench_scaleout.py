@@ -1,0 +1,223 @@
+"""Scaling out: the PostgreSQL store and several relay processes, beside bare aiohttp.
+
+Three figures, each measured in this run (machine-dependent; ratios are what compare):
+
+* **Ingest at N = 64** concurrent senders (1 KiB envelopes, closed loop, every 201
+  durable) for SQLite / 1 process, PostgreSQL / 1 process and PostgreSQL / 2 processes
+  (``serve --workers 2``), each as a ratio of a bare aiohttp handler's rate, rounds
+  interleaved so all see the same machine load. The PostgreSQL server is a throw-away
+  cluster on this machine (fsync on, synchronous_commit on), competing for the same cores.
+* **Send-to-push across processes**: two relay processes on one database; 16 senders at
+  50/s send through one, a staff member listens on the other; p50/p99 from writing a send
+  to the push arriving (LISTEN/NOTIFY in between).
+* **2,000 WebSocket listeners on one relay** (SQLite, one process): the relay's RSS
+  growth per open stream, and p99 latency from a send to its push reaching each of the
+  2,000 listeners (target < 100 ms).
+
+Needs PostgreSQL (tests/support/pgcluster.py finds it); without it only the SQLite and
+listener figures are printed. ``KOK_BENCH_QUICK=1`` shortens everything (smoke run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from protocol import b64decode
+
+from .bench_relay import (
+    LATENCY_RATE,
+    LATENCY_SECONDS,
+    LATENCY_SENDERS,
+    QUICK,
+    RELAY_ENV,
+    ROUNDS,
+    SECONDS,
+    Connection,
+    World,
+    build_world,
+    closed_loop,
+    percentile,
+    request_head,
+    run_loop,
+    send_body,
+    start_bare,
+)
+
+N = 64
+LISTENERS = 200 if QUICK else 2000
+PUSHES = 5 if QUICK else 20
+LISTENER_TARGET_MS = 100.0
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def across(world: World, send_port: int, listen_port: int) -> list[float]:
+    """Milliseconds from writing a send (to one process) to its push (from the other)."""
+    sent_at: dict[int, float] = {}
+    latencies: list[float] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            f"http://127.0.0.1:{listen_port}/v1/events", params={"after": "0"},
+            headers={"Authorization": f"Bearer {world.reader_token}"}) as ws:
+
+        async def listen() -> None:
+            async for msg in ws:
+                arrived = time.perf_counter()
+                event = json.loads(msg.data)
+                counter = int.from_bytes(b64decode(event["message"]["sealed"][:12])[:8], "big")
+                if counter in sent_at:
+                    latencies.append((arrived - sent_at.pop(counter)) * 1000)
+
+        async def sender(index: int) -> None:
+            conn = await Connection.open(send_port)
+            head = request_head(send_port, world.tokens[index])
+            interval = 1.0 / LATENCY_RATE
+            start = time.perf_counter() + index * interval / LATENCY_SENDERS
+            n = 0
+            while start + n * interval <= start + LATENCY_SECONDS:
+                await asyncio.sleep(max(0.0, start + n * interval - time.perf_counter()))
+                counter = index * 10_000_000 + n
+                body = send_body(world.live_org, world.live_epoch, counter)
+                sent_at[counter] = time.perf_counter()
+                status, _ = await conn.post(head, body)
+                if status != 201:
+                    raise RuntimeError(f"send answered {status}")
+                n += 1
+            conn.close()
+
+        listener = asyncio.get_running_loop().create_task(listen())
+        await asyncio.sleep(0.3)
+        await asyncio.gather(*(sender(i) for i in range(LATENCY_SENDERS)))
+        await asyncio.sleep(0.5)
+        listener.cancel()
+    return latencies
+
+
+async def many_listeners(world: World, pid: int) -> tuple[float, list[float]]:
+    """(RSS KiB per open stream, push latencies in ms to every listener)."""
+    url = f"http://127.0.0.1:{world.port}/v1/events"
+    headers = {"Authorization": f"Bearer {world.reader_token}"}
+    connector = aiohttp.TCPConnector(limit=0)
+    latencies: list[float] = []
+    sent_at: dict[int, float] = {}
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.sleep(0.5)
+        before = _rss_kib(pid)
+        sockets = []
+        for start in range(0, LISTENERS, 100):
+            sockets += await asyncio.gather(*(
+                http.ws_connect(url, params={"after": "0"}, headers=headers)
+                for _ in range(start, min(LISTENERS, start + 100))))
+        await asyncio.sleep(1.0)
+        per_stream = (_rss_kib(pid) - before) / LISTENERS
+
+        arrivals: list[tuple[float, str]] = []
+
+        async def listen(ws: aiohttp.ClientWebSocketResponse) -> None:
+            # Only note the time here: parsing 2,000 copies of each push in this one
+            # process would delay the later ones and be counted as the relay's latency.
+            async for msg in ws:
+                arrivals.append((time.perf_counter(), msg.data))
+
+        tasks = [asyncio.get_running_loop().create_task(listen(ws)) for ws in sockets]
+        conn = await Connection.open(world.port)
+        head = request_head(world.port, world.tokens[0])
+        for n in range(PUSHES):
+            body = send_body(world.live_org, world.live_epoch, n)
+            sent_at[n] = time.perf_counter()
+            status, _ = await conn.post(head, body)
+            if status != 201:
+                raise RuntimeError(f"send answered {status}")
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(1.0)
+        conn.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    for arrived, data in arrivals:
+        event = json.loads(data)
+        counter = int.from_bytes(b64decode(event["message"]["sealed"][:12])[:8], "big")
+        if counter in sent_at:
+            latencies.append((arrived - sent_at[counter]) * 1000)
+    return per_stream, latencies
+
+
+def main() -> int:
+    from tests.support.pgcluster import PgCluster, find_bin_dir
+    from tests.support.relayproc import RelayProcess, free_port
+
+    os.environ.setdefault("KOK_ARGON2_MEMORY_KIB", "1024")
+    os.environ.setdefault("KOK_ARGON2_TIME", "1")
+    env = {**RELAY_ENV, "KOK_RELAY_LIMITS_MAX_EVENT_STREAMS_PER_STAFF": str(LISTENERS * 2)}
+    bin_dir = find_bin_dir()
+    cluster = PgCluster.start(bin_dir) if bin_dir is not None else None
+    relays: dict[str, RelayProcess] = {}
+    with tempfile.TemporaryDirectory(prefix="kok-bench-") as tmp:
+        bare_port = free_port()
+        bare = start_bare(bare_port)
+        try:
+            relays["SQLite / 1 process"] = RelayProcess.start(Path(tmp) / "sqlite", env=env)
+            if cluster is not None:
+                relays["PostgreSQL / 1 process"] = RelayProcess.start(
+                    Path(tmp) / "pg1", env=env, store_url=cluster.new_database())
+                relays["PostgreSQL / 2 processes"] = RelayProcess.start(
+                    Path(tmp) / "pg2", env=env, store_url=cluster.new_database(), workers=2)
+            worlds = {name: run_loop(build_world(relay, N)) for name, relay in relays.items()}
+            rates: dict[str, list[float]] = {name: [] for name in ["bare", *relays]}
+            for _ in range(ROUNDS):
+                any_world = next(iter(worlds.values()))
+                rates["bare"].append(run_loop(closed_loop(
+                    bare_port, any_world.tokens, any_world.to_org, any_world.epoch, SECONDS, 200)))
+                for name, world in worlds.items():
+                    rates[name].append(run_loop(closed_loop(
+                        world.port, world.tokens, world.to_org, world.epoch, SECONDS, 201)))
+            bare_rate = statistics.median(rates["bare"])
+            print(f"ingest N={N}: bare aiohttp {bare_rate:8.0f} req/s "
+                  f"({', '.join(f'{r:.0f}' for r in rates['bare'])})", flush=True)
+            for name in relays:
+                ratio = statistics.median(r / b for r, b in zip(rates[name], rates["bare"],
+                                                                 strict=True))
+                print(f"ingest N={N}: {name:<25} {statistics.median(rates[name]):8.0f} msg/s "
+                      f"durable, {ratio:6.1%} of bare "
+                      f"({', '.join(f'{r:.0f}' for r in rates[name])})", flush=True)
+            if cluster is not None:
+                pg = relays["PostgreSQL / 1 process"]
+                other = pg.sibling()
+                try:
+                    world = worlds["PostgreSQL / 1 process"]
+                    samples = run_loop(across(world, pg.port, other.port))
+                finally:
+                    other.stop()
+                print(f"send-to-push across processes, {LATENCY_SENDERS} senders x "
+                      f"{LATENCY_RATE:.0f}/s: {len(samples)} pushes timed; p50 "
+                      f"{percentile(samples, 0.5):.1f} ms, p99 {percentile(samples, 0.99):.1f} "
+                      f"ms, max {max(samples):.1f} ms", flush=True)
+            sqlite = relays["SQLite / 1 process"]
+            per_stream, pushes = run_loop(many_listeners(worlds["SQLite / 1 process"],
+                                                         sqlite.pid))
+            p99 = percentile(pushes, 0.99)
+            print(f"{LISTENERS} WebSocket listeners on one relay: RSS +{per_stream:.1f} KiB per "
+                  f"stream; {len(pushes)} of {LISTENERS * PUSHES} pushes timed; p50 "
+                  f"{percentile(pushes, 0.5):.1f} ms, p99 {p99:.1f} ms "
+                  f"(target < {LISTENER_TARGET_MS:.0f} ms: "
+                  f"{'MET' if p99 < LISTENER_TARGET_MS else 'NOT MET'})", flush=True)
+        finally:
+            bare.terminate()
+            bare.wait(10)
+            for relay in relays.values():
+                relay.stop(check_log=False)
+            if cluster is not None:
+                cluster.stop()
+    return 0
