@@ -71,13 +71,13 @@ def relay_files(directory: Path) -> set[str]:
     return {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
 
 
-def run_exchange(base: Path) -> Exchange:
+def run_exchange(base: Path, *, store_url: str = "") -> Exchange:
     """Start a relay under ``base``, run the exchange, stop the relay (its log complete).
 
     The relay directory is listed once while the relay runs (the WAL exists then) and can
-    be listed again afterwards.
+    be listed again afterwards. ``store_url``: a PostgreSQL database instead of SQLite.
     """
-    relay = RelayProcess.start(base / "relay-base", network_profile=True)
+    relay = RelayProcess.start(base / "relay-base", network_profile=True, store_url=store_url)
     try:
         exchange = asyncio.run(_run(relay, base / "home"))
     finally:
