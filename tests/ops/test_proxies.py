@@ -24,6 +24,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from client import Client
+from tests.integration.kokcli import kok, kok_env
+from tests.integration.people import PASSPHRASE, anchor_of, close_all, unique
 from tests.ops.opsworld import ci_requires, make_certificate, make_pair
 from tests.support.actors import Api
 from tests.support.relayproc import RelayProcess, free_port
@@ -152,16 +155,11 @@ async def exchange_through(url: str, http: aiohttp.ClientSession, relay: RelayPr
     assert status == 200 and body == data
 
 
-@pytest.mark.skipif(not NGINX.exists(), reason=ci_requires("nginx (/usr/sbin/nginx)")
-                    if not NGINX.exists() else "")
-async def test_shipped_nginx_conf_carries_send_websocket_and_drop(
-        tmp_path: Path, tls: tuple[Path, Path], proxied_relay: tuple[RelayProcess, int],
-        trusting_http: aiohttp.ClientSession) -> None:
-    relay, tls_port = proxied_relay
-    http_port = free_port()
-    work = tmp_path / "nginx"
+def start_nginx(work: Path, tls: tuple[Path, Path], relay_port: int, tls_port: int,
+                http_port: int) -> subprocess.Popen[bytes]:
+    """nginx with the derived configuration (checked by ``nginx -t`` first), listening."""
     work.mkdir()
-    config = nginx_config(work, *tls, relay.port, tls_port, http_port)
+    config = nginx_config(work, *tls, relay_port, tls_port, http_port)
     checked = subprocess.run([str(NGINX), "-t", "-p", str(work), "-e", str(work / "error.log"),
                               "-c", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
@@ -172,6 +170,21 @@ async def test_shipped_nginx_conf_carries_send_websocket_and_drop(
                                  "-c", str(config)], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_port(tls_port, proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
+
+
+@pytest.mark.skipif(not NGINX.exists(), reason=ci_requires("nginx (/usr/sbin/nginx)")
+                    if not NGINX.exists() else "")
+async def test_shipped_nginx_conf_carries_send_websocket_and_drop(
+        tmp_path: Path, tls: tuple[Path, Path], proxied_relay: tuple[RelayProcess, int],
+        trusting_http: aiohttp.ClientSession) -> None:
+    relay, tls_port = proxied_relay
+    http_port = free_port()
+    proc = start_nginx(tmp_path / "nginx", tls, relay.port, tls_port, http_port)
+    try:
         url = f"https://127.0.0.1:{tls_port}"
         async with trusting_http.get(url + "/healthz") as resp:
             assert resp.status == 200
@@ -212,3 +225,38 @@ async def test_shipped_caddyfile_carries_send_websocket_and_drop(
     finally:
         stop(proc)
     relay.assert_log_clean()
+
+
+@pytest.mark.skipif(not NGINX.exists(), reason=ci_requires("nginx (/usr/sbin/nginx)")
+                    if not NGINX.exists() else "")
+async def test_kok_trusts_the_private_ca_behind_nginx_only_when_told(
+        tmp_path: Path, tls: tuple[Path, Path]) -> None:
+    """OPERATOR.md's private-CA recipe: ``kok`` with ``KOK_CA_FILE`` through the shipped proxy."""
+    tls_port = free_port()
+    url = f"https://127.0.0.1:{tls_port}"
+    relay = RelayProcess.start(tmp_path / "relay-base", network_profile=True,
+                               env={"KOK_RELAY_SERVER_PUBLIC_URL": url})
+    proc = start_nginx(tmp_path / "nginx", tls, relay.port, tls_port, free_port())
+    home = tmp_path / "home"
+    cert = tls[0]
+    try:
+        assert relay.home is not None
+        office = await Client.open(relay.home, "network", PASSPHRASE, relay=url, ca_file=cert)
+        org_id = unique("ca")
+        _, request = await Client.new_org(home, org_id, PASSPHRASE, org_id=org_id,
+                                          name="Beratungsstelle CA", relay=url,
+                                          network=anchor_of(relay), ca_file=cert)
+        await office.network.admit(request)
+        admin = await Client.open(home, org_id, PASSPHRASE, ca_file=cert)
+        await admin.org.activate()
+        await close_all(office, admin)
+        trusted = kok("whois", org_id, home=home, profile=org_id,
+                      env=kok_env(KOK_CA_FILE=str(cert)))
+        assert trusted.code == 0, trusted.err
+        assert "Relay log key:" in trusted.out
+        untrusted = kok("whois", org_id, home=home, profile=org_id)
+        assert untrusted.code != 0
+        assert "does not trust" in untrusted.error_line and "--ca-file" in untrusted.error_line
+    finally:
+        stop(proc)
+        relay.stop()
