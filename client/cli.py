@@ -30,7 +30,7 @@ from .cli_common import (
     with_client,
 )
 from .errors import KokError, ProfileError, UsageError, VerificationError
-from .i18n import t
+from .i18n import file_size, t
 from .profile import load_profile, save_keystore
 from .progress import progress_for
 from .render import inbox_lines, message_lines, org_lines, status_lines, sync_lines
@@ -195,7 +195,7 @@ def save_cmd(ctx: click.Context, message_id: str, directory: Path, force: bool,
                                               progress=progress, mkdir=mkdir))
     if made and not s.json:
         click.echo(t("save.made_dir", path=str(directory)), err=True)
-    s.out([t("save.done", name=f.name, path=str(f.path), size=f.size) for f in saved],
+    s.out([t("save.done", name=f.name, path=str(f.path), size=file_size(f.size)) for f in saved],
           {"saved": [f.to_json() for f in saved]})
 
 

@@ -73,3 +73,18 @@ def duration(seconds: int) -> str:
     if seconds >= 3600:
         return t("unit.hours", n=seconds // 3600)
     return t("unit.minutes", n=max(1, seconds // 60))
+
+
+SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
+
+
+def file_size(n: float) -> str:
+    """Bytes in decimal units as the language writes them: ``57.6 MB`` / ``57,6 MB``."""
+    unit = 0
+    while n >= 1000 and unit < len(SIZE_UNITS) - 1:
+        n /= 1000
+        unit += 1
+    text = f"{n:.0f}" if unit == 0 else f"{n:.1f}"
+    if language() == "de":
+        text = text.replace(".", ",")
+    return f"{text} {SIZE_UNITS[unit]}"

@@ -14,20 +14,15 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from .i18n import t
+from .i18n import file_size, t
 
 REDRAW = 1.0
 MAX_LINE = 79
-UNITS = ("B", "KB", "MB", "GB", "TB")
 
 
 def human_bytes(n: float) -> str:
-    """Bytes in decimal units, e.g. ``12.3 MB`` (the same in English and German)."""
-    unit = 0
-    while n >= 1000 and unit < len(UNITS) - 1:
-        n /= 1000
-        unit += 1
-    return f"{n:.0f} {UNITS[unit]}" if unit == 0 else f"{n:.1f} {UNITS[unit]}"
+    """Bytes in decimal units, e.g. ``12.3 MB`` (``12,3 MB`` in German)."""
+    return file_size(n)
 
 
 def clock_time(seconds: float) -> str:

@@ -11,7 +11,7 @@ import textwrap
 
 from protocol.keys import format_fingerprint
 
-from .i18n import duration, local_time, t
+from .i18n import duration, file_size, local_time, t
 from .models import DeliveryStatus, Message, OrgInfo, SyncReport
 
 SHORT_ID = 8
@@ -32,6 +32,10 @@ def fit(lines: list[str], width: int = WIDTH) -> list[str]:
         out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False,
                              break_long_words=True) or [""]
     return out
+
+
+def _size(value: object) -> str:
+    return file_size(value) if isinstance(value, int) else "?"
 
 
 def short_id(message_id: str) -> str:
@@ -65,7 +69,7 @@ def message_lines(m: Message) -> list[str]:
     if m.reply_to:
         lines.append(t("read.reply_to", id=short_id(m.reply_to)))
     for a in m.attachments:
-        lines.append(t("read.attachment", name=a.get("name"), size=a.get("size")))
+        lines.append(t("read.attachment", name=a.get("name"), size=_size(a.get("size"))))
     lines.append(t("read.subject", subject=m.subject))
     lines.append("")
     lines.extend(m.body.splitlines() or [""])

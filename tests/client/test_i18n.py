@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from client.errors import KokError, RelayRefused, VerificationError
-from client.i18n import catalogue, language, t
+from client.i18n import catalogue, file_size, language, t
 from protocol.errors import LogRewritten, all_error_classes
 
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "client"
@@ -78,3 +78,13 @@ def test_unknown_relay_code_keeps_the_relays_detail() -> None:
     err = RelayRefused("brand_new_code", 418, "I am a teapot")
     assert err.code == "brand_new_code"
     assert "I am a teapot" in err.message and "brand_new_code" in err.message
+
+
+def test_sizes_are_written_as_the_language_writes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    assert file_size(57_600_000) == "57,6 MB" and file_size(200_000_000) == "200,0 MB"
+    assert file_size(999) == "999 B"
+    assert t("save.done", name="a.pdf", size=file_size(57_600_000), path="/x") == (
+        "a.pdf (57,6 MB) gespeichert unter /x")  # not "57600000 Bytes"
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    assert file_size(57_600_000) == "57.6 MB"
