@@ -60,10 +60,11 @@ def t(key: str, **params: Any) -> str:
 
 
 def local_time(ts: int | None) -> str:
-    """A Unix time as local date and time, ``YYYY-MM-DD HH:MM`` (the same in both languages)."""
+    """A Unix time as local date, time and time zone, ``YYYY-MM-DD HH:MM CET`` (the same in
+    both languages): with colleagues in other zones and summer time, the zone says which."""
     if ts is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(ts))
 
 
 def duration(seconds: int) -> str:

@@ -22,11 +22,12 @@ def message(read: bool = False) -> Message:
                    read=read)
 
 
-def test_dates_are_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dates_are_local_time_with_their_zone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "Europe/Berlin")
     time.tzset()
     try:
-        assert local_time(SENT) == "2027-01-15 09:00"
+        assert local_time(SENT) == "2027-01-15 09:00 CET"
+        assert local_time(SENT + 180 * 86400) == "2027-07-14 10:00 CEST"  # summer time named
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
