@@ -48,6 +48,14 @@ def payload_record(payload: MessagePayload) -> dict[str, Any]:
     }
 
 
+def _receipt_time(stored: dict[str, Any]) -> int | None:
+    """The relay's receipt time of an envelope (SPEC 9.3 step 6), if it gave a usable one."""
+    received = stored.get("received")
+    if isinstance(received, int) and not isinstance(received, bool) and received >= 0:
+        return received
+    return None
+
+
 class Receiver:
     """The receiving half of a ``Client``."""
 
@@ -117,7 +125,9 @@ class Receiver:
             sealed = b64decode(str(stored["sealed"]), field="sealed")
         except (KeyError, TypeError, ValueError, ProtocolError):
             return await self._quarantine(relay_id, now, "envelope_invalid", "", {})
-        facts = {"to_org": to_org, "epoch": epoch, "sealed": b64encode(sealed)}
+        received = _receipt_time(stored)
+        facts = {"to_org": to_org, "epoch": epoch, "sealed": b64encode(sealed),
+                 "received": received}
         result = await self._open_envelope(relay_id, to_org, epoch, sealed, now, facts)
         await self._ack(relay_id)
         return result
@@ -135,7 +145,8 @@ class Receiver:
         for attempt in (1, 2):
             try:
                 opened = open_message(sealed, to_org=to_org, epoch=epoch, epoch_secret=secret,
-                                      keylog=self.client.directory.log, now=now)
+                                      keylog=self.client.directory.log, now=now,
+                                      received=_receipt_time(facts))
                 break
             except _RETRY_AFTER_SYNC as exc:
                 if attempt == 2:

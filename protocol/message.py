@@ -62,6 +62,12 @@ MAX_MEDIA_TYPE = 127
 MAX_TTL = 30 * 24 * 3600
 """A payload's ``expires`` is at most this many seconds after its ``sent``."""
 MOVED_SEARCH_EPOCHS = 4
+RECEIPT_MARGIN = MAX_SKEW
+"""Seconds by which a relay's receipt time may run ahead of the clock that dated a removal.
+
+A reader refuses a message whose signer was removed at or before the relay's ``received``
+minus this margin (SPEC 9.3 step 6): it reached the relay after the removal, whatever
+``sent`` claims."""
 """Epochs per recipient org tried when telling a moved envelope from a forged one."""
 
 KEY_ID_SIZE = FINGERPRINT_SIZE
@@ -345,6 +351,21 @@ def _signed_for_elsewhere(
     return False
 
 
+def _require_not_removed_before(keylog: KeyLog, staff_id: str, received: int | None) -> None:
+    """Refuse a signer removed before the relay received the envelope (plus margin).
+
+    A removed member still holds their signing key and can date ``sent`` before their
+    removal and post through a colleague's session; an honest relay's receipt time shows
+    the envelope arrived after the removal.
+    """
+    if received is None:
+        return
+    removed_at = keylog.staff(staff_id).removed_at
+    if removed_at is not None and removed_at <= received - RECEIPT_MARGIN:
+        raise SenderInvalid(f"{staff_id!r} had been removed before the relay received the "
+                            "message")
+
+
 def open_message(
     sealed: bytes,
     *,
@@ -353,13 +374,15 @@ def open_message(
     epoch_secret: bytes,
     keylog: KeyLog,
     now: int,
+    received: int | None = None,
 ) -> OpenedMessage:
     """Open an envelope addressed to ``(to_org, epoch)`` and run every check of SPEC.md.
 
     The checks run in the order SPEC.md section 9.3 lists; the first that fails raises.
     Replay detection is the caller's: it keeps the ``replay_key`` (sender and id) of every
     message it accepted until their ``expires`` (plus ``MAX_SKEW``) has passed, and asks
-    ``require_new``.
+    ``require_new``. ``received`` is the relay's receipt time of the envelope, if the relay
+    gave one: a signer removed before it (minus ``RECEIPT_MARGIN``) is refused.
     """
     here = keylog.epoch(to_org, epoch)
     if here is None:
@@ -375,6 +398,7 @@ def open_message(
     body = content[CONTENT_HEADER:]
     payload = parse_payload(body)
     key = keylog.signing_key_at(payload.from_staff, max(payload.sent, here.created))
+    _require_not_removed_before(keylog, payload.from_staff, received)
     if keylog.orgs[payload.from_org].revoked:
         # Revocation distrusts an org as a whole, from the moment the reader's log shows it:
         # whoever holds its keys could date a message before the revocation.

@@ -54,6 +54,7 @@ from protocol.keys import (  # noqa: E402
     safety_code,
 )
 from protocol.message import (  # noqa: E402
+    RECEIPT_MARGIN,
     Attachment,
     MessagePayload,
     message_content,
@@ -505,13 +506,16 @@ def message_vectors() -> dict[str, Vector]:
 
     def case(name: str, expect: str, description: str, sealed: bytes, *, to_org: str = "org-b",
              epoch: int = 1, secret_of: tuple[str, int] | None = None, at: Net | None = None,
-             now: int | None = None, opened: MessagePayload | None = None) -> None:
+             now: int | None = None, opened: MessagePayload | None = None,
+             received: int | None = None) -> None:
         at = at or net
         fields: dict[str, Any] = dict(
             network_key=b64(at.network.public), now=at.now if now is None else now,
             log=at.log_texts(), to_org=to_org, epoch=epoch,
             epoch_secret=b64(at.epochs[secret_of or (to_org, epoch)].secret),
             sealed=b64(sealed))
+        if received is not None:
+            fields["received"] = received
         if opened is not None:
             fields["payload"] = opened.to_bytes().decode("utf-8")
             fields["from_staff"] = opened.from_staff
@@ -624,6 +628,20 @@ def message_vectors() -> dict[str, Vector]:
     case("revoked_sender", "sender_invalid", "alice wrote to org-b while org-a was a member; "
          "org-b opens it after org-a was revoked: a revoked org is no longer believed.",
          sealed_to(revoked_sent, alice, at=net5), at=net5)
+    # carol, removed, dates a message to org-b (whose epoch predates her removal) before
+    # her removal and posts it through a colleague's session: the relay's receipt time
+    # shows it arrived after the removal
+    early = payload("org-a/carol", when=removal - 10)
+    case("removed_signer_received_after", "sender_invalid",
+         "carol, removed, dates a message to org-b before her removal; the relay received "
+         "it more than RECEIPT_MARGIN after the removal.",
+         sealed_to(early, carol, at=net3), at=net3, received=removal + RECEIPT_MARGIN)
+    early = payload("org-a/carol", when=removal - 10)
+    case("removed_signer_received_within_margin_valid", "success",
+         "carol's message dated before her removal, received by the relay within "
+         "RECEIPT_MARGIN of it (clocks differ): accepted.",
+         sealed_to(early, carol, at=net3), at=net3, received=removal + RECEIPT_MARGIN - 1,
+         opened=early)
     return out
 
 

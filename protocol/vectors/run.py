@@ -149,7 +149,7 @@ def run_keylog(vec: Vector) -> None:
 def run_message(vec: Vector) -> None:
     opened = open_message(_b(vec["sealed"]), to_org=vec["to_org"], epoch=vec["epoch"],
                           epoch_secret=_b(vec["epoch_secret"]), keylog=_keylog(vec),
-                          now=vec["now"])
+                          now=vec["now"], received=vec.get("received"))
     if "payload" in vec:
         _same("payload", opened.payload.to_bytes().decode("utf-8"), vec["payload"])
         _same("sender", opened.payload.from_staff, vec["from_staff"])

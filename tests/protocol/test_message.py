@@ -31,6 +31,7 @@ from protocol.keylog import MAX_SKEW
 from protocol.keys import SigningKeyPair, key_id
 from protocol.message import (
     MAX_TTL,
+    RECEIPT_MARGIN,
     Attachment,
     MessagePayload,
     message_content,
@@ -385,3 +386,23 @@ def test_message_from_an_org_revoked_since_is_no_longer_believed() -> None:
     world.revoke(a)
     with pytest.raises(SenderInvalid, match="revoked"):
         _open(world, b, sealed)
+
+
+def test_removed_signer_refused_by_the_relays_receipt_time() -> None:
+    """A removed member dates a message before the removal; the relay received it after."""
+    world, a, b, alice, _bob = standard_world()
+    world.now += 1000
+    removal = world.now
+    world.remove_staff(a, alice)  # org-a rotates; org-b's epoch predates the removal
+    world.now += 3600
+    sealed = world.seal(world.payload(alice, ("org-b",), sent=removal - 10), alice, b)
+    secret = b.epochs[b.epoch].secret
+
+    def open_received(received: int | None) -> Any:
+        return open_message(sealed, to_org="org-b", epoch=b.epoch, epoch_secret=secret,
+                            keylog=world.log, now=world.now, received=received)
+
+    assert open_received(None).payload.from_staff == alice.staff_id  # no receipt time
+    assert open_received(removal + RECEIPT_MARGIN - 1)  # within the clocks' margin
+    with pytest.raises(SenderInvalid, match="before the relay received"):
+        open_received(removal + RECEIPT_MARGIN)
