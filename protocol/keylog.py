@@ -12,7 +12,8 @@ The rules, one row per record type (who signs, and what must hold); in code each
 one entry of ``RULES`` at the end of this module (its check, its effect on the state, and
 its consequences for data kept outside the log):
 
-    org_admit     network key                      org_id unused, or its org revoked
+    org_admit     network key                      org_id unused, or its org revoked (then
+                                                   with an identity key it never had)
     org_revoke    network key                      org admitted and not revoked
     org_rekey     current org identity key AND     org admitted, not revoked; new key never
                   network key                      used by this org before
@@ -28,7 +29,10 @@ and ``created >= created of the previous entry - MAX_SKEW``.
 
 Revoking an organisation also ends every staff membership in it (``removed_at`` = the
 revocation time). A re-admitted organisation keeps its history: staff ids stay taken,
-epoch numbers keep increasing, and no epoch from before the re-admission is current.
+epoch numbers keep increasing, and no epoch from before the re-admission is current. It
+starts from new keys: a new identity key (checked here), new staff signing keys and new
+epoch keys (never reused anyway), and no member counts as valid at a time at or before the
+latest revocation, so messages dated before it are not accepted again.
 
 The relay runs this before appending; clients run it again over their mirror, with the
 pinned network key, so a relay cannot add anything the rules forbid. A client also keeps
@@ -140,6 +144,9 @@ class OrgState:
     admitted_at: int
     revoked_at: int | None = None
     revoke_reason: str | None = None
+    last_revoked_at: int | None = None
+    """The latest revocation, kept after a re-admission: nothing the org's keys signed for a
+    time at or before it is trusted again."""
     staff: dict[str, StaffState] = field(default_factory=dict)
     epochs: list[EpochState] = field(default_factory=list)
     admitted_index: int = 0
@@ -389,6 +396,10 @@ class KeyLog:
             raise SenderInvalid(f"{staff_id!r} had been removed at that time")
         if org.revoked_at is not None and when >= org.revoked_at:
             raise SenderInvalid(f"organisation {org.org_id!r} had been revoked at that time")
+        if org.revoked_at is None and org.last_revoked_at is not None \
+                and when <= org.last_revoked_at:
+            # re-admitted since: what its old keys signed stays distrusted
+            raise SenderInvalid(f"organisation {org.org_id!r} was revoked after that time")
         return staff.signing_key
 
     def current_epoch(self, org_id: str) -> EpochState:
@@ -463,6 +474,9 @@ def _check_org_admit(log: KeyLog, record: OrgAdmit, item: SignedItem) -> None:
     existing = log.orgs.get(record.org_id)
     if existing is not None and not existing.revoked:
         raise LogOrgExists(f"organisation {record.org_id!r} is already admitted")
+    if existing is not None and record.identity_key in existing.identity_keys:
+        # a revoked org's keys may be stolen: re-admission starts from a new identity key
+        raise LogKeyReused("a re-admitted organisation needs a new identity key")
     _require_signatures(item, [log.network_key])
 
 
@@ -495,6 +509,7 @@ def _revoke_org(log: KeyLog, record: OrgRevoke) -> None:
     org = log.orgs[record.org_id]
     org.revoked_at = record.created
     org.revoke_reason = record.reason
+    org.last_revoked_at = record.created
     for staff in org.active_staff():
         staff.removed_at = record.created
 

@@ -432,6 +432,16 @@ def record_vectors() -> dict[str, Vector]:
     good = sign_record(Epoch("org-a", 2, seed("epoch-key/org-a/2"), now), a).to_bytes()
     case("non_canonical_item", "non_canonical", "A valid record whose signed-item wrapper has "
          "a space in it.", net, good.replace(b'"sigs":', b'"sigs": '))
+    readmit = base_net()
+    readmit.now += 60
+    readmit.add(sign_record(OrgRevoke("org-c", "keys stolen", readmit.now), readmit.network))
+    case("org_admit_again_old_identity", "log_key_reused", "org-c, revoked, is admitted again "
+         "with its old identity key (it may be stolen).", readmit,
+         item(OrgAdmit("org-c", "C", readmit.identity["org-c"].public, readmit.now),
+              readmit.network))
+    case("org_admit_again_valid", "success", "org-c, revoked, is admitted again with a new "
+         "identity key.", readmit,
+         item(OrgAdmit("org-c", "C", new_org.public, readmit.now), readmit.network))
     return out
 
 
@@ -642,6 +652,20 @@ def message_vectors() -> dict[str, Vector]:
          "RECEIPT_MARGIN of it (clocks differ): accepted.",
          sealed_to(early, carol, at=net3), at=net3, received=removal + RECEIPT_MARGIN - 1,
          opened=early)
+    # org-a is re-admitted (with a new identity key) after its revocation: what its old
+    # keys signed for a time before the revocation is not believed again
+    net6 = base_net()
+    readmit_sent = payload(when=net6.now)
+    net6.now += 60
+    net6.add(sign_record(OrgRevoke("org-a", "keys stolen", net6.now), net6.network))
+    net6.now += 60
+    net6.add(sign_record(OrgAdmit("org-a", "Beratungsstelle A",
+                                  SigningKeyPair.from_seed(seed("identity/org-a/readmitted"))
+                                  .public, net6.now), net6.network))
+    case("readmitted_sender_before_revocation", "sender_invalid",
+         "alice's message dated before org-a's revocation, opened after org-a was "
+         "re-admitted with a new identity key: re-admission does not restore old keys.",
+         sealed_to(readmit_sent, alice, at=net6), at=net6)
     return out
 
 

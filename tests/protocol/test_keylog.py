@@ -477,3 +477,37 @@ def test_rekey_signatures_in_the_other_order_are_refused() -> None:
     _rejects(world, swapped, WrongSigner)
     world.apply(right)
     assert world.log.org("org-a").identity_key == seed("new-identity")
+
+
+def test_readmission_starts_from_new_keys_and_old_ones_stay_dead() -> None:
+    """A revoked org's keys may be stolen: re-admission must not bring them back."""
+    world, a, _b, alice, _bob = standard_world()
+    old_epoch_key = world.log.current_epoch("org-a").public_key
+    world.now += 100
+    world.revoke(a)
+    world.now += 100
+    _rejects(world, sign_record(OrgAdmit("org-a", "A", a.identity.public, world.now),
+                                world.network), LogKeyReused)
+    identity = SigningKeyPair.from_seed(seed("identity-a-new"))
+    world.apply(sign_record(OrgAdmit("org-a", "A", identity.public, world.now), world.network))
+    # the old identity key signs nothing for the org any more
+    _rejects(world, sign_record(Epoch("org-a", 2, seed("e2"), world.now), a.identity),
+             WrongSigner)
+    # an old staff signing key and an old epoch key are refused
+    old_signing = world.log.staff(alice.staff_id).signing_key
+    _rejects(world, sign_record(StaffAdd("org-a/alice-2", old_signing, seed("box-new"),
+                                         "staff", world.now), identity), LogStaffExists)
+    _rejects(world, sign_record(Epoch("org-a", 2, old_epoch_key, world.now), identity),
+             LogKeyReused)
+    # an old member is not valid at any time before the revocation any more
+    assert not world.log.staff_valid_at(alice.staff_id, world.now - 150)
+
+
+def test_readmitted_org_old_keys_refused_after_rekey_too() -> None:
+    world, a, *_ = standard_world()
+    first = a.identity.public
+    world.rekey(a, "second")
+    world.revoke(a)
+    for key in (first, a.identity.public):
+        _rejects(world, sign_record(OrgAdmit("org-a", "A", key, world.now), world.network),
+                 LogKeyReused)

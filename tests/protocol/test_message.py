@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import labels
+from protocol import OrgAdmit, labels, sign_record
 from protocol.encoding import canonical_json
 from protocol.errors import (
     BadField,
@@ -406,3 +406,20 @@ def test_removed_signer_refused_by_the_relays_receipt_time() -> None:
     assert open_received(removal + RECEIPT_MARGIN - 1)  # within the clocks' margin
     with pytest.raises(SenderInvalid, match="before the relay received"):
         open_received(removal + RECEIPT_MARGIN)
+
+
+def test_readmitted_org_messages_dated_before_its_revocation_stay_refused() -> None:
+    """Whoever stole the revoked org's staff keys cannot send 'old' messages after re-admission."""
+    world, a, b, alice, _bob = standard_world()
+    world.now += 100
+    sealed = world.seal(world.payload(alice, ("org-b",)), alice, b)  # dated before revocation
+    assert _open(world, b, sealed)
+    world.now += 100
+    world.revoke(a)
+    with pytest.raises(SenderInvalid):
+        _open(world, b, sealed)
+    world.now += 100
+    identity = SigningKeyPair.from_seed(seed("identity/org-a/readmitted"))
+    world.apply(sign_record(OrgAdmit("org-a", "A", identity.public, world.now), world.network))
+    with pytest.raises(SenderInvalid, match="revoked after that time"):
+        _open(world, b, sealed)
