@@ -169,7 +169,12 @@ def privacy_report_command(directory: Path, as_json: bool) -> None:
     """Rows per table and each kind's oldest age and overdue count: aggregates only."""
     from .privacy_report import privacy_report, render
 
-    report = privacy_report(_load(directory), int(time.time()))
+    config = _load(directory)
+    if config.store.is_postgresql:  # it reads the SQLite file, which is not the store then
+        raise click.ClickException(
+            "the privacy report reads an SQLite store; this relay's rows are in PostgreSQL "
+            "(kok relay stats --dir DIR gives the row counts there)")
+    report = privacy_report(config, int(time.time()))
     if as_json:
         click.echo(json.dumps(report.to_json()))
         return

@@ -127,3 +127,10 @@ def test_migrate_refuses_what_it_cannot_do(tmp_path: Any) -> None:
     relay.stop()
     done = _migrate(relay, "mysql://nowhere/x")
     assert done.returncode != 0 and "--to must be a postgresql:// URL" in done.stderr
+    # the privacy report reads the SQLite file: on a PostgreSQL relay it says so, rather
+    # than reporting on a file that is not the store
+    report = subprocess.run(
+        [sys.executable, "-m", "relay", "privacy", "report", "--dir", str(relay.dir)],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+        env={**os.environ, "KOK_RELAY_STORE_URL": "postgresql://kok@nowhere/kok"})
+    assert report.returncode != 0 and "rows are in PostgreSQL" in report.stderr
