@@ -1,6 +1,6 @@
 """``kok network ...``, ``kok org ...`` and ``kok staff ...``: onboarding and admin commands.
 
-Key lifecycle (issue 6, ``docs/key-lifecycle.md``): ``org rekey`` / ``network rekey-org``
+Key lifecycle (``docs/key-lifecycle.md``): ``org rekey`` / ``network rekey-org``
 (identity key change by request file), ``org config`` (rotation period), ``org verify``
 (safety code), ``staff revoke-self`` (lost device).
 
@@ -251,7 +251,7 @@ def confirm_action(yes: bool, prompt_key: str) -> None:
         raise UsageError("not_confirmed")
 
 
-# --- key lifecycle (issue 6) ------------------------------------------------------------
+# --- key lifecycle ------------------------------------------------------------------------
 
 
 @network_group.command("rekey-org", help=t("help.network_rekey"))

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Rotation (DESIGN section 8). An admin client rotates on ``sync`` when the org's current
+Rotation (SPEC section 20.1). An admin client rotates on ``sync`` when the org's current
 epoch is older than the profile's rotation period (default 7 days, ``kok org config``), or
 when the key log shows, after the current epoch's record, a ``staff_remove`` of one of the
 org's staff (a removal whose rotation did not happen, or a ``revoke-self``) or an

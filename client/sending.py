@@ -64,7 +64,7 @@ class Sender:
             if not ID_RE.fullmatch(org_id):
                 raise UsageError("bad_org_id", org=org_id)
         seconds = ttl_seconds(ttl)
-        files = check_sources(attachments)  # issue 5: refuse a missing file before anything
+        files = check_sources(attachments)  # refuse a missing file before anything
         offline = False
         try:
             await self.client.sync_log()

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Signed structures travel as the exact bytes that were signed (DESIGN section 5):
+Signed structures travel as the exact bytes that were signed (SPEC section 5):
 
     {"body": "<canonical JSON text>", "sigs": [{"key": "<fingerprint>", "sig": "<b64>"}]}
 

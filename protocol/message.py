@@ -148,7 +148,7 @@ class Attachment:
 
 @dataclass(frozen=True)
 class MessagePayload:
-    """What a staff member sends (DESIGN section 6); signed, padded and sealed per recipient."""
+    """What a staff member sends (SPEC section 9.1); signed, padded and sealed per recipient."""
 
     id: bytes
     from_org: str

@@ -1,4 +1,4 @@
-"""The six key-log record types (DESIGN section 4) and their builders.
+"""The six key-log record types (SPEC section 6.1) and their builders.
 
 A record is a signed item (label ``kok/v1/record``) whose body is canonical JSON with
 ``v``, ``type`` and ``created`` plus the type's own fields. This module parses and builds

@@ -86,7 +86,7 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    """Safe defaults from DESIGN section 13; each refusal is a specific 4xx."""
+    """Safe defaults (deploy/OPERATOR.md section 4); each refusal is a specific 4xx."""
 
     max_envelope_bytes: int = 1 * MIB
     max_envelopes_per_send: int = 64

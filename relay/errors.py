@@ -230,7 +230,7 @@ def all_codes() -> dict[str, int]:
     return out
 
 
-# --- file drops (issue 5) -----------------------------------------------------------------
+# --- file drops ---------------------------------------------------------------------------
 
 
 class DropTooLarge(RelayError):

@@ -1,4 +1,4 @@
-"""Privacy-preserving logs (DESIGN section 11).
+"""Privacy-preserving logs (SPEC section 18; the fields are listed in docs/privacy.md).
 
 * aiohttp's access log is off (it writes the client's IP); ``access_middleware`` writes the
   relay's own access event instead: method, the route *pattern* (``/v1/messages/{id}``,

@@ -1,6 +1,6 @@
 """File drops end to end beside raw secretstream and a bare aiohttp upload+download.
 
-Figures (issue 5), for a 1 GiB file and a 256 MiB one (to show memory flat in file size):
+Figures, for a 1 GiB file and a 256 MiB one (to show memory flat in file size):
 
 * **kok**: ``Client.send(attachments=[file])`` (encrypt while uploading to a real relay
   process: streamed to disk, fsynced, renamed) plus ``Client.save`` (download with the

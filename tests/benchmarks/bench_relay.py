@@ -1,6 +1,6 @@
 """Relay ingest and push latency beside a bare aiohttp handler, measured in the same run.
 
-Two figures (issue 3):
+Two figures:
 
 * **Durable ingest**: N concurrent staff sessions (N = 1, 16, 64), each on its own
   keep-alive connection, send 1 KiB envelopes as fast as the relay answers (closed loop).

@@ -1,6 +1,6 @@
 -- kok relay schema, version 1: key log, logins, grants, mailboxes.
 --
--- What is NOT here, on purpose (DESIGN sections 2 and 9): no sender of any message, no IP
+-- What is NOT here, on purpose (SPEC section 18, docs/privacy.md): no sender of any message, no IP
 -- address, no plaintext, no session token, status token or idempotency key in the clear
 -- (only their BLAKE2b-256 hashes). Every row that is not part of the public key log has an
 -- expiry and is deleted by the expiry task; PRAGMA secure_delete overwrites its bytes.

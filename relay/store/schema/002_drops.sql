@@ -1,4 +1,4 @@
--- kok relay schema, version 2: file drops (DESIGN section 7).
+-- kok relay schema, version 2: file drops (SPEC section 13, docs/architecture.md 3.3).
 --
 -- A drop is the ciphertext of one file; its bytes live in the blob directory
 -- (<hex id>.part while uploading, <hex id>.blob once complete), these rows only route and
