@@ -13,6 +13,9 @@ from .keys import BoxKeyPair, SigningKeyPair, fingerprint, format_fingerprint, s
 from .message import Attachment, MessagePayload, OpenedMessage, open_message, seal_message
 from .padding import padme
 from .records import (
+    BoxKey,
+    DeviceAdd,
+    DeviceRemove,
     Epoch,
     OrgAdmit,
     OrgRekey,
@@ -29,7 +32,10 @@ PROTOCOL_VERSION = 1
 __all__ = [
     "PROTOCOL_VERSION",
     "Attachment",
+    "BoxKey",
     "BoxKeyPair",
+    "DeviceAdd",
+    "DeviceRemove",
     "Epoch",
     "FileDecryptor",
     "FileEncryptor",

@@ -378,6 +378,13 @@ def check_org_id(value: Any) -> str:
     return value
 
 
+def check_fingerprint(value: Any, field: str = "key") -> str:
+    """``value`` if it is a fingerprint (32 characters of ``A-Z2-7``), else ``BadField``."""
+    if not isinstance(value, str) or not _FINGERPRINT_RE.match(value):
+        raise BadField(f"{field} must be a fingerprint (32 base32 characters)")
+    return value
+
+
 def check_staff_id(value: Any) -> str:
     """``value`` if it is a valid staff id ``org/name``, else ``BadField``."""
     if not isinstance(value, str) or value.count("/") != 1:

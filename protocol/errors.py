@@ -151,6 +151,36 @@ class LogStaffRemoved(LogError):
     default_message = "This staff member has been removed from their organisation."
 
 
+class LogDeviceUnknown(LogError):
+    """A record naming a device the staff member never had."""
+
+    code = "log_device_unknown"
+    default_message = "This device was never added for this staff member."
+
+
+class LogDeviceRemoved(LogError):
+    """A record about a device that has already been removed."""
+
+    code = "log_device_removed"
+    default_message = "This device has been removed; it can no longer act for its owner."
+
+
+class LogDeviceLast(LogError):
+    """Removing a staff member's only current device (that is a staff removal)."""
+
+    code = "log_device_last"
+    default_message = (
+        "This is the person's last device. Link another device first, or remove the person."
+    )
+
+
+class LogDeviceLimit(LogError):
+    """A device added to a staff member who has the most devices allowed."""
+
+    code = "log_device_limit"
+    default_message = "This person has as many devices as allowed; remove one first."
+
+
 class LogEpochOrder(LogError):
     """An ``epoch`` record whose number is not above every earlier one."""
 
@@ -159,7 +189,7 @@ class LogEpochOrder(LogError):
 
 
 class LogKeyReused(LogError):
-    """A key an organisation used before, offered again as its new identity or epoch key."""
+    """A key offered again: an org's identity or epoch key, or any box key, used before."""
 
     code = "log_key_reused"
     default_message = "The record reuses a key this organisation had before; keys must be fresh."

@@ -18,14 +18,27 @@ its consequences for data kept outside the log):
     org_rekey     current org identity key AND     org admitted, not revoked; new key never
                   network key                      used by this org before
     staff_add     current org identity key         org admitted, not revoked; staff_id never
-                                                   used; signing key not enrolled anywhere
+                                                   used; signing key not enrolled anywhere;
+                                                   box key never in the log
     staff_remove  current org identity key, or     staff enrolled and not yet removed;
-                  the staff member's signing key   org not revoked
+                  a current device of the member   org not revoked
     epoch         current org identity key         org admitted, not revoked; epoch > every
                                                    earlier one of the org; key never used
+    device_add    current org identity key, or     member current; signing key not enrolled
+                  a current device of the member   anywhere; box key never in the log; fewer
+                                                   than MAX_DEVICES current devices
+    device_remove current org identity key, or     member current; device current and not
+                  a current device of the member   the member's last one
+    box_key       the device itself                member and device current; box key never
+                                                   in the log
 
 and for every record: exactly the required signatures, ``created <= now + MAX_SKEW``
 and ``created >= created of the previous entry - MAX_SKEW``.
+
+A staff member is a set of devices, each named by the fingerprint of its own signing key
+and holding its own box key: ``staff_add`` enrols the first device with the member.
+Messages and logins are signed by a device; grants are sealed to a device's current box
+key. A removed device's keys stop counting at once, for everything.
 
 Revoking an organisation also ends every staff membership in it (``removed_at`` = the
 revocation time). A re-admitted organisation keeps its history: staff ids stay taken,
@@ -59,6 +72,10 @@ from .encoding import (
 from .errors import (
     BadField,
     EncodingError,
+    LogDeviceLast,
+    LogDeviceLimit,
+    LogDeviceRemoved,
+    LogDeviceUnknown,
     LogEpochOrder,
     LogHeadInvalid,
     LogKeyReused,
@@ -77,6 +94,9 @@ from .errors import (
 )
 from .keys import SigningKeyPair, fingerprint, format_fingerprint, verify
 from .records import (
+    BoxKey,
+    DeviceAdd,
+    DeviceRemove,
     Epoch,
     OrgAdmit,
     OrgRekey,
@@ -94,6 +114,9 @@ MAX_SKEW = 300
 
 ZERO_HASH = bytes(32)
 
+MAX_DEVICES = 16
+"""Current devices a staff member may have at once (each one costs a grant per epoch)."""
+
 
 def chain_hash(previous: bytes, record_bytes: bytes) -> bytes:
     """``BLAKE2b-256("kok/v1/log" || previous || record_bytes)``."""
@@ -101,14 +124,41 @@ def chain_hash(previous: bytes, record_bytes: bytes) -> bytes:
 
 
 @dataclass
+class DeviceState:
+    """One device of a staff member: its signing key, and its box keys over time."""
+
+    device_id: str
+    """Fingerprint of the device's signing key (what its signatures name)."""
+    signing_key: bytes
+    box_keys: list[tuple[bytes, int]]
+    """Every box key of the device, oldest first, each with the time it took effect."""
+    added_at: int
+    removed_at: int | None = None
+
+    @property
+    def box_key(self) -> bytes:
+        """The current box key: grants are sealed to this one."""
+        return self.box_keys[-1][0]
+
+    @property
+    def current(self) -> bool:
+        """Not removed (the member may be: ask ``KeyLog.devices``)."""
+        return self.removed_at is None
+
+    def valid_at(self, when: int) -> bool:
+        """Added at or before ``when`` and not removed at or before it."""
+        return self.added_at <= when and (self.removed_at is None or when < self.removed_at)
+
+
+@dataclass
 class StaffState:
-    """One staff member as the log describes them."""
+    """One staff member as the log describes them: a role and one or more devices."""
 
     staff_id: str
-    signing_key: bytes
-    box_key: bytes
     role: str
     added_at: int
+    devices: dict[str, DeviceState]
+    """Every device the member ever had, by device id, in the order they were added."""
     removed_at: int | None = None
 
     @property
@@ -116,10 +166,35 @@ class StaffState:
         """Not removed (the org may still be revoked: ask ``KeyLog.active_staff``)."""
         return self.removed_at is None
 
+    def current_devices(self) -> list[DeviceState]:
+        """Devices not removed, in the order they were added."""
+        return [d for d in self.devices.values() if d.current]
+
+    @property
+    def primary(self) -> DeviceState:
+        """The member's oldest current device (the enrolment device, unless removed)."""
+        current = self.current_devices()
+        return current[0] if current else next(iter(self.devices.values()))
+
+    @property
+    def signing_key(self) -> bytes:
+        """The primary device's signing key (shown as the member's fingerprint)."""
+        return self.primary.signing_key
+
+    @property
+    def box_key(self) -> bytes:
+        """The primary device's current box key."""
+        return self.primary.box_key
+
     @property
     def signing_fingerprint(self) -> str:
-        """Fingerprint of the signing key, as found in the ``key`` of a signature."""
+        """Fingerprint of the primary device's signing key."""
         return fingerprint(self.signing_key)
+
+    def device_signing(self, key_fingerprint: str) -> DeviceState | None:
+        """The current device whose signing key has this fingerprint, if any."""
+        device = self.devices.get(key_fingerprint)
+        return device if device is not None and device.current else None
 
 
 @dataclass
@@ -257,7 +332,9 @@ class KeyLog:
         self.entries: list[LogEntry] = []
         self.orgs: dict[str, OrgState] = {}
         self.enrolled_keys: set[bytes] = set()
-        """Every staff signing key ever enrolled (a key is never enrolled twice)."""
+        """Every device signing key ever enrolled (a key is never enrolled twice)."""
+        self.box_keys: set[bytes] = set()
+        """Every box key ever in the log (a box key is never published twice)."""
 
     # --- the chain -------------------------------------------------------------------
 
@@ -379,13 +456,31 @@ class KeyLog:
     def staff_valid_at(self, staff_id: str, when: int) -> bool:
         """Was ``staff_id`` enrolled, not removed, in a non-revoked org, at time ``when``?"""
         try:
-            self.signing_key_at(staff_id, when)
+            self._staff_valid_at(staff_id, when)
         except SenderInvalid:
             return False
         return True
 
-    def signing_key_at(self, staff_id: str, when: int) -> bytes:
-        """The staff member's signing key if they were valid at ``when``, else ``SenderInvalid``."""
+    def signing_keys_at(self, staff_id: str, when: int) -> dict[str, bytes]:
+        """Signing keys of the member's devices valid at ``when``, by device id.
+
+        ``SenderInvalid`` if the member was not valid staff at ``when``.
+        """
+        staff = self._staff_valid_at(staff_id, when)
+        return {d.device_id: d.signing_key for d in staff.devices.values() if d.valid_at(when)}
+
+    def devices(self, staff_id: str) -> list[DeviceState]:
+        """The current devices of a current staff member (grants go to each of them)."""
+        return self.active_staff(staff_id).current_devices()
+
+    def device(self, staff_id: str, device_id: str) -> DeviceState:
+        """A device of a staff member, removed or not; ``LogDeviceUnknown`` if never added."""
+        device = self.staff(staff_id).devices.get(device_id)
+        if device is None:
+            raise LogDeviceUnknown(f"{staff_id!r} has no device {device_id}")
+        return device
+
+    def _staff_valid_at(self, staff_id: str, when: int) -> StaffState:
         org = self.orgs.get(org_of(staff_id))
         staff = org.staff.get(staff_id) if org else None
         if org is None or staff is None:
@@ -400,7 +495,7 @@ class KeyLog:
                 and when <= org.last_revoked_at:
             # re-admitted since: what its old keys signed stays distrusted
             raise SenderInvalid(f"organisation {org.org_id!r} was revoked after that time")
-        return staff.signing_key
+        return staff
 
     def current_epoch(self, org_id: str) -> EpochState:
         """The newest epoch of a live organisation (``LogNoEpoch`` if it has none)."""
@@ -442,6 +537,8 @@ class Consequences:
     """An organisation admitted or re-admitted (a revocation of it no longer holds)."""
     epoch: tuple[str, int] | None = None
     """``(org_id, number)`` of a new epoch (grants of older epochs may retire)."""
+    device_removed: tuple[str, str] | None = None
+    """``(staff_id, device_id)`` of a device that leaves (its sessions end at once)."""
 
 
 @dataclass(frozen=True)
@@ -525,40 +622,61 @@ def _rekey_org(log: KeyLog, record: OrgRekey) -> None:
     log.orgs[record.org_id].identity_keys.append(record.identity_key)
 
 
+def _check_new_keys(log: KeyLog, signing_key: bytes, box_key: bytes) -> None:
+    if signing_key in log.enrolled_keys:
+        raise LogStaffExists("this signing key is already enrolled for a device")
+    if box_key in log.box_keys:
+        raise LogKeyReused("this box key was published before")
+
+
 def _check_staff_add(log: KeyLog, record: StaffAdd, item: SignedItem) -> None:
     org = log.live_org(org_of(record.staff_id))
     if record.staff_id in org.staff:
         raise LogStaffExists(f"staff id {record.staff_id!r} is already in use")
-    if record.signing_key in log.enrolled_keys:
-        raise LogStaffExists("this signing key is already enrolled for another staff id")
+    _check_new_keys(log, record.signing_key, record.box_key)
     _require_signatures(item, [org.identity_key])
 
 
+def _new_device(log: KeyLog, signing_key: bytes, box_key: bytes, created: int) -> DeviceState:
+    log.enrolled_keys.add(signing_key)
+    log.box_keys.add(box_key)
+    return DeviceState(device_id=fingerprint(signing_key), signing_key=signing_key,
+                       box_keys=[(box_key, created)], added_at=created)
+
+
 def _add_staff(log: KeyLog, record: StaffAdd) -> None:
-    log.enrolled_keys.add(record.signing_key)
+    # the enrolment keys are the member's first device (SPEC.md section 6.6)
+    device = _new_device(log, record.signing_key, record.box_key, record.created)
     log.orgs[org_of(record.staff_id)].staff[record.staff_id] = StaffState(
         staff_id=record.staff_id,
-        signing_key=record.signing_key,
-        box_key=record.box_key,
         role=record.role,
         added_at=record.created,
+        devices={device.device_id: device},
     )
 
 
-def _check_staff_remove(log: KeyLog, record: StaffRemove, item: SignedItem) -> None:
-    org = log.live_org(org_of(record.staff_id))
-    staff = org.staff.get(record.staff_id)
+def _current_member(log: KeyLog, staff_id: str) -> tuple[OrgState, StaffState]:
+    org = log.live_org(org_of(staff_id))
+    staff = org.staff.get(staff_id)
     if staff is None:
-        raise LogStaffUnknown(f"staff member {record.staff_id!r} is not enrolled")
+        raise LogStaffUnknown(f"staff member {staff_id!r} is not enrolled")
     if not staff.active:
-        raise LogStaffRemoved(f"staff member {record.staff_id!r} was already removed")
+        raise LogStaffRemoved(f"staff member {staff_id!r} was already removed")
+    return org, staff
+
+
+def _require_member_or_org(org: OrgState, staff: StaffState, item: SignedItem) -> None:
+    """One signature: by a current device of the member if it names one, else by the org."""
     if len(item.sigs) != 1:
-        raise WrongSigner("a removal carries exactly one signature")
-    # the org removes a member, or the member removes themselves (a lost device)
-    if item.sigs[0].key == fingerprint(staff.signing_key):
-        _require_signatures(item, [staff.signing_key])
-    else:
-        _require_signatures(item, [org.identity_key])
+        raise WrongSigner("this record carries exactly one signature")
+    device = staff.device_signing(item.sigs[0].key)
+    _require_signatures(item, [device.signing_key if device else org.identity_key])
+
+
+def _check_staff_remove(log: KeyLog, record: StaffRemove, item: SignedItem) -> None:
+    org, staff = _current_member(log, record.staff_id)
+    # the org removes a member, or the member removes themselves from any device
+    _require_member_or_org(org, staff, item)
 
 
 def _remove_staff(log: KeyLog, record: StaffRemove) -> None:
@@ -588,6 +706,57 @@ def _add_epoch(log: KeyLog, record: Epoch) -> None:
     )
 
 
+def _check_device_add(log: KeyLog, record: DeviceAdd, item: SignedItem) -> None:
+    org, staff = _current_member(log, record.staff_id)
+    _check_new_keys(log, record.signing_key, record.box_key)
+    if len(staff.current_devices()) >= MAX_DEVICES:
+        raise LogDeviceLimit(f"{record.staff_id!r} has {MAX_DEVICES} devices already")
+    _require_member_or_org(org, staff, item)
+
+
+def _add_device(log: KeyLog, record: DeviceAdd) -> None:
+    device = _new_device(log, record.signing_key, record.box_key, record.created)
+    log.orgs[org_of(record.staff_id)].staff[record.staff_id].devices[device.device_id] = device
+
+
+def _current_device(staff: StaffState, device_id: str) -> DeviceState:
+    device = staff.devices.get(device_id)
+    if device is None:
+        raise LogDeviceUnknown(f"{staff.staff_id!r} has no device {device_id}")
+    if not device.current:
+        raise LogDeviceRemoved(f"device {device_id} of {staff.staff_id!r} was removed")
+    return device
+
+
+def _check_device_remove(log: KeyLog, record: DeviceRemove, item: SignedItem) -> None:
+    org, staff = _current_member(log, record.staff_id)
+    _current_device(staff, record.device)
+    if len(staff.current_devices()) == 1:
+        # a member without a device could receive nothing: that is a staff_remove
+        raise LogDeviceLast(f"device {record.device} is the last device of {record.staff_id!r}")
+    _require_member_or_org(org, staff, item)
+
+
+def _remove_device(log: KeyLog, record: DeviceRemove) -> None:
+    staff = log.orgs[org_of(record.staff_id)].staff[record.staff_id]
+    staff.devices[record.device].removed_at = record.created
+
+
+def _check_box_key(log: KeyLog, record: BoxKey, item: SignedItem) -> None:
+    _, staff = _current_member(log, record.staff_id)
+    device = _current_device(staff, record.device)
+    if record.box_key in log.box_keys:
+        raise LogKeyReused("this box key was published before")
+    # only the device itself: nobody else may choose the key its grants are sealed to
+    _require_signatures(item, [device.signing_key])
+
+
+def _replace_box_key(log: KeyLog, record: BoxKey) -> None:
+    log.box_keys.add(record.box_key)
+    staff = log.orgs[org_of(record.staff_id)].staff[record.staff_id]
+    staff.devices[record.device].box_keys.append((record.box_key, record.created))
+
+
 def _no_consequences(record: Record) -> Consequences:
     return Consequences()
 
@@ -607,5 +776,11 @@ RULES: dict[str, Rule[Any]] = {
     Epoch.type: Rule[Epoch](
         _check_epoch, _add_epoch, lambda r: Consequences(epoch=(r.org_id, r.epoch))
     ),
+    DeviceAdd.type: Rule[DeviceAdd](_check_device_add, _add_device, _no_consequences),
+    DeviceRemove.type: Rule[DeviceRemove](
+        _check_device_remove, _remove_device,
+        lambda r: Consequences(device_removed=(r.staff_id, r.device)),
+    ),
+    BoxKey.type: Rule[BoxKey](_check_box_key, _replace_box_key, _no_consequences),
 }
 """Every record type's rule, keyed by the record's ``type``."""

@@ -366,6 +366,17 @@ def _require_not_removed_before(keylog: KeyLog, staff_id: str, received: int | N
                             "message")
 
 
+def _require_device_not_removed_before(keylog: KeyLog, staff_id: str, device: str,
+                                       received: int | None) -> None:
+    """As ``_require_not_removed_before``, for the one device that signed (SPEC 6.6)."""
+    if received is None:
+        return
+    removed_at = keylog.device(staff_id, device).removed_at
+    if removed_at is not None and removed_at <= received - RECEIPT_MARGIN:
+        raise WrongSigner("the device that signed had been removed before the relay received "
+                          "the message")
+
+
 def open_message(
     sealed: bytes,
     *,
@@ -397,14 +408,18 @@ def open_message(
     sig = content[KEY_ID_SIZE:CONTENT_HEADER]
     body = content[CONTENT_HEADER:]
     payload = parse_payload(body)
-    key = keylog.signing_key_at(payload.from_staff, max(payload.sent, here.created))
+    devices = keylog.signing_keys_at(payload.from_staff, max(payload.sent, here.created))
     _require_not_removed_before(keylog, payload.from_staff, received)
     if keylog.orgs[payload.from_org].revoked:
         # Revocation distrusts an org as a whole, from the moment the reader's log shows it:
         # whoever holds its keys could date a message before the revocation.
         raise SenderInvalid(f"organisation {payload.from_org!r} has been revoked")
-    if signer != key_id(key):
-        raise WrongSigner("the message was not signed by its stated sender")
+    # any device of the sender that was current at that time signs for them
+    device = next((d for d, k in devices.items() if key_id(k) == signer), None)
+    if device is None:
+        raise WrongSigner("the message was not signed by a device of its stated sender")
+    key = devices[device]
+    _require_device_not_removed_before(keylog, payload.from_staff, device, received)
     try:
         verify(key, sig, labels.MESSAGE, *message_signing_parts(body, to_org, epoch))
     except SignatureError:

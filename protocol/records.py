@@ -1,9 +1,14 @@
-"""The six key-log record types (SPEC section 6.1) and their builders.
+"""The nine key-log record types (SPEC section 6.1) and their builders.
 
 A record is a signed item (label ``kok/v1/record``) whose body is canonical JSON with
 ``v``, ``type`` and ``created`` plus the type's own fields. This module parses and builds
 records; *who* may sign them and *when* they are valid is the key log's job
 (``keylog.py``), since that depends on the log's state.
+
+A staff member is a set of devices. ``staff_add`` enrols the member together with their
+first device (its ``signing_key`` and ``box_key`` are that device's); ``device_add``,
+``device_remove`` and ``box_key`` change the set later. A device is named by its
+*device id*, the fingerprint of its signing key, so the name cannot disagree with the key.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from .encoding import (
     b64encode,
     canonical_json,
     check_fields,
+    check_fingerprint,
     check_org_id,
     check_staff_id,
     check_version,
@@ -87,6 +93,38 @@ class StaffRemove:
 
 
 @dataclass(frozen=True)
+class DeviceAdd:
+    """A staff member adds a device with its own signing and box keys."""
+
+    staff_id: str
+    signing_key: bytes
+    box_key: bytes
+    created: int
+    type = "device_add"
+
+
+@dataclass(frozen=True)
+class DeviceRemove:
+    """A device leaves (signed by one of the member's devices, or by the org)."""
+
+    staff_id: str
+    device: str
+    created: int
+    type = "device_remove"
+
+
+@dataclass(frozen=True)
+class BoxKey:
+    """A device replaces its box key (signed by that device), so the old one can go."""
+
+    staff_id: str
+    device: str
+    box_key: bytes
+    created: int
+    type = "box_key"
+
+
+@dataclass(frozen=True)
 class Epoch:
     """An organisation publishes epoch key number ``epoch``."""
 
@@ -97,7 +135,10 @@ class Epoch:
     type = "epoch"
 
 
-Record = OrgAdmit | OrgRevoke | OrgRekey | StaffAdd | StaffRemove | Epoch
+Record = (
+    OrgAdmit | OrgRevoke | OrgRekey | StaffAdd | StaffRemove | Epoch
+    | DeviceAdd | DeviceRemove | BoxKey
+)
 
 _COMMON = ("v", "type", "created")
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -107,6 +148,9 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "staff_add": ("staff_id", "signing_key", "box_key", "role"),
     "staff_remove": ("staff_id",),
     "epoch": ("org_id", "epoch", "public_key"),
+    "device_add": ("staff_id", "signing_key", "box_key"),
+    "device_remove": ("staff_id", "device"),
+    "box_key": ("staff_id", "device", "box_key"),
 }
 RECORD_TYPES = tuple(_FIELDS)
 
@@ -154,12 +198,37 @@ def parse_record_body(body: bytes) -> Record:
                         role=role, created=created)
     if kind == "staff_remove":
         return StaffRemove(staff_id=check_staff_id(obj["staff_id"]), created=created)
+    if kind == "device_add":
+        return DeviceAdd(
+            staff_id=check_staff_id(obj["staff_id"]),
+            signing_key=get_bytes(obj, "signing_key", KEY_SIZE),
+            box_key=_box_key(obj),
+            created=created,
+        )
+    if kind == "device_remove":
+        return DeviceRemove(
+            staff_id=check_staff_id(obj["staff_id"]),
+            device=check_fingerprint(obj["device"], "device"),
+            created=created,
+        )
+    if kind == "box_key":
+        return BoxKey(
+            staff_id=check_staff_id(obj["staff_id"]),
+            device=check_fingerprint(obj["device"], "device"),
+            box_key=_box_key(obj),
+            created=created,
+        )
     return Epoch(
         org_id=check_org_id(obj["org_id"]),
         epoch=get_int(obj, "epoch", minimum=1),
         public_key=check_box_public(get_bytes(obj, "public_key", KEY_SIZE), "public_key"),
         created=created,
     )
+
+
+def _box_key(obj: dict[str, Any]) -> bytes:
+    """A box key: 32 bytes that are not a low-order X25519 point (SPEC.md section 3.1)."""
+    return check_box_public(get_bytes(obj, "box_key", KEY_SIZE), "box_key")
 
 
 def record_body(record: Record) -> bytes:

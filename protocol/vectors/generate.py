@@ -63,6 +63,9 @@ from protocol.message import (  # noqa: E402
 )
 from protocol.padding import pad_message, padme  # noqa: E402
 from protocol.records import (  # noqa: E402
+    BoxKey,
+    DeviceAdd,
+    DeviceRemove,
     Epoch,
     OrgAdmit,
     OrgRekey,
@@ -414,9 +417,9 @@ def record_vectors() -> dict[str, Vector]:
     case("missing_field", "missing_field", "An epoch record without public_key.", net,
          raw({k: v for k, v in epoch_obj.items() if k != "public_key"}, a))
     case("unknown_type", "bad_field", "A record of a type version 1 does not define "
-         "(`device_add`), with fields of its own: the type is what is wrong, not its fields.",
-         net, raw({"v": 1, "type": "device_add", "created": now, "staff_id": "org-a/alice",
-                   "device_key": b64(seed("device"))}, a))
+         "(`staff_move`), with fields of its own: the type is what is wrong, not its fields.",
+         net, raw({"v": 1, "type": "staff_move", "created": now, "staff_id": "org-a/alice",
+                   "to_org": "org-b"}, a))
     case("unknown_and_missing_field", "unknown_field", "An epoch record with a field v1 does "
          "not define and without public_key: unknown fields are reported before missing "
          "ones (SPEC section 1).", net,
@@ -768,6 +771,161 @@ def grant_vectors() -> dict[str, Vector]:
     }
 
 
+def device_vectors() -> dict[str, Vector]:
+    """Devices and box keys (SPEC.md sections 6.6 and 20.6) as records, messages, grants."""
+    out: dict[str, Vector] = {}
+    net = base_net()
+    a = net.identity["org-a"]
+    alice, carol = net.signing["org-a/alice"], net.signing["org-a/carol"]
+    laptop = SigningKeyPair.from_seed(seed("signing/org-a/carol/laptop"))
+    laptop_box = BoxKeyPair.from_seed(seed("box/org-a/carol/laptop"))
+    now = net.now
+
+    def item(record: Any, *signers: SigningKeyPair) -> bytes:
+        return sign_record(record, *signers).to_bytes()
+
+    def record(name: str, expect: str, description: str, at: Net, data: bytes) -> None:
+        out[f"record_{name}"] = vector(
+            expect, description, network_key=b64(at.network.public), now=at.now,
+            log=at.log_texts(), record=data.decode("utf-8"))
+
+    add_laptop = DeviceAdd("org-a/carol", laptop.public, laptop_box.public, now)
+    record("device_add_valid", "success", "carol links her laptop from her first device "
+           "(the keys of her staff_add).", net, item(add_laptop, carol))
+    record("device_add_by_org_valid", "success", "org-a's identity key adds a device for "
+           "carol (an admin replacing lost devices).", net, item(add_laptop, a))
+    record("device_add_by_colleague", "wrong_signer", "alice's device may not add a device "
+           "for carol.", net, item(add_laptop, alice))
+    record("device_add_key_enrolled", "log_staff_exists", "A new device whose signing key is "
+           "alice's.", net,
+           item(DeviceAdd("org-a/carol", alice.public, laptop_box.public, now), carol))
+    record("device_add_box_key_reused", "log_key_reused", "A new device whose box key is "
+           "carol's first box key.", net,
+           item(DeviceAdd("org-a/carol", laptop.public, net.box["org-a/carol"].public, now),
+                carol))
+    low = canonical_json({"v": 1, "type": "device_add", "created": now,
+                          "staff_id": "org-a/carol", "signing_key": b64(laptop.public),
+                          "box_key": b64(bytes(32))})
+    record("device_add_low_order", "bad_field", "A device whose box key is the all-zero "
+           "point (low order: every secret agrees with it).", net,
+           SignedItem(low, (Signature(carol.fingerprint, carol.sign(labels.RECORD, low)),))
+           .to_bytes())
+    record("device_remove_last", "log_device_last", "carol removes her only device (that is "
+           "a staff_remove).", net,
+           item(DeviceRemove("org-a/carol", carol.fingerprint, now), carol))
+    record("device_remove_unknown", "log_device_unknown", "Removing a device carol never had.",
+           net, item(DeviceRemove("org-a/carol", laptop.fingerprint, now), carol))
+
+    two = base_net()  # carol with two devices
+    two.add(sign_record(DeviceAdd("org-a/carol", laptop.public, laptop_box.public, two.now),
+                        carol))
+    two.now += 60
+    now2 = two.now
+    record("device_remove_valid", "success", "carol removes her first device from her "
+           "laptop (the first one was lost).", two,
+           item(DeviceRemove("org-a/carol", carol.fingerprint, now2), laptop))
+    record("device_remove_self_valid", "success", "carol's laptop removes itself.", two,
+           item(DeviceRemove("org-a/carol", laptop.fingerprint, now2), laptop))
+    record("device_remove_by_org_valid", "success", "org-a removes carol's laptop.", two,
+           item(DeviceRemove("org-a/carol", laptop.fingerprint, now2), a))
+    record("device_remove_by_colleague", "wrong_signer", "alice's device may not remove "
+           "carol's laptop.", two,
+           item(DeviceRemove("org-a/carol", laptop.fingerprint, now2), alice))
+    record("staff_remove_from_second_device_valid", "success", "carol removes herself from "
+           "her laptop.", two, item(StaffRemove("org-a/carol", now2), laptop))
+    new_box = BoxKeyPair.from_seed(seed("box/org-a/carol/laptop/2"))
+    replace = BoxKey("org-a/carol", laptop.fingerprint, new_box.public, now2)
+    record("box_key_valid", "success", "carol's laptop replaces its box key.", two,
+           item(replace, laptop))
+    record("box_key_by_other_device", "wrong_signer", "carol's first device replaces the "
+           "laptop's box key: only the device itself may.", two, item(replace, carol))
+    record("box_key_by_org", "wrong_signer", "org-a replaces the laptop's box key: only the "
+           "device itself may.", two, item(replace, a))
+    record("box_key_reused", "log_key_reused", "The laptop goes back to a box key that was in "
+           "the log before (carol's first device's).", two,
+           item(BoxKey("org-a/carol", laptop.fingerprint, two.box["org-a/carol"].public, now2),
+                laptop))
+    low_box = canonical_json({"v": 1, "type": "box_key", "created": now2,
+                              "staff_id": "org-a/carol", "device": laptop.fingerprint,
+                              "box_key": b64((1).to_bytes(32, "little"))})
+    record("box_key_low_order", "bad_field", "A box key that is the point of order 4 (u = "
+           "1).", two,
+           SignedItem(low_box, (Signature(laptop.fingerprint,
+                                          laptop.sign(labels.RECORD, low_box)),)).to_bytes())
+    gone = base_net()  # carol's laptop added, then removed
+    gone.add(sign_record(DeviceAdd("org-a/carol", laptop.public, laptop_box.public, gone.now),
+                         carol))
+    gone.now += 600
+    gone.add(sign_record(DeviceRemove("org-a/carol", laptop.fingerprint, gone.now), carol))
+    gone.now += 60
+    record("box_key_removed_device", "log_device_removed", "A removed laptop replaces its box "
+           "key.", gone,
+           item(BoxKey("org-a/carol", laptop.fingerprint, new_box.public, gone.now), laptop))
+    record("device_remove_removed", "log_device_removed", "Removing the laptop again.", gone,
+           item(DeviceRemove("org-a/carol", laptop.fingerprint, gone.now), carol))
+    record("device_add_removed_device", "wrong_signer", "The removed laptop adds another "
+           "device for carol.", gone,
+           item(DeviceAdd("org-a/carol", SigningKeyPair.from_seed(seed("signing/x")).public,
+                          new_box.public, gone.now), laptop))
+
+    # messages signed by a device
+    def message(name: str, expect: str, description: str, at: Net, signer: SigningKeyPair,
+                sent: int) -> None:
+        p = MessagePayload(
+            id=seed(f"message-id/device/{name}")[:16], from_org="org-a",
+            from_staff="org-a/carol", to=("org-b",), sent=sent, subject="Rückfrage",
+            body="Gesendet vom Laptop.", thread=seed(f"thread/device/{name}")[:16],
+            expires=sent + 7 * 86400)
+        sealed = seal_message(p, signer, "org-b", 1, at.epochs[("org-b", 1)].public,
+                              seed(f"ephemeral/device/{name}"))
+        fields: dict[str, Any] = dict(
+            network_key=b64(at.network.public), now=at.now, log=at.log_texts(),
+            to_org="org-b", epoch=1, epoch_secret=b64(at.epochs[("org-b", 1)].secret),
+            sealed=b64(sealed))
+        if expect == "success":
+            fields["payload"] = p.to_bytes().decode("utf-8")
+            fields["from_staff"] = "org-a/carol"
+        out[f"message_{name}"] = vector(expect, description, **fields)
+
+    message("second_device_valid", "success", "carol writes from her laptop, signed with the "
+            "laptop's own key.", two, laptop, two.now)
+    removed_at = gone.now - 60  # and added 600 seconds before that
+    message("removed_device", "wrong_signer", "carol's removed laptop signs a message dated "
+            "after its removal.", gone, laptop, gone.now)
+    message("removed_device_before_removal_valid", "success", "A message the laptop signed "
+            "while it was carol's device, dated before its removal.", gone, laptop,
+            removed_at - 300)
+
+    # grants per device, to the device's current box key
+    rotated = base_net()
+    rotated.add(sign_record(DeviceAdd("org-a/carol", laptop.public, laptop_box.public,
+                                      rotated.now), carol))
+    rotated.add(sign_record(BoxKey("org-a/carol", laptop.fingerprint, new_box.public,
+                                   rotated.now), laptop))
+    secret = rotated.epochs[("org-a", 1)].secret
+
+    def grant(name: str, expect: str, description: str, box_secret: bytes,
+              sealed: bytes) -> None:
+        fields: dict[str, Any] = dict(
+            network_key=b64(rotated.network.public), now=rotated.now,
+            log=rotated.log_texts(), staff_id="org-a/carol", box_secret=b64(box_secret),
+            grant=b64(sealed))
+        if expect == "success":
+            fields["epoch_secret"] = b64(secret)
+        out[f"grant_{name}"] = vector(expect, description, **fields)
+
+    grant("second_device", "success", "org-a grants epoch 1 to carol's laptop, sealed to the "
+          "laptop's current (replaced) box key.", new_box.secret,
+          make_grant(a, "org-a", 1, secret, "org-a/carol", new_box.public,
+                     seed("grant-ephemeral/laptop")))
+    grant("deleted_box_key", "decrypt_failed", "A recorded grant sealed to the laptop's first "
+          "box key, tried with the key the laptop holds after replacing and deleting the "
+          "first: it does not open.", new_box.secret,
+          make_grant(a, "org-a", 1, secret, "org-a/carol", laptop_box.public,
+                     seed("grant-ephemeral/laptop-old")))
+    return out
+
+
 def auth_vectors() -> dict[str, Vector]:
     key = SigningKeyPair.from_seed(seed("signing/org-a/alice"))
     nonce = seed("auth/nonce")
@@ -903,8 +1061,8 @@ def stream_vectors() -> dict[str, Vector]:
 
 GENERATORS: list[Callable[[], dict[str, Vector]]] = [
     keys_vectors, encoding_vectors, padding_vectors, sealedbox_vectors, record_vectors,
-    keylog_vectors, message_vectors, mailbox_vectors, grant_vectors, auth_vectors, request_vectors,
-    stream_vectors,
+    keylog_vectors, message_vectors, mailbox_vectors, grant_vectors, device_vectors,
+    auth_vectors, request_vectors, stream_vectors,
 ]
 
 

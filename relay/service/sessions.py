@@ -102,14 +102,8 @@ class Sessions:
         if taken[1] <= now:
             raise ChallengeExpired()
         role = self._require_active(staff_id)
-        key = self.directory.keylog.active_staff(staff_id).signing_key
-        for origin in self.origins:  # bound to one of the URLs this relay answers to
-            try:
-                verify_auth(key, origin, nonce, request.signature)
-                break
-            except ProtocolAuthInvalid:
-                continue
-        else:
+        if not any(self._answers(device.signing_key, nonce, request.signature)
+                   for device in self.directory.keylog.devices(staff_id)):
             raise AuthSignatureInvalid()
         token = secrets.token_bytes(SESSION_TOKEN_SIZE)
         row = SessionRow(secret_hash(SESSION, token), staff_id, now + self.session_ttl)
@@ -117,6 +111,16 @@ class Sessions:
         self._live[row.token_hash] = row
         return NewSession(token, Session(row.token_hash, staff_id, org_of(staff_id), role,
                                          row.expires))
+
+    def _answers(self, key: bytes, nonce: bytes, signature: bytes) -> bool:
+        """Did ``key`` (a current device of the member) sign the nonce for one of our origins?"""
+        for origin in self.origins:  # bound to one of the URLs this relay answers to
+            try:
+                verify_auth(key, origin, nonce, signature)
+                return True
+            except ProtocolAuthInvalid:
+                continue
+        return False
 
     def authenticate(self, token: bytes, now: int) -> Session:
         """The live session of ``token``; ``SessionInvalid`` if it ended for any reason."""

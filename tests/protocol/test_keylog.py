@@ -45,6 +45,7 @@ from protocol.errors import (
     WrongSigner,
 )
 from protocol.keylog import MAX_SKEW, ZERO_HASH, Head, chain_hash
+from protocol.keys import fingerprint
 from protocol.records import Record, countersign, record_body
 
 from .world import Org, World, seed, standard_world
@@ -372,8 +373,9 @@ def test_staff_validity_over_time() -> None:
     assert not world.log.staff_valid_at("org-a/nobody", removed)
     assert not world.log.staff_valid_at("org-x/nobody", removed)
     with pytest.raises(SenderInvalid):
-        world.log.signing_key_at(alice.staff_id, removed)
-    assert world.log.signing_key_at(alice.staff_id, added) == alice.signing.public
+        world.log.signing_keys_at(alice.staff_id, removed)
+    assert world.log.signing_keys_at(alice.staff_id, added) == {
+        fingerprint(alice.signing.public): alice.signing.public}
 
 
 def test_current_epoch_and_lookup() -> None:

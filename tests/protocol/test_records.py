@@ -1,4 +1,4 @@
-"""The six record types: encoding, parsing and every field rule."""
+"""The nine record types: encoding, parsing and every field rule."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ from protocol.errors import (
     UnknownField,
     UnknownVersion,
 )
-from protocol.keys import box_public_from_secret
+from protocol.keys import box_public_from_secret, fingerprint
 from protocol.records import (
+    BoxKey,
+    DeviceAdd,
+    DeviceRemove,
     Epoch,
     OrgAdmit,
     OrgRekey,
@@ -38,14 +41,18 @@ ids = st.from_regex(r"\A[a-z0-9][a-z0-9-]{1,31}\Z")
 times = st.integers(0, 2**40)
 keys = st.binary(min_size=32, max_size=32)
 box_keys = keys.map(box_public_from_secret)  # X25519 keys must be usable (not low order)
+staff_ids = st.builds(lambda o, n: f"{o}/{n}", ids, ids)
+devices = st.builds(fingerprint, keys)
 records = st.one_of(
     st.builds(OrgAdmit, ids, st.text(max_size=20).filter(str.isascii), keys, times),
     st.builds(OrgRevoke, ids, st.text(max_size=20).filter(str.isascii), times),
     st.builds(OrgRekey, ids, keys, times),
-    st.builds(StaffAdd, st.builds(lambda o, n: f"{o}/{n}", ids, ids), keys, box_keys,
-              st.sampled_from(["staff", "admin"]), times),
-    st.builds(StaffRemove, st.builds(lambda o, n: f"{o}/{n}", ids, ids), times),
+    st.builds(StaffAdd, staff_ids, keys, box_keys, st.sampled_from(["staff", "admin"]), times),
+    st.builds(StaffRemove, staff_ids, times),
     st.builds(Epoch, ids, st.integers(1, 2**40), box_keys, times),
+    st.builds(DeviceAdd, staff_ids, keys, box_keys, times),
+    st.builds(DeviceRemove, staff_ids, devices, times),
+    st.builds(BoxKey, staff_ids, devices, box_keys, times),
 )
 
 

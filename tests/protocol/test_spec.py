@@ -5,7 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from protocol import auth, encoding, errors, events, keylog, labels, message, records, stream
+from protocol import (
+    auth,
+    devices,
+    encoding,
+    errors,
+    events,
+    keylog,
+    labels,
+    message,
+    records,
+    stream,
+)
 
 SPEC = (Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md").read_text()
 
@@ -72,6 +83,8 @@ def test_constants_table_matches_the_code() -> None:
         "CHUNK_SIZE": stream.CHUNK_SIZE, "MAX_FILE_SIZE": stream.MAX_FILE_SIZE,
         "MAX_DEPTH": encoding.MAX_DEPTH, "CLOSE_SESSION_ENDED": events.CLOSE_SESSION_ENDED,
         "CLOSE_TOO_SLOW": events.CLOSE_TOO_SLOW,
+        "MAX_DEVICES": keylog.MAX_DEVICES,
+        "BOX_KEY_PERIOD": devices.BOX_KEY_PERIOD, "BOX_KEY_GRACE": devices.BOX_KEY_GRACE,
     }
     assert table == code
 
