@@ -37,7 +37,7 @@ from protocol.events import CLOSE_SESSION_ENDED
 from protocol.keylog import MAX_SKEW
 from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
 
-from . import lifecycle, verification
+from . import devices, lifecycle, verification
 from .api import RelayApi, check_relay_url
 from .attachment_stream import AttachmentStream, open_attachment
 from .conversations import ThreadEntry, search_messages, thread_of
@@ -346,7 +346,7 @@ class Client:
         if org.revoked:
             raise AccessError("own_org_revoked", org=self.org_id)
         staff = org.staff.get(staff_id)
-        if staff is None or staff.signing_key != self.signing_key().public:
+        if staff is None or staff.device_signing(fingerprint(self.signing_key().public)) is None:
             raise AccessError("not_enrolled", staff=staff_id)
         if not staff.active:
             raise AccessError("staff_removed", staff=staff_id)
@@ -372,9 +372,12 @@ class Client:
             rotated = await self.org.rotate_if_due()
         outbox_sent, outbox_expired = await self.sender.flush_outbox()
         keys, problems = await self.receiver.sync_grants()
+        # a grant that opens with none of our box keys is not helped by keeping old ones
+        settled = all(code == "decrypt_failed" for code in problems)
+        _, box_keys_retired = await devices.maintain_box_keys(self, settled)
         retried = await self.receiver.retry_quarantine()
         messages, quarantined = await self.receiver.fetch()
-        retired = await lifecycle.retire_epoch_secrets(self)
+        retired = await lifecycle.retire_epoch_secrets(self) + box_keys_retired
         changed = await verification.changed_orgs(self)
         return SyncReport(
             log_entries=added, log_size=self.directory.log.size, epoch_keys=keys,

@@ -18,10 +18,18 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from protocol.encoding import b64decode, b64encode, check_org_id
-from protocol.errors import BadField, LogError, ProtocolError, SenderInvalid, WrongRecipient
-from protocol.grants import open_grant
+from protocol.errors import (
+    BadField,
+    DecryptFailed,
+    LogError,
+    ProtocolError,
+    SenderInvalid,
+    WrongRecipient,
+)
+from protocol.grants import Grant, open_grant
 from protocol.message import MessagePayload, open_message
 
+from . import devices
 from .errors import RelayRefused
 from .lifecycle import epoch_secret_name, held_epoch_secret, was_forgotten
 from .models import Message, Quarantined
@@ -74,8 +82,8 @@ class Receiver:
                 if (held_epoch_secret(self.client, org_id, epoch) is not None
                         or was_forgotten(self.client, org_id, epoch)):
                     continue  # held already, or retired for forward secrecy: never again
-                grant = open_grant(b64decode(str(raw["grant"]), field="grant"), staff_id,
-                                   self.client.box_key(), self.client.directory.log)
+                grant = self._open_grant(b64decode(str(raw["grant"]), field="grant"),
+                                         staff_id)
                 if (grant.org_id, grant.epoch) != (org_id, epoch):
                     raise BadField("the grant is filed under another epoch")
             except ProtocolError as exc:
@@ -89,6 +97,17 @@ class Receiver:
         if added:
             save_keystore(self.client.keystore)
         return added, problems
+
+    def _open_grant(self, sealed: bytes, staff_id: str) -> Grant:
+        """Open with the current box key, else with an older one this device still holds."""
+        held = [devices.current_box_key(self.client),
+                *devices.held_box_keys(self.client).values()]
+        for box in held:
+            try:
+                return open_grant(sealed, staff_id, box, self.client.directory.log)
+            except DecryptFailed:
+                continue
+        raise DecryptFailed("the grant opens with none of this device's box keys")
 
     async def fetch(self) -> tuple[list[Message], list[Quarantined]]:
         """Every envelope after the stored cursor: verified, stored or quarantined, acked."""
