@@ -62,7 +62,14 @@ from .models import (
     StaffInfo,
     SyncReport,
 )
-from .onboarding import LogCheck, init_network, org_profile, remove_new_profile, staff_profile
+from .onboarding import (
+    LogCheck,
+    device_profile,
+    init_network,
+    org_profile,
+    remove_new_profile,
+    staff_profile,
+)
 from .orgs_list import OrgEntry, list_orgs
 from .profile import Profile, load_profile, save_keystore
 from .receiving import Receiver
@@ -190,6 +197,28 @@ class Client:
         except (KokError, OSError):
             remove_new_profile(prof)
             raise
+
+    @classmethod
+    async def new_device(cls, home: str | Path | None, profile: str | None, passphrase: str,
+                         *, ca_file: str | Path | None = None, **kwargs: Any) -> Any:
+        """Create a profile for one more device of a person; returns ``(Profile, request)``."""
+        prof, keystore, request, check = device_profile(home, profile, passphrase, **kwargs)
+        await cls._check_new_profile(prof, keystore, check, ca_file)
+        return prof, request
+
+    # --- devices ---------------------------------------------------------------------
+
+    async def devices(self) -> list[devices.DeviceInfo]:
+        """This person's devices as the verified key log shows them."""
+        return await devices.list_devices(self)
+
+    async def add_device(self, request: bytes) -> str:
+        """Add a new device of this person from its link request; returns its device id."""
+        return await devices.add_device(self, request)
+
+    async def remove_device(self, device_id: str, staff_id: str | None = None) -> int | None:
+        """Remove one of this person's devices (an admin: anyone's in the org)."""
+        return await devices.remove_device(self, staff_id or self.require_staff(), device_id)
 
     # --- who we are ------------------------------------------------------------------
 

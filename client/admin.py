@@ -223,7 +223,8 @@ class OrgAdmin:
             grant = make_grant(self._identity(), self.org_id, epoch.number, secret, req.staff_id,
                                req.box_key, secrets.token_bytes(32))
             api = await client.api()
-            await api.put_grants(self.org_id, epoch.number, [(req.staff_id, grant)])
+            await api.put_grants(self.org_id, epoch.number,
+                                 [(req.staff_id, fingerprint(req.signing_key), grant)])
         return req
 
     def staff_id_of(self, text: str) -> str:
@@ -280,14 +281,16 @@ class OrgAdmin:
             await client.sync_log()
             return client.directory.log.current_epoch(self.org_id).number
         signer = self._identity()
+        # one grant per current device, sealed to its current box key (SPEC.md section 20.1)
         grants = []
         for s in client.directory.log.orgs[self.org_id].active_staff():
-            try:  # one per member: a member whose key cannot be used must not stop the rest
-                grants.append((s.staff_id, make_grant(signer, self.org_id, number, secret,
-                                                      s.staff_id, s.box_key,
-                                                      secrets.token_bytes(32))))
-            except ProtocolError:
-                continue
+            for d in s.current_devices():
+                try:  # one at a time: a key that cannot be used must not stop the rest
+                    grants.append((s.staff_id, d.device_id,
+                                   make_grant(signer, self.org_id, number, secret, s.staff_id,
+                                              d.box_key, secrets.token_bytes(32))))
+                except ProtocolError:
+                    continue
         if grants:
             api = await client.api()
             await api.put_grants(self.org_id, number, grants)

@@ -329,8 +329,11 @@ class RelayApi:
 
     # --- grants ----------------------------------------------------------------------
 
-    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]]) -> Any:
-        body = {"grants": [{"staff_id": s, "grant": b64encode(g)} for s, g in grants]}
+    async def put_grants(self, org_id: str, epoch: int,
+                         grants: list[tuple[str, str, bytes]]) -> Any:
+        """Upload ``(staff_id, device, sealed grant)`` entries of one epoch."""
+        body = {"grants": [{"staff_id": s, "device": d, "grant": b64encode(g)}
+                           for s, d, g in grants]}
         return await self._request("PUT", f"/v1/grants/{org_id}/{epoch}", json=body, auth=True)
 
     async def grants(self) -> list[dict[str, Any]]:

@@ -1,4 +1,10 @@
-"""This device: its id, its box keys, and replacing and deleting them (SPEC.md section 20.6).
+"""Devices of a person: linking and removing them, and this device's box keys.
+
+A person works from several devices, each a profile with its own keys (SPEC.md section
+6.6). A new device makes its keys and a link request (``Client.new_device``); one of the
+person's current devices checks the request's fingerprint, as read aloud from the new
+device, and adds it (``add_device``); either may later be removed (``remove_device``),
+which ends its sessions at once and makes the admin's next sync renew the org key.
 
 Theory of operation
 -------------------
@@ -22,15 +28,17 @@ On every ``sync``, after the grants are taken in:
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from protocol import BoxKey, BoxKeyPair, sign_record
+from protocol import BoxKey, BoxKeyPair, DeviceAdd, DeviceRemove, sign_record
 from protocol.devices import box_key_due, deletable_box_keys
 from protocol.encoding import b64encode
 from protocol.errors import ProtocolError
 from protocol.keys import fingerprint
 
-from .errors import RelayRefused
+from .admin import read_staff_request
+from .errors import AccessError, RelayRefused, UsageError
 from .lifecycle import held_epoch_secret
 from .profile import save_keystore
 
@@ -108,3 +116,71 @@ async def maintain_box_keys(client: Client, grants_settled: bool) -> tuple[bool,
     if gone:
         save_keystore(client.keystore)
     return replaced, len(gone)
+
+
+# --- the person's devices ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One device of the person, as the verified key log shows it."""
+
+    device_id: str
+    added: int
+    removed: int | None
+    this_device: bool
+
+
+async def list_devices(client: Client) -> list[DeviceInfo]:
+    """Every device the person ever had, current ones first, oldest first."""
+    await client.sync_log()
+    staff_id = client.require_staff()
+    mine = device_id(client)
+    devices = client.directory.log.staff(staff_id).devices.values()
+    return sorted((DeviceInfo(d.device_id, d.added_at, d.removed_at, d.device_id == mine)
+                   for d in devices), key=lambda d: (d.removed is not None, d.added))
+
+
+async def add_device(client: Client, request: bytes) -> str:
+    """Add the device of a link request to the person; returns its device id.
+
+    Compare ``fingerprint(request.signing_key)`` with what the new device shows before
+    calling this: the request proves only that whoever made it holds that key.
+    """
+    from .admin import append
+
+    req = read_staff_request(request)
+    await client.sync_log()
+    staff_id = client.require_staff()
+    if req.staff_id != staff_id:
+        raise UsageError("device_other_person", staff=req.staff_id)
+    record = DeviceAdd(staff_id, req.signing_key, req.box_key, client.now())
+    await append(client, sign_record(record, client.signing_key()))
+    return fingerprint(req.signing_key)
+
+
+async def remove_device(client: Client, staff_id: str, device: str) -> int | None:
+    """Remove one device of a person (ours, or any staff member's by an admin).
+
+    The relay ends the device's sessions at once. An admin's profile renews the org key
+    right away (returns the new epoch); otherwise the admin's next sync does (None).
+    """
+    from .admin import append
+
+    await client.sync_log()
+    own = client.require_staff()
+    log = client.directory.log
+    if staff_id == own:
+        signer = client.signing_key()
+    elif client.kind == "org" and staff_id.split("/", 1)[0] == client.org_id:
+        signer = client.org._identity()
+    else:
+        raise AccessError("not_your_device", staff=staff_id)
+    try:
+        log.device(staff_id, device)
+    except ProtocolError:
+        raise AccessError("unknown_device", device=device) from None
+    await append(client, sign_record(DeviceRemove(staff_id, device, client.now()), signer))
+    if client.kind == "org":
+        return await client.org.rotate()
+    return None

@@ -33,7 +33,7 @@ from protocol.encoding import org_of
 from protocol.keylog import MAX_SKEW, KeyLog
 from protocol.keys import box_public_from_secret
 from protocol.message import MAX_TTL
-from protocol.records import OrgRekey, StaffRemove
+from protocol.records import DeviceAdd, DeviceRemove, OrgRekey, StaffRemove
 
 from .errors import UsageError
 from .keystore import FORGOTTEN
@@ -105,8 +105,10 @@ def rotation_reason(log: KeyLog, org_id: str, now: int, period: int) -> str | No
         return None  # not active yet: the first epoch comes from ``kok org activate``
     for entry in log.entries[epoch.index + 1:]:
         record = entry.record
-        if isinstance(record, StaffRemove) and org_of(record.staff_id) == org_id:
+        if isinstance(record, StaffRemove | DeviceRemove) and org_of(record.staff_id) == org_id:
             return "removal"
+        if isinstance(record, DeviceAdd) and org_of(record.staff_id) == org_id:
+            return "device"  # the new device gets the next epoch's key with a grant
         if isinstance(record, OrgRekey) and record.org_id == org_id:
             return "identity"
     if now >= epoch.created + period:

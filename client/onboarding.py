@@ -128,6 +128,49 @@ def staff_profile(home: str | Path | None, profile: str | None, passphrase: str,
                                               int(time.time()), role), check
 
 
+def device_profile(home: str | Path | None, profile: str | None, passphrase: str, *,
+                   staff_id: str, relay: str, network: NetworkAnchor
+                   ) -> tuple[Profile, Keystore, bytes, LogCheck]:
+    """A profile for one more device of ``staff_id``, its link request, and the check the
+    relay's key log must pass (``Client.new_device`` runs it).
+
+    The keys are made here, on the new device; the request (a staff request file for the
+    existing staff id, self-signed by the new device's key) goes to one of the person's
+    current devices, which compares its fingerprint and adds the device to the key log.
+    """
+    staff_id = check_id_pair(staff_id)
+    org_id = staff_id.split("/", 1)[0]
+    relay = check_relay_url(relay)
+    signing = SigningKeyPair.from_seed(secrets.token_bytes(32))
+    box = BoxKeyPair.from_seed(secrets.token_bytes(32))
+    info = ProfileInfo(kind="staff", name=staff_id.split("/", 1)[1], relay=relay,
+                       network=network, org_id=org_id, staff_id=staff_id)
+    prof, keystore = create_profile(home, profile, info, passphrase, {
+        "signing": signing.seed, "box": box.secret, "storage": secrets.token_bytes(32),
+    })
+
+    def check(log: KeyLog) -> None:
+        org = log.orgs.get(org_id)
+        if org is None:
+            raise AccessError("unknown_org", org=org_id)
+        if org.revoked:
+            raise AccessError("org_revoked", org=org_id)
+        staff = org.staff.get(staff_id)
+        if staff is None or not staff.active:
+            raise AccessError("not_enrolled", staff=staff_id)
+
+    return prof, keystore, make_staff_request(signing, box.public, staff_id, info.name,
+                                              int(time.time()), "staff"), check
+
+
+def check_id_pair(staff_id: str) -> str:
+    """A staff id ``org/name`` (each part a valid id), else ``UsageError``."""
+    org_id, _, name = staff_id.partition("/")
+    check_id(org_id, "org")
+    check_id(name, "staff")
+    return staff_id
+
+
 def remove_new_profile(prof: Profile) -> None:
     """Delete the files a just-created profile consists of (nothing else in its folder)."""
     for name in ("keystore", ".keystore.lock", "profile.json", "state.db", "state.db-journal",

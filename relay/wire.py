@@ -17,7 +17,7 @@ from typing import Any
 
 from protocol import Head, LogEntry, b64encode
 from protocol.auth import NONCE_SIZE
-from protocol.encoding import b64decode, check_org_id, check_staff_id, get_int
+from protocol.encoding import b64decode, check_fingerprint, check_org_id, check_staff_id, get_int
 from protocol.errors import EncodingError
 from protocol.keys import SIG_SIZE
 from protocol.sealedbox import OVERHEAD
@@ -149,14 +149,15 @@ def grant_upload(org_text: str, epoch_text: str, body: Any) -> GrantUpload:
 
 
 def _grant(entry: Any) -> SealedGrant:
-    if not isinstance(entry, dict) or set(entry) != {"staff_id", "grant"}:
-        raise InvalidRequest("each grant must be {\"staff_id\", \"grant\"}")
+    if not isinstance(entry, dict) or set(entry) != {"staff_id", "device", "grant"}:
+        raise InvalidRequest("each grant must be {\"staff_id\", \"device\", \"grant\"}")
     with _invalid():
         staff_id = check_staff_id(entry["staff_id"])
+        device = check_fingerprint(entry["device"], "device")
         sealed = b64decode(entry["grant"], field="grant")
     if not MIN_GRANT_BYTES <= len(sealed) <= MAX_GRANT_BYTES:
         raise InvalidRequest(f"a grant must be {MIN_GRANT_BYTES} to {MAX_GRANT_BYTES} bytes")
-    return SealedGrant(staff_id, sealed)
+    return SealedGrant(staff_id, device, sealed)
 
 
 def drop_create(body: Any) -> DropCreate:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from protocol import LogEntry, SigningKeyPair
-from protocol.records import OrgRevoke, StaffRemove
+from protocol.records import DeviceRemove, OrgRevoke, StaffRemove
 
 from ..blobs import BlobStore
 from ..config import RelayConfig
@@ -67,7 +67,10 @@ class RelayService:
     async def _after_append(self, entry: LogEntry) -> None:
         """A removal or revocation ends sessions and open event streams at once."""
         record = entry.record
-        if isinstance(record, StaffRemove):
+        if isinstance(record, DeviceRemove):
+            for token_hash in self.sessions.forget_device(record.staff_id, record.device):
+                await self.hub.close_session(token_hash)
+        elif isinstance(record, StaffRemove):
             self.sessions.forget_staff(record.staff_id)
             await self.hub.close_staff(record.staff_id)
         elif isinstance(record, OrgRevoke):

@@ -38,6 +38,8 @@ class Directory:
         self._listeners: list[Listener] = []
         self.removed_staff: set[str] = set()
         """Staff removed (or being removed): sends queued before the removal skip them."""
+        self.removed_devices: set[tuple[str, str]] = set()
+        """Devices removed (or being removed): sends queued before it need not wait for them."""
         self.revoked_orgs: set[str] = set()
         """Orgs revoked (or being revoked): sends queued before the revocation are refused."""
 
@@ -65,6 +67,10 @@ class Directory:
 
     def _note_removals(self, ends: Consequences) -> Callable[[], None]:
         """Track removals, revocations and re-admissions; return how to take it back."""
+        if ends.device_removed is not None:
+            device = ends.device_removed
+            self.removed_devices.add(device)
+            return lambda: self.removed_devices.discard(device)
         if ends.staff_removed is not None:
             staff_id = ends.staff_removed
             self.removed_staff.add(staff_id)
@@ -145,6 +151,7 @@ class Directory:
             record=record_bytes,
             hash=chain_hash(self.keylog.head_hash, record_bytes),
             staff_removed=ends.staff_removed,
+            device_removed=ends.device_removed,
             org_revoked=ends.org_revoked,
             org_admitted=ends.org_admitted,
             epoch_of=ends.epoch[0] if ends.epoch else None,

@@ -43,9 +43,10 @@ class SendRequest:
 
 @dataclass(frozen=True, slots=True)
 class SealedGrant:
-    """An epoch grant sealed to one staff member."""
+    """An epoch grant sealed to one device of a staff member."""
 
     staff_id: str
+    device: str
     sealed: bytes = field(repr=False)
 
 

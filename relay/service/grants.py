@@ -1,4 +1,4 @@
-"""Epoch grants: uploaded by an org admin, read by the staff member they are sealed to.
+"""Epoch grants: uploaded by an org admin, read by the device they are sealed to.
 
 The relay cannot open a grant (it is sealed to the staff member's box key) and does not
 need to: the recipient checks the org's signature inside and that the secret matches the
@@ -39,23 +39,27 @@ class Grants:
             raise NotAdmin()
         if self.directory.keylog.epoch(org_id, epoch) is None:
             raise NotFound(f"Epoch {epoch} of {org_id} is not in the key log.")
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         org = self.directory.keylog.orgs[org_id]
         for grant in upload.grants:
-            staff_id = grant.staff_id
-            if org_of(staff_id) != org_id or staff_id in seen:
-                raise InvalidRequest(f"{staff_id} is not a distinct member of {org_id}")
+            staff_id, device = grant.staff_id, grant.device
+            if org_of(staff_id) != org_id or (staff_id, device) in seen:
+                raise InvalidRequest(
+                    f"{staff_id} is not a member of {org_id}, or that device is named twice")
             staff = org.staff.get(staff_id)
             if staff is None or not staff.active:
                 raise InvalidRequest(f"{staff_id} is not a current staff member of {org_id}",
+                                     "not_enrolled")
+            if staff.device_signing(device) is None:
+                raise InvalidRequest(f"{device} is not a current device of {staff_id}",
                                      "not_enrolled")
             try:  # only an identity key of the org may store or replace a grant (SPEC 10)
                 verify_grant_upload(grant.sealed, org_id, epoch, staff_id,
                                     self.directory.keylog)
             except ProtocolError as exc:
                 raise InvalidRequest(exc.message, exc.code) from exc
-            seen.add(staff_id)
-        grants = [(g.staff_id, g.sealed) for g in upload.grants]
+            seen.add((staff_id, device))
+        grants = [(g.staff_id, g.device, g.sealed) for g in upload.grants]
         # Under the append lock, so no newer epoch can land between this look and the write.
         async with self.directory.append_lock:
             try:
@@ -70,4 +74,4 @@ class Grants:
 
     async def mine(self, session: Session, now: int) -> list[GrantRow]:
         """The grants sealed to the caller."""
-        return await self.store.grants_for(session.staff_id, now)
+        return await self.store.grants_for(session.staff_id, now, session.device)

@@ -65,8 +65,11 @@ class Mailbox:
         key = request.idempotency_key
         messages = []
         for index, envelope in enumerate(request.envelopes):
-            recipients = tuple(sorted(
-                s.staff_id for s in self.directory.keylog.orgs[envelope.to_org].active_staff()))
+            staff = self.directory.keylog.orgs[envelope.to_org].active_staff()
+            recipients = tuple(sorted(s.staff_id for s in staff))
+            # every current device must fetch it before it goes (SPEC.md section 6.6)
+            devices = tuple(sorted((s.staff_id, d.device_id)
+                                   for s in staff for d in s.current_devices()))
             messages.append(NewMessage(
                 id=derive(self._token_key, MESSAGE_ID, key, index, MESSAGE_ID_SIZE),
                 to_org=envelope.to_org,
@@ -74,6 +77,7 @@ class Mailbox:
                 sealed=envelope.sealed,
                 status_hash=secret_hash(STATUS, self._status_token(key, index)),
                 recipients=recipients,
+                devices=devices,
             ))
         result = await self.store.store_send(SendBatch(
             key_hash=secret_hash(IDEMPOTENCY, key),
@@ -83,6 +87,7 @@ class Mailbox:
             messages=tuple(messages),
             org_quota=self.limits.org_storage_bytes,
             removed=self.directory.removed_staff,
+            removed_devices=self.directory.removed_devices,
             revoked=self.directory.revoked_orgs,
         ))
         if isinstance(result, ReplayedSend):
@@ -140,7 +145,7 @@ class Mailbox:
     async def acknowledge(self, session: Session, message_id: bytes, now: int) -> bool:
         """The caller has the envelope; True if that was the last acknowledgement needed."""
         deleted = await self.store.acknowledge(session.org_id, message_id, session.staff_id,
-                                               now, self.limits.status_grace)
+                                               now, self.limits.status_grace, session.device)
         if deleted is None:
             raise NotFound()
         return deleted

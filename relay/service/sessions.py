@@ -22,6 +22,7 @@ from protocol.auth import NONCE_SIZE
 from protocol.encoding import org_of
 from protocol.errors import AuthSignatureInvalid as ProtocolAuthInvalid
 from protocol.errors import LogError
+from protocol.keylog import StaffState
 
 from ..errors import (
     AuthSignatureInvalid,
@@ -46,6 +47,8 @@ class Session:
     org_id: str
     role: str
     expires: int
+    device: str = ""
+    """The device that logged in (its signing key's fingerprint; '' for an old session)."""
 
     @property
     def is_admin(self) -> bool:
@@ -102,15 +105,17 @@ class Sessions:
         if taken[1] <= now:
             raise ChallengeExpired()
         role = self._require_active(staff_id)
-        if not any(self._answers(device.signing_key, nonce, request.signature)
-                   for device in self.directory.keylog.devices(staff_id)):
+        # the session belongs to the device whose key answered (SPEC.md section 11)
+        device = next((d.device_id for d in self.directory.keylog.devices(staff_id)
+                       if self._answers(d.signing_key, nonce, request.signature)), None)
+        if device is None:
             raise AuthSignatureInvalid()
         token = secrets.token_bytes(SESSION_TOKEN_SIZE)
-        row = SessionRow(secret_hash(SESSION, token), staff_id, now + self.session_ttl)
+        row = SessionRow(secret_hash(SESSION, token), staff_id, now + self.session_ttl, device)
         await self.store.add_session(row)
         self._live[row.token_hash] = row
         return NewSession(token, Session(row.token_hash, staff_id, org_of(staff_id), role,
-                                         row.expires))
+                                         row.expires, device))
 
     def _answers(self, key: bytes, nonce: bytes, signature: bytes) -> bool:
         """Did ``key`` (a current device of the member) sign the nonce for one of our origins?"""
@@ -133,7 +138,11 @@ class Sessions:
         except LogError:
             self._live.pop(token_hash, None)
             raise SessionInvalid("The session ended: this staff member was removed.") from None
-        return Session(token_hash, row.staff_id, org_of(row.staff_id), staff.role, row.expires)
+        if not _device_current(staff, row.device):
+            self._live.pop(token_hash, None)
+            raise SessionInvalid("The session ended: this device was removed.")
+        return Session(token_hash, row.staff_id, org_of(row.staff_id), staff.role, row.expires,
+                       row.device)
 
     def still_valid(self, session: Session, now: int) -> bool:
         """Is ``session`` still live (used by long-lived event streams)?"""
@@ -141,10 +150,10 @@ class Sessions:
         if row is None or row.expires <= now:
             return False
         try:
-            self.directory.keylog.active_staff(row.staff_id)
+            staff = self.directory.keylog.active_staff(row.staff_id)
         except LogError:
             return False
-        return True
+        return _device_current(staff, row.device)
 
     async def logout(self, session: Session) -> None:
         """End one session now."""
@@ -171,6 +180,13 @@ class Sessions:
         """Drop a removed staff member's sessions from memory (the store already did)."""
         self._live = {h: r for h, r in self._live.items() if r.staff_id != staff_id}
 
+    def forget_device(self, staff_id: str, device: str) -> list[bytes]:
+        """Drop a removed device's sessions from memory; returns their token hashes."""
+        ended = [h for h, r in self._live.items() if (r.staff_id, r.device) == (staff_id, device)]
+        for token_hash in ended:
+            del self._live[token_hash]
+        return ended
+
     def forget_org(self, org_id: str) -> None:
         """Drop a revoked organisation's sessions from memory."""
         self._live = {h: r for h, r in self._live.items() if org_of(r.staff_id) != org_id}
@@ -179,3 +195,8 @@ class Sessions:
         """Drop expired sessions from memory (the expiry task deletes them from the store)."""
         self._live = {h: r for h, r in self._live.items() if r.expires > now}
 
+
+
+def _device_current(staff: StaffState, device: str) -> bool:
+    """A session's device is still one of the member's ('' : a session from before devices)."""
+    return device == "" or staff.device_signing(device) is not None

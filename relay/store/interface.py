@@ -96,7 +96,9 @@ class KeyLogStore(Protocol):
     async def append_log(self, append: LogAppend) -> None:
         """Write one log entry at ``append.index`` together with its consequences.
 
-        In the same transaction: ``staff_removed`` deletes that person's sessions,
+        In the same transaction: ``device_removed`` ``(staff_id, device)`` deletes that
+        device's sessions, grants and pending device deliveries (deleting messages thereby
+        fully delivered); ``staff_removed`` deletes that person's sessions,
         challenges and grants, takes them out of every message's pending deliveries (each
         such message's ``recipients`` drops by one) and deletes messages that are thereby
         fully delivered (tombstone ``delivered``); ``org_revoked`` deletes the sessions,
@@ -138,16 +140,18 @@ class LoginStore(Protocol):
 class GrantStore(Protocol):
     """Epoch grants, sealed to one staff member each."""
 
-    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]],
+    async def put_grants(self, org_id: str, epoch: int,
+                         grants: list[tuple[str, str, bytes]],
                          expires: int | None = None) -> int:
-        """Store (or replace) grants of one epoch; returns how many were stored.
+        """Store (or replace) ``(staff_id, device, sealed)`` grants of one epoch; returns how many.
 
         ``expires`` is None for the current epoch (set when a newer one is appended) and
         the deletion time for a retired one; a replaced grant keeps an expiry it had.
         """
 
-    async def grants_for(self, staff_id: str, now: int) -> list[GrantRow]:
-        """The grants sealed to one staff member that have not expired, by org and epoch."""
+    async def grants_for(self, staff_id: str, now: int, device: str = "") -> list[GrantRow]:
+        """The unexpired grants sealed to one device (or stored for its member without a
+        device, before devices existed), by org and epoch."""
 
 
 class MailboxStore(Protocol):
@@ -163,7 +167,9 @@ class MailboxStore(Protocol):
         send's would pass ``org_quota`` raises ``QuotaExceeded``. Otherwise every envelope
         is stored with a new cursor (strictly increasing across the store, and visible to
         readers in increasing order), one pending delivery per recipient not in
-        ``batch.removed``, and the idempotency record until ``expires``. Two concurrent
+        ``batch.removed``, one pending device delivery per entry of ``message.devices``
+        whose staff member is not in ``batch.removed`` and that is not in
+        ``batch.removed_devices``, and the idempotency record until ``expires``. Two concurrent
         calls with one key store once; two concurrent sends never both pass a quota that
         only one fits.
         """
@@ -177,14 +183,18 @@ class MailboxStore(Protocol):
         """One live envelope of one organisation (None for "no such" and "not yours" alike)."""
 
     async def acknowledge(
-        self, org_id: str, message_id: bytes, staff_id: str, now: int, grace: int
+        self, org_id: str, message_id: bytes, staff_id: str, now: int, grace: int,
+        device: str = ""
     ) -> bool | None:
-        """Record an acknowledgement; True if that deleted the message, None if not found.
+        """Record one device's acknowledgement; True if that deleted the message, None if
+        not found.
 
-        Acknowledging twice counts once. When every recipient has acknowledged, the
-        message is deleted and a ``delivered`` tombstone (until expiry + ``grace``) is
-        written in the same step; of concurrent last acknowledgements exactly one returns
-        True. A staff member who was no recipient may acknowledge (False, nothing counted).
+        The first acknowledgement from any device of a recipient counts that person (k of
+        n); acknowledging twice counts once. When every recipient person has acknowledged
+        and every pending device has, the message is deleted and a ``delivered``
+        tombstone (until expiry + ``grace``) is written in the same step; of concurrent
+        last acknowledgements exactly one returns True. A staff member or device that was
+        no recipient may acknowledge (False, nothing counted).
         """
 
     async def message_status(self, status_hash: bytes, now: int) -> MessageStatus | None:

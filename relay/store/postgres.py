@@ -96,8 +96,9 @@ MAX_SEND_BATCH = 256
 # (delivered at commit, never for a rolled-back transaction); see relay/pushbus.py.
 CHANNEL = "kok_relay"
 # Tables holding ciphertext or hashes of secrets: vacuumed after a purge deleted rows.
-VACUUMED = ("messages", "deliveries", "status_tombstones", "idempotency", "challenges",
-            "sessions", "grants", "drops", "drop_orgs", "drop_deliveries")
+VACUUMED = ("messages", "deliveries", "device_deliveries", "status_tombstones", "idempotency",
+            "challenges", "sessions", "grants", "drops", "drop_orgs", "drop_deliveries",
+            "drop_device_deliveries")
 # A send's recipients are read per batch from these, under the directory lock.
 _MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
 
@@ -206,6 +207,8 @@ class PostgresStore:
                                  append.index, append.record, append.hash)
             except asyncpg.UniqueViolationError:
                 raise LogIndexTaken(append.index) from None
+            if append.device_removed is not None:
+                await _forget_device(db, *append.device_removed, append.status_grace)
             if append.staff_removed is not None:
                 await _forget_staff(db, append.staff_removed, append.status_grace)
             if append.org_revoked is not None:
@@ -237,8 +240,9 @@ class PostgresStore:
 
     async def add_session(self, session: SessionRow) -> None:
         await self.transaction(lambda db: db.execute(
-            "INSERT INTO sessions (token_hash, staff_id, expires) VALUES ($1, $2, $3)",
-            session.token_hash, session.staff_id, session.expires))
+            "INSERT INTO sessions (token_hash, staff_id, expires, device) "
+            "VALUES ($1, $2, $3, $4)",
+            session.token_hash, session.staff_id, session.expires, session.device))
 
     async def delete_session(self, token_hash: bytes) -> None:
         async def job(db: Conn) -> None:
@@ -249,37 +253,39 @@ class PostgresStore:
 
     async def live_sessions(self, now: int) -> list[SessionRow]:
         rows = await self.fetch(
-            "SELECT token_hash, staff_id, expires FROM sessions WHERE expires > $1", now)
-        return [SessionRow(bytes(r[0]), r[1], r[2]) for r in rows]
+            "SELECT token_hash, staff_id, expires, device FROM sessions WHERE expires > $1",
+            now)
+        return [SessionRow(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
 
     async def get_session(self, token_hash: bytes, now: int) -> SessionRow | None:
         """One live session by its token's hash (another process may have created it)."""
         rows = await self.fetch(
-            "SELECT token_hash, staff_id, expires FROM sessions "
+            "SELECT token_hash, staff_id, expires, device FROM sessions "
             "WHERE token_hash = $1 AND expires > $2", token_hash, now)
-        return SessionRow(bytes(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
+        return SessionRow(bytes(rows[0][0]), rows[0][1], rows[0][2], rows[0][3]) if rows else None
 
     # --- grants ------------------------------------------------------------------------
 
-    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]],
+    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, str, bytes]],
                          expires: int | None = None) -> int:
         async def job(db: Conn) -> int:
             await db.executemany(
-                "INSERT INTO grants (org_id, epoch, staff_id, sealed, expires) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, epoch, staff_id) "
+                "INSERT INTO grants (org_id, epoch, staff_id, device, sealed, expires) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, epoch, staff_id, device) "
                 "DO UPDATE SET sealed = excluded.sealed, "
                 "expires = coalesce(grants.expires, excluded.expires)",
-                [(org_id, epoch, staff_id, sealed, expires) for staff_id, sealed in grants])
+                [(org_id, epoch, staff_id, device, sealed, expires)
+                 for staff_id, device, sealed in grants])
             return len(grants)
 
         return await self.transaction(job)
 
-    async def grants_for(self, staff_id: str, now: int) -> list[GrantRow]:
+    async def grants_for(self, staff_id: str, now: int, device: str = "") -> list[GrantRow]:
         rows = await self.fetch(
-            "SELECT org_id, epoch, staff_id, sealed FROM grants "
-            "WHERE staff_id = $1 AND (expires IS NULL OR expires > $2) ORDER BY org_id, epoch",
-            staff_id, now)
-        return [GrantRow(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+            "SELECT org_id, epoch, staff_id, sealed, device FROM grants "
+            "WHERE staff_id = $1 AND device IN ($3, '') AND (expires IS NULL OR expires > $2) "
+            "ORDER BY org_id, epoch, device", staff_id, now, device)
+        return [GrantRow(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     # --- messages ----------------------------------------------------------------------
 
@@ -359,7 +365,8 @@ class PostgresStore:
         return _message(rows[0]) if rows else None
 
     async def acknowledge(
-        self, org_id: str, message_id: bytes, staff_id: str, now: int, grace: int
+        self, org_id: str, message_id: bytes, staff_id: str, now: int, grace: int,
+        device: str = ""
     ) -> bool | None:
         async def job(db: Conn) -> bool | None:
             cursor = await db.fetchval(
@@ -367,6 +374,9 @@ class PostgresStore:
                 "FOR UPDATE", message_id, org_id, now)
             if cursor is None:
                 return None
+            await db.execute("DELETE FROM device_deliveries WHERE message = $1 "
+                             "AND staff_id = $2 AND device = $3", cursor, staff_id, device)
+            # the person counts once, with the first of their devices
             gone = await db.fetchval(
                 "DELETE FROM deliveries WHERE message = $1 AND staff_id = $2 RETURNING 1",
                 cursor, staff_id)
@@ -503,8 +513,9 @@ class PostgresStore:
             "UPDATE drops SET idle_expires = least($1, expires) WHERE id = $2 AND NOT complete",
             idle_expires, drop_id))
 
-    async def complete_drop(self, drop_id: bytes, recipients: tuple[str, ...]) -> bool:
-        """Mark a drop complete with the staff who must acknowledge it; False if it is gone."""
+    async def complete_drop(self, drop_id: bytes, recipients: tuple[str, ...],
+                            devices: tuple[tuple[str, str], ...] = ()) -> bool:
+        """Mark a drop complete with the staff and devices who must acknowledge it."""
 
         async def job(db: Conn) -> bool:
             done = await db.fetchval(
@@ -514,6 +525,10 @@ class PostgresStore:
                 await db.executemany(
                     "INSERT INTO drop_deliveries (drop_id, staff_id) VALUES ($1, $2)",
                     [(drop_id, staff_id) for staff_id in recipients])
+                await db.executemany(
+                    "INSERT INTO drop_device_deliveries (drop_id, staff_id, device) "
+                    "VALUES ($1, $2, $3)",
+                    [(drop_id, s, d) for s, d in devices if s in recipients])
                 return True
             return await db.fetchval("SELECT 1 FROM drops WHERE id = $1", drop_id) is not None
 
@@ -526,11 +541,13 @@ class PostgresStore:
         return [r[0] for r in rows]
 
     async def acknowledge_drop(self, drop_id: bytes, staff_id: str,
-                               gone: tuple[str, ...]) -> bool:
-        """Record an acknowledgement and forget ``gone``; True if the drop was deleted."""
+                               gone: tuple[str, ...], device: str = "") -> bool:
+        """Record one device's acknowledgement and forget ``gone``; True if it was deleted."""
 
         async def job(db: Conn) -> bool:
             await db.execute("SELECT 1 FROM drops WHERE id = $1 FOR UPDATE", drop_id)
+            await db.execute("DELETE FROM drop_device_deliveries WHERE drop_id = $1 "
+                             "AND staff_id = $2 AND device = $3", drop_id, staff_id, device)
             if await db.fetchval("DELETE FROM drop_deliveries WHERE drop_id = $1 "
                                  "AND staff_id = $2 RETURNING 1", drop_id, staff_id):
                 await db.execute(
@@ -630,7 +647,8 @@ async def _tombstone(db: Conn, status_hash: bytes, state: str, acknowledged: int
 
 async def _delete_if_delivered(db: Conn, cursor: int | None, grace: int) -> int:
     """Delete fully acknowledged messages (one, or all when ``cursor`` is None)."""
-    where = "recipients > 0 AND acknowledged >= recipients"
+    where = ("recipients > 0 AND acknowledged >= recipients AND NOT EXISTS "
+             "(SELECT 1 FROM device_deliveries WHERE message = messages.cursor)")
     args: tuple[Any, ...] = ()
     if cursor is not None:
         where += " AND cursor = $2"
@@ -705,7 +723,7 @@ async def _store_sends(db: Conn, batches: list[SendBatch], instance: str
     count = sum(len(b.messages) for b in accepted)
     cursors = iter(sorted(await db.fetchval(
         "SELECT array_agg(nextval('message_cursor')) FROM generate_series(1, $1)", count)))
-    messages, deliveries = [], []
+    messages, deliveries, device_rows = [], [], []
     slots = iter(o for o in outcomes if isinstance(o, list))
     for batch in accepted:
         stored = next(slots)
@@ -718,6 +736,9 @@ async def _store_sends(db: Conn, batches: list[SendBatch], instance: str
                              len(message.sealed), batch.received, batch.expires,
                              message.status_hash, len(recipients)))
             deliveries += [(cursor, staff_id) for staff_id in recipients]
+            device_rows += [(cursor, staff_id, device) for staff_id, device in message.devices
+                            if staff_id in recipients
+                            and (staff_id, device) not in batch.removed_devices]
             stored.append(StoredMessage(cursor=cursor, id=message.id, to_org=message.to_org,
                                         epoch=message.epoch, sealed=message.sealed,
                                         received=batch.received, expires=batch.expires))
@@ -732,6 +753,9 @@ async def _store_sends(db: Conn, batches: list[SendBatch], instance: str
     if deliveries:
         await db.copy_records_to_table("deliveries", records=deliveries,
                                        columns=["message", "staff_id"])
+    if device_rows:
+        await db.copy_records_to_table("device_deliveries", records=device_rows,
+                                       columns=["message", "staff_id", "device"])
     pushed = [[m[2], m[0]] for m in messages]
     for start in range(0, len(pushed), 100):  # NOTIFY payloads stay well under 8000 bytes
         await _notify(db, {"k": "sent", "i": instance, "m": pushed[start:start + 100]})
@@ -750,7 +774,23 @@ async def _forget_staff(db: Conn, staff_id: str, grace: int) -> None:
         "UPDATE messages SET recipients = recipients - 1 "
         "WHERE cursor IN (SELECT message FROM gone)",
         staff_id)
+    await db.execute("DELETE FROM device_deliveries WHERE staff_id = $1", staff_id)
     await _delete_if_delivered(db, None, grace)
+
+
+async def _forget_device(db: Conn, staff_id: str, device: str, grace: int) -> None:
+    """A removed device: end its sessions, drop its grants; it need no longer fetch anything.
+
+    Drops thereby delivered go too (their files are orphans the next purge deletes)."""
+    for table in ("sessions", "grants", "device_deliveries"):
+        await db.execute(f"DELETE FROM {table} WHERE staff_id = $1 AND device = $2",  # noqa: S608
+                         staff_id, device)
+    await _delete_if_delivered(db, None, grace)
+    waiting = await db.fetch(
+        "DELETE FROM drop_device_deliveries WHERE staff_id = $1 AND device = $2 "
+        "RETURNING drop_id", staff_id, device)
+    for row in waiting:
+        await _delete_drop_if_delivered(db, bytes(row[0]))
 
 
 async def _forget_org(db: Conn, org_id: str, grace: int) -> None:
@@ -807,6 +847,8 @@ async def _forget_drop_staff(db: Conn, drop_id: bytes, gone: tuple[str, ...]) ->
     """Removed staff can never acknowledge: they no longer count towards "delivered"."""
     if not gone:
         return
+    await db.execute("DELETE FROM drop_device_deliveries WHERE drop_id = $1 "
+                     "AND staff_id = ANY($2::text[])", drop_id, list(gone))
     await db.execute(
         "WITH g AS (DELETE FROM drop_deliveries WHERE drop_id = $1 AND staff_id = ANY($2::text[]) "
         "RETURNING 1) UPDATE drops SET recipients = recipients - (SELECT count(*) FROM g) "
@@ -817,4 +859,6 @@ async def _delete_drop_if_delivered(db: Conn, drop_id: bytes) -> bool:
     """Delete a complete drop that nobody is waiting for any more."""
     return await db.fetchval(
         "DELETE FROM drops WHERE id = $1 AND complete AND NOT EXISTS "
-        "(SELECT 1 FROM drop_deliveries WHERE drop_id = $1) RETURNING 1", drop_id) is not None
+        "(SELECT 1 FROM drop_deliveries WHERE drop_id = $1) AND NOT EXISTS "
+        "(SELECT 1 FROM drop_device_deliveries WHERE drop_id = $1) RETURNING 1",
+        drop_id) is not None

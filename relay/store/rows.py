@@ -29,6 +29,8 @@ class NewMessage:
     sealed: bytes = field(repr=False)
     status_hash: bytes
     recipients: tuple[str, ...]
+    devices: tuple[tuple[str, str], ...] = ()
+    """``(staff_id, device)`` of every current device of the recipients: each must fetch it."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class SendBatch:
     org_quota: int
     removed: Container[str] = frozenset()
     """Staff removed meanwhile (read when the write runs): they no longer count as recipients."""
+    removed_devices: Container[tuple[str, str]] = frozenset()
+    """Devices removed meanwhile (read when the write runs): they need not fetch it."""
     revoked: Container[str] = frozenset()
     """Orgs revoked meanwhile (read when the write runs): a send to one of them is refused."""
 
@@ -62,6 +66,8 @@ class SessionRow:
     token_hash: bytes
     staff_id: str
     expires: int
+    device: str = ""
+    """The device that opened it ('' for a session stored before devices existed)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class GrantRow:
     epoch: int
     staff_id: str
     sealed: bytes = field(repr=False)
+    device: str = ""
+    """The device whose box key it is sealed to ('' for a grant stored before devices)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class LogAppend:
     record: bytes
     hash: bytes
     staff_removed: str | None = None
+    device_removed: tuple[str, str] | None = None
     org_revoked: str | None = None
     org_admitted: str | None = None
     """An organisation (re-)admitted: no longer revoked."""

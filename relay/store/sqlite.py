@@ -338,6 +338,8 @@ class SqliteStore:
                            (append.index, append.record, append.hash))
             except sqlite3.IntegrityError:
                 raise LogIndexTaken(append.index) from None
+            if append.device_removed is not None:
+                _forget_device(db, *append.device_removed, append.status_grace)
             if append.staff_removed is not None:
                 _forget_staff(db, append.staff_removed, append.now, append.status_grace)
             if append.org_revoked is not None:
@@ -369,8 +371,8 @@ class SqliteStore:
 
     async def add_session(self, session: SessionRow) -> None:
         await self._write(lambda db: db.execute(
-            "INSERT INTO sessions (token_hash, staff_id, expires) VALUES (?, ?, ?)",
-            (session.token_hash, session.staff_id, session.expires)))
+            "INSERT INTO sessions (token_hash, staff_id, expires, device) VALUES (?, ?, ?, ?)",
+            (session.token_hash, session.staff_id, session.expires, session.device)))
 
     async def delete_session(self, token_hash: bytes) -> None:
         await self._write(lambda db: db.execute(
@@ -378,37 +380,39 @@ class SqliteStore:
 
     async def live_sessions(self, now: int) -> list[SessionRow]:
         rows = await self._read(
-            "SELECT token_hash, staff_id, expires FROM sessions WHERE expires > ?", (now,))
-        return [SessionRow(bytes(r[0]), r[1], r[2]) for r in rows]
+            "SELECT token_hash, staff_id, expires, device FROM sessions WHERE expires > ?",
+            (now,))
+        return [SessionRow(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
 
     async def get_session(self, token_hash: bytes, now: int) -> SessionRow | None:
         rows = await self._read(
-            "SELECT token_hash, staff_id, expires FROM sessions "
+            "SELECT token_hash, staff_id, expires, device FROM sessions "
             "WHERE token_hash = ? AND expires > ?", (token_hash, now))
-        return SessionRow(bytes(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
+        return SessionRow(bytes(rows[0][0]), rows[0][1], rows[0][2], rows[0][3]) if rows else None
 
     # --- grants ------------------------------------------------------------------------
 
-    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, bytes]],
+    async def put_grants(self, org_id: str, epoch: int, grants: list[tuple[str, str, bytes]],
                          expires: int | None = None) -> int:
         def job(db: sqlite3.Connection) -> int:
             db.executemany(
-                "INSERT INTO grants (org_id, epoch, staff_id, sealed, expires) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, epoch, staff_id) "
+                "INSERT INTO grants (org_id, epoch, staff_id, device, sealed, expires) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (org_id, epoch, staff_id, device) "
                 "DO UPDATE SET sealed = excluded.sealed, "
                 "expires = coalesce(grants.expires, excluded.expires)",
-                [(org_id, epoch, staff_id, sealed, expires) for staff_id, sealed in grants],
+                [(org_id, epoch, staff_id, device, sealed, expires)
+                 for staff_id, device, sealed in grants],
             )
             return len(grants)
 
         return await self._write(job)
 
-    async def grants_for(self, staff_id: str, now: int) -> list[GrantRow]:
+    async def grants_for(self, staff_id: str, now: int, device: str = "") -> list[GrantRow]:
         rows = await self._read(
-            "SELECT org_id, epoch, staff_id, sealed FROM grants "
-            "WHERE staff_id = ? AND (expires IS NULL OR expires > ?) ORDER BY org_id, epoch",
-            (staff_id, now))
-        return [GrantRow(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+            "SELECT org_id, epoch, staff_id, sealed, device FROM grants "
+            "WHERE staff_id = ? AND device IN (?, '') AND (expires IS NULL OR expires > ?) "
+            "ORDER BY org_id, epoch, device", (staff_id, device, now))
+        return [GrantRow(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     # --- messages ----------------------------------------------------------------------
 
@@ -431,7 +435,8 @@ class SqliteStore:
         return _row_to_message(rows[0]) if rows else None
 
     async def acknowledge(
-        self, org_id: str, message_id: bytes, staff_id: str, now: int, grace: int
+        self, org_id: str, message_id: bytes, staff_id: str, now: int, grace: int,
+        device: str = ""
     ) -> bool | None:
         def job(db: sqlite3.Connection) -> bool | None:
             row = db.execute(
@@ -440,6 +445,9 @@ class SqliteStore:
             if row is None:
                 return None
             cursor = row[0]
+            db.execute("DELETE FROM device_deliveries WHERE message = ? AND staff_id = ? "
+                       "AND device = ?", (cursor, staff_id, device))
+            # the person counts once, with the first of their devices
             gone = db.execute("DELETE FROM deliveries WHERE message = ? AND staff_id = ?",
                               (cursor, staff_id)).rowcount
             if gone:
@@ -620,7 +628,8 @@ def _tombstone(db: sqlite3.Connection, status_hash: bytes, state: str, acknowled
 
 def _delete_if_delivered(db: sqlite3.Connection, cursor: int | None, grace: int) -> int:
     """Delete fully acknowledged messages (one, or all when ``cursor`` is None)."""
-    where = "recipients > 0 AND acknowledged >= recipients"
+    where = ("recipients > 0 AND acknowledged >= recipients AND NOT EXISTS "
+             "(SELECT 1 FROM device_deliveries WHERE message = messages.cursor)")
     params: tuple[int, ...] = (grace,)
     if cursor is not None:
         where += " AND cursor = ?"
@@ -657,7 +666,7 @@ def _store_sends(db: sqlite3.Connection, batches: list[SendBatch]
     row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
     next_cursor = (row[0] if row else 0) + 1
     outcomes: list[list[StoredMessage] | ReplayedSend | RelayError] = []
-    idempotency, messages, deliveries = [], [], []
+    idempotency, messages, deliveries, device_rows = [], [], [], []
     for batch in batches:
         seen = known.get(batch.key_hash)
         if seen is not None:
@@ -689,6 +698,9 @@ def _store_sends(db: sqlite3.Connection, batches: list[SendBatch]
                              len(message.sealed), batch.received, batch.expires,
                              message.status_hash, len(recipients)))
             deliveries += [(cursor, staff_id) for staff_id in recipients]
+            device_rows += [(cursor, staff_id, device) for staff_id, device in message.devices
+                            if staff_id in recipients
+                            and (staff_id, device) not in batch.removed_devices]
             stored.append(StoredMessage(cursor=cursor, id=message.id, to_org=message.to_org,
                                         epoch=message.epoch, sealed=message.sealed,
                                         received=batch.received, expires=batch.expires))
@@ -700,7 +712,18 @@ def _store_sends(db: sqlite3.Connection, batches: list[SendBatch]
                    "expires, status_hash, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    messages)
     db.executemany("INSERT INTO deliveries (message, staff_id) VALUES (?, ?)", deliveries)
+    db.executemany("INSERT INTO device_deliveries (message, staff_id, device) VALUES (?, ?, ?)",
+                   device_rows)
     return outcomes
+
+
+def _forget_device(db: sqlite3.Connection, staff_id: str, device: str, grace: int) -> None:
+    """A removed device: end its sessions, drop its grants; it need no longer fetch anything."""
+    db.execute("DELETE FROM sessions WHERE staff_id = ? AND device = ?", (staff_id, device))
+    db.execute("DELETE FROM grants WHERE staff_id = ? AND device = ?", (staff_id, device))
+    db.execute("DELETE FROM device_deliveries WHERE staff_id = ? AND device = ?",
+               (staff_id, device))
+    _delete_if_delivered(db, None, grace)
 
 
 def _forget_staff(db: sqlite3.Connection, staff_id: str, now: int, grace: int) -> None:
@@ -712,6 +735,7 @@ def _forget_staff(db: sqlite3.Connection, staff_id: str, now: int, grace: int) -
     db.execute("UPDATE messages SET recipients = recipients - 1 "
                "WHERE cursor IN (SELECT message FROM deliveries WHERE staff_id = ?)", (staff_id,))
     db.execute("DELETE FROM deliveries WHERE staff_id = ?", (staff_id,))
+    db.execute("DELETE FROM device_deliveries WHERE staff_id = ?", (staff_id,))
     _delete_if_delivered(db, None, grace)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol import KeyLog, SignedItem, b64decode, b64encode, open_grant
+from protocol import KeyLog, SignedItem, SigningKeyPair, b64decode, b64encode, open_grant
 from tests.support.actors import Api, now, rand
 from tests.support.relayproc import RelayProcess
 
@@ -56,13 +56,17 @@ async def test_bad_grant_uploads_are_refused_whole(api: Api, shared_relay: Relay
     admin = await api.login(admin_staff)
     path = f"/v1/grants/{org.org_id}/1"
     good = org.grants()
+    other_device = SigningKeyPair.from_seed(rand()).fingerprint
     cases = [
-        ({"grants": [*good, {"staff_id": f"{org.org_id}/nobody", "grant": good[0]["grant"]}]},
-         "not_enrolled"),
+        ({"grants": [*good, {**good[0], "staff_id": f"{org.org_id}/nobody"}]}, "not_enrolled"),
+        # a device that is not (or no longer) one of the member's gets nothing
+        ({"grants": [*good, {**good[0], "device": other_device}]}, "not_enrolled"),
         ({"grants": [good[0], good[0]]}, "bad_field"),
-        ({"grants": [{"staff_id": good[0]["staff_id"], "grant": b64encode(rand(10))}]},
-         "bad_field"),
-        ({"grants": [{"staff_id": good[0]["staff_id"], "grant": "***"}]}, "bad_field"),
+        ({"grants": [{**good[0], "grant": b64encode(rand(10))}]}, "bad_field"),
+        ({"grants": [{**good[0], "grant": "***"}]}, "bad_field"),
+        ({"grants": [{**good[0], "device": "not a fingerprint"}]}, "bad_field"),
+        ({"grants": [{"staff_id": good[0]["staff_id"], "grant": good[0]["grant"]}]},
+         "bad_field"),  # which device it is sealed to is required
         ({"grants": []}, "bad_field"),
         ({"grants": good, "extra": 1}, "unknown_field"),
     ]
@@ -118,7 +122,8 @@ async def test_an_admin_without_the_identity_key_cannot_overwrite_a_grant(
     junk = rand(200)
     signature = admin_staff.signing.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
         org.org_id, 1, alice.staff_id, junk))
-    body = {"grants": [{"staff_id": alice.staff_id, "grant": b64encode(junk + signature)}]}
+    body = {"grants": [{"staff_id": alice.staff_id, "device": alice.signing.fingerprint,
+                        "grant": b64encode(junk + signature)}]}
     status, answer = await api.call("PUT", f"/v1/grants/{org.org_id}/1", body, token=admin)
     assert (status, answer["code"]) == (422, "wrong_signer")
     after = (await api.ok("GET", "/v1/grants", token=await api.login(alice)))["grants"]

@@ -22,6 +22,7 @@ from relay.store import (
     RelayStore,
     ReplayedSend,
     SendBatch,
+    SessionRow,
     SqliteStore,
     StoredMessage,
 )
@@ -170,6 +171,44 @@ async def test_a_send_written_after_a_removal_skips_the_removed(store: RelayStor
     removed.add("org-b/bob")  # the live set changed after the send was checked
     message = await _stored(store, batch)
     assert await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50) is True
+
+
+def _to_devices(devices: tuple[tuple[str, str], ...], status: bytes) -> SendBatch:
+    batch = _send(recipients=tuple(sorted({s for s, _ in devices})), status_hash=status)
+    message = NewMessage(**{**batch.messages[0].__dict__, "devices": devices})
+    return SendBatch(**{**batch.__dict__, "messages": (message,)})
+
+
+async def test_every_device_fetches_before_a_message_goes_and_k_counts_people(
+        store: RelayStore) -> None:
+    status = rand(32)
+    message = await _stored(store, _to_devices(
+        (("org-b/ann", "PC"), ("org-b/ann", "LAPTOP"), ("org-b/bob", "PHONE")), status))
+    assert await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50, "PC") is False
+    assert await store.acknowledge("org-b", message.id, "org-b/bob", NOW, 50, "PHONE") is False
+    # both people have it (k = n), yet ann's laptop has not fetched it: it stays
+    assert await store.message_status(status, NOW) == MessageStatus("pending", 2, 2)
+    assert await store.get_message("org-b", message.id, NOW) is not None
+    assert await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50, "PC") is False
+    assert await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50, "LAPTOP") is True
+    assert await store.message_status(status, NOW) == MessageStatus("delivered", 2, 2)
+
+
+async def test_a_removed_device_no_longer_holds_a_message_back(store: RelayStore) -> None:
+    status = rand(32)
+    message = await _stored(store, _to_devices(
+        (("org-b/ann", "PC"), ("org-b/ann", "LAPTOP")), status))
+    await store.add_session(SessionRow(rand(32), "org-b/ann", NOW + 100, "LAPTOP"))
+    await store.put_grants("org-b", 1, [("org-b/ann", "LAPTOP", rand(80)),
+                                        ("org-b/ann", "PC", rand(80))])
+    assert await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50, "PC") is False
+    await store.append_log(LogAppend(index=0, record=b"remove laptop", hash=rand(32),
+                                     device_removed=("org-b/ann", "LAPTOP"), status_grace=50,
+                                     now=NOW))
+    assert await store.message_status(status, NOW) == MessageStatus("delivered", 1, 1)
+    assert [r.device for r in await store.live_sessions(NOW)] == []
+    assert [g.device for g in await store.grants_for("org-b/ann", NOW, "PC")] == ["PC"]
+    assert await store.grants_for("org-b/ann", NOW, "LAPTOP") == []
 
 
 async def test_retraction_is_repeatable_and_expired_messages_are_not_retractable(

@@ -87,7 +87,7 @@ class Org:
     def grants(self, epoch: int | None = None) -> list[dict[str, str]]:
         epoch = epoch or self.epoch
         secret = self.epochs[epoch].secret
-        return [{"staff_id": s.staff_id,
+        return [{"staff_id": s.staff_id, "device": s.signing.fingerprint,
                  "grant": b64encode(make_grant(self.identity, self.org_id, epoch, secret,
                                                s.staff_id, s.box.public, rand()))}
                 for s in self.staff.values()]
