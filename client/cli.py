@@ -307,6 +307,9 @@ def _mount_subcommands() -> None:
     main.add_command(network_group, "network")
     main.add_command(org_group, "org")
     main.add_command(staff_group, "staff")
+    from .cli_devices import device_group
+
+    main.add_command(device_group, "device")
     main.add_command(demo_cmd, "demo")
     from .cli_everyday import EVERYDAY_COMMANDS
 

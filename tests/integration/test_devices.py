@@ -8,6 +8,7 @@ sessions end at once, and what is sent afterwards is sealed to an epoch it never
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from client import Client
 from client.errors import AccessError
 from client.profile import NetworkAnchor
 from protocol import MessagePayload, b64encode, seal_message
+from tests.integration.kokcli import kok, ok
 from tests.support.lifecycle import PASSPHRASE, Network, relay_call, secrets_that_open
 
 
@@ -121,3 +123,33 @@ async def test_a_lost_device_is_removed_and_the_person_keeps_working(net: Networ
     assert secrets_that_open(ben.profile.keystore_path, epoch.public_key, sealed) == [
         f"epoch/{org_id}/{epoch.number}"]
     assert [d.removed is not None for d in await ben.devices()] == [False, True]
+
+
+async def test_kok_device_commands_link_list_and_remove(net: Network) -> None:
+    """The CLI is a skin over the library: new (on the new device), add, list, remove."""
+    sued = await net.org("sued")
+    ben = await net.staff(sued, "ben")
+    await ben.sync()
+    home, name = ben.profile.home, ben.profile.name
+    request = net.home / "laptop.request"
+    made = json.loads(ok(kok("--json", "device", "new", "--staff", str(ben.staff_id),
+                             "--relay", net.relay.url, "--network", str(net.relay.anchor_path),
+                             "--out", str(request), home=home, profile="laptop")).out)
+    added = json.loads(ok(kok("--json", "device", "add", str(request), "--yes", home=home,
+                              profile=name)).out)
+    assert added["fingerprint"] == made["fingerprint"]
+    listed = json.loads(ok(kok("--json", "device", "list", home=home, profile=name)).out)
+    assert [(d["device"] == added["device"], d["this_device"]) for d in listed] == [
+        (False, True), (True, False)]
+    # a request for somebody else is refused and changes nothing
+    other = await net.staff(sued, "cem")
+    refused = kok("device", "add", str(request), "--yes", home=other.profile.home,
+                  profile=other.profile.name)
+    assert refused.code != 0 and "ben" in refused.error_line
+    removed = json.loads(ok(kok("--json", "device", "remove", added["device"], "--yes",
+                                home=home, profile=name)).out)
+    assert removed == {"device": added["device"], "removed": True, "rotated": None}
+    listed = json.loads(ok(kok("--json", "device", "list", home=home, profile=name)).out)
+    assert [d["removed"] is not None for d in listed] == [False, True]
+    again = kok("device", "remove", added["device"], "--yes", home=home, profile=name)
+    assert again.code != 0

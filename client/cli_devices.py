@@ -1,0 +1,89 @@
+"""``kok device``: a person's devices (a thin skin over ``Client.new_device`` and friends).
+
+On the new device, ``kok --profile NEW device new --staff ORG/NAME ...`` makes the keys and
+a link request; on a device the person already uses, ``kok device add FILE`` shows the
+new device's fingerprint, which the person compares with the one the new device printed,
+and adds it to the key log. ``kok device list`` and ``kok device remove DEVICE_ID`` (from
+any of the person's devices, or by the org admin for anyone of the org) complete it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from protocol.keys import fingerprint, format_fingerprint
+
+from .admin import read_staff_request
+from .cli import read_file, run, settings, with_client, write_public_file
+from .cli_admin import confirm_action
+from .i18n import t
+from .onboarding import new_device
+from .profile import NetworkAnchor
+
+
+@click.group(help=t("help.device"))
+def device_group() -> None:
+    pass
+
+
+@device_group.command("new", help=t("help.device_new"))
+@click.option("--staff", "staff_id", required=True, help=t("help.opt_device_staff"))
+@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--network", "network_file", required=True, help=t("help.opt_network_file"))
+@click.option("--out", required=True, help=t("help.opt_device_out"))
+@click.pass_context
+def device_new_cmd(ctx: click.Context, staff_id: str, relay: str, network_file: str,
+                   out: str) -> None:
+    s = settings(ctx)
+    anchor = NetworkAnchor.load(Path(network_file))
+    passphrase = s.passphrase(confirm=True)
+    prof, request = run(new_device(s.home, s.profile, passphrase, staff_id=staff_id,
+                                   relay=relay, network=anchor, ca_file=s.ca_file))
+    write_public_file(out, request)
+    fp = format_fingerprint(fingerprint(read_staff_request(request).signing_key))
+    s.out([t("device.request_written", staff=staff_id, out=out),
+           t("device.compare_fingerprint", fingerprint=fp)],
+          {"profile": prof.name, "staff_id": staff_id, "fingerprint": fp, "out": out})
+
+
+@device_group.command("add", help=t("help.device_add"))
+@click.argument("request_file")
+@click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.pass_context
+def device_add_cmd(ctx: click.Context, request_file: str, yes: bool) -> None:
+    s = settings(ctx)
+    request = read_file(request_file)
+    fp = format_fingerprint(fingerprint(read_staff_request(request).signing_key))
+    if not yes and sys.stdin.isatty():  # the person compares before confirming
+        click.echo(t("device.check_fingerprint", fingerprint=fp), err=True)
+    confirm_action(yes, "prompt.device_add")
+    device = with_client(ctx, lambda c: c.add_device(request))
+    s.out(t("device.added", device=fp), {"device": device, "fingerprint": fp})
+
+
+@device_group.command("list", help=t("help.device_list"))
+@click.pass_context
+def device_list_cmd(ctx: click.Context) -> None:
+    devices = with_client(ctx, lambda c: c.devices())
+    lines = [t("device.line_removed" if d.removed is not None else
+               "device.line_this" if d.this_device else "device.line",
+               device=format_fingerprint(d.device_id)) for d in devices]
+    settings(ctx).out(lines, [{"device": d.device_id, "added": d.added, "removed": d.removed,
+                               "this_device": d.this_device} for d in devices])
+
+
+@device_group.command("remove", help=t("help.device_remove"))
+@click.argument("device_id")
+@click.option("--staff", "staff_id", default=None, help=t("help.opt_device_remove_staff"))
+@click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.pass_context
+def device_remove_cmd(ctx: click.Context, device_id: str, staff_id: str | None,
+                      yes: bool) -> None:
+    confirm_action(yes, "prompt.device_remove")
+    device = device_id.replace(" ", "").upper()
+    rotated = with_client(ctx, lambda c: c.remove_device(device, staff_id))
+    settings(ctx).out(t("device.removed", device=format_fingerprint(device)),
+                      {"device": device, "removed": True, "rotated": rotated})
