@@ -230,10 +230,16 @@ class Drops:
                 raise DropIncomplete(
                     f"The relay holds {have or 0} of the {row.size} bytes declared.")
             await self.blobs.complete(row.id)
-            if not await self.store.complete_drop(row.id, self._recipient_staff(row.orgs)):
+            staff = self._recipient_staff(row.orgs)
+            if not await self.store.complete_drop(row.id, staff, self._recipient_devices(staff)):
                 raise NotFound()
         self._forget_upload(row.id)
         return row
+
+    def _recipient_devices(self, staff: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """Every current device of the recipients: each must fetch the file before it goes."""
+        return tuple(sorted((s, d.device_id) for s in staff
+                            for d in self.directory.keylog.devices(s)))
 
     def _recipient_staff(self, orgs: tuple[str, ...]) -> tuple[str, ...]:
         staff: list[str] = []
@@ -277,7 +283,8 @@ class Drops:
         """The caller has the file; True if nobody else is waiting for it (it is deleted)."""
         row = await self._mine(session, drop_id, now)
         gone = tuple(s for s in await self.store.drop_pending(row.id) if not self._active(s))
-        deleted = await self.store.acknowledge_drop(row.id, session.staff_id, gone)
+        deleted = await self.store.acknowledge_drop(row.id, session.staff_id, gone,
+                                                    session.device)
         if deleted:
             await self.blobs.delete(row.id)
         return deleted

@@ -232,8 +232,10 @@ class DropStore(Protocol):
     async def touch_drop(self, drop_id: bytes, idle_expires: int) -> None:
         """Bytes arrived: push an open upload's idle deadline out (never past its TTL)."""
 
-    async def complete_drop(self, drop_id: bytes, recipients: tuple[str, ...]) -> bool:
-        """Mark a drop complete with the staff who must acknowledge it; False if it is gone.
+    async def complete_drop(self, drop_id: bytes, recipients: tuple[str, ...],
+                            devices: tuple[tuple[str, str], ...] = ()) -> bool:
+        """Mark a drop complete with the staff who must acknowledge it, and the
+        ``(staff_id, device)`` of each of their devices that must fetch it; False if gone.
 
         Only the first completion records recipients; completing a complete drop again is
         True and changes nothing.
@@ -243,8 +245,9 @@ class DropStore(Protocol):
         """Staff who have not acknowledged a complete drop yet."""
 
     async def acknowledge_drop(self, drop_id: bytes, staff_id: str,
-                               gone: tuple[str, ...]) -> bool:
-        """Record ``staff_id``'s acknowledgement and forget ``gone`` (removed staff).
+                               gone: tuple[str, ...], device: str = "") -> bool:
+        """Record the acknowledgement of ``staff_id``'s ``device`` and forget ``gone``
+        (removed staff). The drop goes when every person and every listed device has it.
 
         Returns True if nobody is left waiting: the row is then deleted in the same step
         (the caller wipes the blob). Of concurrent last acknowledgements exactly one

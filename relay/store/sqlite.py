@@ -548,17 +548,19 @@ class SqliteStore:
         await self._write(functools.partial(sqlite_drops.touch, drop_id=drop_id,
                                             idle_expires=idle_expires))
 
-    async def complete_drop(self, drop_id: bytes, recipients: tuple[str, ...]) -> bool:
+    async def complete_drop(self, drop_id: bytes, recipients: tuple[str, ...],
+                            devices: tuple[tuple[str, str], ...] = ()) -> bool:
         return await self._write(functools.partial(sqlite_drops.complete, drop_id=drop_id,
-                                                   recipients=recipients))
+                                                   recipients=recipients, devices=devices))
 
     async def drop_pending(self, drop_id: bytes) -> list[str]:
         return [r[0] for r in await self._read(sqlite_drops.SELECT_PENDING, (drop_id,))]
 
     async def acknowledge_drop(self, drop_id: bytes, staff_id: str,
-                               gone: tuple[str, ...]) -> bool:
+                               gone: tuple[str, ...], device: str = "") -> bool:
         return await self._write(functools.partial(
-            sqlite_drops.acknowledge, drop_id=drop_id, staff_id=staff_id, gone=gone))
+            sqlite_drops.acknowledge, drop_id=drop_id, staff_id=staff_id, gone=gone,
+            device=device))
 
     async def drop_deliveries(self) -> list[tuple[bytes, str]]:
         return [(bytes(r[0]), r[1]) for r in await self._read(sqlite_drops.SELECT_ALL_PENDING)]
@@ -724,6 +726,7 @@ def _forget_device(db: sqlite3.Connection, staff_id: str, device: str, grace: in
     db.execute("DELETE FROM device_deliveries WHERE staff_id = ? AND device = ?",
                (staff_id, device))
     _delete_if_delivered(db, None, grace)
+    sqlite_drops.forget_device(db, staff_id, device)
 
 
 def _forget_staff(db: sqlite3.Connection, staff_id: str, now: int, grace: int) -> None:

@@ -62,21 +62,27 @@ def touch(db: sqlite3.Connection, drop_id: bytes, idle_expires: int) -> None:
                (idle_expires, drop_id))
 
 
-def complete(db: sqlite3.Connection, drop_id: bytes, recipients: tuple[str, ...]) -> bool:
-    """Mark a drop complete with its recipients; False if it is gone."""
+def complete(db: sqlite3.Connection, drop_id: bytes, recipients: tuple[str, ...],
+             devices: tuple[tuple[str, str], ...] = ()) -> bool:
+    """Mark a drop complete with its recipients and their devices; False if it is gone."""
     done = db.execute(
         "UPDATE drops SET complete = 1, idle_expires = NULL, recipients = ? "
         "WHERE id = ? AND complete = 0", (len(recipients), drop_id)).rowcount
     if done:
         db.executemany("INSERT INTO drop_deliveries (drop_id, staff_id) VALUES (?, ?)",
                        [(drop_id, staff_id) for staff_id in recipients])
+        db.executemany("INSERT INTO drop_device_deliveries (drop_id, staff_id, device) "
+                       "VALUES (?, ?, ?)", [(drop_id, s, d) for s, d in devices
+                                            if s in recipients])
         return True
     return db.execute("SELECT 1 FROM drops WHERE id = ?", (drop_id,)).fetchone() is not None
 
 
 def acknowledge(db: sqlite3.Connection, drop_id: bytes, staff_id: str,
-                gone: tuple[str, ...]) -> bool:
-    """Record one acknowledgement, forget ``gone``; True if that deleted the drop."""
+                gone: tuple[str, ...], device: str = "") -> bool:
+    """Record one device's acknowledgement, forget ``gone``; True if that deleted the drop."""
+    db.execute("DELETE FROM drop_device_deliveries WHERE drop_id = ? AND staff_id = ? "
+               "AND device = ?", (drop_id, staff_id, device))
     if db.execute("DELETE FROM drop_deliveries WHERE drop_id = ? AND staff_id = ?",
                   (drop_id, staff_id)).rowcount:
         db.execute("UPDATE drops SET acknowledged = acknowledged + 1 WHERE id = ?", (drop_id,))
@@ -106,13 +112,27 @@ def delete_expired(db: sqlite3.Connection, now: int) -> list[bytes]:
 def _forget(db: sqlite3.Connection, drop_id: bytes, gone: tuple[str, ...]) -> None:
     """Removed staff can never acknowledge: they no longer count towards "delivered"."""
     for staff_id in gone:
+        db.execute("DELETE FROM drop_device_deliveries WHERE drop_id = ? AND staff_id = ?",
+                   (drop_id, staff_id))
         if db.execute("DELETE FROM drop_deliveries WHERE drop_id = ? AND staff_id = ?",
                       (drop_id, staff_id)).rowcount:
             db.execute("UPDATE drops SET recipients = recipients - 1 WHERE id = ?", (drop_id,))
 
 
 def _delete_if_delivered(db: sqlite3.Connection, drop_id: bytes) -> bool:
-    """Delete a complete drop that nobody is waiting for any more."""
+    """Delete a complete drop that no person and no device is waiting for any more."""
     return db.execute(
         "DELETE FROM drops WHERE id = ? AND complete = 1 AND NOT EXISTS "
-        "(SELECT 1 FROM drop_deliveries WHERE drop_id = ?)", (drop_id, drop_id)).rowcount > 0
+        "(SELECT 1 FROM drop_deliveries WHERE drop_id = ?) AND NOT EXISTS "
+        "(SELECT 1 FROM drop_device_deliveries WHERE drop_id = ?)",
+        (drop_id, drop_id, drop_id)).rowcount > 0
+
+
+def forget_device(db: sqlite3.Connection, staff_id: str, device: str) -> None:
+    """A removed device need fetch nothing; drops thereby delivered go (their files are
+    orphans the next purge deletes)."""
+    waiting = [bytes(r[0]) for r in db.execute(
+        "DELETE FROM drop_device_deliveries WHERE staff_id = ? AND device = ? "
+        "RETURNING drop_id", (staff_id, device)).fetchall()]
+    for drop_id in waiting:
+        _delete_if_delivered(db, drop_id)

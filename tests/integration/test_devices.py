@@ -153,3 +153,28 @@ async def test_kok_device_commands_link_list_and_remove(net: Network) -> None:
     assert [d["removed"] is not None for d in listed] == [False, True]
     again = kok("device", "remove", added["device"], "--yes", home=home, profile=name)
     assert again.code != 0
+
+
+async def test_an_attachment_waits_for_every_device_too(net: Network, tmp_path: Path) -> None:
+    """A file drop is kept until each device of each recipient has fetched it."""
+    nord, sued = await net.org("nord"), await net.org("sued")
+    anna, ben = await net.staff(nord, "anna"), await net.staff(sued, "ben")
+    laptop = await link_laptop(net, ben)
+    await sued.sync()
+    await ben.sync()
+    await laptop.sync()
+    laptop = await net.reopen(laptop)  # off while the others fetch the file
+    source = tmp_path / "Bescheid.pdf"
+    source.write_bytes(secrets.token_bytes(70_000))
+    await anna.sync()
+    sent = await anna.send([str(sued.org_id)], "mit Anhang", "siehe Datei",
+                           attachments=[source])
+    for person in (ben, sued):  # every person fetches and saves it
+        (message,) = (await person.sync()).messages
+        (tmp_path / "saved" / person.profile.name).mkdir(parents=True)
+        await person.save(message.id, tmp_path / "saved" / person.profile.name)
+    (message,) = (await laptop.sync()).messages  # the laptop was off meanwhile
+    (tmp_path / "saved" / "laptop").mkdir(parents=True)
+    await laptop.save(message.id, tmp_path / "saved" / "laptop")
+    assert (tmp_path / "saved" / "laptop" / "Bescheid.pdf").read_bytes() == source.read_bytes()
+    assert sent

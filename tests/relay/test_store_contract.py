@@ -259,6 +259,22 @@ async def test_a_drop_is_delivered_once_under_concurrent_acknowledgements(
     assert await store.complete_drop(drop.id, staff) is False
 
 
+async def test_a_drop_waits_for_every_device_and_not_for_a_removed_one(
+        store: RelayStore) -> None:
+    drop = _drop()
+    await store.create_drop(drop)
+    devices = (("org-b/ann", "PC"), ("org-b/ann", "LAPTOP"), ("org-b/ann", "PHONE"))
+    await store.complete_drop(drop.id, ("org-b/ann",), devices)
+    assert await store.acknowledge_drop(drop.id, "org-b/ann", (), "PC") is False
+    assert await store.drop_pending(drop.id) == []  # the person has it, two devices not
+    assert await store.get_drop(drop.id) is not None
+    await store.append_log(LogAppend(index=0, record=b"remove phone", hash=rand(32),
+                                     device_removed=("org-b/ann", "PHONE"), now=NOW))
+    assert await store.get_drop(drop.id) is not None
+    assert await store.acknowledge_drop(drop.id, "org-b/ann", (), "LAPTOP") is True
+    assert await store.get_drop(drop.id) is None
+
+
 async def test_forgetting_removed_recipients_delivers_a_drop(store: RelayStore) -> None:
     drop = _drop()
     await store.create_drop(drop)

@@ -35,3 +35,13 @@ CREATE TABLE device_deliveries (
     PRIMARY KEY (message, staff_id, device)
 ) WITHOUT ROWID;
 CREATE INDEX device_deliveries_by_device ON device_deliveries (staff_id, device);
+
+-- Which devices still have to fetch a complete drop (as device_deliveries for messages): a
+-- drop goes once every recipient person and every device listed here has acknowledged it.
+CREATE TABLE drop_device_deliveries (
+    drop_id  BLOB NOT NULL REFERENCES drops (id) ON DELETE CASCADE, -- the drop
+    staff_id TEXT NOT NULL,  -- a recipient staff member
+    device   TEXT NOT NULL,  -- one of their devices that has not acknowledged yet
+    PRIMARY KEY (drop_id, staff_id, device)
+) WITHOUT ROWID;
+CREATE INDEX drop_device_deliveries_by_device ON drop_device_deliveries (staff_id, device);
