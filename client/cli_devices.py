@@ -16,11 +16,11 @@ import click
 
 from protocol.keys import fingerprint, format_fingerprint
 
+from ._client import Client
 from .admin import read_staff_request
-from .cli import read_file, run, settings, with_client, write_public_file
 from .cli_admin import confirm_action
+from .cli_common import read_file, run, settings, with_client, write_public_file
 from .i18n import t
-from .onboarding import new_device
 from .profile import NetworkAnchor
 
 
@@ -40,8 +40,8 @@ def device_new_cmd(ctx: click.Context, staff_id: str, relay: str, network_file: 
     s = settings(ctx)
     anchor = NetworkAnchor.load(Path(network_file))
     passphrase = s.passphrase(confirm=True)
-    prof, request = run(new_device(s.home, s.profile, passphrase, staff_id=staff_id,
-                                   relay=relay, network=anchor, ca_file=s.ca_file))
+    prof, request = run(Client.new_device(s.home, s.profile, passphrase, staff_id=staff_id,
+                                          relay=relay, network=anchor, ca_file=s.ca_file))
     write_public_file(out, request)
     fp = format_fingerprint(fingerprint(read_staff_request(request).signing_key))
     s.out([t("device.request_written", staff=staff_id, out=out),
