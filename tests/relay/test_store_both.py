@@ -183,15 +183,15 @@ async def test_purge_deletes_what_expired(any_store: Any) -> None:
     await any_store.store_send(batch(expires=NOW + 1000))
     await any_store.add_challenge(rand(32), "org-a/ann", NOW + 5)
     await any_store.add_session(SessionRow(rand(32), "org-a/ann", NOW + 5))
-    await any_store.put_grants("org-b", 1, [("org-b/ann", b"sealed")], expires=NOW + 5)
-    await any_store.put_grants("org-b", 2, [("org-b/ann", b"sealed2")])
+    await any_store.put_grants("org-b", 1, [("org-b/ann", "PC", b"sealed")], expires=NOW + 5)
+    await any_store.put_grants("org-b", 2, [("org-b/ann", "PC", b"sealed2")])
     counts = await any_store.purge(NOW + 20, 50)
     assert (counts.messages, counts.idempotency, counts.challenges, counts.sessions,
             counts.grants) == (1, 1, 1, 1, 1)
     assert len(await any_store.list_messages("org-b", 0, 10, NOW)) == 1
     status = await any_store.message_status(old.messages[0].status_hash, NOW + 20)
     assert status == MessageStatus("expired", 0, 1)
-    assert [g.epoch for g in await any_store.grants_for("org-b/ann", NOW + 20)] == [2]
+    assert [g.epoch for g in await any_store.grants_for("org-b/ann", NOW + 20, "PC")] == [2]
     assert (await any_store.purge(NOW + 20 + 50 + 10, 50)).tombstones == 1
     stats = await any_store.stats(NOW)
     assert (stats.messages, stats.pending_deliveries, stats.grants) == (1, 1, 1)
