@@ -1,5 +1,5 @@
 """``python -m client`` is the ``kok`` command."""
 
-from .cli import main
+from .cli import run
 
-main(prog_name="kok")
+run()

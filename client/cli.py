@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import aiohttp
 import click
 
+from kokshared.private_files import use_private_umask
 from protocol.errors import ProtocolError
 
 from ._client import Client
@@ -323,3 +324,9 @@ def _mount_subcommands() -> None:
 
 
 _mount_subcommands()
+
+
+def run() -> None:
+    """The ``kok`` command: everything it writes (profiles, mail, saved files) private."""
+    use_private_umask()
+    main(prog_name="kok")

@@ -32,6 +32,7 @@ from typing import Any
 import click
 
 from kokshared.ports import free_port
+from kokshared.private_files import make_private_dir
 from protocol.keys import fingerprint, format_fingerprint
 
 from ._client import Client
@@ -223,7 +224,7 @@ def demo_cmd(directory: Path | None) -> None:
     if directory is not None:
         if directory.exists() and any(directory.iterdir()):
             raise UsageError("demo_dir_not_empty", path=str(directory))
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(directory)
         run_demo(directory)
         say(t("demo.kept", folder=str(directory)))
         return

@@ -27,7 +27,7 @@ import nacl.exceptions
 import nacl.secret
 from argon2.low_level import Type, hash_secret_raw
 
-from kokshared.private_files import write_private_file
+from kokshared.private_files import make_private_dir, write_private_file
 from protocol.encoding import b64decode, b64encode, canonical_json, parse_json
 from protocol.errors import EncodingError
 
@@ -38,7 +38,7 @@ FORGOTTEN = "forgotten"
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock (``flock``) on a small lock file beside the keystore."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

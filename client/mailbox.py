@@ -25,6 +25,7 @@ import aiosqlite
 import nacl.exceptions
 import nacl.secret
 
+from kokshared.private_files import make_private_dir
 from kokshared.schema import schema_files
 from protocol import labels
 from protocol.encoding import canonical_json, parse_json
@@ -36,7 +37,7 @@ from .errors import KokError, UsageError
 
 def prepare_private_file(path: Path) -> None:
     """Create ``path`` empty with mode 0600 (in a 0700 folder) unless it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(path.parent)
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 

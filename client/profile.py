@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kokshared.private_files import make_private_dir
 from kokshared.private_files import write_private_file as write_private_file
 from protocol.encoding import b64decode, b64encode
 from protocol.errors import EncodingError
@@ -199,7 +200,7 @@ def create_profile(home: Path | str | None, name: str | None, info: ProfileInfo,
         raise ProfileError("profile_exists", profile=name, home=str(home_path))
     if not passphrase:
         raise ProfileError("empty_passphrase")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(directory)
     profile = Profile(home=home_path, name=name, info=info)
     try:
         keystore = Keystore.create(profile.keystore_path, passphrase, secrets)

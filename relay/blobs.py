@@ -22,6 +22,8 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from kokshared.private_files import make_private_dir
+
 WRITE_PIECE = 1024 * 1024
 READ_PIECE = 1024 * 1024
 IOV_MAX = 512
@@ -74,7 +76,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(root)
 
     def _part(self, drop_id: bytes) -> Path:
         return self.root / f"{drop_id.hex()}.part"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from kokshared.private_files import use_private_umask
+
 from .config import ConfigError, RelayConfig, load_config
 
 DIR_OPTION = click.option(
@@ -247,6 +249,7 @@ def migrate_command(directory: Path, url: str) -> None:
 
 def main() -> None:
     """``python -m relay``."""
+    use_private_umask()
     relay_group(prog_name="relay")
 
 

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kokshared.private_files import make_private_dir, use_private_umask
+
 DEV_PASSPHRASE = "dev"  # noqa: S105 (development only, printed on start)
 DEV_NETWORK_NAME = "Development network (not for real cases)"
 
@@ -29,7 +31,7 @@ def bootstrap(var: Path, port: int) -> bool:
     relay_dir = var / "relay"
     if (relay_dir / "relay.toml").exists():
         return False
-    var.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(var)
     url = f"http://127.0.0.1:{port}"
     anchor_path = var / "network.json"
     if not (var / "home" / "network" / "keystore").exists():
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", default="var", type=Path)
     parser.add_argument("--port", default=8787, type=int)
     args = parser.parse_args(argv)
+    use_private_umask()
     var: Path = args.dir
     created = bootstrap(var, args.port)
     from .config import load_config

@@ -16,6 +16,7 @@ import secrets
 import textwrap
 from pathlib import Path
 
+from kokshared.private_files import make_private_dir
 from protocol import b64encode
 
 from .config import (
@@ -154,7 +155,7 @@ def init_relay(directory: Path, network_json: Path, *, public_url: str | None = 
         raise ConfigError(f"port {port} is not a TCP port")
     url = public_url or f"http://{host}:{port}"
     origin_of(url)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(directory)
     directory.chmod(0o700)
     if (directory / CONFIG_FILE).exists() or (directory / KEY_FILE).exists():
         raise ConfigError(f"{directory} already holds a relay; refusing to overwrite it")

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+
+from kokshared.private_files import make_private_dir
 
 from ..errors import (
     IdempotencyConflict,
@@ -214,7 +217,9 @@ class SqliteStore:
     async def open(self) -> None:
         if not hasattr(aiosqlite.Connection, "_execute"):
             raise RuntimeError("this aiosqlite version lacks Connection._execute; pin aiosqlite")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
+        # created 0600 before SQLite opens it: SQLite gives its -wal and -shm files this mode
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._writer = await aiosqlite.connect(self.path, isolation_level=None)
         for pragma in (*PRAGMAS, *WRITER_PRAGMAS):
             await self._writer.execute(pragma)

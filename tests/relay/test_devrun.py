@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -37,9 +38,14 @@ def test_make_run_serves_until_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "KOK_ARGON2_MEMORY_KIB": "1024", "KOK_ARGON2_TIME": "1",
            "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "relay.devrun", "--dir", str(tmp_path / "v"),
-                             "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    old_umask = os.umask(0o022)  # a person's usual umask, inherited by make run
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "relay.devrun", "--dir",
+                                 str(tmp_path / "v"), "--port", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                cwd=tmp_path)
+    finally:
+        os.umask(old_umask)
     try:
         deadline = time.monotonic() + 30
         status = None
@@ -57,6 +63,12 @@ def test_make_run_serves_until_sigterm(tmp_path: Path) -> None:
         assert proc.returncode == 0
         assert "created" in out and "DEVELOPMENT ONLY" in out
         assert "127.0.0.1:" + str(port) in out  # the banner names the URL to use
+        # relay.db, its -wal/-shm, the keystore, every folder: private despite umask 022
+        made = [tmp_path / "v", *(tmp_path / "v").rglob("*")]
+        assert (tmp_path / "v" / "relay" / "relay.db") in made
+        modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.lstat().st_mode) for p in made}
+        assert {p: oct(m) for p, m in modes.items()
+                if m != (0o700 if (tmp_path / p).is_dir() else 0o600)} == {}
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
