@@ -24,7 +24,7 @@ from ._client import Client
 from .cli_common import (
     FullHelpGroup,
     Settings,
-    parse_ttl,
+    parse_duration,
     read_file,
     read_secret_file,
     settings,
@@ -150,7 +150,7 @@ def send_cmd(ctx: click.Context, to: str, subject: str, body: str | None, body_f
              ttl: str, reply_to: str | None, attach: tuple[str, ...] = ()) -> None:
     if body is not None and body_file is not None:
         raise UsageError("body_twice")
-    seconds = parse_ttl(ttl)
+    seconds = parse_duration(ttl, "--ttl")
     if body_file is not None:
         try:
             text = read_file(body_file).decode("utf-8")

@@ -26,7 +26,7 @@ from .admin import read_org_request, read_staff_request
 from .cli_common import (
     FullHelpGroup,
     ask_yes,
-    parse_ttl,
+    parse_duration,
     read_file,
     run,
     settings,
@@ -293,7 +293,7 @@ def org_rekey_cmd(ctx: click.Context, out: str) -> None:
               help=t("help.opt_rotate_every"))
 @click.pass_context
 def org_config_cmd(ctx: click.Context, rotate_every: str | None) -> None:
-    seconds = parse_ttl(rotate_every) if rotate_every is not None else None
+    seconds = parse_duration(rotate_every, "--rotate-every") if rotate_every is not None else None
     info = with_client(ctx, lambda c: c.org.configure(rotate_every=seconds))
     settings(ctx).out(org_lines(info), info.to_json())
 

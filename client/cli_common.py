@@ -30,8 +30,8 @@ WIDTH = 80
 """No line of kok's own is longer (braille displays and screen readers follow lines)."""
 
 PASSPHRASE_TRIES = 3
-_TTL_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
-_TTL_UNIT = {"m": 60, "h": 3600, "d": 86400}
+_DURATION_RE = re.compile(r"^\s*([0-9]+)\s*([mhdw])\s*$", re.ASCII)
+_DURATION_UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass
@@ -150,12 +150,15 @@ def write_public_file(path: str, data: bytes) -> None:
         raise UsageError("file_unwritable", path=path, detail=exc.strerror or "") from None
 
 
-def parse_ttl(text: str) -> int:
-    """``7d``, ``12h`` or ``30m`` as seconds."""
-    match = _TTL_RE.match(text)
+def parse_duration(text: str, setting: str) -> int:
+    """``30m``, ``12h``, ``2d`` or ``1w`` as seconds; ``setting`` (``--ttl``) names it in errors.
+
+    The one parser for every duration ``kok`` asks for, so each option takes the same units.
+    """
+    match = _DURATION_RE.match(text)
     if not match:
-        raise UsageError("bad_ttl_format", ttl=text)
-    return int(match.group(1)) * _TTL_UNIT[match.group(2)]
+        raise UsageError("bad_duration", value=text, setting=setting)
+    return int(match.group(1)) * _DURATION_UNIT[match.group(2)]
 
 
 class FullHelpGroup(click.Group):

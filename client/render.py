@@ -102,14 +102,18 @@ def org_lines(info: OrgInfo) -> list[str]:
     else:
         lines.append(t("whois.epoch", epoch=info.epoch, when=local_time(info.epoch_created),
                        fingerprint=format_fingerprint(info.epoch_fingerprint or "")))
-    lines.append(t("whois.staff_count", n=len(info.staff)))
+    # the list keeps removed colleagues (with the date); the count is of those who can act
+    lines.append(t("whois.staff_count", n=sum(1 for s in info.staff if s.removed is None)))
     for s in info.staff:
         key = "whois.staff_removed" if s.removed is not None else "whois.staff"
         lines.append(t(key, staff=s.staff_id, role=t(f"role.{s.role}"),
                        fingerprint=format_fingerprint(s.fingerprint), since=local_time(s.added),
                        removed=local_time(s.removed)))
     if info.safety_code is not None:
-        lines.append(t("whois.safety_code", code=info.safety_code, org=info.org_id))
+        # once compared, the code stays visible for a later check but is no longer asked for
+        verified = info.verification == "verified"
+        key = "whois.safety_code_verified" if verified else "whois.safety_code"
+        lines.append(t(key, code=info.safety_code, org=info.org_id))
         if info.verification in ("verified", "changed", "unverified"):
             lines.append(t(f"whois.{info.verification}", org=info.org_id))
     if info.rotate_every is not None:

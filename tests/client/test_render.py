@@ -6,8 +6,6 @@ import time
 
 import pytest
 
-from client.cli import parse_ttl
-from client.errors import UsageError
 from client.i18n import local_time
 from client.models import DeliveryStatus, Message, Quarantined, RecipientStatus, SyncReport
 from client.render import inbox_lines, message_lines, status_lines, sync_lines
@@ -61,15 +59,3 @@ def test_status_per_recipient_when_there_are_several() -> None:
     assert lines[0] == "Message abababab (s): waiting to be read, read by 2 of 5."
     assert lines[1:] == ["sued: delivered, read by 2 of 2.",
                          "west: waiting to be read, read by 0 of 3."]
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("7d", 604800), ("12h", 43200), (" 30m ", 1800)])
-def test_ttl_parsing(text: str, seconds: int) -> None:
-    assert parse_ttl(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["7", "1y", "d", "-1d", "1.5d"])
-def test_bad_ttl_is_refused(text: str) -> None:
-    with pytest.raises(UsageError) as err:
-        parse_ttl(text)
-    assert err.value.code == "bad_ttl_format"

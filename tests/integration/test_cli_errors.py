@@ -192,7 +192,7 @@ def test_usage_mistakes_are_one_line_with_exit_code_2(world: dict[str, Any]) -> 
     assert missing.code == 2 and "--subject" in missing.error_line
     ttl = kok("send", "--to", world["sued"], "--subject", "s", "--body", "b", "--ttl", "1y",
               home=home, profile=anna)
-    assert ttl.code == 2 and "1y is not a keeping time" in ttl.error_line
+    assert ttl.code == 2 and "--ttl: 1y is not a duration" in ttl.error_line
     long_ttl = kok("send", "--to", world["sued"], "--subject", "s", "--body", "b", "--ttl",
                    "31d", home=home, profile=anna)
     assert long_ttl.code == 2 and "30 days" in long_ttl.error_line

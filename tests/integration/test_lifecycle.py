@@ -69,6 +69,8 @@ async def test_scheduled_rotation_follows_the_profiles_period(relay: Any, tmp_pa
     report = run("sync")
     assert (report["rotated"], report["rotation_reason"]) == (2, "schedule")
     assert run("sync")["rotated"] is None  # the new epoch is young
+    ok(kok("org", "config", "--rotate-every", "2w", home=tmp_path, profile=org_id))
+    assert run("org", "show")["rotation"]["every"] == 14 * 86400  # weeks, as people write them
 
     async with await Client.open(tmp_path, anna.profile.name, PASSPHRASE) as again:
         assert (await again.sync()).epoch_keys == 1
