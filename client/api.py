@@ -365,6 +365,12 @@ class RelayApi:
                                         json={"size": size, "to": to, "ttl": ttl},
                                         auth=True, repeatable=True))
 
+    async def withdraw_drop(self, drop: str, upload_token: str) -> None:
+        """Delete a drop we uploaded (complete or not) at once."""
+        async with self.exchange("DELETE", drop_path(drop),
+                                 headers={"Kok-Upload-Token": upload_token}):
+            pass
+
     async def ack_drop(self, drop: str) -> None:
         await self._request("POST", drop_path(drop, "ack"), auth=True, repeatable=True)
 

@@ -12,17 +12,20 @@ every recipient has it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import aiohttp
 
 from protocol import Attachment, b64encode
 from protocol.errors import ProtocolError
 from protocol.message import MAX_ATTACHMENTS
 
 from .api import RelayApi
-from .errors import RelayRefused, RelayUnreachable, UsageError, VerificationError
+from .errors import KokError, RelayRefused, RelayUnreachable, UsageError, VerificationError
 from .transfer import TransferError, download_attachment, sanitize_name, upload_file
 
 if TYPE_CHECKING:
@@ -71,15 +74,28 @@ def check_sources(sources: Sequence[AttachmentSource]) -> list[tuple[Path, str]]
 
 
 async def upload_attachments(client: Client, files: list[tuple[Path, str]], to: list[str],
-                             ttl: int, progress: FileProgress | None = None
+                             ttl: int, progress: FileProgress | None = None,
+                             created_drops: list[tuple[str, str]] | None = None
                              ) -> tuple[Attachment, ...]:
-    """Encrypt and upload each file as a drop to ``to``; what the payload must carry."""
+    """Encrypt and upload each file as a drop to ``to``; what the payload must carry.
+
+    ``created_drops`` collects (drop id, upload token) of each drop as it is created.
+    """
     out: list[Attachment] = []
     api = await client.api()
     for path, name in files:
         report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
-        out.append(await upload_file(api, path, to, ttl, name=name, progress=report))
+        out.append(await upload_file(api, path, to, ttl, name=name, progress=report,
+                                     created_drops=created_drops))
     return tuple(out)
+
+
+async def withdraw_drops(client: Client, created_drops: list[tuple[str, str]]) -> None:
+    """Delete drops no message will refer to; one the relay cannot delete now expires later."""
+    api = await client.api()
+    for drop, upload_token in created_drops:
+        with contextlib.suppress(KokError, aiohttp.ClientError, OSError):
+            await api.withdraw_drop(drop, upload_token)
 
 
 async def save_attachments(client: Client, message_id: str, directory: str | Path, *,

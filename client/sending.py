@@ -25,7 +25,13 @@ from protocol.keylog import EpochState
 from protocol.message import MessagePayload, parse_payload, seal_message
 
 from .api import RelayApi
-from .drops import AttachmentSource, FileProgress, check_sources, upload_attachments
+from .drops import (
+    AttachmentSource,
+    FileProgress,
+    check_sources,
+    upload_attachments,
+    withdraw_drops,
+)
 from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
 from .models import DeliveryStatus, RecipientStatus
 from .verification import require_unchanged
@@ -90,23 +96,33 @@ class Sender:
             payload.to_bytes()
         except ProtocolError as exc:
             raise UsageError("bad_message", detail=exc.message) from None
-        if files:  # the message is valid: upload the files, then sign their drops into it
-            for org_id in recipients:  # a revoked or unknown org: say so before any upload
-                self._current_epoch(org_id)
-            payload = dataclasses.replace(payload, attachments=await upload_attachments(
-                self.client, files, recipients, seconds, progress))
-        envelopes, key = self._seal(payload), secrets.token_bytes(16)
+        created_drops: list[tuple[str, str]] = []
+        uploaded = not files
         try:
+            if files:  # the message is valid: upload the files, then sign their drops into it
+                for org_id in recipients:  # a revoked or unknown org: say so before any upload
+                    self._current_epoch(org_id)
+                payload = dataclasses.replace(payload, attachments=await upload_attachments(
+                    self.client, files, recipients, seconds, progress, created_drops))
+                uploaded = True
+            envelopes, key = self._seal(payload), secrets.token_bytes(16)
             if offline:
                 raise RelayUnreachable(self.client.relay_url)
             answers = await self._post(payload, seconds, envelopes, key)
         except RelayUnreachable:
+            if not uploaded:  # files go to the relay as they are encrypted: nothing to queue
+                await withdraw_drops(self.client, created_drops)
+                raise
             # Kept, encrypted, and sent by the next sync with the same idempotency key: if
             # this attempt reached the relay after all, the relay stores it only once.
             await self.client.store.add_outbox(payload.id.hex(), now, payload.expires, {
                 "payload": payload.to_bytes().hex(), "ttl": seconds, "key": b64encode(key),
                 "envelopes": envelopes})
             return payload.id.hex()
+        except BaseException:
+            # no message will refer to these drops: delete them now rather than at their TTL
+            await withdraw_drops(self.client, created_drops)
+            raise
         await self._record(payload, answers, now)
         return payload.id.hex()
 

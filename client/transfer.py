@@ -229,9 +229,13 @@ async def _full_hash(path: Path, key: bytes, header: bytes, size: int) -> bytes:
 
 
 async def upload_file(api: RelayApi, path: Path, to: list[str], ttl: int, *,
-                      name: str | None = None,
-                      progress: Progress | None = None) -> Attachment:
-    """Encrypt and upload one file as a drop; return what the message must carry about it."""
+                      name: str | None = None, progress: Progress | None = None,
+                      created_drops: list[tuple[str, str]] | None = None) -> Attachment:
+    """Encrypt and upload one file as a drop; return what the message must carry about it.
+
+    ``created_drops`` gets (drop id, upload token) as soon as the drop exists, so that a caller
+    whose send fails later can withdraw it.
+    """
     try:
         before = await asyncio.to_thread(_identity, path)
     except OSError as exc:
@@ -243,6 +247,8 @@ async def upload_file(api: RelayApi, path: Path, to: list[str], ttl: int, *,
     created = await api.create_drop(total, to, ttl)
     drop = str(created["id"])
     token = {"Kok-Upload-Token": str(created["upload_token"])}
+    if created_drops is not None:
+        created_drops.append((drop, str(created["upload_token"])))
     hashes: list[bytes] = []
     offset = 0
     first = True

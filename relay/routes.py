@@ -38,6 +38,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/drops/{id}/complete", drops.complete),
     ("GET", "/v1/drops/{id}", drops.download),
     ("POST", "/v1/drops/{id}/ack", drops.acknowledge),
+    ("DELETE", "/v1/drops/{id}", drops.withdraw),
 ]
 
 

@@ -127,6 +127,15 @@ async def complete(request: web.Request) -> web.Response:
     return ok({"id": b64encode(row.id), "size": row.size, "expires": row.expires})
 
 
+async def withdraw(request: web.Request) -> web.Response:
+    """The uploader deletes its drop (a send that failed after the upload)."""
+    at = now()
+    require_session(request, at)
+    await service(request).drops.withdraw(wire.drop_id(request.match_info["id"]),
+                                          _upload_token(request), at)
+    return web.Response(status=204)
+
+
 async def download(request: web.Request) -> web.StreamResponse:
     """The drop's bytes (or one range of them) for current staff of a recipient org."""
     at = now()

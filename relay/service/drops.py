@@ -236,6 +236,14 @@ class Drops:
         self._forget_upload(row.id)
         return row
 
+    async def withdraw(self, drop_id: bytes, token: bytes, now: int) -> None:
+        """The uploader deletes its drop: a send that failed after the upload leaves none."""
+        row = await self._own(drop_id, token, now)
+        async with self._locks.setdefault(row.id, asyncio.Lock()):
+            if await self.store.delete_drop(row.id):
+                await self.blobs.delete(row.id)
+        self._forget_upload(row.id)
+
     def _recipient_devices(self, staff: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         """Every current device of the recipients: each must fetch the file before it goes."""
         return tuple(sorted((s, d.device_id) for s in staff

@@ -241,6 +241,9 @@ class DropStore(Protocol):
         True and changes nothing.
         """
 
+    async def delete_drop(self, drop_id: bytes) -> bool:
+        """Delete a drop and its deliveries whatever its state (its uploader withdrew it)."""
+
     async def drop_pending(self, drop_id: bytes) -> list[str]:
         """Staff who have not acknowledged a complete drop yet."""
 

@@ -576,6 +576,12 @@ class PostgresStore:
 
         return list(await self.transaction(job))
 
+    async def delete_drop(self, drop_id: bytes) -> bool:
+        """Delete a drop and its deliveries whatever its state (its uploader withdrew it)."""
+        gone = await self.transaction(lambda db: db.fetchval(
+            "DELETE FROM drops WHERE id = $1 RETURNING 1", drop_id))
+        return gone is not None
+
     async def delete_expired_drops(self, now: int) -> list[bytes]:
         """Delete drops past their TTL and open uploads past their idle deadline."""
         rows = await self.transaction(lambda db: db.fetch(

@@ -558,6 +558,9 @@ class SqliteStore:
         return await self._write(functools.partial(sqlite_drops.complete, drop_id=drop_id,
                                                    recipients=recipients, devices=devices))
 
+    async def delete_drop(self, drop_id: bytes) -> bool:
+        return await self._write(functools.partial(sqlite_drops.delete, drop_id=drop_id))
+
     async def drop_pending(self, drop_id: bytes) -> list[str]:
         return [r[0] for r in await self._read(sqlite_drops.SELECT_PENDING, (drop_id,))]
 

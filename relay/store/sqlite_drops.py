@@ -100,6 +100,11 @@ def forget(db: sqlite3.Connection, gone: list[tuple[bytes, str]]) -> list[bytes]
     return deleted
 
 
+def delete(db: sqlite3.Connection, drop_id: bytes) -> bool:
+    """Delete one drop (its orgs and deliveries go with it: ON DELETE CASCADE)."""
+    return db.execute("DELETE FROM drops WHERE id = ?", (drop_id,)).rowcount > 0
+
+
 def delete_expired(db: sqlite3.Connection, now: int) -> list[bytes]:
     """Delete drops past their TTL and open uploads past their idle deadline."""
     rows = db.execute(
