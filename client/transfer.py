@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hmac
 import itertools
 import mimetypes
@@ -316,6 +317,8 @@ class _Saving:
         tmp.unlink(missing_ok=True)
         self.out = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                                      0o600), "wb")
+        # held while we write: the leftover sweep of another save leaves this file alone
+        fcntl.flock(self.out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             self.part = os.fdopen(os.open(part, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600),
                                   "r+b")
@@ -370,6 +373,42 @@ class _Saving:
         for fh in (self.out, self.part):
             with contextlib.suppress(OSError):
                 fh.close()
+
+
+_PLAINTEXT_LEFTOVER = re.compile(r"\..+\.[0-9a-f]{12}\.koktmp", re.DOTALL)
+
+
+def remove_plaintext_leftovers(folder: Path) -> list[str]:
+    """Delete the decrypted temporary files a killed save left in ``folder``; their names.
+
+    A save holds a lock on its temporary file, so one still running keeps it. The file is
+    emptied before it is unlinked, so no other name left pointing at it keeps the plaintext.
+    The ciphertext part files stay: the next save of that attachment resumes from them.
+    """
+    removed = []
+    try:
+        names = [e.name for e in os.scandir(folder)
+                 if _PLAINTEXT_LEFTOVER.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            fd = os.open(folder / name, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            facts = os.fstat(fd)
+            if facts.st_uid != os.geteuid() or facts.st_nlink != 1:
+                continue  # not a file a save of ours made: never empty someone else's
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, 0)
+            os.unlink(folder / name)
+            removed.append(name)
+        except OSError:
+            continue  # a save in progress holds it (or it is already gone)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _total_from(resp: aiohttp.ClientResponse) -> int | None:
@@ -476,6 +515,7 @@ async def download_attachment(api: RelayApi, attachment: Attachment, dest_dir: P
     total = ciphertext_size(attachment.size)
     drop = b64encode(attachment.drop)
     keep_part = False
+    await asyncio.to_thread(remove_plaintext_leftovers, dest_dir)
     try:
         job = await asyncio.to_thread(_Saving, part, tmp, attachment)
     except OSError as exc:
