@@ -58,8 +58,12 @@ class ProgressLine:
         if finished:
             text = t("progress.done", name=name, total=human_bytes(total),
                      time=clock_time(elapsed), rate=human_bytes(rate))
+        elif done <= self._first or now <= self._started:
+            # nothing has moved yet: no rate to show, and "0:00 left" would be untrue
+            text = t("progress.start", name=name, done=human_bytes(done),
+                     total=human_bytes(total), percent=int(100 * done / max(total, 1)))
         else:
-            left = (total - done) / rate if rate > 0 else 0
+            left = (total - done) / rate
             text = t("progress.line", name=name, done=human_bytes(done),
                      total=human_bytes(total), percent=int(100 * done / max(total, 1)),
                      rate=human_bytes(rate), left=clock_time(left))

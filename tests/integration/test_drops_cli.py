@@ -133,7 +133,7 @@ def test_progress_line_text_rate_and_time_left() -> None:
     now[0] += 2.1
     line("akte.zip", 10_000_000, 10_000_000)
     frames = out.getvalue().split("\r")[1:]
-    assert frames[0].startswith("akte.zip: 0 B of 10.0 MB (0%)")
+    assert frames[0] == "akte.zip: 0 B of 10.0 MB (0%)"  # no "0 B/s, 0:00 left" before data
     assert frames[1].startswith("akte.zip: 2.5 MB of 10.0 MB (25%), 2.5 MB/s, 0:03 left")
     # the longer line before is blanked, then the final line ends without trailing spaces
     assert frames[2] == " " * len(frames[1])
