@@ -8,8 +8,11 @@ File format (one canonical JSON object, file mode 0600, replaced atomically)::
     key       = Argon2id(passphrase, salt, t, m KiB, p) -> 32 bytes
     plaintext = canonical JSON {"secrets": {name: b64}, "meta": {...}}
 
-The KDF parameters live in the header so they can be raised later without breaking old
-files. A changed header yields a different key, so tampering shows as a failed open.
+Every save draws a fresh salt and derives a new key, so an older copy of the file (in a
+backup) never shares a key with the current one. The KDF parameters live in the header so they
+can be raised later without breaking old files; costs below the defaults open only in a test
+run (``KOK_TEST_WEAK_KDF=1``). A changed header yields a different key, so tampering shows
+as a failed open.
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ class KeystoreChanged(KeystoreError):
                          "passphrase); nothing was saved. Run the command again.")
 
 
+class KeystoreWeak(KeystoreError):
+    code = "keystore_weak"
+
+
 class KeystoreMissing(KeystoreError):
     code = "keystore_missing"
 
@@ -86,12 +93,34 @@ class KdfParams:
 
     @classmethod
     def from_env(cls) -> KdfParams:
-        """Defaults, with ``KOK_ARGON2_MEMORY_KIB``/``KOK_ARGON2_TIME`` for test suites only."""
-        return cls(
-            t=int(os.environ.get("KOK_ARGON2_TIME", cls.t)),
-            m=int(os.environ.get("KOK_ARGON2_MEMORY_KIB", cls.m)),
-            p=cls.p,
-        )
+        """Defaults, with ``KOK_ARGON2_MEMORY_KIB``/``KOK_ARGON2_TIME`` for test suites only.
+
+        Costs below the defaults are refused unless ``KOK_TEST_WEAK_KDF=1`` says this is a
+        test run: a variable left in a shell must not make a real keystore cheap to guess.
+        """
+        try:
+            params = cls(t=int(os.environ.get("KOK_ARGON2_TIME", cls.t)),
+                         m=int(os.environ.get("KOK_ARGON2_MEMORY_KIB", cls.m)), p=cls.p)
+        except ValueError:
+            raise KeystoreWeak("KOK_ARGON2_TIME and KOK_ARGON2_MEMORY_KIB must be whole "
+                               "numbers.") from None
+        params.require_strong()
+        return params
+
+    @property
+    def weak(self) -> bool:
+        """Cheaper to guess through than the defaults."""
+        return self.t < KdfParams.t or self.m < KdfParams.m
+
+    def require_strong(self) -> None:
+        """``KeystoreWeak`` for costs below the defaults outside a test run."""
+        if self.weak and os.environ.get(WEAK_KDF_VAR) != "1":
+            raise KeystoreWeak(
+                f"Argon2 costs below t={KdfParams.t}, m={KdfParams.m} KiB are for the test "
+                f"suite only (unset KOK_ARGON2_TIME and KOK_ARGON2_MEMORY_KIB).")
+
+
+WEAK_KDF_VAR = "KOK_TEST_WEAK_KDF"
 
 
 MAX_T = 100
@@ -127,6 +156,9 @@ class Keystore:
     params: KdfParams
     _salt: bytes = field(repr=False)
     _key: bytes = field(repr=False)
+    # kept in memory so every save derives a new key under a fresh salt: a copy of an older
+    # file (a backup) never shares its key with the current one
+    _passphrase: str = field(repr=False, default="")
 
     @classmethod
     def create(cls, path: Path, passphrase: str, secrets: dict[str, bytes] | None = None,
@@ -137,9 +169,10 @@ class Keystore:
         if not passphrase:
             raise KeystoreError("The passphrase must not be empty.")
         params = params or KdfParams.from_env()
-        salt = _secrets.token_bytes(16)
+        params.require_strong()
+        # the salt and key are made by the first save, like every later one
         store = cls(path=path, secrets=dict(secrets or {}), meta=dict(meta or {}), params=params,
-                    _salt=salt, _key=derive_key(passphrase, salt, params))
+                    _salt=b"", _key=b"", _passphrase=passphrase)
         store.save()
         return store
 
@@ -161,6 +194,7 @@ class Keystore:
             box = b64decode(header["box"])
         except (EncodingError, KeyError, TypeError, ValueError) as exc:
             raise KeystoreCorrupt("The keystore file is damaged.") from exc
+        params.require_strong()  # else a planted file with cheap costs would be accepted
         key = derive_key(passphrase, salt, params)
         try:
             plain = nacl.secret.SecretBox(key).decrypt(box, nonce)
@@ -174,6 +208,7 @@ class Keystore:
             params=params,
             _salt=salt,
             _key=key,
+            _passphrase=passphrase,
         )
 
     def save(self) -> None:
@@ -198,15 +233,21 @@ class Keystore:
     def _merge_from_disk(self) -> None:
         try:
             header = parse_json(self.path.read_bytes())
-            if b64decode(header["salt"], size=16) != self._salt:
+            salt = b64decode(header["salt"], size=16)
+            key = self._key
+            if salt != self._salt:  # another process saved since (each save has a new salt)
+                key = derive_key(self._passphrase, salt, _header_params(header))
+            try:
+                plain = nacl.secret.SecretBox(key).decrypt(
+                    b64decode(header["box"]), b64decode(header["nonce"], size=24))
+            except nacl.exceptions.CryptoError:
+                if salt == self._salt:
+                    return
                 # Re-encrypted under a new passphrase meanwhile (kok passwd): writing our
                 # copy would silently bring the old passphrase back.
-                raise KeystoreChanged()
-            plain = nacl.secret.SecretBox(self._key).decrypt(
-                b64decode(header["box"]), b64decode(header["nonce"], size=24))
+                raise KeystoreChanged() from None
             content = parse_json(plain)
-        except (FileNotFoundError, EncodingError, KeyError, TypeError, ValueError,
-                nacl.exceptions.CryptoError):
+        except (FileNotFoundError, EncodingError, KeyError, TypeError, ValueError):
             return
         forgotten = set(self.meta.get(FORGOTTEN, [])) | set(content["meta"].get(FORGOTTEN, []))
         for name, value in content["secrets"].items():
@@ -218,6 +259,9 @@ class Keystore:
             self.meta[FORGOTTEN] = sorted(forgotten)
 
     def _write(self) -> None:
+        if self._passphrase:
+            self._salt = _secrets.token_bytes(16)
+            self._key = derive_key(self._passphrase, self._salt, self.params)
         plain = canonical_json({
             "secrets": {k: b64encode(v) for k, v in sorted(self.secrets.items())},
             "meta": self.meta,
@@ -237,6 +281,6 @@ class Keystore:
         with _file_lock(self.path.with_name(f".{self.path.name}.lock")):
             self._merge_from_disk()  # under the old key: keep what others saved meanwhile
             self.params = params or self.params
-            self._salt = _secrets.token_bytes(16)
-            self._key = derive_key(new_passphrase, self._salt, self.params)
+            self.params.require_strong()
+            self._passphrase = new_passphrase
             self._write()

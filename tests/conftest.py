@@ -11,6 +11,7 @@ import pytest
 # Cheap Argon2 for every keystore the tests create (client/keystore.py honours these).
 os.environ.setdefault("KOK_ARGON2_MEMORY_KIB", "1024")
 os.environ.setdefault("KOK_ARGON2_TIME", "1")
+os.environ.setdefault("KOK_TEST_WEAK_KDF", "1")  # without it the cheap costs are refused
 
 from tests.support.pgcluster import PgCluster, find_bin_dir
 from tests.support.relayproc import RelayProcess

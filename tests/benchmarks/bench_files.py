@@ -301,6 +301,7 @@ def main() -> int:
 
     os.environ.setdefault("KOK_ARGON2_MEMORY_KIB", "1024")
     os.environ.setdefault("KOK_ARGON2_TIME", "1")
+    os.environ.setdefault("KOK_TEST_WEAK_KDF", "1")
     with tempfile.TemporaryDirectory(prefix="kok-bench-files-", dir=os.environ.get("TMPDIR")
                                      ) as tmp_name:
         tmp = Path(tmp_name)

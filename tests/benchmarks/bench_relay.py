@@ -274,6 +274,7 @@ def main() -> int:
 
     os.environ.setdefault("KOK_ARGON2_MEMORY_KIB", "1024")
     os.environ.setdefault("KOK_ARGON2_TIME", "1")
+    os.environ.setdefault("KOK_TEST_WEAK_KDF", "1")
     with tempfile.TemporaryDirectory(prefix="kok-bench-") as tmp:
         relay = RelayProcess.start(Path(tmp) / "relay", env=RELAY_ENV)
         bare_port = free_port()

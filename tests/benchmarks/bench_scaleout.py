@@ -160,6 +160,7 @@ def main() -> int:
 
     os.environ.setdefault("KOK_ARGON2_MEMORY_KIB", "1024")
     os.environ.setdefault("KOK_ARGON2_TIME", "1")
+    os.environ.setdefault("KOK_TEST_WEAK_KDF", "1")
     env = {**RELAY_ENV, "KOK_RELAY_LIMITS_MAX_EVENT_STREAMS_PER_STAFF": str(LISTENERS * 2)}
     bin_dir = find_bin_dir()
     cluster = PgCluster.start(bin_dir) if bin_dir is not None else None
