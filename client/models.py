@@ -29,6 +29,8 @@ class Message:
     attachments: tuple[dict[str, Any], ...] = ()
     identity_changed: bool = False
     """The sender's org was verified, and its identity key has changed since."""
+    sender_log_behind: bool = False
+    """The sender's key log had not seen our org's newer epoch: its relay may freeze it."""
 
     @classmethod
     def from_stored(cls, data: dict[str, Any], received: int, read_at: int | None) -> Message:
@@ -39,6 +41,7 @@ class Message:
             sent=int(data["sent"]), expires=int(data["expires"]), thread=data["thread"],
             reply_to=data.get("reply_to"), received=received, read=read_at is not None,
             attachments=tuple(data.get("attachments") or ()),
+            sender_log_behind=bool(data.get("sender_log_behind")),
         )
 
     def to_json(self, *, body: bool = True) -> dict[str, Any]:
@@ -52,6 +55,7 @@ class Message:
                              "type": a.get("type"), "drop": a.get("drop")}
                             for a in self.attachments],
             "identity_changed": self.identity_changed,
+            "sender_log_behind": self.sender_log_behind,
         }
         if body:
             obj["body"] = self.body

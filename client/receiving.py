@@ -27,7 +27,7 @@ from protocol.errors import (
     WrongRecipient,
 )
 from protocol.grants import Grant, open_grant
-from protocol.message import MessagePayload, open_message
+from protocol.message import MessagePayload, missed_epoch, open_message, sender_log_lag
 
 from . import devices
 from .errors import RelayRefused
@@ -175,9 +175,23 @@ class Receiver:
                 return await self._quarantine(relay_id, now, exc.code, exc.message, facts)
         assert opened is not None
         payload = opened.payload
+        log = self.client.directory.log
+        lag = sender_log_lag(log, payload.log)
+        if lag is not None and lag < 0:  # the sender saw more than we hold: catch up first
+            await self.client.sync_log()
+            log = self.client.directory.log
+            lag = sender_log_lag(log, payload.log)
+        if lag is None or lag < 0:
+            # the relay showed the sender another history, or withholds entries from us
+            return await self._quarantine(
+                relay_id, now, "log_forked",
+                f"the sender's key log at {payload.log.size} entries differs from ours "
+                f"({log.size} entries)", facts)
         message_id = payload.id.hex()
         data = payload_record(payload)
         data.update({"to_org": to_org, "epoch": epoch, "relay_id": relay_id})
+        # sealed to an epoch the sender's (frozen?) log had not seen replaced: warn
+        data["sender_log_behind"] = missed_epoch(log, payload.log, to_org, epoch)
         if not await self.client.store.add_message(message_id, relay_id, now, data):
             # Same payload in a new envelope: the relay (or someone) replayed it.
             return await self._quarantine(relay_id, now, "replayed",

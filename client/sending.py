@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from protocol.encoding import ID_RE, b64decode, b64encode
 from protocol.errors import LogOrgRevoked, LogOrgUnknown, ProtocolError
 from protocol.keylog import EpochState
-from protocol.message import MessagePayload, parse_payload, seal_message
+from protocol.message import LogPosition, MessagePayload, parse_payload, seal_message
 
 from .api import RelayApi
 from .drops import (
@@ -91,6 +91,7 @@ class Sender:
             id=secrets.token_bytes(16), from_org=str(self.client.org_id), from_staff=staff_id,
             to=tuple(recipients), sent=now, subject=subject, body=body, thread=thread,
             expires=now + seconds, reply_to=parent,
+            log=LogPosition.of(self.client.directory.log),  # recipients compare it (SPEC 9.3)
         )
         try:
             payload.to_bytes()

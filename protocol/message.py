@@ -47,7 +47,7 @@ from .errors import (
     WrongRecipient,
     WrongSigner,
 )
-from .keylog import MAX_SKEW, EpochState, KeyLog
+from .keylog import MAX_SKEW, ZERO_HASH, EpochState, KeyLog
 from .keys import FINGERPRINT_SIZE, SIG_SIZE, SigningKeyPair, key_id, verify
 from .padding import pad_message, unpad_message
 from .sealedbox import open_sealed, seal
@@ -77,7 +77,8 @@ CONTENT_HEADER = KEY_ID_SIZE + SIG_SIZE
 
 ATTACHMENT_FIELDS = ("drop", "key", "size", "name", "type", "hash")
 PAYLOAD_FIELDS = ("v", "id", "from_org", "from_staff", "to", "sent", "subject", "body",
-                  "thread", "reply_to", "attachments", "expires")
+                  "thread", "reply_to", "attachments", "expires", "log")
+LOG_POSITION_FIELDS = ("size", "hash")
 
 
 _SEQUENCES = (tuple, list)  # a tuple of types: ``tuple | list`` builds a union per call
@@ -147,6 +148,66 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class LogPosition:
+    """The sender's verified key-log head when it sealed: ``(size, hash)`` (SPEC 6.4, 9.1).
+
+    Signed into the message so a recipient can compare it with its own log: a relay that
+    shows sender and recipient different histories, or freezes one of them, shows up.
+    """
+
+    size: int
+    hash: bytes
+
+    def check(self) -> LogPosition:
+        _check_int(self.size, "log.size")
+        _check_bytes(self.hash, "log.hash", 32)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {"size": self.size, "hash": b64encode(self.hash)}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> LogPosition:
+        if not isinstance(obj, dict):
+            raise BadField("log must be an object")
+        check_fields(obj, LOG_POSITION_FIELDS)
+        return cls(size=obj["size"], hash=get_bytes(obj, "hash")).check()
+
+    @classmethod
+    def of(cls, keylog: KeyLog) -> LogPosition:
+        """The head of ``keylog``."""
+        return cls(keylog.size, keylog.head_hash)
+
+
+EMPTY_LOG = LogPosition(0, ZERO_HASH)
+
+
+def sender_log_lag(keylog: KeyLog, position: LogPosition) -> int | None:
+    """Entries our log holds beyond the sender's position; None if the histories differ.
+
+    Negative: the sender saw more than we hold (sync and compare again; still ahead after a
+    sync means the relay withholds entries from us). None: at the sender's size our chain
+    hash differs, so the relay showed the two sides different histories (``log_forked``).
+    """
+    if position.size > keylog.size:
+        return keylog.size - position.size
+    if keylog.hash_at(position.size) != position.hash:
+        return None
+    return keylog.size - position.size
+
+
+def missed_epoch(keylog: KeyLog, position: LogPosition, to_org: str, epoch: int) -> bool:
+    """True if ``to_org`` has a newer epoch than ``epoch`` that lies beyond the sender's log.
+
+    The sign of a frozen sender: it sealed to an epoch that was replaced (for example after
+    a removal) in a part of the log the relay had not shown it.
+    """
+    org = keylog.orgs.get(to_org)
+    current = org.current_epoch if org is not None else None
+    return current is not None and current.number > epoch and current.index >= position.size
+
+
+@dataclass(frozen=True)
 class MessagePayload:
     """What a staff member sends (SPEC section 9.1); signed, padded and sealed per recipient."""
 
@@ -161,6 +222,8 @@ class MessagePayload:
     expires: int
     reply_to: bytes | None = None
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+    log: LogPosition = EMPTY_LOG
+    """The sender's verified log head when it sealed (``EMPTY_LOG``: it had none)."""
 
     def check(self) -> MessagePayload:
         """Raise ``BadField`` unless every field meets the protocol's rules.
@@ -195,6 +258,9 @@ class MessagePayload:
             if not isinstance(attachment, Attachment):
                 raise BadField("attachments must be Attachment objects")
             attachment.check()
+        if not isinstance(self.log, LogPosition):
+            raise BadField("log must be a LogPosition")
+        self.log.check()
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -212,6 +278,7 @@ class MessagePayload:
             "reply_to": b64encode(self.reply_to) if self.reply_to is not None else None,
             "attachments": [a.to_json() for a in self.attachments],
             "expires": self.expires,
+            "log": self.log.to_json(),
         }
 
     def to_bytes(self) -> bytes:
@@ -254,6 +321,7 @@ def payload_from_json(obj: dict[str, Any]) -> MessagePayload:
         reply_to=None if reply_to is None else get_bytes(obj, "reply_to"),
         attachments=tuple(Attachment.from_json(a) for a in attachments),
         expires=obj["expires"],
+        log=LogPosition.from_json(obj["log"]),
     ).check()
 
 

@@ -262,3 +262,44 @@ async def test_a_message_re_sealed_by_another_org_is_refused(net: Network) -> No
     assert [(q.code, "moved or forwarded" in q.detail) for q in report.quarantined] == [
         ("wrong_recipient", True)]
 
+
+
+async def test_a_relay_showing_the_sender_another_history_is_caught_by_the_message(
+        net: Network, upstream: Any) -> None:
+    """Checks the signed log position of a message (``receiving``, SPEC 9.3).
+
+    A second lying relay shows nord two fresh admissions in the opposite order: a valid
+    log of the same size as everyone else's, with another history. Nobody compares heads by
+    hand; the message nord sends carries nord's head, signed, and sued (on the honest relay)
+    quarantines it as ``log_forked``. A message from the honest side is accepted, unflagged.
+    """
+    fork = LyingRelay.start(upstream, PROXY_PORTS[1])
+    try:
+        nord, sued = await net.org("nord"), await net.org("sued")
+        anna, ben = await net.staff(nord, "anna"), await net.staff(sued, "ben")
+        s = str(sued.org_id)
+        await ben.sync()
+        anna = await net.reopen(anna, relay=fork.url)
+        await net.org("x")
+        await net.org("y")
+        assert net.office is not None
+        await net.office.sync_log()
+        size = net.office.directory.log.size
+        assert [e.record.type for e in net.office.directory.log.entries[size - 6:]] == [
+            "org_admit", "staff_add", "epoch"] * 2
+        await fork.configure(swap=[[size - 6, size - 3], [size - 5, size - 2],
+                                   [size - 4, size - 1]])
+
+        await anna.send(to=[s], subject="über das gespaltene Log", body="Hallo")
+        assert anna.directory.log.size == size  # anna's log is valid, only another history
+        report = await ben.sync()
+        assert list(report.messages) == []
+        assert [q.code for q in report.quarantined] == ["log_forked"]
+        assert ben.directory.log.size == size
+
+        await ben.send(to=[s], subject="intern", body="Hallo")
+        got = await ben.sync()
+        assert [m.subject for m in got.messages] == ["intern"]
+        assert [m.sender_log_behind for m in got.messages] == [False]
+    finally:
+        fork.stop()

@@ -33,11 +33,14 @@ from protocol.message import (
     MAX_TTL,
     RECEIPT_MARGIN,
     Attachment,
+    LogPosition,
     MessagePayload,
     message_content,
     message_signing_parts,
+    missed_epoch,
     open_message,
     parse_payload,
+    sender_log_lag,
 )
 from protocol.padding import pad_message, unpad_message
 from protocol.sealedbox import open_sealed, seal
@@ -423,3 +426,34 @@ def test_readmitted_org_messages_dated_before_its_revocation_stay_refused() -> N
     world.apply(sign_record(OrgAdmit("org-a", "A", identity.public, world.now), world.network))
     with pytest.raises(SenderInvalid, match="revoked after that time"):
         _open(world, b, sealed)
+
+
+def test_sender_log_position_is_signed_and_compared() -> None:
+    world, _a, b, alice, _bob = standard_world()
+    position = LogPosition.of(world.log)
+    payload = replace(world.payload(alice, ("org-b",)), log=position)
+    opened = _open(world, b, world.seal(payload, alice, b))
+    assert opened.payload.log == position
+    assert sender_log_lag(world.log, position) == 0
+    assert not missed_epoch(world.log, position, "org-b", b.epoch)
+    world.now += 10
+    world.new_epoch(b)  # the sender had not seen org-b's new epoch
+    assert sender_log_lag(world.log, position) == 1
+    assert missed_epoch(world.log, position, "org-b", b.epoch - 1)
+    assert not missed_epoch(world.log, LogPosition.of(world.log), "org-b", b.epoch - 1)
+    # the same size with another hash: the relay showed the sender another history
+    assert sender_log_lag(world.log, LogPosition(position.size, bytes(32))) is None
+    # ahead of us: sync first
+    assert sender_log_lag(world.log, LogPosition(world.log.size + 2, bytes(32))) == -2
+
+
+def test_a_payload_without_a_valid_log_position_is_refused() -> None:
+    world, _a, _b, alice, _bob = standard_world()
+    obj = world.payload(alice, ("org-b",)).to_json()
+    for bad in ({"size": -1, "hash": obj["log"]["hash"]}, {"size": 0}, [], None,
+                {"size": 0, "hash": "AAAA"}):
+        with pytest.raises(EncodingError):
+            parse_payload(canonical_json({**obj, "log": bad}))
+    del obj["log"]
+    with pytest.raises(MissingField):
+        parse_payload(canonical_json(obj))
