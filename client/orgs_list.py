@@ -47,7 +47,8 @@ class OrgEntry:
     name: str
     fingerprint: str
     verification: str
-    """``own``, ``verified``, ``changed`` (verified, then a new key) or ``unverified``."""
+    """``own``, ``verified`` (by this profile), ``org_verified`` (by an admin of our org),
+    ``changed`` (verified, then a new key) or ``unverified``."""
     active: bool
     """Has a current key: messages can be sent to it."""
     revoked: bool
@@ -64,7 +65,7 @@ class OrgEntry:
     def to_json(self) -> dict[str, Any]:
         return {"org_id": self.org_id, "name": self.name, "fingerprint": self.fingerprint,
                 "verification": self.verification, "verified": self.verification in
-                ("own", "verified"), "active": self.active, "revoked": self.revoked,
+                ("own", "verified", "org_verified"), "active": self.active, "revoked": self.revoked,
                 "staff_count": self.staff_count, "staff": [s.to_json() for s in self.staff]}
 
 

@@ -111,10 +111,10 @@ def org_lines(info: OrgInfo) -> list[str]:
                        removed=local_time(s.removed)))
     if info.safety_code is not None:
         # once compared, the code stays visible for a later check but is no longer asked for
-        verified = info.verification == "verified"
+        verified = info.verification in ("verified", "org_verified")
         key = "whois.safety_code_verified" if verified else "whois.safety_code"
         lines.append(t(key, code=info.safety_code, org=info.org_id))
-        if info.verification in ("verified", "changed", "unverified"):
+        if info.verification in ("verified", "org_verified", "changed", "unverified"):
             lines.append(t(f"whois.{info.verification}", org=info.org_id))
     if info.rotate_every is not None:
         lines.append(t("whois.rotation", every=duration(info.rotate_every),

@@ -23,10 +23,12 @@ import json
 import re
 from typing import TYPE_CHECKING, Literal
 
-from protocol.encoding import b64decode, b64encode
+from protocol.encoding import SignedItem, b64decode, b64encode
 from protocol.errors import EncodingError
 from protocol.keys import format_fingerprint, safety_code
+from protocol.records import OrgVerify, sign_record
 
+from . import identity
 from .errors import UsageError, VerificationError
 from .i18n import t
 
@@ -37,7 +39,7 @@ VERIFIED_STATE = "verified"
 HEAD_CODE_BYTES = 20
 HEAD_RE = re.compile(r"^\s*(\d{1,18})\s*:\s*([A-Za-z2-7 ]{32,64})\s*$")
 
-Standing = Literal["own", "verified", "changed", "unverified"]
+Standing = Literal["own", "verified", "org_verified", "changed", "unverified"]
 
 
 def head_code(head_hash: bytes) -> str:
@@ -61,14 +63,28 @@ async def _verified(client: Client) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def org_verified(client: Client, org_id: str) -> bool:
+    """Our organisation verified ``org_id``'s current identity key (an ``org_verify`` record
+    in the verified log, so signed by our org's identity key; a rekey since voids it)."""
+    log = client.directory.log
+    ours = log.orgs.get(str(client.org_id)) if client.org_id else None
+    theirs = log.orgs.get(org_id)
+    if ours is None or theirs is None or ours.revoked:
+        return False
+    return ours.verified.get(org_id) == theirs.identity_key
+
+
 async def standing(client: Client, org_id: str) -> Standing:
-    """``own``, ``verified``, ``changed`` (verified, then a new key) or ``unverified``."""
+    """``own``, ``verified`` (by this profile), ``org_verified`` (by our organisation),
+    ``changed`` (verified here, then a new key) or ``unverified``."""
     if org_id == client.org_id:
         return "own"
     org = client.directory.log.orgs.get(org_id)
     recorded = (await _verified(client)).get(org_id)
-    if org is None or recorded is None:
+    if org is None:
         return "unverified"
+    if recorded is None:
+        return "org_verified" if org_verified(client, org_id) else "unverified"
     try:
         key = b64decode(recorded, size=32)
     except EncodingError:
@@ -89,6 +105,13 @@ async def require_unchanged(client: Client, org_ids: list[str]) -> None:
             raise VerificationError("identity_changed", org=org_id)
 
 
+async def append_record(client: Client, item: SignedItem) -> None:
+    """Append a signed record at the relay, then mirror it."""
+    api = await client.api()
+    await api.append(item)
+    await client.sync_log()
+
+
 async def verify(client: Client, org_id: str, code: str) -> str:
     """Record ``org_id``'s current identity key as verified if ``code`` is our pair's code."""
     await client.sync_log()
@@ -103,6 +126,13 @@ async def verify(client: Client, org_id: str, code: str) -> str:
     verified = await _verified(client)
     verified[org_id] = b64encode(org.identity_key)
     await client.store.set_state(VERIFIED_STATE, json.dumps(verified, sort_keys=True))
+    signer = identity.current_identity(client)
+    if signer is not None:
+        # an admin holds the org identity key: the verification then counts for every
+        # colleague, in the log where the relay cannot forge it (SPEC.md section 6.7)
+        record = OrgVerify(org_id=str(client.org_id), subject=org_id,
+                           identity_key=org.identity_key, created=client.now())
+        await append_record(client, sign_record(record, signer))
     return expected
 
 

@@ -31,6 +31,8 @@ its consequences for data kept outside the log):
                   a current device of the member   the member's last one
     box_key       the device itself                member and device current; box key never
                                                    in the log
+    org_verify    current org identity key         org admitted, not revoked; subject another
+                                                   admitted org; identity_key its current key
 
 and for every record: exactly the required signatures, ``created <= now + MAX_SKEW``
 and ``created >= created of the previous entry - MAX_SKEW``.
@@ -101,6 +103,7 @@ from .records import (
     OrgAdmit,
     OrgRekey,
     OrgRevoke,
+    OrgVerify,
     Record,
     StaffAdd,
     StaffRemove,
@@ -226,6 +229,9 @@ class OrgState:
     epochs: list[EpochState] = field(default_factory=list)
     admitted_index: int = 0
     """Log index of the latest ``org_admit``; epochs before it belong to a past admission."""
+    verified: dict[str, bytes] = field(default_factory=dict)
+    """Other orgs this org verified (``org_verify``), each with the identity key it checked;
+    the verification holds only while that key is still the other org's current one."""
 
     @property
     def identity_key(self) -> bytes:
@@ -757,6 +763,21 @@ def _replace_box_key(log: KeyLog, record: BoxKey) -> None:
     staff.devices[record.device].box_keys.append((record.box_key, record.created))
 
 
+def _check_org_verify(log: KeyLog, record: OrgVerify, item: SignedItem) -> None:
+    org = log.live_org(record.org_id)
+    if record.subject == record.org_id:
+        raise BadField("an organisation does not verify itself")
+    subject = log.live_org(record.subject)
+    if record.identity_key != subject.identity_key:
+        # a statement about an old key must not vouch for whatever key follows it
+        raise BadField(f"identity_key is not the current identity key of {record.subject!r}")
+    _require_signatures(item, [org.identity_key])
+
+
+def _org_verified(log: KeyLog, record: OrgVerify) -> None:
+    log.orgs[record.org_id].verified[record.subject] = record.identity_key
+
+
 def _no_consequences(record: Record) -> Consequences:
     return Consequences()
 
@@ -782,5 +803,6 @@ RULES: dict[str, Rule[Any]] = {
         lambda r: Consequences(device_removed=(r.staff_id, r.device)),
     ),
     BoxKey.type: Rule[BoxKey](_check_box_key, _replace_box_key, _no_consequences),
+    OrgVerify.type: Rule[OrgVerify](_check_org_verify, _org_verified, _no_consequences),
 }
 """Every record type's rule, keyed by the record's ``type``."""

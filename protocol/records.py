@@ -135,9 +135,21 @@ class Epoch:
     type = "epoch"
 
 
+@dataclass(frozen=True)
+class OrgVerify:
+    """Organisation ``org_id`` compared safety codes with ``subject`` and vouches, for its
+    staff, that ``identity_key`` is ``subject``'s key (signed by ``org_id``'s identity key)."""
+
+    org_id: str
+    subject: str
+    identity_key: bytes
+    created: int
+    type = "org_verify"
+
+
 Record = (
     OrgAdmit | OrgRevoke | OrgRekey | StaffAdd | StaffRemove | Epoch
-    | DeviceAdd | DeviceRemove | BoxKey
+    | DeviceAdd | DeviceRemove | BoxKey | OrgVerify
 )
 
 _COMMON = ("v", "type", "created")
@@ -151,6 +163,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "device_add": ("staff_id", "signing_key", "box_key"),
     "device_remove": ("staff_id", "device"),
     "box_key": ("staff_id", "device", "box_key"),
+    "org_verify": ("org_id", "subject", "identity_key"),
 }
 RECORD_TYPES = tuple(_FIELDS)
 
@@ -216,6 +229,13 @@ def parse_record_body(body: bytes) -> Record:
             staff_id=check_staff_id(obj["staff_id"]),
             device=check_fingerprint(obj["device"], "device"),
             box_key=_box_key(obj),
+            created=created,
+        )
+    if kind == "org_verify":
+        return OrgVerify(
+            org_id=check_org_id(obj["org_id"]),
+            subject=check_org_id(obj["subject"]),
+            identity_key=get_bytes(obj, "identity_key", KEY_SIZE),
             created=created,
         )
     return Epoch(

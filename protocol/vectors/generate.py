@@ -70,6 +70,7 @@ from protocol.records import (  # noqa: E402
     OrgAdmit,
     OrgRekey,
     OrgRevoke,
+    OrgVerify,
     StaffAdd,
     StaffRemove,
     countersign,
@@ -399,6 +400,15 @@ def record_vectors() -> dict[str, Vector]:
     signed = sign_record(Epoch("org-a", 3, seed("epoch-key/org-a/2"), now), a)
     case("bad_signature", "bad_signature", "The signature of another body (epoch 3) on this "
          "body (epoch 2).", net, SignedItem(body, signed.sigs).to_bytes())
+    verify_b = OrgVerify("org-a", "org-b", b.public, now)
+    case("org_verify_valid", "success", "org-a's identity key states that org-a verified "
+         "org-b's current identity key (SPEC 6.7).", net, item(verify_b, a))
+    case("org_verify_by_staff", "wrong_signer", "The same statement signed by alice's device "
+         "key, not the org identity key: a member cannot speak for the org.", net,
+         item(verify_b, alice))
+    case("org_verify_not_current_key", "bad_field", "org-a vouches for a key that is not "
+         "org-b's current identity key.", net,
+         item(OrgVerify("org-a", "org-b", new_org.public, now), a))
     sig = a.sign(labels.GRANT, body)
     case("wrong_label", "bad_signature", "A signature under the grant label, not the record "
          "label.", net, SignedItem(body, (Signature(a.fingerprint, sig),)).to_bytes())

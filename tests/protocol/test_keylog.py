@@ -46,7 +46,7 @@ from protocol.errors import (
 )
 from protocol.keylog import MAX_SKEW, ZERO_HASH, Head, chain_hash
 from protocol.keys import fingerprint
-from protocol.records import Record, countersign, record_body
+from protocol.records import OrgVerify, Record, countersign, record_body
 
 from .world import Org, World, seed, standard_world
 
@@ -513,3 +513,37 @@ def test_readmitted_org_old_keys_refused_after_rekey_too() -> None:
     for key in (first, a.identity.public):
         _rejects(world, sign_record(OrgAdmit("org-a", "A", key, world.now), world.network),
                  LogKeyReused)
+
+
+# --- org_verify: an organisation's verification of another one ---------------------------
+
+
+def test_org_verify_needs_the_verifying_orgs_current_identity_key() -> None:
+    world, a, b, alice, _bob = standard_world()
+    record = OrgVerify("org-a", "org-b", b.identity.public, world.now)
+    _rejects(world, sign_record(record, alice.signing), WrongSigner)  # a member may not
+    _rejects(world, sign_record(record, MALLORY), WrongSigner)  # nor the relay
+    _rejects(world, sign_record(record, b.identity), WrongSigner)  # nor the subject itself
+    old = a.identity
+    world.rekey(a, "second")
+    _rejects(world, sign_record(_at(record, world.now), old), WrongSigner)
+    world.apply(sign_record(_at(record, world.now), a.identity))
+    assert world.log.org("org-a").verified == {"org-b": b.identity.public}
+
+
+def test_org_verify_of_an_old_or_foreign_key_is_refused_and_a_rekey_voids_it() -> None:
+    world, a, b, *_ = standard_world()
+    world.apply(sign_record(OrgVerify("org-a", "org-b", b.identity.public, world.now),
+                            a.identity))
+    old = b.identity.public
+    world.rekey(b, "second")
+    # the statement is now about a key that is no longer org-b's: it vouches for nothing
+    assert world.log.org("org-a").verified["org-b"] != world.log.org("org-b").identity_key
+    stale = OrgVerify("org-a", "org-b", old, world.now)
+    _rejects(world, sign_record(stale, a.identity), BadField)
+    _rejects(world, sign_record(OrgVerify("org-a", "org-b", seed("x"), world.now),
+                                a.identity), BadField)
+    _rejects(world, sign_record(OrgVerify("org-a", "org-a", a.identity.public, world.now),
+                                a.identity), BadField)
+    _rejects(world, sign_record(OrgVerify("org-a", "org-z", seed("x"), world.now),
+                                a.identity), LogOrgUnknown)
