@@ -118,18 +118,22 @@ class Sender:
             # this attempt reached the relay after all, the relay stores it only once.
             await self.client.store.add_outbox(payload.id.hex(), now, payload.expires, {
                 "payload": payload.to_bytes().hex(), "ttl": seconds, "key": b64encode(key),
-                "envelopes": envelopes})
+                "envelopes": envelopes, "drops": created_drops})
             return payload.id.hex()
         except BaseException:
             # no message will refer to these drops: delete them now rather than at their TTL
             await withdraw_drops(self.client, created_drops)
             raise
-        await self._record(payload, answers, now)
+        await self._record(payload, answers, now, created_drops)
         return payload.id.hex()
 
     async def _record(self, payload: MessagePayload, answers: list[dict[str, Any]],
-                      sent: int) -> None:
-        """Keep the relay's status tokens of a sent message (encrypted, in the mailbox)."""
+                      sent: int, drops: Sequence[Sequence[str]] = ()) -> None:
+        """Keep the relay's status tokens of a sent message (encrypted, in the mailbox).
+
+        The drop ids and upload tokens of its attachments are kept too: retracting the
+        message deletes its files on the relay with them.
+        """
         by_org = {str(a.get("to_org")): a for a in answers}
         record = {
             "to": list(payload.to), "subject": payload.subject, "thread": payload.thread.hex(),
@@ -137,6 +141,7 @@ class Sender:
                             "token": str(by_org[org]["status_token"]),
                             "expires": int(by_org[org].get("expires") or payload.expires)}
                            for org in payload.to],
+            "drops": [[str(drop), str(token)] for drop, token in drops],
         }
         await self.client.store.add_sent(payload.id.hex(), sent, record)
 
@@ -187,7 +192,7 @@ class Sender:
             except RelayRefused:
                 continue
             if await self.client.store.sent(message_id) is None:  # not if a crash came between
-                await self._record(payload, answers, queued)
+                await self._record(payload, answers, queued, list(data.get("drops") or ()))
             await self.client.store.remove_outbox(message_id)
             sent.append(message_id)
         return sent, expired
@@ -243,6 +248,11 @@ class Sender:
                         raise
                     refused = exc
             out.append(await self._recipient_status(api, rec["org"], token))
+        if retract and not any(r.state == "delivered" for r in out):
+            # No recipient keeps the message: its files go too (one drop serves every
+            # recipient org, so a message delivered somewhere keeps them until its TTL).
+            await withdraw_drops(self.client, [(str(d), str(t))
+                                               for d, t in record.get("drops") or ()])
         if refused is not None and not any(r.state == "retracted" for r in out):
             raise refused
         return DeliveryStatus(id=full, subject=str(record.get("subject", "")),

@@ -64,3 +64,25 @@ async def test_a_failed_second_upload_withdraws_the_first(relay: RelayProcess,
         assert stored_drops(relay) == []
     finally:
         await close_all(*world.clients.values())
+
+
+async def test_retracting_a_message_deletes_its_drops(relay: RelayProcess, tmp_path: Path) -> None:
+    world = await make_world(relay, tmp_path / "home")
+    try:
+        anna, ben, sued = world["anna"], world["ben"], world["sued"]
+        report = write_file(tmp_path / "Befund.pdf", 200_000)
+        message_id = await anna.send(to=[sued.org_id], subject="s", body="b",
+                                     attachments=[report])
+        await ben.sync()  # ben already holds the message (not yet read or acknowledged)
+        assert stored_drops(relay) != []
+        status = await anna.retract(message_id)
+        assert [r.state for r in status.recipients] == ["retracted"]
+        assert stored_drops(relay) == []  # the file left the relay with the message
+        target = tmp_path / "saved"
+        target.mkdir()
+        with pytest.raises(RelayRefused) as gone:
+            await ben.save(message_id, target)
+        assert gone.value.code == "not_found"  # the download answers 404
+        assert list(target.iterdir()) == []
+    finally:
+        await close_all(*world.clients.values())
