@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 ``Client.open`` reads ``profile.json``, decrypts the keystore and opens ``state.db``; the
-relay is contacted lazily on the first call that needs it (``_connect``): ``/v1/info`` must
-serve the network key of the profile's anchor, and its log key is pinned on first use.
+relay is contacted lazily on the first call that needs it (``client.relay_link``):
+``/v1/info`` must serve the network key of the profile's anchor, and its log key is pinned
+on first use.
 From then on every call follows the same order: bring the key-log mirror up to date
 (``Directory.sync``, which refuses a rewritten log), check our own standing in that log
 (enrolled, not removed, org not revoked), then act. Everything the relay returns is checked
@@ -12,7 +13,9 @@ with ``protocol``; an envelope that fails any check goes to quarantine with its 
 never returned as a message.
 
 Admin operations live in ``client.admin`` (``client.network``, ``client.org``); creating
-profiles lives in ``client.onboarding`` (``Client.init_network`` and friends).
+profiles lives in ``client.onboarding`` (``Client.init_network`` and friends). Those
+modules, and sending, receiving, lifecycle, verification and attachments, work on a
+``ClientContext`` (``client.context``) that ``Client`` builds once, never on ``Client``.
 """
 
 from __future__ import annotations
@@ -28,29 +31,20 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from protocol.auth import origin_of
-from protocol.encoding import b64decode, b64encode
-from protocol.errors import (
-    ProtocolError,
-)
 from protocol.events import CLOSE_SESSION_ENDED
-from protocol.keylog import MAX_SKEW
-from protocol.keys import BoxKeyPair, SigningKeyPair, fingerprint
+from protocol.keys import BoxKeyPair, SigningKeyPair
 
 from . import devices, lifecycle, verification
-from .api import RelayApi, check_relay_url
+from .api import RelayApi
 from .attachment_stream import AttachmentStream, open_attachment
+from .context import ClientContext
 from .conversations import ThreadEntry, search_messages, thread_of
 from .directory import Directory
 from .drops import AttachmentSource, FileProgress, SavedFile, save_attachments
 from .errors import (
-    AccessError,
-    ClockError,
     KokError,
-    RelayRefused,
     RelayUnreachable,
     UsageError,
-    VerificationError,
 )
 from .keystore import Keystore
 from .mailbox import MailboxStore
@@ -59,7 +53,6 @@ from .models import (
     Message,
     OrgInfo,
     Quarantined,
-    StaffInfo,
     SyncReport,
 )
 from .onboarding import (
@@ -70,11 +63,13 @@ from .onboarding import (
     remove_new_profile,
     staff_profile,
 )
-from .orgs_list import OrgEntry, list_orgs
+from .orgs_list import OrgEntry, list_orgs, org_info
 from .profile import Profile, load_profile, save_keystore
 from .receiving import Receiver
+from .relay_link import RelayLink
 from .sending import DEFAULT_TTL, Sender
 from .sent_items import SentItem, list_sent
+from .unlocked_keys import UnlockedKeys
 
 if TYPE_CHECKING:
     from .admin import NetworkOffice, OrgAdmin
@@ -92,17 +87,14 @@ class Client:
         self.store = store
         self.clock = clock
         self.directory = Directory(profile.info.network.network_key, store, clock)
-        self._relay_override = check_relay_url(relay) if relay else None
         self.ca_file = ca_file
-        self._api: RelayApi | None = None
-        self._signing_pair: SigningKeyPair | None = None
-        self._log_key: bytes | None = None
-        self._info: dict[str, Any] | None = None
-        self.receiver = Receiver(self)
-        self.sender = Sender(self)
-        # One log sync at a time: ``listen`` and a send in the same process (the staff app)
-        # must not apply the same entries twice, which would read as a rewritten log.
-        self._log_lock = asyncio.Lock()
+        keys = UnlockedKeys(keystore)
+        self._link = RelayLink(profile, self.directory, keys, relay=relay, ca_file=ca_file)
+        # What the modules (sending, receiving, admin, ...) get instead of this object.
+        self.context = ClientContext(profile=profile, keys=keys, store=store,
+                                     directory=self.directory, link=self._link, clock=clock)
+        self.receiver = Receiver(self.context)
+        self.sender = Sender(self.context)
 
     # --- opening and closing ---------------------------------------------------------
 
@@ -148,9 +140,7 @@ class Client:
 
     async def close(self) -> None:
         """End the relay session and close the mailbox."""
-        if self._api is not None:
-            await self._api.close()
-            self._api = None
+        await self._link.close()
         await self.store.close()
 
     async def __aenter__(self) -> Client:
@@ -210,15 +200,16 @@ class Client:
 
     async def devices(self) -> list[devices.DeviceInfo]:
         """This person's devices as the verified key log shows them."""
-        return await devices.list_devices(self)
+        return await devices.list_devices(self.context)
 
     async def add_device(self, request: bytes) -> str:
         """Add a new device of this person from its link request; returns its device id."""
-        return await devices.add_device(self, request)
+        return await devices.add_device(self.context, request)
 
     async def remove_device(self, device_id: str, staff_id: str | None = None) -> int | None:
         """Remove one of this person's devices (an admin: anyone's in the org)."""
-        return await devices.remove_device(self, staff_id or self.require_staff(), device_id)
+        return await devices.remove_device(self.context, staff_id or self.require_staff(),
+                                           device_id)
 
     # --- who we are ------------------------------------------------------------------
 
@@ -238,20 +229,10 @@ class Client:
         return int(self.clock())
 
     def signing_key(self) -> SigningKeyPair:
-        # kept while the seed is the same: deriving the pair costs as much as a signature
-        seed = self._secret("signing")
-        if self._signing_pair is None or self._signing_pair.seed != seed:
-            self._signing_pair = SigningKeyPair.from_seed(seed)
-        return self._signing_pair
+        return self.context.signing_key()
 
     def box_key(self) -> BoxKeyPair:
-        return BoxKeyPair.from_seed(self._secret("box"))
-
-    def _secret(self, name: str) -> bytes:
-        value = self.keystore.secrets.get(name)
-        if value is None:
-            raise KokError("keystore_incomplete", name=name)
-        return value
+        return self.context.box_key()
 
     @property
     def network(self) -> NetworkOffice:
@@ -260,7 +241,7 @@ class Client:
 
         if self.kind != "network":
             raise UsageError("not_network_profile")
-        return NetworkOffice(self)
+        return NetworkOffice(self.context)
 
     @property
     def org(self) -> OrgAdmin:
@@ -269,117 +250,35 @@ class Client:
 
         if self.kind != "org":
             raise UsageError("not_org_profile")
-        return OrgAdmin(self)
+        return OrgAdmin(self.context)
 
     # --- the relay connection --------------------------------------------------------
 
     @property
     def relay_url(self) -> str:
-        url = self._relay_override or self.profile.info.relay
-        if not url:
-            raise UsageError("no_relay")
-        return url
+        return self._link.url
 
     async def api(self) -> RelayApi:
         """The relay connection, checked against our anchor (connecting on first use)."""
-        if self._api is None:
-            await self._connect()
-        assert self._api is not None
-        return self._api
-
-    async def _connect(self) -> None:
-        url = self.relay_url
-        # No Kok-Log-Head until the relay proved it serves our network: our head is ours.
-        api = RelayApi(url, ca_file=self.ca_file)
-        try:
-            info = await api.info()
-            network_key = b64decode(str(info.get("network_key")), size=32, field="network_key")
-            log_key = b64decode(str(info.get("log_key")), size=32, field="log_key")
-            # Bound to the URL *we* were given, never to what the relay says of itself: a
-            # host that forwards to the real relay then gets a login only it can use, and
-            # the real relay refuses it.
-            origin = origin_of(url)
-            announced = info.get("origins") or [info["origin"]]
-            if not isinstance(announced, list):
-                announced = []  # then our origin is not in it: refused below
-        except (KeyError, ProtocolError):
-            await api.close()
-            raise RelayRefused("bad_response", 502, "info") from None
-        except BaseException:
-            await api.close()
-            raise
-        if network_key != self.profile.info.network.network_key:
-            await api.close()
-            raise AccessError("wrong_network", url=url, network=self.profile.info.network.name)
-        if origin not in announced:
-            await api.close()
-            raise AccessError("relay_origin_mismatch", url=url,
-                              announced=", ".join(str(a) for a in announced))
-        pinned = self.profile.info.log_key
-        if pinned is None:
-            self.profile.update(log_key=log_key)
-        elif pinned != log_key:
-            await api.close()
-            raise VerificationError("log_key_changed", url=url)
-        if self._relay_override and self._relay_override != self.profile.info.relay:
-            self.profile.update(relay=self._relay_override)
-        api.send_log_head(self.directory.head_header)
-        if self.kind in ("org", "staff") and self.staff_id:
-            api.use_identity(self.staff_id, self.signing_key(), origin)
-        self._api, self._log_key, self._info = api, log_key, info
+        return await self._link.api()
 
     def check_clock(self) -> None:
-        """Refuse to go on when this computer's clock is off from the relay's (``Date``).
-
-        Signed records and messages carry our time; a clock more than the protocol's skew
-        off would make them look forged or expired to others (and theirs to us).
-        """
-        if self._api is None or self._api.clock_offset is None:
-            return
-        offset = self._api.clock_offset
-        if abs(offset) > MAX_SKEW:
-            minutes = max(1, round(abs(offset) / 60))
-            raise ClockError("clock_behind" if offset > 0 else "clock_ahead", minutes=minutes)
+        """Refuse to go on when this computer's clock is off from the relay's (``Date``)."""
+        self._link.check_clock()
 
     def relay_limit(self, name: str) -> int | None:
         """A limit the relay stated in ``/v1/info`` (None before connecting, or if absent)."""
-        limits = (self._info or {}).get("limits")
-        value = limits.get(name) if isinstance(limits, dict) else None
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return self._link.limit(name)
 
     async def sync_log(self) -> int:
         """Bring the verified key-log mirror up to date; returns the number of new entries."""
-        api = await self.api()
-        assert self._log_key is not None
-        async with self._log_lock:
-            try:
-                added = await self.directory.sync(api, self._log_key)
-            except VerificationError as exc:
-                if exc.code == "log_timestamp":
-                    self.check_clock()  # "dated in the future" may be our clock: say so
-                raise
-        self.check_clock()
-        return added
+        return await self._link.sync_log()
 
     # --- our standing ----------------------------------------------------------------
 
     def require_staff(self) -> str:
         """Our staff id if the log shows us enrolled, not removed, in a live org."""
-        staff_id = self.staff_id
-        if self.kind not in ("org", "staff") or staff_id is None or self.org_id is None:
-            raise UsageError("not_staff_profile")
-        log = self.directory.log
-        org = log.orgs.get(self.org_id)
-        if org is None:
-            raise AccessError("org_not_admitted", org=self.org_id)
-        if org.revoked:
-            raise AccessError("own_org_revoked", org=self.org_id)
-        staff = org.staff.get(staff_id)
-        if staff is None or staff.device_signing(fingerprint(self.signing_key().public)) is None:
-            raise AccessError("not_enrolled", staff=staff_id)
-        if not staff.active:
-            raise AccessError("staff_removed", staff=staff_id)
-        return staff_id
+        return self.context.require_staff()
 
     # --- sync ------------------------------------------------------------------------
 
@@ -397,17 +296,17 @@ class Client:
         if self.kind == "org":
             from .identity import switch_identity
 
-            switched = switch_identity(self)
+            switched = switch_identity(self.context)
             rotated = await self.org.rotate_if_due()
         outbox_sent, outbox_expired = await self.sender.flush_outbox()
         keys, problems = await self.receiver.sync_grants()
         # a grant that opens with none of our box keys is not helped by keeping old ones
         settled = all(code == "decrypt_failed" for code in problems)
-        _, box_keys_retired = await devices.maintain_box_keys(self, settled)
+        _, box_keys_retired = await devices.maintain_box_keys(self.context, settled)
         retried = await self.receiver.retry_quarantine()
         messages, quarantined = await self.receiver.fetch()
-        retired = await lifecycle.retire_epoch_secrets(self) + box_keys_retired
-        changed = await verification.changed_orgs(self)
+        retired = await lifecycle.retire_epoch_secrets(self.context) + box_keys_retired
+        changed = await verification.changed_orgs(self.context)
         return SyncReport(
             log_entries=added, log_size=self.directory.log.size, epoch_keys=keys,
             messages=tuple(_flag(m, changed) for m in retried + messages),
@@ -423,7 +322,7 @@ class Client:
     async def inbox(self) -> list[Message]:
         """Every verified message in the local mailbox, newest first (no network)."""
         rows = await self.store.messages()
-        changed = await verification.changed_orgs(self)
+        changed = await verification.changed_orgs(self.context)
         # Newest first; messages sent within the same second by arrival (the sort is stable).
         arrived = [_flag(Message.from_stored(d, r, a), changed) for d, r, a in reversed(rows)]
         return sorted(arrived, key=lambda m: m.sent, reverse=True)
@@ -434,7 +333,7 @@ class Client:
         await self.store.mark_read(full, self.now())
         row = await self.store.message(full)
         assert row is not None
-        return _flag(Message.from_stored(*row), await verification.changed_orgs(self))
+        return _flag(Message.from_stored(*row), await verification.changed_orgs(self.context))
 
     async def quarantined(self) -> list[Quarantined]:
         """Envelopes that failed a check (never shown as messages)."""
@@ -473,7 +372,7 @@ class Client:
         file is replaced only with ``force``; a missing folder is created (0700) only with
         ``mkdir``. ``progress(name, done, total)`` follows the downloads.
         """
-        return await save_attachments(self, message_id, directory, force=force,
+        return await save_attachments(self.context, message_id, directory, force=force,
                                       progress=progress, mkdir=mkdir)
 
     async def status(self, message_id: str) -> DeliveryStatus:
@@ -494,23 +393,23 @@ class Client:
         """
         if refresh:
             await self.sync_log()
-        return await list_orgs(self)
+        return await list_orgs(self.context)
 
     async def sent(self, *, status: bool = False) -> list[SentItem]:
         """What this profile sent, newest first; with ``status``, delivery from the relay."""
-        return await list_sent(self, status=status)
+        return await list_sent(self.store, self.status if status else None)
 
     async def search(self, text: str) -> list[Message]:
         """Received messages containing ``text`` (local only: nothing goes to the relay)."""
-        return await search_messages(self, text)
+        return search_messages(await self.inbox(), self.directory.log, text)
 
     async def thread(self, message_id: str) -> list[ThreadEntry]:
         """The conversation a received or sent message belongs to, oldest first."""
-        return await thread_of(self, message_id)
+        return await thread_of(self.context, await self.inbox(), message_id)
 
     async def open_attachment(self, message_id: str, index: int) -> AttachmentStream:
         """Attachment ``index`` of a received message as a stream of checked bytes."""
-        return await open_attachment(self, message_id, index)
+        return await open_attachment(self.context, message_id, index)
 
     # --- listening -------------------------------------------------------------------
 
@@ -561,44 +460,24 @@ class Client:
         """
         await self.sync_log()
         if compare_head is not None:
-            await verification.compare_head(self, compare_head)
+            await verification.compare_head(self.context, compare_head)
         return dataclasses.replace(self.org_info(org_id),
-                                   safety_code=verification.pair_code(self, org_id),
-                                   verification=await verification.standing(self, org_id))
+                                   safety_code=verification.pair_code(self.context, org_id),
+                                   verification=await verification.standing(self.context, org_id))
 
     async def verify(self, org_id: str, code: str) -> str:
         """Mark ``org_id`` verified if ``code`` is the safety code both admins read out."""
-        return await verification.verify(self, org_id, code)
+        return await verification.verify(self.context, org_id, code)
 
     async def revoke_self(self) -> str:
         """A lost device: remove ourselves with our own staff key; returns our staff id."""
         from .admin import revoke_self
 
-        return await revoke_self(self)
+        return await revoke_self(self.context)
 
     def org_info(self, org_id: str) -> OrgInfo:
         """``whois`` without contacting the relay (from the local mirror)."""
-        log = self.directory.log
-        org = log.orgs.get(org_id)
-        if org is None:
-            raise AccessError("unknown_org", org=org_id)
-        epoch = org.current_epoch
-        head = self.directory.head
-        return OrgInfo(
-            org_id=org.org_id, name=org.name, fingerprint=fingerprint(org.identity_key),
-            admitted=org.admitted_at, revoked=org.revoked_at, revoke_reason=org.revoke_reason,
-            staff=tuple(StaffInfo(staff_id=s.staff_id, role=s.role,
-                                  fingerprint=fingerprint(s.signing_key), added=s.added_at,
-                                  removed=s.removed_at) for s in org.staff.values()),
-            epoch=epoch.number if epoch else None,
-            epoch_created=epoch.created if epoch else None,
-            epoch_fingerprint=fingerprint(epoch.public_key) if epoch else None,
-            log_size=head.size if head else log.size,
-            log_hash=b64encode(head.hash if head else log.head_hash),
-            log_code=verification.head_code(head.hash if head else log.head_hash),
-            relay_log_fingerprint=(fingerprint(self.profile.info.log_key)
-                                   if self.profile.info.log_key else None),
-        )
+        return org_info(self.context, org_id)
 
 
 def _flag(message: Message, changed: set[str]) -> Message:

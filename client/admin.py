@@ -32,10 +32,11 @@ from protocol.requests import OrgRequest, StaffRequest, open_org_request, open_s
 from . import identity, lifecycle
 from .errors import AccessError, KokError, RelayRefused, UsageError, VerificationError
 from .models import OrgInfo
+from .orgs_list import org_info
 from .profile import save_keystore
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 
 def read_org_request(data: bytes) -> OrgRequest:
@@ -56,11 +57,11 @@ def read_staff_request(data: bytes) -> StaffRequest:
             exc if isinstance(exc, RequestInvalid) else RequestInvalid(exc.message)) from None
 
 
-async def append(client: Client, item: SignedItem) -> None:
+async def append(ctx: ClientContext, item: SignedItem) -> None:
     """Append a signed record at the relay, then mirror it (and check the relay kept it)."""
-    api = await client.api()
+    api = await ctx.api()
     await api.append(item)
-    await client.sync_log()
+    await ctx.sync_log()
 
 
 @dataclass(frozen=True)
@@ -81,66 +82,66 @@ class Rekey:
     new_fingerprint: str
 
 
-async def revoke_self(client: Client) -> str:
+async def revoke_self(ctx: ClientContext) -> str:
     """Remove ourselves with our own staff key (a lost device); returns our staff id."""
-    await client.sync_log()
-    staff_id = client.require_staff()
-    record = StaffRemove(staff_id=staff_id, created=client.now())
-    await append(client, sign_record(record, client.signing_key()))
+    await ctx.sync_log()
+    staff_id = ctx.require_staff()
+    record = StaffRemove(staff_id=staff_id, created=ctx.now())
+    await append(ctx, sign_record(record, ctx.signing_key()))
     return staff_id
 
 
 class NetworkOffice:
     """Operations signed with the network key."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
 
     def _key(self) -> SigningKeyPair:
-        return SigningKeyPair.from_seed(self.client._secret("network"))
+        return SigningKeyPair.from_seed(self.ctx.keys.secret("network"))
 
     async def admit(self, request: bytes) -> Admission:
         """Admit the organisation of an admission request file."""
         req = read_org_request(request)
-        await self.client.sync_log()
-        existing = self.client.directory.log.orgs.get(req.org_id)
+        await self.ctx.sync_log()
+        existing = self.ctx.directory.log.orgs.get(req.org_id)
         if existing is not None and not existing.revoked:
             raise AccessError("org_exists", org=req.org_id)
         record = OrgAdmit(org_id=req.org_id, name=req.name, identity_key=req.identity_key,
-                          created=self.client.now())
-        await append(self.client, sign_record(record, self._key()))
+                          created=self.ctx.now())
+        await append(self.ctx, sign_record(record, self._key()))
         return Admission(org_id=req.org_id, name=req.name,
                          fingerprint=fingerprint(req.identity_key))
 
     async def revoke_org(self, org_id: str, reason: str) -> None:
         """Revoke an organisation: nobody can send to it or as it any more."""
-        await self.client.sync_log()
-        org = self.client.directory.log.orgs.get(org_id)
+        await self.ctx.sync_log()
+        org = self.ctx.directory.log.orgs.get(org_id)
         if org is None:
             raise AccessError("unknown_org", org=org_id)
         if org.revoked:
             raise AccessError("org_revoked", org=org_id)
-        record = OrgRevoke(org_id=org_id, reason=reason, created=self.client.now())
-        await append(self.client, sign_record(record, self._key()))
+        record = OrgRevoke(org_id=org_id, reason=reason, created=self.ctx.now())
+        await append(self.ctx, sign_record(record, self._key()))
 
     async def rekey_org(self, request: bytes) -> Rekey:
         """Countersign an organisation's identity rekey request and append it."""
         item, record = identity.read_rekey_request(request)
-        client = self.client
-        await client.sync_log()
-        org = client.directory.log.orgs.get(record.org_id)
+        ctx = self.ctx
+        await ctx.sync_log()
+        org = ctx.directory.log.orgs.get(record.org_id)
         if org is None:
             raise AccessError("unknown_org", org=record.org_id)
         if org.revoked:
             raise AccessError("org_revoked", org=record.org_id)
         signed = countersign(item, self._key())
         try:  # the same rules the relay and every client apply, before anything is sent
-            client.directory.log.check(signed.to_bytes(), client.now())
+            ctx.directory.log.check(signed.to_bytes(), ctx.now())
         except LogTimestamp:
             raise UsageError("rekey_request_stale", org=record.org_id) from None
         except ProtocolError as exc:
             raise VerificationError.from_protocol(exc) from None
-        await append(client, signed)
+        await append(ctx, signed)
         return Rekey(org_id=record.org_id, old_fingerprint=fingerprint(org.identity_keys[-2]),
                      new_fingerprint=fingerprint(record.identity_key))
 
@@ -148,47 +149,48 @@ class NetworkOffice:
 class OrgAdmin:
     """Operations signed with the org identity key (the admin is also a staff member)."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
 
     @property
     def org_id(self) -> str:
-        return str(self.client.org_id)
+        return str(self.ctx.org_id)
 
-    def _identity(self) -> SigningKeyPair:
-        key = identity.current_identity(self.client)
+    def identity_key(self) -> SigningKeyPair:
+        """The org identity key the verified log names (``identity_mismatch`` if not held)."""
+        key = identity.current_identity(self.ctx)
         if key is None:
             raise AccessError("identity_mismatch", org=self.org_id)
         return key
 
     def _require_admitted(self) -> None:
-        org = self.client.directory.log.orgs.get(self.org_id)
+        org = self.ctx.directory.log.orgs.get(self.org_id)
         if org is None:
             raise AccessError("org_not_admitted", org=self.org_id)
         if org.revoked:
             raise AccessError("own_org_revoked", org=self.org_id)
-        self._identity()
+        self.identity_key()
 
     def _require_active(self) -> None:
         """Admitted, and our own admin record published (``kok org activate`` was run)."""
         self._require_admitted()
-        org = self.client.directory.log.orgs[self.org_id]
-        if self.client.staff_id not in org.staff or org.current_epoch is None:
+        org = self.ctx.directory.log.orgs[self.org_id]
+        if self.ctx.staff_id not in org.staff or org.current_epoch is None:
             raise UsageError("org_not_activated", org=self.org_id)
-        self.client.require_staff()
+        self.ctx.require_staff()
 
     async def activate(self) -> int:
         """After admission: publish our own staff record (admin) and the first epoch."""
-        client = self.client
-        await client.sync_log()
+        ctx = self.ctx
+        await ctx.sync_log()
         self._require_admitted()
-        staff_id = str(client.staff_id)
-        org = client.directory.log.orgs[self.org_id]
+        staff_id = str(ctx.staff_id)
+        org = ctx.directory.log.orgs[self.org_id]
         if staff_id not in org.staff:
-            signing, box = client.signing_key(), client.box_key()
+            signing, box = ctx.signing_key(), ctx.box_key()
             record = StaffAdd(staff_id=staff_id, signing_key=signing.public, box_key=box.public,
-                              role="admin", created=client.now())
-            await append(client, sign_record(record, self._identity()))
+                              role="admin", created=ctx.now())
+            await append(ctx, sign_record(record, self.identity_key()))
         elif org.current_epoch is not None:
             raise UsageError("already_active", org=self.org_id)
         return await self.rotate()
@@ -203,26 +205,26 @@ class OrgAdmin:
         req = read_staff_request(request)
         if req.role == "admin" and not admin:
             raise UsageError("request_asks_admin", staff=req.staff_id)
-        client = self.client
-        await client.sync_log()
+        ctx = self.ctx
+        await ctx.sync_log()
         self._require_active()
         if req.staff_id.split("/", 1)[0] != self.org_id:
             raise UsageError("request_other_org", staff=req.staff_id, org=self.org_id)
-        org = client.directory.log.orgs[self.org_id]
+        org = ctx.directory.log.orgs[self.org_id]
         if req.staff_id in org.staff:
             raise AccessError("staff_exists", staff=req.staff_id)
         record = StaffAdd(staff_id=req.staff_id, signing_key=req.signing_key,
                           box_key=req.box_key, role="admin" if admin else "staff",
-                          created=client.now())
-        await append(client, sign_record(record, self._identity()))
-        epoch = client.directory.log.orgs[self.org_id].current_epoch
+                          created=ctx.now())
+        await append(ctx, sign_record(record, self.identity_key()))
+        epoch = ctx.directory.log.orgs[self.org_id].current_epoch
         if epoch is not None:
-            secret = lifecycle.held_epoch_secret(client, self.org_id, epoch.number)
+            secret = lifecycle.held_epoch_secret(ctx, self.org_id, epoch.number)
             if secret is None:
                 raise KokError("keystore_incomplete", name=f"epoch/{self.org_id}/{epoch.number}")
-            grant = make_grant(self._identity(), self.org_id, epoch.number, secret, req.staff_id,
+            grant = make_grant(self.identity_key(), self.org_id, epoch.number, secret, req.staff_id,
                                req.box_key, secrets.token_bytes(32))
-            api = await client.api()
+            api = await ctx.api()
             await api.put_grants(self.org_id, epoch.number,
                                  [(req.staff_id, fingerprint(req.signing_key), grant)])
         return req
@@ -238,52 +240,52 @@ class OrgAdmin:
         ``staff_id`` may leave out our own org (``carl-mueller``).
         """
         staff_id = self.staff_id_of(staff_id)
-        client = self.client
-        await client.sync_log()
+        ctx = self.ctx
+        await ctx.sync_log()
         self._require_active()
-        org = client.directory.log.orgs[self.org_id]
+        org = ctx.directory.log.orgs[self.org_id]
         staff = org.staff.get(staff_id)
         if staff is None:
             raise AccessError("not_enrolled", staff=staff_id)
         if not staff.active:
             raise AccessError("staff_removed", staff=staff_id)
-        if staff_id == client.staff_id:
+        if staff_id == ctx.staff_id:
             raise UsageError("cannot_remove_self")
-        record = StaffRemove(staff_id=staff_id, created=client.now())
-        await append(client, sign_record(record, self._identity()))
+        record = StaffRemove(staff_id=staff_id, created=ctx.now())
+        await append(ctx, sign_record(record, self.identity_key()))
         return await self.rotate()
 
     async def rotate(self) -> int:
         """A new epoch key, published in the log and granted to every current staff member."""
-        client = self.client
-        await client.sync_log()
+        ctx = self.ctx
+        await ctx.sync_log()
         self._require_admitted()
-        org = client.directory.log.orgs[self.org_id]
-        if client.staff_id not in org.staff:
+        org = ctx.directory.log.orgs[self.org_id]
+        if ctx.staff_id not in org.staff:
             raise UsageError("org_not_activated", org=self.org_id)
-        client.require_staff()
+        ctx.require_staff()
         # After all epochs ever published (a re-admitted org continues the numbering).
         number = (org.epochs[-1].number + 1) if org.epochs else 1
         secret = secrets.token_bytes(32)
         # Keep the secret before publishing: a crash after the append must not lose the key
         # that the log already announces.
-        client.keystore.secrets[f"epoch/{self.org_id}/{number}"] = secret
-        save_keystore(client.keystore)
+        ctx.keystore.secrets[f"epoch/{self.org_id}/{number}"] = secret
+        save_keystore(ctx.keystore)
         record = Epoch(org_id=self.org_id, epoch=number,
-                       public_key=box_public_from_secret(secret), created=client.now())
+                       public_key=box_public_from_secret(secret), created=ctx.now())
         try:
-            await append(client, sign_record(record, self._identity()))
+            await append(ctx, sign_record(record, self.identity_key()))
         except RelayRefused as exc:
             if exc.code != "log_epoch_order":
                 raise
             # Another admin of the org rotated a moment earlier: theirs is the new epoch,
             # and their grant replaces the secret we kept under its number.
-            await client.sync_log()
-            return client.directory.log.current_epoch(self.org_id).number
-        signer = self._identity()
+            await ctx.sync_log()
+            return ctx.directory.log.current_epoch(self.org_id).number
+        signer = self.identity_key()
         # one grant per current device, sealed to its current box key (SPEC.md section 20.1)
         grants = []
-        for s in client.directory.log.orgs[self.org_id].active_staff():
+        for s in ctx.directory.log.orgs[self.org_id].active_staff():
             for d in s.current_devices():
                 try:  # one at a time: a key that cannot be used must not stop the rest
                     grants.append((s.staff_id, d.device_id,
@@ -292,36 +294,36 @@ class OrgAdmin:
                 except ProtocolError:
                     continue
         if grants:
-            api = await client.api()
+            api = await ctx.api()
             await api.put_grants(self.org_id, number, grants)
         return number
 
     async def show(self) -> OrgInfo:
         """Our organisation as the verified key log shows it, with our rotation schedule."""
-        await self.client.sync_log()
+        await self.ctx.sync_log()
         self._require_admitted()
-        period = await lifecycle.rotate_every(self.client)
+        period = await lifecycle.rotate_every(self.ctx)
         return dataclasses.replace(
-            self.client.org_info(self.org_id), rotate_every=period,
-            next_rotation=lifecycle.next_rotation(self.client.directory.log, self.org_id,
+            org_info(self.ctx, self.org_id), rotate_every=period,
+            next_rotation=lifecycle.next_rotation(self.ctx.directory.log, self.org_id,
                                                   period))
 
     async def configure(self, rotate_every: int | None = None) -> OrgInfo:
         """Change this profile's settings (the rotation period), then ``show``."""
         if rotate_every is not None:
-            await lifecycle.set_rotate_every(self.client, rotate_every)
+            await lifecycle.set_rotate_every(self.ctx, rotate_every)
         return await self.show()
 
     async def rotate_if_due(self) -> tuple[int, str] | None:
         """On sync: rotate when the schedule, a removal or our rekey asks for it."""
-        client = self.client
-        if identity.current_identity(client) is None:
+        ctx = self.ctx
+        if identity.current_identity(ctx) is None:
             return None  # a rekey we did not ask for, or not ours: show() explains
-        org = client.directory.log.orgs.get(self.org_id)
-        if org is None or org.revoked or client.staff_id not in org.staff:
+        org = ctx.directory.log.orgs.get(self.org_id)
+        if org is None or org.revoked or ctx.staff_id not in org.staff:
             return None
-        period = await lifecycle.rotate_every(client)
-        reason = lifecycle.rotation_reason(client.directory.log, self.org_id, client.now(),
+        period = await lifecycle.rotate_every(ctx)
+        reason = lifecycle.rotation_reason(ctx.directory.log, self.org_id, ctx.now(),
                                            period)
         if reason is None:
             return None
@@ -329,10 +331,10 @@ class OrgAdmin:
 
     async def rekey(self) -> tuple[bytes, str]:
         """A new identity key (kept in the keystore) and the request file for the office."""
-        client = self.client
-        await client.sync_log()
+        ctx = self.ctx
+        await ctx.sync_log()
         self._require_active()
-        old = self._identity()
-        new = identity.new_identity_key(client)
-        request = identity.make_rekey_request(old, new, self.org_id, client.now())
+        old = self.identity_key()
+        new = identity.new_identity_key(ctx)
+        request = identity.make_rekey_request(old, new, self.org_id, ctx.now())
         return request, new.fingerprint

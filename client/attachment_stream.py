@@ -26,7 +26,7 @@ from .errors import RelayRefused, RelayUnreachable, UsageError, VerificationErro
 from .transfer import _check_total, _to_boundary, _total_from
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 
 @dataclass(frozen=True)
@@ -36,19 +36,19 @@ class AttachmentStream:
     name: str
     size: int
     type: str
-    _client: Client
+    _ctx: ClientContext
     _attachment: Attachment
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The file's bytes, each piece authenticated before it is yielded."""
-        client, attachment = self._client, self._attachment
-        await client.sync_log()
-        client.require_staff()
+        ctx, attachment = self._ctx, self._attachment
+        await ctx.sync_log()
+        ctx.require_staff()
         dec = FileDecryptor(attachment.key, expected_size=attachment.size,
                             expected_hash=attachment.hash)
         total = ciphertext_size(attachment.size)
         padded = padded_stream_size(attachment.size)
-        api = await client.api()
+        api = await ctx.api()
         async with contextlib.AsyncExitStack() as stack:
             # Opening is repeated under the transport's policy (a dead pooled connection, an
             # ended session); once bytes were yielded, a broken stream ends the download.
@@ -76,10 +76,10 @@ class AttachmentStream:
         await _acknowledge(api, attachment)
 
 
-async def open_attachment(client: Client, message_id: str, index: int) -> AttachmentStream:
+async def open_attachment(ctx: ClientContext, message_id: str, index: int) -> AttachmentStream:
     """Attachment number ``index`` (from 0) of a received message, ready to stream."""
-    full = await client.store.resolve_id(message_id)
-    row = await client.store.message(full)
+    full = await ctx.store.resolve_id(message_id)
+    row = await ctx.store.message(full)
     if row is None:
         raise UsageError("unknown_message", id=message_id)
     try:
@@ -91,5 +91,5 @@ async def open_attachment(client: Client, message_id: str, index: int) -> Attach
     attachment = attachments[index]
     name = _local_names(attachments)[index]
     return AttachmentStream(name=name, size=attachment.size, type=attachment.type,
-                            _client=client, _attachment=attachment)
+                            _ctx=ctx, _attachment=attachment)
 

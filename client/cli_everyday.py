@@ -132,7 +132,7 @@ async def latest_or(client: Client, message_id: str | None) -> str:
         return message_id
     from .sent_items import latest_sent_id
 
-    return await latest_sent_id(client)
+    return await latest_sent_id(client.store)
 
 
 EVERYDAY_COMMANDS = (orgs_cmd, sent_cmd, search_cmd, thread_cmd, app_cmd)

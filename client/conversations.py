@@ -18,21 +18,23 @@ from .models import Message
 from .orgs_list import display_name
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from protocol.keylog import KeyLog
+
+    from .context import ClientContext
 
 
 def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-async def search_messages(client: Client, text: str) -> list[Message]:
-    """Received messages whose subject, body, org or person contains ``text``, newest first."""
+def search_messages(inbox: list[Message], log: KeyLog, text: str) -> list[Message]:
+    """Messages of ``inbox`` whose subject, body, org or person contains ``text``, in order."""
     needle = _fold(text.strip())
     if not needle:
         raise UsageError("empty_search")
-    orgs = client.directory.log.orgs
+    orgs = log.orgs
     hits = []
-    for m in await client.inbox():
+    for m in inbox:
         org = orgs.get(m.from_org)
         haystack = " \n".join((m.subject, m.body, m.from_org, org.name if org else "",
                                m.from_staff, display_name(m.from_staff)))
@@ -62,18 +64,22 @@ class ThreadEntry:
                 "from_staff": self.from_staff, "to": list(self.to), "body": self.body}
 
 
-async def thread_of(client: Client, message_id: str) -> list[ThreadEntry]:
-    """The conversation ``message_id`` (received or sent, id or prefix) belongs to, in order."""
-    thread = await _thread_id(client, message_id)
+async def thread_of(ctx: ClientContext, inbox: list[Message], message_id: str
+                    ) -> list[ThreadEntry]:
+    """The conversation ``message_id`` (received or sent, id or prefix) belongs to, in order.
+
+    ``inbox``: the received messages (``Client.inbox``) to pick the thread's ones from.
+    """
+    thread = await _thread_id(ctx, message_id)
     entries = [ThreadEntry(id=m.id, direction="received", sent=m.sent, subject=m.subject,
                            from_org=m.from_org, from_staff=m.from_staff, to=m.to, body=m.body,
                            message=m)
-               for m in await client.inbox() if m.thread == thread]
-    for sent_id, sent, data in await client.store.sent_all():
+               for m in inbox if m.thread == thread]
+    for sent_id, sent, data in await ctx.store.sent_all():
         if data.get("thread") == thread:
             entries.append(ThreadEntry(
                 id=sent_id, direction="sent", sent=sent, subject=str(data.get("subject", "")),
-                from_org=str(client.org_id), from_staff=str(client.staff_id),
+                from_org=str(ctx.org_id), from_staff=str(ctx.staff_id),
                 to=tuple(data.get("to") or ()), body=None))
     # Sent times have one-second resolution: within a second a reply follows its parent.
     parents = {e.id: e.message.reply_to for e in entries if e.message is not None}
@@ -88,17 +94,17 @@ async def thread_of(client: Client, message_id: str) -> list[ThreadEntry]:
     return sorted(entries, key=lambda e: (e.sent, depth(e.id)))
 
 
-async def _thread_id(client: Client, message_id: str) -> str:
+async def _thread_id(ctx: ClientContext, message_id: str) -> str:
     try:
-        full = await client.store.resolve_id(message_id)
-        row = await client.store.message(full)
+        full = await ctx.store.resolve_id(message_id)
+        row = await ctx.store.message(full)
         if row is not None:
             return str(row[0]["thread"])
     except UsageError as exc:
         if exc.code != "unknown_message":
             raise
-    full = await client.store.resolve_id(message_id, table="sent")
-    record = await client.store.sent(full)
+    full = await ctx.store.resolve_id(message_id, table="sent")
+    record = await ctx.store.sent(full)
     if record is None:
         raise UsageError("unknown_message", id=message_id)
     return str(record["thread"])

@@ -37,21 +37,21 @@ from protocol.encoding import b64encode
 from protocol.errors import ProtocolError
 from protocol.keys import fingerprint
 
-from .admin import read_staff_request
+from .admin import OrgAdmin, read_staff_request
 from .errors import AccessError, RelayRefused, UsageError
 from .lifecycle import held_epoch_secret
 from .profile import save_keystore
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 FIRST_BOX = "box"
 BOX_PREFIX = "box/"
 
 
-def device_id(client: Client) -> str:
+def device_id(ctx: ClientContext) -> str:
     """This device's id: the fingerprint of its signing key."""
-    return fingerprint(client.signing_key().public)
+    return fingerprint(ctx.signing_key().public)
 
 
 def box_secret_name(public: bytes) -> str:
@@ -59,27 +59,27 @@ def box_secret_name(public: bytes) -> str:
     return BOX_PREFIX + b64encode(public)
 
 
-def held_box_keys(client: Client) -> dict[str, BoxKeyPair]:
+def held_box_keys(ctx: ClientContext) -> dict[str, BoxKeyPair]:
     """Every box key pair this device still holds, by keystore name."""
     return {name: BoxKeyPair.from_seed(seed)
-            for name, seed in sorted(client.keystore.secrets.items())
+            for name, seed in sorted(ctx.keystore.secrets.items())
             if name == FIRST_BOX or name.startswith(BOX_PREFIX)}
 
 
-def current_box_key(client: Client) -> BoxKeyPair:
+def current_box_key(ctx: ClientContext) -> BoxKeyPair:
     """The held box key the log names as this device's current one (else the first)."""
-    held = held_box_keys(client)
+    held = held_box_keys(ctx)
     try:
-        public = client.directory.log.device(client.require_staff(), device_id(client)).box_key
+        public = ctx.directory.log.device(ctx.require_staff(), device_id(ctx)).box_key
     except ProtocolError:
         public = None
     for pair in held.values():
         if pair.public == public:
             return pair
-    return client.box_key()
+    return ctx.box_key()
 
 
-async def maintain_box_keys(client: Client, grants_settled: bool) -> tuple[bool, int]:
+async def maintain_box_keys(ctx: ClientContext, grants_settled: bool) -> tuple[bool, int]:
     """Replace the box key when due, then delete the old ones allowed to go.
 
     Returns (replaced, deleted). ``grants_settled``: the grants were just fetched and none
@@ -87,34 +87,34 @@ async def maintain_box_keys(client: Client, grants_settled: bool) -> tuple[bool,
     """
     from .admin import append
 
-    staff_id, device = client.require_staff(), device_id(client)
-    log = client.directory.log
-    now = client.now()
+    staff_id, device = ctx.require_staff(), device_id(ctx)
+    log = ctx.directory.log
+    now = ctx.now()
     replaced = False
     if box_key_due(log, staff_id, device,
-                   lambda org, n: held_epoch_secret(client, org, n) is not None, now):
+                   lambda org, n: held_epoch_secret(ctx, org, n) is not None, now):
         pair = BoxKeyPair.from_seed(secrets.token_bytes(32))
         # keep the secret before the log announces its public key: a crash in between
         # must not leave grants sealed to a key nobody holds
-        client.keystore.secrets[box_secret_name(pair.public)] = pair.secret
-        save_keystore(client.keystore)
+        ctx.keystore.secrets[box_secret_name(pair.public)] = pair.secret
+        save_keystore(ctx.keystore)
         try:
-            await append(client, sign_record(BoxKey(staff_id, device, pair.public, now),
-                                             client.signing_key()))
+            await append(ctx, sign_record(BoxKey(staff_id, device, pair.public, now),
+                                             ctx.signing_key()))
             replaced = True
         except RelayRefused:
             # e.g. our clock is far off (log_timestamp): keep working with the current key
             # and try again on the next sync; the unannounced secret opens nothing
-            client.keystore.forget(box_secret_name(pair.public))
-            save_keystore(client.keystore)
-    held = held_box_keys(client)
+            ctx.keystore.forget(box_secret_name(pair.public))
+            save_keystore(ctx.keystore)
+    held = held_box_keys(ctx)
     by_public = {pair.public: name for name, pair in held.items()}
-    gone = deletable_box_keys(client.directory.log, staff_id, device, list(by_public),
-                              grants_settled, client.now())
+    gone = deletable_box_keys(ctx.directory.log, staff_id, device, list(by_public),
+                              grants_settled, ctx.now())
     for public in gone:
-        client.keystore.forget(by_public[public])
+        ctx.keystore.forget(by_public[public])
     if gone:
-        save_keystore(client.keystore)
+        save_keystore(ctx.keystore)
     return replaced, len(gone)
 
 
@@ -131,17 +131,17 @@ class DeviceInfo:
     this_device: bool
 
 
-async def list_devices(client: Client) -> list[DeviceInfo]:
+async def list_devices(ctx: ClientContext) -> list[DeviceInfo]:
     """Every device the person ever had, current ones first, oldest first."""
-    await client.sync_log()
-    staff_id = client.require_staff()
-    mine = device_id(client)
-    devices = client.directory.log.staff(staff_id).devices.values()
+    await ctx.sync_log()
+    staff_id = ctx.require_staff()
+    mine = device_id(ctx)
+    devices = ctx.directory.log.staff(staff_id).devices.values()
     return sorted((DeviceInfo(d.device_id, d.added_at, d.removed_at, d.device_id == mine)
                    for d in devices), key=lambda d: (d.removed is not None, d.added))
 
 
-async def add_device(client: Client, request: bytes) -> str:
+async def add_device(ctx: ClientContext, request: bytes) -> str:
     """Add the device of a link request to the person; returns its device id.
 
     Compare ``fingerprint(request.signing_key)`` with what the new device shows before
@@ -150,16 +150,16 @@ async def add_device(client: Client, request: bytes) -> str:
     from .admin import append
 
     req = read_staff_request(request)
-    await client.sync_log()
-    staff_id = client.require_staff()
+    await ctx.sync_log()
+    staff_id = ctx.require_staff()
     if req.staff_id != staff_id:
         raise UsageError("device_other_person", staff=req.staff_id)
-    record = DeviceAdd(staff_id, req.signing_key, req.box_key, client.now())
-    await append(client, sign_record(record, client.signing_key()))
+    record = DeviceAdd(staff_id, req.signing_key, req.box_key, ctx.now())
+    await append(ctx, sign_record(record, ctx.signing_key()))
     return fingerprint(req.signing_key)
 
 
-async def remove_device(client: Client, staff_id: str, device: str) -> int | None:
+async def remove_device(ctx: ClientContext, staff_id: str, device: str) -> int | None:
     """Remove one device of a person (ours, or any staff member's by an admin).
 
     The relay ends the device's sessions at once. An admin's profile renews the org key
@@ -167,20 +167,20 @@ async def remove_device(client: Client, staff_id: str, device: str) -> int | Non
     """
     from .admin import append
 
-    await client.sync_log()
-    own = client.require_staff()
-    log = client.directory.log
+    await ctx.sync_log()
+    own = ctx.require_staff()
+    log = ctx.directory.log
     if staff_id == own:
-        signer = client.signing_key()
-    elif client.kind == "org" and staff_id.split("/", 1)[0] == client.org_id:
-        signer = client.org._identity()
+        signer = ctx.signing_key()
+    elif ctx.kind == "org" and staff_id.split("/", 1)[0] == ctx.org_id:
+        signer = OrgAdmin(ctx).identity_key()
     else:
         raise AccessError("not_your_device", staff=staff_id)
     try:
         log.device(staff_id, device)
     except ProtocolError:
         raise AccessError("unknown_device", device=device) from None
-    await append(client, sign_record(DeviceRemove(staff_id, device, client.now()), signer))
-    if client.kind == "org":
-        return await client.org.rotate()
+    await append(ctx, sign_record(DeviceRemove(staff_id, device, ctx.now()), signer))
+    if ctx.kind == "org":
+        return await OrgAdmin(ctx).rotate()
     return None

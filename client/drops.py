@@ -29,7 +29,7 @@ from .errors import KokError, RelayRefused, RelayUnreachable, UsageError, Verifi
 from .transfer import TransferError, download_attachment, sanitize_name, upload_file
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 AttachmentSource = str | Path | tuple[str | Path, str]
 """A file to attach: its path, or (path, name the recipient sees)."""
@@ -73,7 +73,7 @@ def check_sources(sources: Sequence[AttachmentSource]) -> list[tuple[Path, str]]
     return out
 
 
-async def upload_attachments(client: Client, files: list[tuple[Path, str]], to: list[str],
+async def upload_attachments(ctx: ClientContext, files: list[tuple[Path, str]], to: list[str],
                              ttl: int, progress: FileProgress | None = None,
                              created_drops: list[tuple[str, str]] | None = None
                              ) -> tuple[Attachment, ...]:
@@ -82,7 +82,7 @@ async def upload_attachments(client: Client, files: list[tuple[Path, str]], to: 
     ``created_drops`` collects (drop id, upload token) of each drop as it is created.
     """
     out: list[Attachment] = []
-    api = await client.api()
+    api = await ctx.api()
     for path, name in files:
         report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
         out.append(await upload_file(api, path, to, ttl, name=name, progress=report,
@@ -90,20 +90,20 @@ async def upload_attachments(client: Client, files: list[tuple[Path, str]], to: 
     return tuple(out)
 
 
-async def withdraw_drops(client: Client, created_drops: list[tuple[str, str]]) -> None:
+async def withdraw_drops(ctx: ClientContext, created_drops: list[tuple[str, str]]) -> None:
     """Delete drops no message will refer to; one the relay cannot delete now expires later."""
-    api = await client.api()
+    api = await ctx.api()
     for drop, upload_token in created_drops:
         with contextlib.suppress(KokError, aiohttp.ClientError, OSError):
             await api.withdraw_drop(drop, upload_token)
 
 
-async def save_attachments(client: Client, message_id: str, directory: str | Path, *,
+async def save_attachments(ctx: ClientContext, message_id: str, directory: str | Path, *,
                            force: bool = False, progress: FileProgress | None = None,
                            mkdir: bool = False) -> list[SavedFile]:
     """Fetch, verify and save every attachment of a received message into ``directory``."""
-    full = await client.store.resolve_id(message_id)
-    row = await client.store.message(full)
+    full = await ctx.store.resolve_id(message_id)
+    row = await ctx.store.message(full)
     assert row is not None
     try:
         attachments = [Attachment.from_json(a) for a in row[0].get("attachments") or ()]
@@ -114,10 +114,10 @@ async def save_attachments(client: Client, message_id: str, directory: str | Pat
     target = Path(directory)
     names = _local_names(attachments)
     await asyncio.to_thread(_check_target, target, names, force, mkdir)
-    await client.sync_log()
-    client.require_staff()
+    await ctx.sync_log()
+    ctx.require_staff()
     saved: list[SavedFile] = []
-    api = await client.api()
+    api = await ctx.api()
     for attachment, name in zip(attachments, names, strict=True):
         report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
         path = await download_attachment(api, attachment, target, name=name, force=force,

@@ -30,48 +30,48 @@ from .errors import VerificationError
 from .profile import save_keystore
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 IDENTITY = "identity"
 NEW_IDENTITY_PREFIX = "identity/"
 
 
-def identity_keys(client: Client) -> list[SigningKeyPair]:
+def identity_keys(ctx: ClientContext) -> list[SigningKeyPair]:
     """Every org identity key the keystore holds: ``identity`` first, then new ones."""
-    held = client.keystore.secrets
+    held = ctx.keystore.secrets
     names = [IDENTITY] if IDENTITY in held else []
     names += sorted(n for n in held if n.startswith(NEW_IDENTITY_PREFIX))
     return [SigningKeyPair.from_seed(held[n]) for n in names]
 
 
-def current_identity(client: Client) -> SigningKeyPair | None:
+def current_identity(ctx: ClientContext) -> SigningKeyPair | None:
     """The held key that the log names as the org's identity key (None if none matches)."""
-    org = client.directory.log.orgs.get(str(client.org_id))
-    keys = identity_keys(client)
+    org = ctx.directory.log.orgs.get(str(ctx.org_id))
+    keys = identity_keys(ctx)
     if org is None:
         return keys[0] if keys else None
     return next((k for k in keys if k.public == org.identity_key), None)
 
 
-def switch_identity(client: Client) -> bool:
+def switch_identity(ctx: ClientContext) -> bool:
     """After the log shows our rekey: sign with the new key from now on. True if switched."""
-    key = current_identity(client)
-    held = client.keystore.secrets
+    key = current_identity(ctx)
+    held = ctx.keystore.secrets
     if key is None or held.get(IDENTITY) == key.seed:
         return False
     held[IDENTITY] = key.seed
     for name in [n for n in held if n.startswith(NEW_IDENTITY_PREFIX)]:
         if held[name] != key.seed:
-            client.keystore.forget(name)  # a request the network office never countersigned
-    save_keystore(client.keystore)
+            ctx.keystore.forget(name)  # a request the network office never countersigned
+    save_keystore(ctx.keystore)
     return True
 
 
-def new_identity_key(client: Client) -> SigningKeyPair:
+def new_identity_key(ctx: ClientContext) -> SigningKeyPair:
     """A fresh identity key, saved in the keystore before it is used anywhere."""
     key = SigningKeyPair.from_seed(secrets.token_bytes(32))
-    client.keystore.secrets[NEW_IDENTITY_PREFIX + key.fingerprint] = key.seed
-    save_keystore(client.keystore)
+    ctx.keystore.secrets[NEW_IDENTITY_PREFIX + key.fingerprint] = key.seed
+    save_keystore(ctx.keystore)
     return key
 
 

@@ -40,7 +40,7 @@ from .keystore import FORGOTTEN
 from .profile import save_keystore
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 DAY = 86400
 DEFAULT_ROTATE_EVERY = 7 * DAY
@@ -55,24 +55,24 @@ def epoch_secret_name(org_id: str, epoch: int) -> str:
     return f"epoch/{org_id}/{epoch}"
 
 
-def held_epoch_secret(client: Client, org_id: str, epoch: int) -> bytes | None:
+def held_epoch_secret(ctx: ClientContext, org_id: str, epoch: int) -> bytes | None:
     """The secret of an epoch if the keystore holds the one the log publishes.
 
     A secret kept under the name but not matching the log (an admin whose rotation lost a
     race with another admin's) counts as not held, so the real grant replaces it. An epoch
     the mirror does not know yet cannot be checked here; opening checks it after a sync.
     """
-    secret = client.keystore.secrets.get(epoch_secret_name(org_id, epoch))
-    state = client.directory.log.epoch(org_id, epoch)
+    secret = ctx.keystore.secrets.get(epoch_secret_name(org_id, epoch))
+    state = ctx.directory.log.epoch(org_id, epoch)
     if secret is None or (state is not None
                           and box_public_from_secret(secret) != state.public_key):
         return None
     return secret
 
 
-def was_forgotten(client: Client, org_id: str, epoch: int) -> bool:
+def was_forgotten(ctx: ClientContext, org_id: str, epoch: int) -> bool:
     """True if this epoch's secret was deleted for good (it must never come back)."""
-    return epoch_secret_name(org_id, epoch) in client.keystore.meta.get(FORGOTTEN, [])
+    return epoch_secret_name(org_id, epoch) in ctx.keystore.meta.get(FORGOTTEN, [])
 
 
 # --- rotation ------------------------------------------------------------------------------
@@ -86,15 +86,15 @@ def check_rotate_every(seconds: int) -> int:
     return seconds
 
 
-async def rotate_every(client: Client) -> int:
+async def rotate_every(ctx: ClientContext) -> int:
     """This profile's rotation period in seconds."""
-    value = await client.store.get_state(ROTATE_EVERY_STATE)
+    value = await ctx.store.get_state(ROTATE_EVERY_STATE)
     return int(value) if value and value.isdigit() else DEFAULT_ROTATE_EVERY
 
 
-async def set_rotate_every(client: Client, seconds: int) -> None:
+async def set_rotate_every(ctx: ClientContext, seconds: int) -> None:
     """Change this profile's rotation period."""
-    await client.store.set_state(ROTATE_EVERY_STATE, str(check_rotate_every(seconds)))
+    await ctx.store.set_state(ROTATE_EVERY_STATE, str(check_rotate_every(seconds)))
 
 
 def rotation_reason(log: KeyLog, org_id: str, now: int, period: int) -> str | None:
@@ -132,18 +132,18 @@ def retention(relay_max_ttl: int | None) -> int:
     return longest + MAX_SKEW
 
 
-async def retire_epoch_secrets(client: Client) -> int:
+async def retire_epoch_secrets(ctx: ClientContext) -> int:
     """Delete every epoch secret the forward-secrecy rule allows; returns how many.
 
     Call only right after a complete fetch of the mailbox (rule 2 of the module doc).
     """
-    log = client.directory.log
-    keep_for = retention(client.relay_limit("max_ttl"))
-    now = client.now()
+    log = ctx.directory.log
+    keep_for = retention(ctx.link.limit("max_ttl"))
+    now = ctx.now()
     waiting = {(str(data.get("to_org")), data.get("epoch"))
-               for _, _, _, data in await client.store.quarantined("epoch_key_missing")}
+               for _, _, _, data in await ctx.store.quarantined("epoch_key_missing")}
     retired = 0
-    for name in sorted(client.keystore.secrets):
+    for name in sorted(ctx.keystore.secrets):
         match = EPOCH_SECRET_RE.match(name)
         if match is None:
             continue
@@ -154,8 +154,8 @@ async def retire_epoch_secrets(client: Client) -> int:
         successor = next((e for e in org.epochs if e.number > number), None)
         if successor is None or now < successor.created + keep_for:
             continue
-        client.keystore.forget(name)
+        ctx.keystore.forget(name)
         retired += 1
     if retired:
-        save_keystore(client.keystore)
+        save_keystore(ctx.keystore)
     return retired

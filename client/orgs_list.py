@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from protocol.encoding import b64encode
 from protocol.keys import fingerprint
 
 from . import verification
+from .errors import AccessError
+from .models import OrgInfo, StaffInfo
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 
 def display_name(staff_id: str) -> str:
@@ -69,19 +72,44 @@ class OrgEntry:
                 "staff_count": self.staff_count, "staff": [s.to_json() for s in self.staff]}
 
 
-async def list_orgs(client: Client) -> list[OrgEntry]:
+async def list_orgs(ctx: ClientContext) -> list[OrgEntry]:
     """Every organisation in the verified log, sorted by display name (no relay call)."""
-    own_staff, own_name = client.staff_id, client.profile.info.name
+    own_staff, own_name = ctx.staff_id, ctx.profile.info.name
     out = []
-    for org in client.directory.log.orgs.values():
+    for org in ctx.directory.log.orgs.values():
         staff = tuple(
             StaffEntry(staff_id=s.staff_id,
                        display_name=(own_name if s.staff_id == own_staff and
-                                     client.kind == "staff" else display_name(s.staff_id)),
+                                     ctx.kind == "staff" else display_name(s.staff_id)),
                        role=s.role, fingerprint=fingerprint(s.signing_key))
             for s in org.active_staff())
         out.append(OrgEntry(
             org_id=org.org_id, name=org.name, fingerprint=fingerprint(org.identity_key),
-            verification=await verification.standing(client, org.org_id),
+            verification=await verification.standing(ctx, org.org_id),
             active=org.current_epoch is not None, revoked=org.revoked, staff=staff))
     return sorted(out, key=lambda o: (o.name.casefold(), o.org_id))
+
+
+def org_info(ctx: ClientContext, org_id: str) -> OrgInfo:
+    """An organisation's keys, staff, current epoch and the log head, from the local mirror."""
+    log = ctx.directory.log
+    org = log.orgs.get(org_id)
+    if org is None:
+        raise AccessError("unknown_org", org=org_id)
+    epoch = org.current_epoch
+    head = ctx.directory.head
+    return OrgInfo(
+        org_id=org.org_id, name=org.name, fingerprint=fingerprint(org.identity_key),
+        admitted=org.admitted_at, revoked=org.revoked_at, revoke_reason=org.revoke_reason,
+        staff=tuple(StaffInfo(staff_id=s.staff_id, role=s.role,
+                              fingerprint=fingerprint(s.signing_key), added=s.added_at,
+                              removed=s.removed_at) for s in org.staff.values()),
+        epoch=epoch.number if epoch else None,
+        epoch_created=epoch.created if epoch else None,
+        epoch_fingerprint=fingerprint(epoch.public_key) if epoch else None,
+        log_size=head.size if head else log.size,
+        log_hash=b64encode(head.hash if head else log.head_hash),
+        log_code=verification.head_code(head.hash if head else log.head_hash),
+        relay_log_fingerprint=(fingerprint(ctx.profile.info.log_key)
+                               if ctx.profile.info.log_key else None),
+    )

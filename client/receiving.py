@@ -36,7 +36,7 @@ from .models import Message, Quarantined
 from .profile import save_keystore
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 # Why an envelope could not be opened on the first try, and a fresher key log might help:
 # a sender enrolled (or an epoch created) after our last sync looks unknown until we sync.
@@ -67,20 +67,20 @@ def _receipt_time(stored: dict[str, Any]) -> int | None:
 class Receiver:
     """The receiving half of a ``Client``."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
 
     async def sync_grants(self) -> tuple[int, list[str]]:
         """Open new grants into the keystore; returns (keys added, problem codes)."""
-        api = await self.client.api()
+        api = await self.ctx.api()
         added, problems = 0, []
-        staff_id = self.client.require_staff()
+        staff_id = self.ctx.require_staff()
         for raw in await api.grants():
             try:
                 org_id, epoch = str(raw["org_id"]), int(raw["epoch"])
                 name = epoch_secret_name(check_org_id(org_id), epoch)
-                if (held_epoch_secret(self.client, org_id, epoch) is not None
-                        or was_forgotten(self.client, org_id, epoch)):
+                if (held_epoch_secret(self.ctx, org_id, epoch) is not None
+                        or was_forgotten(self.ctx, org_id, epoch)):
                     continue  # held already, or retired for forward secrecy: never again
                 grant = self._open_grant(b64decode(str(raw["grant"]), field="grant"),
                                          staff_id)
@@ -92,27 +92,27 @@ class Receiver:
             except (KeyError, TypeError, ValueError):
                 problems.append("grant_invalid")
                 continue
-            self.client.keystore.secrets[name] = grant.secret_key
+            self.ctx.keystore.secrets[name] = grant.secret_key
             added += 1
         if added:
-            save_keystore(self.client.keystore)
+            save_keystore(self.ctx.keystore)
         return added, problems
 
     def _open_grant(self, sealed: bytes, staff_id: str) -> Grant:
         """Open with the current box key, else with an older one this device still holds."""
-        held = [devices.current_box_key(self.client),
-                *devices.held_box_keys(self.client).values()]
+        held = [devices.current_box_key(self.ctx),
+                *devices.held_box_keys(self.ctx).values()]
         for box in held:
             try:
-                return open_grant(sealed, staff_id, box, self.client.directory.log)
+                return open_grant(sealed, staff_id, box, self.ctx.directory.log)
             except DecryptFailed:
                 continue
         raise DecryptFailed("the grant opens with none of this device's box keys")
 
     async def fetch(self) -> tuple[list[Message], list[Quarantined]]:
         """Every envelope after the stored cursor: verified, stored or quarantined, acked."""
-        api = await self.client.api()
-        cursor = int(await self.client.store.get_state("cursor", "0") or 0)
+        api = await self.ctx.api()
+        cursor = int(await self.ctx.store.get_state("cursor", "0") or 0)
         messages: list[Message] = []
         quarantined: list[Quarantined] = []
         while True:
@@ -126,7 +126,7 @@ class Receiver:
                     quarantined.append(got)
                 cursor = max(cursor, int(stored.get("cursor", cursor)))
             cursor = max(cursor, int(page.get("cursor") or cursor))
-            await self.client.store.set_state("cursor", str(cursor))
+            await self.ctx.store.set_state("cursor", str(cursor))
             if not batch:
                 break
         return messages, quarantined
@@ -134,8 +134,8 @@ class Receiver:
     async def receive(self, stored: dict[str, Any]) -> Message | Quarantined | None:
         """Verify one stored envelope: a ``Message``, a ``Quarantined`` or None (seen before)."""
         relay_id = str(stored.get("id"))
-        now = self.client.now()
-        if await self.client.store.seen_relay_id(relay_id):
+        now = self.ctx.now()
+        if await self.ctx.store.seen_relay_id(relay_id):
             await self._ack(relay_id)
             return None
         try:
@@ -153,10 +153,10 @@ class Receiver:
 
     async def _open_envelope(self, relay_id: str, to_org: str, epoch: int, sealed: bytes,
                              now: int, facts: dict[str, Any]) -> Message | Quarantined:
-        if to_org != self.client.org_id:
+        if to_org != self.ctx.org_id:
             return await self._quarantine(relay_id, now, "wrong_recipient",
                                           f"addressed to {to_org}", facts)
-        secret = held_epoch_secret(self.client, to_org, epoch)
+        secret = held_epoch_secret(self.ctx, to_org, epoch)
         if secret is None:
             return await self._quarantine(relay_id, now, "epoch_key_missing",
                                           f"epoch {epoch}", facts)
@@ -164,22 +164,22 @@ class Receiver:
         for attempt in (1, 2):
             try:
                 opened = open_message(sealed, to_org=to_org, epoch=epoch, epoch_secret=secret,
-                                      keylog=self.client.directory.log, now=now,
+                                      keylog=self.ctx.directory.log, now=now,
                                       received=_receipt_time(facts))
                 break
             except _RETRY_AFTER_SYNC as exc:
                 if attempt == 2:
                     return await self._quarantine(relay_id, now, exc.code, exc.message, facts)
-                await self.client.sync_log()
+                await self.ctx.sync_log()
             except ProtocolError as exc:
                 return await self._quarantine(relay_id, now, exc.code, exc.message, facts)
         assert opened is not None
         payload = opened.payload
-        log = self.client.directory.log
+        log = self.ctx.directory.log
         lag = sender_log_lag(log, payload.log)
         if lag is not None and lag < 0:  # the sender saw more than we hold: catch up first
-            await self.client.sync_log()
-            log = self.client.directory.log
+            await self.ctx.sync_log()
+            log = self.ctx.directory.log
             lag = sender_log_lag(log, payload.log)
         if lag is None or lag < 0:
             # the relay showed the sender another history, or withholds entries from us
@@ -192,7 +192,7 @@ class Receiver:
         data.update({"to_org": to_org, "epoch": epoch, "relay_id": relay_id})
         # sealed to an epoch the sender's (frozen?) log had not seen replaced: warn
         data["sender_log_behind"] = missed_epoch(log, payload.log, to_org, epoch)
-        if not await self.client.store.add_message(message_id, relay_id, now, data):
+        if not await self.ctx.store.add_message(message_id, relay_id, now, data):
             # Same payload in a new envelope: the relay (or someone) replayed it.
             return await self._quarantine(relay_id, now, "replayed",
                                           f"message {message_id} was delivered before", facts)
@@ -200,7 +200,7 @@ class Receiver:
 
     async def _quarantine(self, relay_id: str, now: int, code: str, detail: str,
                           facts: dict[str, Any]) -> Quarantined:
-        await self.client.store.quarantine(relay_id, now, code, {**facts, "detail": detail})
+        await self.ctx.store.quarantine(relay_id, now, code, {**facts, "detail": detail})
         return Quarantined(relay_id=relay_id, code=code, detail=detail, received=now)
 
     async def retry_quarantine(self) -> list[Message]:
@@ -211,18 +211,18 @@ class Receiver:
         every sync (``Client.sync`` only gets here once the clock agrees with the relay's).
         """
         opened: list[Message] = []
-        waiting = await self.client.store.quarantined("epoch_key_missing")
+        waiting = await self.ctx.store.quarantined("epoch_key_missing")
         for code in CLOCK_CODES:
-            waiting += await self.client.store.quarantined(code)
+            waiting += await self.ctx.store.quarantined(code)
         for relay_id, received, code, data in waiting:
             if "sealed" not in data:
                 continue
             name = epoch_secret_name(str(data.get("to_org")), int(data.get("epoch", 0)))
-            if name not in self.client.keystore.secrets:
+            if name not in self.ctx.keystore.secrets:
                 continue
-            await self.client.store.release(relay_id)
+            await self.ctx.store.release(relay_id)
             sealed = b64decode(str(data["sealed"]), field="sealed")
-            when = self.client.now() if code in CLOCK_CODES else received
+            when = self.ctx.now() if code in CLOCK_CODES else received
             got = await self._open_envelope(relay_id, str(data["to_org"]), int(data["epoch"]),
                                             sealed, when, data)
             if isinstance(got, Message):
@@ -230,7 +230,7 @@ class Receiver:
         return opened
 
     async def _ack(self, relay_id: str) -> None:
-        api = await self.client.api()
+        api = await self.ctx.api()
         try:
             await api.ack(relay_id)
         except RelayRefused as exc:
@@ -249,17 +249,17 @@ class Receiver:
         if not isinstance(stored, dict):
             return None
         to_org = str(stored.get("to_org"))
-        if to_org == self.client.org_id:
+        if to_org == self.ctx.org_id:
             epoch = stored.get("epoch")
-            held = self.client.keystore.secrets
+            held = self.ctx.keystore.secrets
             if isinstance(epoch, int) and epoch_secret_name(to_org, epoch) not in held:
-                await self.client.sync_log()
+                await self.ctx.sync_log()
                 await self.sync_grants()
         got = await self.receive(stored)
-        cursor = int(await self.client.store.get_state("cursor", "0") or 0)
+        cursor = int(await self.ctx.store.get_state("cursor", "0") or 0)
         try:
             cursor = max(cursor, int(stored.get("cursor", cursor)))
         except (TypeError, ValueError):
             pass
-        await self.client.store.set_state("cursor", str(cursor))
+        await self.ctx.store.set_state("cursor", str(cursor))
         return got if isinstance(got, Message) else None

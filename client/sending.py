@@ -37,7 +37,7 @@ from .models import DeliveryStatus, RecipientStatus
 from .verification import require_unchanged
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 DEFAULT_TTL = 7 * 86400
 MAX_TTL = 30 * 86400
@@ -55,8 +55,8 @@ def ttl_seconds(ttl: int | timedelta) -> int:
 class Sender:
     """The sending half of a ``Client``."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
 
     async def send(self, to: Sequence[str], subject: str, body: str,
                    ttl: int | timedelta = DEFAULT_TTL, reply_to: str | None = None,
@@ -73,25 +73,25 @@ class Sender:
         files = check_sources(attachments)  # refuse a missing file before anything
         offline = False
         try:
-            await self.client.sync_log()
+            await self.ctx.sync_log()
         except RelayUnreachable:
             if files:
                 raise  # files go to the relay as they are encrypted: nothing to queue
             offline = True  # seal to the epochs of our last verified log and queue it
-        staff_id = self.client.require_staff()
+        staff_id = self.ctx.require_staff()
         # a verified org whose identity key changed since: compare the safety code first
-        await require_unchanged(self.client, recipients)
+        await require_unchanged(self.ctx, recipients)
         thread, parent = secrets.token_bytes(16), None
         if reply_to is not None:
             thread, parent = await self._thread_of(reply_to)
-        now = self.client.now()
+        now = self.ctx.now()
         # Text typed or saved on some systems arrives decomposed (NFD); signed JSON is NFC.
         subject, body = unicodedata.normalize("NFC", subject), unicodedata.normalize("NFC", body)
         payload = MessagePayload(
-            id=secrets.token_bytes(16), from_org=str(self.client.org_id), from_staff=staff_id,
+            id=secrets.token_bytes(16), from_org=str(self.ctx.org_id), from_staff=staff_id,
             to=tuple(recipients), sent=now, subject=subject, body=body, thread=thread,
             expires=now + seconds, reply_to=parent,
-            log=LogPosition.of(self.client.directory.log),  # recipients compare it (SPEC 9.3)
+            log=LogPosition.of(self.ctx.directory.log),  # recipients compare it (SPEC 9.3)
         )
         try:
             payload.to_bytes()
@@ -104,25 +104,25 @@ class Sender:
                 for org_id in recipients:  # a revoked or unknown org: say so before any upload
                     self._current_epoch(org_id)
                 payload = dataclasses.replace(payload, attachments=await upload_attachments(
-                    self.client, files, recipients, seconds, progress, created_drops))
+                    self.ctx, files, recipients, seconds, progress, created_drops))
                 uploaded = True
             envelopes, key = self._seal(payload), secrets.token_bytes(16)
             if offline:
-                raise RelayUnreachable(self.client.relay_url)
+                raise RelayUnreachable(self.ctx.link.url)
             answers = await self._post(payload, seconds, envelopes, key)
         except RelayUnreachable:
             if not uploaded:  # files go to the relay as they are encrypted: nothing to queue
-                await withdraw_drops(self.client, created_drops)
+                await withdraw_drops(self.ctx, created_drops)
                 raise
             # Kept, encrypted, and sent by the next sync with the same idempotency key: if
             # this attempt reached the relay after all, the relay stores it only once.
-            await self.client.store.add_outbox(payload.id.hex(), now, payload.expires, {
+            await self.ctx.store.add_outbox(payload.id.hex(), now, payload.expires, {
                 "payload": payload.to_bytes().hex(), "ttl": seconds, "key": b64encode(key),
                 "envelopes": envelopes, "drops": created_drops})
             return payload.id.hex()
         except BaseException:
             # no message will refer to these drops: delete them now rather than at their TTL
-            await withdraw_drops(self.client, created_drops)
+            await withdraw_drops(self.ctx, created_drops)
             raise
         await self._record(payload, answers, now, created_drops)
         return payload.id.hex()
@@ -143,14 +143,14 @@ class Sender:
                            for org in payload.to],
             "drops": [[str(drop), str(token)] for drop, token in drops],
         }
-        await self.client.store.add_sent(payload.id.hex(), sent, record)
+        await self.ctx.store.add_sent(payload.id.hex(), sent, record)
 
     def _seal(self, payload: MessagePayload) -> list[dict[str, Any]]:
         """One envelope per recipient org, sealed to its current epoch in our verified log."""
         envelopes = []
         for org_id in payload.to:
             epoch = self._current_epoch(org_id)
-            sealed = seal_message(payload, self.client.signing_key(), org_id, epoch.number,
+            sealed = seal_message(payload, self.ctx.signing_key(), org_id, epoch.number,
                                   epoch.public_key, secrets.token_bytes(32))
             envelopes.append({"to_org": org_id, "epoch": epoch.number,
                               "sealed": b64encode(sealed)})
@@ -159,14 +159,14 @@ class Sender:
     async def _post(self, payload: MessagePayload, ttl: int, envelopes: list[dict[str, Any]],
                     key: bytes) -> list[dict[str, Any]]:
         """Send; a stale epoch (rotation in between) re-syncs and seals again once."""
-        api = await self.client.api()
+        api = await self.ctx.api()
         try:
             # repeated by the transport after a lost answer: the idempotency key makes it safe
             return await api.send(key, ttl, envelopes)
         except RelayRefused as exc:
             if exc.code != "stale_epoch":
                 raise
-        await self.client.sync_log()
+        await self.ctx.sync_log()
         return await api.send(secrets.token_bytes(16), ttl, self._seal(payload))
 
     async def flush_outbox(self) -> tuple[list[str], list[str]]:
@@ -178,9 +178,9 @@ class Sender:
         """
         sent: list[str] = []
         expired: list[str] = []
-        for message_id, queued, expires, data in await self.client.store.outbox():
-            if expires <= self.client.now():
-                await self.client.store.remove_outbox(message_id)
+        for message_id, queued, expires, data in await self.ctx.store.outbox():
+            if expires <= self.ctx.now():
+                await self.ctx.store.remove_outbox(message_id)
                 expired.append(message_id)
                 continue
             payload = parse_payload(bytes.fromhex(str(data["payload"])))
@@ -191,34 +191,34 @@ class Sender:
                 break  # still away: everything waits for the next sync
             except RelayRefused:
                 continue
-            if await self.client.store.sent(message_id) is None:  # not if a crash came between
+            if await self.ctx.store.sent(message_id) is None:  # not if a crash came between
                 await self._record(payload, answers, queued, list(data.get("drops") or ()))
-            await self.client.store.remove_outbox(message_id)
+            await self.ctx.store.remove_outbox(message_id)
             sent.append(message_id)
         return sent, expired
 
     def _current_epoch(self, org_id: str) -> EpochState:
         try:
-            return self.client.directory.log.current_epoch(org_id)
+            return self.ctx.directory.log.current_epoch(org_id)
         except LogOrgRevoked:
             raise AccessError("org_revoked", org=org_id) from None
         except LogOrgUnknown:
-            if org_id in self.client.directory.log.orgs:
+            if org_id in self.ctx.directory.log.orgs:
                 raise AccessError("org_not_active", org=org_id) from None
             raise AccessError("unknown_org", org=org_id) from None
 
     async def _thread_of(self, reply_to: str) -> tuple[bytes, bytes]:
         """(thread, parent id) for a reply: the parent's thread, from our inbox or sent items."""
         try:
-            full = await self.client.store.resolve_id(reply_to)
-            row = await self.client.store.message(full)
+            full = await self.ctx.store.resolve_id(reply_to)
+            row = await self.ctx.store.message(full)
             assert row is not None
             return bytes.fromhex(row[0]["thread"]), bytes.fromhex(full)
         except UsageError as exc:
             if exc.code != "unknown_message":
                 raise
-        full = await self.client.store.resolve_id(reply_to, table="sent")
-        sent = await self.client.store.sent(full)
+        full = await self.ctx.store.resolve_id(reply_to, table="sent")
+        sent = await self.ctx.store.sent(full)
         assert sent is not None
         return bytes.fromhex(sent["thread"]), bytes.fromhex(full)
 
@@ -231,11 +231,11 @@ class Sender:
         return await self._status(message_id, retract=True)
 
     async def _status(self, message_id: str, *, retract: bool) -> DeliveryStatus:
-        full = await self.client.store.resolve_id(message_id, table="sent")
-        record = await self.client.store.sent(full)
+        full = await self.ctx.store.resolve_id(message_id, table="sent")
+        record = await self.ctx.store.sent(full)
         if record is None:
             raise UsageError("unknown_message", id=message_id)
-        api = await self.client.api()
+        api = await self.ctx.api()
         out, refused = [], None
         for rec in record["recipients"]:
             token = b64decode(rec["token"], size=32, field="token")
@@ -251,7 +251,7 @@ class Sender:
         if retract and not any(r.state == "delivered" for r in out):
             # No recipient keeps the message: its files go too (one drop serves every
             # recipient org, so a message delivered somewhere keeps them until its TTL).
-            await withdraw_drops(self.client, [(str(d), str(t))
+            await withdraw_drops(self.ctx, [(str(d), str(t))
                                                for d, t in record.get("drops") or ()])
         if refused is not None and not any(r.state == "retracted" for r in out):
             raise refused

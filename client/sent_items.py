@@ -9,6 +9,7 @@ delivery is written twice.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,10 @@ from .errors import KokError
 from .models import DeliveryStatus
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .mailbox import MailboxStore
+
+DeliveryQuery = Callable[[str], Awaitable[DeliveryStatus]]
+"""Asks the relay for a sent message's delivery (``Client.status``)."""
 
 
 @dataclass(frozen=True)
@@ -41,16 +45,17 @@ class SentItem:
                 "delivery": self.delivery.to_json() if self.delivery else None}
 
 
-async def list_sent(client: Client, *, status: bool = False) -> list[SentItem]:
+async def list_sent(store: MailboxStore, status: DeliveryQuery | None = None
+                    ) -> list[SentItem]:
     """Every sent message, newest first; with ``status``, each one's delivery state too."""
     items = [SentItem(id=message_id, to=tuple(data.get("to") or ()),
                       subject=str(data.get("subject", "")), sent=sent,
                       thread=str(data.get("thread", "")))
-             for message_id, sent, data in reversed(await client.store.sent_all())]
+             for message_id, sent, data in reversed(await store.sent_all())]
     items.sort(key=lambda s: s.sent, reverse=True)  # stable: same second, last sent first
     if not status or not items:
         return items
-    answers = await asyncio.gather(*(client.status(s.id) for s in items),
+    answers = await asyncio.gather(*(status(s.id) for s in items),
                                    return_exceptions=True)
     for answer in answers:
         if isinstance(answer, BaseException) and not isinstance(answer, KokError):
@@ -60,9 +65,9 @@ async def list_sent(client: Client, *, status: bool = False) -> list[SentItem]:
             for s, a in zip(items, answers, strict=True)]
 
 
-async def latest_sent_id(client: Client) -> str:
+async def latest_sent_id(store: MailboxStore) -> str:
     """The id of the message sent last (for ``kok status`` without an id)."""
-    items = await list_sent(client)
+    items = await list_sent(store)
     if not items:
         from .errors import UsageError
 

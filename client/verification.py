@@ -33,7 +33,7 @@ from .errors import UsageError, VerificationError
 from .i18n import t
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .context import ClientContext
 
 VERIFIED_STATE = "verified"
 HEAD_CODE_BYTES = 20
@@ -47,44 +47,44 @@ def head_code(head_hash: bytes) -> str:
     return format_fingerprint(base64.b32encode(head_hash[:HEAD_CODE_BYTES]).decode("ascii"))
 
 
-def pair_code(client: Client, org_id: str) -> str | None:
+def pair_code(ctx: ClientContext, org_id: str) -> str | None:
     """The safety code of (our org, ``org_id``); None for a network profile or our own org."""
-    log = client.directory.log
-    ours = log.orgs.get(str(client.org_id)) if client.org_id else None
+    log = ctx.directory.log
+    ours = log.orgs.get(str(ctx.org_id)) if ctx.org_id else None
     theirs = log.orgs.get(org_id)
     if ours is None or theirs is None or ours.org_id == org_id:
         return None
     return safety_code(ours.identity_key, theirs.identity_key)
 
 
-async def _verified(client: Client) -> dict[str, str]:
-    text = await client.store.get_state(VERIFIED_STATE)
+async def _verified(ctx: ClientContext) -> dict[str, str]:
+    text = await ctx.store.get_state(VERIFIED_STATE)
     data = json.loads(text) if text else {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def org_verified(client: Client, org_id: str) -> bool:
+def org_verified(ctx: ClientContext, org_id: str) -> bool:
     """Our organisation verified ``org_id``'s current identity key (an ``org_verify`` record
     in the verified log, so signed by our org's identity key; a rekey since voids it)."""
-    log = client.directory.log
-    ours = log.orgs.get(str(client.org_id)) if client.org_id else None
+    log = ctx.directory.log
+    ours = log.orgs.get(str(ctx.org_id)) if ctx.org_id else None
     theirs = log.orgs.get(org_id)
     if ours is None or theirs is None or ours.revoked:
         return False
     return ours.verified.get(org_id) == theirs.identity_key
 
 
-async def standing(client: Client, org_id: str) -> Standing:
+async def standing(ctx: ClientContext, org_id: str) -> Standing:
     """``own``, ``verified`` (by this profile), ``org_verified`` (by our organisation),
     ``changed`` (verified here, then a new key) or ``unverified``."""
-    if org_id == client.org_id:
+    if org_id == ctx.org_id:
         return "own"
-    org = client.directory.log.orgs.get(org_id)
-    recorded = (await _verified(client)).get(org_id)
+    org = ctx.directory.log.orgs.get(org_id)
+    recorded = (await _verified(ctx)).get(org_id)
     if org is None:
         return "unverified"
     if recorded is None:
-        return "org_verified" if org_verified(client, org_id) else "unverified"
+        return "org_verified" if org_verified(ctx, org_id) else "unverified"
     try:
         key = b64decode(recorded, size=32)
     except EncodingError:
@@ -92,47 +92,47 @@ async def standing(client: Client, org_id: str) -> Standing:
     return "verified" if key == org.identity_key else "changed"
 
 
-async def changed_orgs(client: Client) -> set[str]:
+async def changed_orgs(ctx: ClientContext) -> set[str]:
     """Every verified organisation whose identity key has changed since."""
-    return {org_id for org_id in await _verified(client)
-            if await standing(client, org_id) == "changed"}
+    return {org_id for org_id in await _verified(ctx)
+            if await standing(ctx, org_id) == "changed"}
 
 
-async def require_unchanged(client: Client, org_ids: list[str]) -> None:
+async def require_unchanged(ctx: ClientContext, org_ids: list[str]) -> None:
     """Refuse to seal anything to a verified organisation whose key changed since."""
     for org_id in org_ids:
-        if await standing(client, org_id) == "changed":
+        if await standing(ctx, org_id) == "changed":
             raise VerificationError("identity_changed", org=org_id)
 
 
-async def append_record(client: Client, item: SignedItem) -> None:
+async def append_record(ctx: ClientContext, item: SignedItem) -> None:
     """Append a signed record at the relay, then mirror it."""
-    api = await client.api()
+    api = await ctx.api()
     await api.append(item)
-    await client.sync_log()
+    await ctx.sync_log()
 
 
-async def verify(client: Client, org_id: str, code: str) -> str:
+async def verify(ctx: ClientContext, org_id: str, code: str) -> str:
     """Record ``org_id``'s current identity key as verified if ``code`` is our pair's code."""
-    await client.sync_log()
-    org = client.directory.log.orgs.get(org_id)
+    await ctx.sync_log()
+    org = ctx.directory.log.orgs.get(org_id)
     if org is None:
         raise UsageError("unknown_org", org=org_id)
-    expected = pair_code(client, org_id)
+    expected = pair_code(ctx, org_id)
     if expected is None:
         raise UsageError("cannot_verify", org=org_id)
     if re.sub(r"\D", "", code) != expected.replace(" ", ""):
         raise VerificationError("safety_code_mismatch", org=org_id)
-    verified = await _verified(client)
+    verified = await _verified(ctx)
     verified[org_id] = b64encode(org.identity_key)
-    await client.store.set_state(VERIFIED_STATE, json.dumps(verified, sort_keys=True))
-    signer = identity.current_identity(client)
+    await ctx.store.set_state(VERIFIED_STATE, json.dumps(verified, sort_keys=True))
+    signer = identity.current_identity(ctx)
     if signer is not None:
         # an admin holds the org identity key: the verification then counts for every
         # colleague, in the log where the relay cannot forge it (SPEC.md section 6.7)
-        record = OrgVerify(org_id=str(client.org_id), subject=org_id,
-                           identity_key=org.identity_key, created=client.now())
-        await append_record(client, sign_record(record, signer))
+        record = OrgVerify(org_id=str(ctx.org_id), subject=org_id,
+                           identity_key=org.identity_key, created=ctx.now())
+        await append_record(ctx, sign_record(record, signer))
     return expected
 
 
@@ -145,11 +145,11 @@ def parse_head(text: str) -> tuple[int, str]:
     return int(match.group(1)), code
 
 
-async def compare_head(client: Client, text: str) -> None:
+async def compare_head(ctx: ClientContext, text: str) -> None:
     """Raise ``log_forked`` unless our verified log agrees with another side's head."""
     size, code = parse_head(text)
-    await client.sync_log()
-    log = client.directory.log
+    await ctx.sync_log()
+    log = ctx.directory.log
     if size > log.size:
         # after a fresh sync: the relay withholds entries from us that it showed them
         raise VerificationError("log_forked", t("error.log_forked_shorter", size=size,

@@ -413,7 +413,7 @@ async def org_page(request: web.Request, *, errors: list[tuple[str, str]] | None
     from ..verification import pair_code
 
     return render(request, "org.html", status=status, org=entry, info=info,
-                            safety_code=pair_code(client, org_id), code=code,
+                            safety_code=pair_code(client.context, org_id), code=code,
                             errors=errors or [])
 
 
