@@ -213,20 +213,21 @@ class Client:
 
     # --- who we are ------------------------------------------------------------------
 
+    # one answer for the library and its modules: the context's
     @property
     def kind(self) -> str:
-        return self.profile.info.kind
+        return self.context.kind
 
     @property
     def org_id(self) -> str | None:
-        return self.profile.info.org_id
+        return self.context.org_id
 
     @property
     def staff_id(self) -> str | None:
-        return self.profile.info.staff_id
+        return self.context.staff_id
 
     def now(self) -> int:
-        return int(self.clock())
+        return self.context.now()
 
     def signing_key(self) -> SigningKeyPair:
         return self.context.signing_key()

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import secrets
 import textwrap
 from pathlib import Path
 
-from kokshared.private_files import make_private_dir
+from kokshared.private_files import make_private_dir, write_private_file
 from protocol import b64encode
 
 from .config import (
@@ -128,23 +127,8 @@ def render_config(values: dict[str, object] | None = None) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically with mode 0600 (temp file, fsync, rename, fsync dir)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write ``text`` atomically with mode 0600 (the shared private-file writer)."""
+    write_private_file(path, text.encode("utf-8"))
 
 
 def init_relay(directory: Path, network_json: Path, *, public_url: str | None = None,
