@@ -32,6 +32,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from .request_keys import PROBLEM_CODE
+
 if TYPE_CHECKING:
     from .config import RelayConfig
     from .service import RelayService
@@ -141,7 +143,7 @@ class RelayMetrics:
             else:
                 self.latency.labels(route).observe(time.perf_counter() - started)
             self.requests.labels(route, request.method, status_class(status)).inc()
-            code = request.get("problem_code")
+            code = request.get(PROBLEM_CODE)
             if code in REFUSAL_CODES:
                 self.refusals.labels(code).inc()
 

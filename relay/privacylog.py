@@ -29,6 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .config import LoggingConfig
+from .request_keys import PROBLEM_CODE, SESSION
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -157,10 +158,10 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             "status": status,
             "ms": round((time.perf_counter() - started) * 1000, 1),
         }
-        code = request.get("problem_code")
+        code = request.get(PROBLEM_CODE)
         if code:
             fields["code"] = code
-        session = request.get("session")
+        session = request.get(SESSION)
         if session is not None and (request.method, fields["route"]) not in SENDING_ROUTES:
             pseudonym = request.app[PSEUDONYMS]
             fields["org"] = pseudonym(session.org_id)

@@ -23,6 +23,7 @@ from .errors import (
     RelayError,
     code_of,
 )
+from .request_keys import PROBLEM_CODE
 
 TYPE_BASE = "https://kok-relay.invalid/errors/"
 SERVER_NAME = "kok-relay"
@@ -49,10 +50,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except RelayError as error:
-        request["problem_code"] = code_of(error)
+        request[PROBLEM_CODE] = code_of(error)
         return from_relay_error(error)
     except ProtocolError as error:
-        request["problem_code"] = error.code
+        request[PROBLEM_CODE] = error.code
         return problem(422, error.code, "The request breaks a protocol rule.", error.message)
     except web.HTTPException as exc:
         if exc.status == 404:
@@ -63,12 +64,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             mapped = BodyTooLarge()
         else:
             raise
-        request["problem_code"] = mapped.code
+        request[PROBLEM_CODE] = mapped.code
         return from_relay_error(mapped)
     except Exception as exc:
         # Type only: an exception's text may quote request data.
         log.error("internal_error", error=type(exc).__name__,
                   route=getattr(request.match_info.route.resource, "canonical", "?"))
-        request["problem_code"] = "internal_error"
+        request[PROBLEM_CODE] = "internal_error"
         return problem(500, "internal_error", "The relay failed unexpectedly.",
                        "The relay failed unexpectedly; the operator can find the error in the log.")

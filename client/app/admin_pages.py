@@ -19,7 +19,7 @@ from ..admin import read_staff_request
 from ..errors import KokError
 from ..lifecycle import DAY
 from .pages import read_multipart
-from .rendering import client_of, notice, render, words_of
+from .rendering import SESSION, client_of, notice, render, words_of
 
 MAX_REQUEST = 16 * 1024
 
@@ -48,7 +48,7 @@ async def enrol_post(request: web.Request) -> web.StreamResponse:
     """Step one: read the uploaded request file and show its fingerprint."""
     admin_of(request)
     words = words_of(request)
-    _fields, uploads = await read_multipart(request, request["session"], "request", {})
+    _fields, uploads = await read_multipart(request, request[SESSION], "request", {})
     try:
         if not uploads:
             return await overview(request, status=400, errors=[

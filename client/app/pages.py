@@ -21,7 +21,7 @@ from aiohttp import BodyPartReader, web
 from ..errors import KokError, ProfileError, UsageError
 from ..profile import load_profile, save_keystore
 from ..sending import MAX_TTL
-from .rendering import LANG_COOKIE, STATE, client_of, notice, render, words_of
+from .rendering import LANG_COOKIE, SESSION, STATE, client_of, notice, render, words_of
 from .security import CSRF_FIELD, Guard, Session, security_headers
 
 DAY = 86400
@@ -293,7 +293,7 @@ async def read_multipart(request: web.Request, session: Session, file_field: str
 
 async def compose_post(request: web.Request) -> web.StreamResponse:
     client, words = client_of(request), words_of(request)
-    session = request["session"]
+    session = request[SESSION]
     fields, uploads = await read_multipart(
         request, session, "files",
         {"to": 64, "subject": MAX_SUBJECT_FIELD, "body": MAX_BODY_FIELD, "keep": 8,

@@ -25,6 +25,8 @@ from .words import Words, negotiate
 GUARD = web.AppKey("guard", Guard)
 STATE = web.AppKey("state", AppState)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+SESSION = web.RequestKey("session", Session)
+"""The app session of a request, set by the guard once its cookie is checked."""
 LANG_COOKIE = "kok_app_lang"
 
 
@@ -64,7 +66,7 @@ def client_of(request: web.Request) -> Client:
 def render(request: web.Request, template: str, *, status: int = 200,
            **context: Any) -> web.Response:
     """A page in the request's language, with the session's CSRF token and one-time notice."""
-    state, session = request.app[STATE], request.get("session")
+    state, session = request.app[STATE], request.get(SESSION)
     words = words_of(request)
     flash = focus = None
     if isinstance(session, Session):
@@ -83,6 +85,6 @@ def render(request: web.Request, template: str, *, status: int = 200,
 
 def notice(request: web.Request, kind: str, sentence: str, focus: str = "notice") -> None:
     """Show ``sentence`` on the next page (after a redirect) and move focus to it."""
-    session = request.get("session")
+    session = request.get(SESSION)
     if isinstance(session, Session):
         session.flash, session.focus = (kind, sentence), focus

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import admin_pages, pages
-from .rendering import GUARD, STATE, TEMPLATES, template_env
+from .rendering import GUARD, SESSION, STATE, TEMPLATES, template_env
 from .security import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -65,7 +65,7 @@ async def _guarded(request: web.Request, handler: Handler, guard: Guard,
         if request.path.startswith("/static/"):
             return await handler(request)
         return refuse(403, "Open the app with the link that kok app printed.")
-    request["session"] = session
+    request[SESSION] = session
     if request.method not in ("GET", "HEAD"):
         if request.path not in MULTIPART_ROUTES:
             form = await request.post()

@@ -16,6 +16,7 @@ from protocol.errors import EncodingError
 from .. import wire
 from ..errors import AuthRequired, BodyTooLarge, InvalidRequest, MalformedBody, RateLimited
 from ..ratelimit import RateLimiter
+from ..request_keys import SESSION
 from ..service import RelayService, Session
 from ..service.domain import SESSION_TOKEN_SIZE
 
@@ -154,7 +155,7 @@ def require_session(request: web.Request, at: int) -> Session:
                relay.org_limiter.take(session.org_id, clock))
     if wait:
         raise RateLimited(wait)
-    request["session"] = session
+    request[SESSION] = session
     return session
 
 
