@@ -35,6 +35,7 @@ from protocol.events import CLOSE_SESSION_ENDED
 from protocol.keys import BoxKeyPair, SigningKeyPair
 
 from . import devices, lifecycle, verification
+from . import org_settings as settings_of_orgs
 from .api import RelayApi
 from .attachment_stream import AttachmentStream, open_attachment
 from .context import ClientContext
@@ -63,6 +64,7 @@ from .onboarding import (
     remove_new_profile,
     staff_profile,
 )
+from .org_settings import OrgSettings
 from .orgs_list import OrgEntry, list_orgs, org_info
 from .profile import Profile, load_profile, save_keystore
 from .receiving import Receiver
@@ -479,6 +481,23 @@ class Client:
     def org_info(self, org_id: str) -> OrgInfo:
         """``whois`` without contacting the relay (from the local mirror)."""
         return org_info(self.context, org_id)
+
+    # --- organisation settings (SPEC.md section 6.8) -----------------------------------
+
+    async def org_settings(self, org_id: str | None = None, *,
+                           refresh: bool = True) -> OrgSettings:
+        """An organisation's settings (our own by default) from the verified key log."""
+        if refresh:
+            await self.sync_log()
+        if org_id is None:
+            return settings_of_orgs.own_settings(self.context)
+        return settings_of_orgs.settings_for(self.context, org_id)
+
+    async def set_org_settings(self, *, read_reports: bool | None = None,
+                               retention_days: int | None = None) -> OrgSettings:
+        """Publish our org's settings (an org admin); a field not given keeps its value."""
+        return await settings_of_orgs.set_settings(
+            self.context, read_reports=read_reports, retention_days=retention_days)
 
 
 def _flag(message: Message, changed: set[str]) -> Message:

@@ -37,8 +37,9 @@ from .errors import UsageError
 from .i18n import t
 from .identity import read_rekey_request
 from .onboarding import init_network
+from .org_settings import check_retention_days
 from .profile import NetworkAnchor
-from .render import org_lines
+from .render import org_lines, org_settings_lines
 
 
 def _compact(fp: str) -> str:
@@ -296,6 +297,28 @@ def org_config_cmd(ctx: click.Context, rotate_every: str | None) -> None:
     seconds = parse_duration(rotate_every, "--rotate-every") if rotate_every is not None else None
     info = with_client(ctx, lambda c: c.org.configure(rotate_every=seconds))
     settings(ctx).out(org_lines(info), info.to_json())
+
+
+@org_group.command("settings", help=t("help.org_settings"))
+@click.option("--read-reports", type=click.Choice(["on", "off"]), default=None,
+              help=t("help.opt_read_reports"))
+@click.option("--retention", default=None, metavar="DURATION", help=t("help.opt_retention"))
+@click.pass_context
+def org_settings_cmd(ctx: click.Context, read_reports: str | None,
+                     retention: str | None) -> None:
+    days = None
+    if retention is not None:
+        seconds = parse_duration(retention, "--retention")
+        if seconds % 86400:
+            raise UsageError("retention_whole_days", value=retention)
+        days = check_retention_days(seconds // 86400)
+    reports = None if read_reports is None else read_reports == "on"
+    if reports is None and days is None:
+        shown = with_client(ctx, lambda c: c.org_settings())
+    else:
+        shown = with_client(ctx, lambda c: c.set_org_settings(read_reports=reports,
+                                                              retention_days=days))
+    settings(ctx).out(org_settings_lines(shown), shown.to_json())
 
 
 @org_group.command("verify", help=t("help.org_verify"))

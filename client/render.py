@@ -13,6 +13,7 @@ from protocol.keys import format_fingerprint
 
 from .i18n import duration, file_size, local_time, t
 from .models import DeliveryStatus, Message, OrgInfo, SyncReport
+from .org_settings import OrgSettings, unread_days
 
 SHORT_ID = 8
 
@@ -150,3 +151,17 @@ def sync_lines(r: SyncReport) -> list[str]:
     for message_id in r.outbox_expired:
         lines.append(t("sync.outbox_expired", id=short_id(message_id)))
     return fit(lines)
+
+
+def org_settings_lines(settings: OrgSettings) -> list[str]:
+    """An organisation's settings, one per line, and whether an admin set them."""
+    reports = "org_settings.read_reports_on" if settings.read_reports \
+        else "org_settings.read_reports_off"
+    lines = [t("org_settings.title", org=settings.org_id), t(reports),
+             t("org_settings.retention", days=settings.retention_days,
+               unread=unread_days(settings.retention_days))]
+    if settings.set_at is None:
+        lines.append(t("org_settings.defaults"))
+    else:
+        lines.append(t("org_settings.set_at", when=local_time(settings.set_at)))
+    return lines

@@ -366,6 +366,14 @@ def get_int(
     return value
 
 
+def get_bool(obj: dict[str, Any], key: str) -> bool:
+    """``obj[key]`` as a JSON ``true`` or ``false`` (not 0 or 1)."""
+    value = obj[key]
+    if not isinstance(value, bool):
+        raise BadField(f"{key} must be true or false")
+    return value
+
+
 def get_bytes(obj: dict[str, Any], key: str, size: int | None = None) -> bytes:
     """``obj[key]`` decoded from base64url, of exactly ``size`` bytes if given."""
     return b64decode(obj[key], size=size, field=key)

@@ -33,6 +33,8 @@ its consequences for data kept outside the log):
                                                    in the log
     org_verify    current org identity key         org admitted, not revoked; subject another
                                                    admitted org; identity_key its current key
+    org_settings  current org identity key         org admitted, not revoked (the newest
+                                                   record of an org replaces earlier ones)
 
 and for every record: exactly the required signatures, ``created <= now + MAX_SKEW``
 and ``created >= created of the previous entry - MAX_SKEW``.
@@ -103,6 +105,7 @@ from .records import (
     OrgAdmit,
     OrgRekey,
     OrgRevoke,
+    OrgSettings,
     OrgVerify,
     Record,
     StaffAdd,
@@ -232,6 +235,8 @@ class OrgState:
     verified: dict[str, bytes] = field(default_factory=dict)
     """Other orgs this org verified (``org_verify``), each with the identity key it checked;
     the verification holds only while that key is still the other org's current one."""
+    settings: OrgSettings | None = None
+    """The org's newest ``org_settings`` record of its current admission (None: defaults)."""
 
     @property
     def identity_key(self) -> bytes:
@@ -601,6 +606,8 @@ def _admit_org(log: KeyLog, record: OrgAdmit) -> None:
     previous.admitted_index = log.size
     previous.revoked_at = None
     previous.revoke_reason = None
+    # settings signed by a key from before the revocation may come from whoever stole it
+    previous.settings = None
 
 
 def _check_org_revoke(log: KeyLog, record: OrgRevoke, item: SignedItem) -> None:
@@ -778,6 +785,17 @@ def _org_verified(log: KeyLog, record: OrgVerify) -> None:
     log.orgs[record.org_id].verified[record.subject] = record.identity_key
 
 
+def _check_org_settings(log: KeyLog, record: OrgSettings, item: SignedItem) -> None:
+    org = log.live_org(record.org_id)
+    # only the identity key: a member's device (or the relay) must not change what every
+    # colleague's client does, e.g. keep mail longer or report reading
+    _require_signatures(item, [org.identity_key])
+
+
+def _set_org_settings(log: KeyLog, record: OrgSettings) -> None:
+    log.orgs[record.org_id].settings = record
+
+
 def _no_consequences(record: Record) -> Consequences:
     return Consequences()
 
@@ -804,5 +822,8 @@ RULES: dict[str, Rule[Any]] = {
     ),
     BoxKey.type: Rule[BoxKey](_check_box_key, _replace_box_key, _no_consequences),
     OrgVerify.type: Rule[OrgVerify](_check_org_verify, _org_verified, _no_consequences),
+    OrgSettings.type: Rule[OrgSettings](
+        _check_org_settings, _set_org_settings, _no_consequences
+    ),
 }
 """Every record type's rule, keyed by the record's ``type``."""

@@ -1,4 +1,4 @@
-"""The nine key-log record types (SPEC section 6.1) and their builders.
+"""The eleven key-log record types (SPEC section 6.1) and their builders.
 
 A record is a signed item (label ``kok/v1/record``) whose body is canonical JSON with
 ``v``, ``type`` and ``created`` plus the type's own fields. This module parses and builds
@@ -27,6 +27,7 @@ from .encoding import (
     check_org_id,
     check_staff_id,
     check_version,
+    get_bool,
     get_bytes,
     get_int,
     get_str,
@@ -38,6 +39,16 @@ from .keys import KEY_SIZE, SigningKeyPair, check_box_public
 MAX_NAME = 128
 MAX_REASON = 512
 ROLES = ("staff", "admin")
+
+DEFAULT_READ_REPORTS = True
+"""An org without an ``org_settings`` record sends read reports (SPEC section 6.8)."""
+DEFAULT_RETENTION_DAYS = 30
+"""Days a staff device keeps a read message when the org set nothing (SPEC section 6.8)."""
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 3650
+UNREAD_RETENTION_FACTOR = 3
+"""A message never opened on a device is kept this many times ``retention_days`` after it
+arrived: it must not vanish unseen, nor stay forever (SPEC section 6.8)."""
 
 
 @dataclass(frozen=True)
@@ -147,9 +158,23 @@ class OrgVerify:
     type = "org_verify"
 
 
+@dataclass(frozen=True)
+class OrgSettings:
+    """Organisation ``org_id`` tells its staff clients how to behave (signed by its identity
+    key); the newest such record of an org replaces every earlier one."""
+
+    org_id: str
+    read_reports: bool
+    """Whether the org's staff clients send read reports at all."""
+    retention_days: int
+    """Days a staff device keeps a message after it was read there (unless kept)."""
+    created: int
+    type = "org_settings"
+
+
 Record = (
     OrgAdmit | OrgRevoke | OrgRekey | StaffAdd | StaffRemove | Epoch
-    | DeviceAdd | DeviceRemove | BoxKey | OrgVerify
+    | DeviceAdd | DeviceRemove | BoxKey | OrgVerify | OrgSettings
 )
 
 _COMMON = ("v", "type", "created")
@@ -164,6 +189,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "device_remove": ("staff_id", "device"),
     "box_key": ("staff_id", "device", "box_key"),
     "org_verify": ("org_id", "subject", "identity_key"),
+    "org_settings": ("org_id", "read_reports", "retention_days"),
 }
 RECORD_TYPES = tuple(_FIELDS)
 
@@ -236,6 +262,14 @@ def parse_record_body(body: bytes) -> Record:
             org_id=check_org_id(obj["org_id"]),
             subject=check_org_id(obj["subject"]),
             identity_key=get_bytes(obj, "identity_key", KEY_SIZE),
+            created=created,
+        )
+    if kind == "org_settings":
+        return OrgSettings(
+            org_id=check_org_id(obj["org_id"]),
+            read_reports=get_bool(obj, "read_reports"),
+            retention_days=get_int(obj, "retention_days", minimum=MIN_RETENTION_DAYS,
+                                   maximum=MAX_RETENTION_DAYS),
             created=created,
         )
     return Epoch(

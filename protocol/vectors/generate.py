@@ -70,6 +70,7 @@ from protocol.records import (  # noqa: E402
     OrgAdmit,
     OrgRekey,
     OrgRevoke,
+    OrgSettings,
     OrgVerify,
     StaffAdd,
     StaffRemove,
@@ -329,6 +330,11 @@ def record_vectors() -> dict[str, Vector]:
     def item(record: Any, *signers: SigningKeyPair) -> bytes:
         return sign_record(record, *signers).to_bytes()
 
+    def raw_record(obj: dict[str, Any], signer: SigningKeyPair) -> bytes:
+        data = canonical_json(obj)
+        return SignedItem(data, (Signature(signer.fingerprint, signer.sign(labels.RECORD,
+                                                                           data)),)).to_bytes()
+
     def unchecked(record: Any, signer: SigningKeyPair) -> bytes:  # what sign_record refuses
         body = record_body(record)
         return SignedItem(body, (Signature(signer.fingerprint, signer.sign(labels.RECORD,
@@ -409,6 +415,21 @@ def record_vectors() -> dict[str, Vector]:
     case("org_verify_not_current_key", "bad_field", "org-a vouches for a key that is not "
          "org-b's current identity key.", net,
          item(OrgVerify("org-a", "org-b", new_org.public, now), a))
+    settings_a = OrgSettings("org-a", False, 14, now)
+    case("org_settings_valid", "success", "org-a's identity key sets its staff clients to "
+         "send no read reports and keep read messages 14 days (SPEC 6.8).", net,
+         item(settings_a, a))
+    case("org_settings_by_staff", "wrong_signer", "The same settings signed by alice's device "
+         "key, not the org identity key: a member cannot set them for colleagues.", net,
+         item(settings_a, alice))
+    case("org_settings_by_other_org", "wrong_signer", "org-a's settings signed by org-b's "
+         "identity key.", net, item(settings_a, b))
+    settings_obj = {"v": 1, "type": "org_settings", "created": now, "org_id": "org-a",
+                    "read_reports": True, "retention_days": 30}
+    case("org_settings_retention_zero", "bad_field", "retention_days 0: below the smallest "
+         "(1 day).", net, raw_record({**settings_obj, "retention_days": 0}, a))
+    case("org_settings_read_reports_number", "bad_field", "read_reports given as 1, not as "
+         "the JSON boolean true.", net, raw_record({**settings_obj, "read_reports": 1}, a))
     sig = a.sign(labels.GRANT, body)
     case("wrong_label", "bad_signature", "A signature under the grant label, not the record "
          "label.", net, SignedItem(body, (Signature(a.fingerprint, sig),)).to_bytes())

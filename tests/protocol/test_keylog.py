@@ -24,7 +24,7 @@ from protocol import (
     sign_record,
     verify_head,
 )
-from protocol.encoding import Signature
+from protocol.encoding import Signature, canonical_json, parse_canonical
 from protocol.errors import (
     BadField,
     LogEpochOrder,
@@ -46,9 +46,16 @@ from protocol.errors import (
 )
 from protocol.keylog import MAX_SKEW, ZERO_HASH, Head, chain_hash
 from protocol.keys import fingerprint
-from protocol.records import OrgVerify, Record, countersign, record_body
+from protocol.records import (
+    OrgSettings,
+    OrgVerify,
+    Record,
+    countersign,
+    parse_record_body,
+    record_body,
+)
 
-from .world import Org, World, seed, standard_world
+from .world import T0, Org, World, seed, standard_world
 
 MALLORY = SigningKeyPair.from_seed(seed("mallory"))
 
@@ -547,3 +554,50 @@ def test_org_verify_of_an_old_or_foreign_key_is_refused_and_a_rekey_voids_it() -
                                 a.identity), BadField)
     _rejects(world, sign_record(OrgVerify("org-a", "org-z", seed("x"), world.now),
                                 a.identity), LogOrgUnknown)
+
+
+# --- org_settings: what an organisation's staff clients do ---------------------------------
+
+
+def test_org_settings_need_the_orgs_current_identity_key() -> None:
+    world, a, b, alice, _bob = standard_world()
+    record = OrgSettings("org-a", False, 7, world.now)
+    _rejects(world, sign_record(record, alice.signing), WrongSigner)  # a member may not
+    _rejects(world, sign_record(record, MALLORY), WrongSigner)  # nor the relay
+    _rejects(world, sign_record(record, b.identity), WrongSigner)  # nor another org
+    _rejects(world, sign_record(record, world.network), WrongSigner)  # nor the office
+    old = a.identity
+    world.rekey(a, "second")
+    _rejects(world, sign_record(_at(record, world.now), old), WrongSigner)  # a stale key
+    assert world.log.org("org-a").settings is None
+    world.apply(sign_record(_at(record, world.now), a.identity))
+    assert world.log.org("org-a").settings == _at(record, world.now)
+    _rejects(world, sign_record(OrgSettings("org-x", True, 7, world.now), a.identity),
+             LogOrgUnknown)
+
+
+def test_the_newest_org_settings_win_and_a_readmission_clears_them() -> None:
+    world, a, *_ = standard_world()
+    world.apply(sign_record(OrgSettings("org-a", False, 7, world.now), a.identity))
+    world.now += 60
+    world.apply(sign_record(OrgSettings("org-a", True, 90, world.now), a.identity))
+    settings = world.log.org("org-a").settings
+    assert settings is not None and (settings.read_reports, settings.retention_days) == (True, 90)
+    world.revoke(a)
+    _rejects(world, sign_record(OrgSettings("org-a", False, 1, world.now), a.identity),
+             LogOrgRevoked)
+    identity = SigningKeyPair.from_seed(seed("identity-a-2"))
+    world.apply(sign_record(OrgAdmit("org-a", "A", identity.public, world.now), world.network))
+    assert world.log.org("org-a").settings is None  # what the old key said holds no more
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("retention_days", 0), ("retention_days", 3651), ("retention_days", True),
+    ("read_reports", 1), ("read_reports", "yes"), ("read_reports", None),
+])
+def test_org_settings_fields_are_checked(field: str, value: object) -> None:
+    body = record_body(OrgSettings("org-a", True, 30, T0))
+    obj = parse_canonical(body)
+    obj[field] = value
+    with pytest.raises(BadField):
+        parse_record_body(canonical_json(obj))

@@ -1,4 +1,4 @@
-"""The nine record types: encoding, parsing and every field rule."""
+"""The record types: encoding, parsing and every field rule."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ from protocol.records import (
     OrgAdmit,
     OrgRekey,
     OrgRevoke,
+    OrgSettings,
+    OrgVerify,
     Record,
     StaffAdd,
     StaffRemove,
@@ -53,6 +55,8 @@ records = st.one_of(
     st.builds(DeviceAdd, staff_ids, keys, box_keys, times),
     st.builds(DeviceRemove, staff_ids, devices, times),
     st.builds(BoxKey, staff_ids, devices, box_keys, times),
+    st.builds(OrgVerify, ids, ids, keys, times),
+    st.builds(OrgSettings, ids, st.booleans(), st.integers(1, 3650), times),
 )
 
 

@@ -85,6 +85,9 @@ def test_constants_table_matches_the_code() -> None:
         "CLOSE_TOO_SLOW": events.CLOSE_TOO_SLOW,
         "MAX_DEVICES": keylog.MAX_DEVICES,
         "BOX_KEY_PERIOD": devices.BOX_KEY_PERIOD, "BOX_KEY_GRACE": devices.BOX_KEY_GRACE,
+        "DEFAULT_RETENTION_DAYS": records.DEFAULT_RETENTION_DAYS,
+        "MAX_RETENTION_DAYS": records.MAX_RETENTION_DAYS,
+        "UNREAD_RETENTION_FACTOR": records.UNREAD_RETENTION_FACTOR,
     }
     assert table == code
 
