@@ -62,6 +62,8 @@ MAX_MEDIA_TYPE = 127
 MAX_TTL = 30 * 24 * 3600
 """A payload's ``expires`` is at most this many seconds after its ``sent``."""
 MOVED_SEARCH_EPOCHS = 4
+MAX_READ_REPORT = 100
+"""Message ids in one read report (SPEC 21.1); a client sends more in several."""
 RECEIPT_MARGIN = MAX_SKEW
 """Seconds by which a relay's receipt time may run ahead of the clock that dated a removal.
 

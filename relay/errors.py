@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from protocol.encoding import b64encode
+
 
 class RelayError(Exception):
     """Base of every refusal; ``status`` and ``code`` are stable."""
@@ -159,6 +161,19 @@ class IdempotencyConflict(RelayError):
     status = 409
     code = "idempotency_conflict"
     title = "This idempotency key was already used for a different request."
+
+
+class NotReceived(NotFound):
+    """A read report names a message its sender never fetched (or that expired): like
+    "not found", it does not tell a foreign message from an unknown one."""
+
+    code = "not_received"
+    title = ("A message can be reported read only by a recipient who fetched it, and only "
+             "until it expires.")
+
+    def __init__(self, message_id: bytes) -> None:
+        super().__init__(f"Message {b64encode(message_id)} is not one you fetched, or it has "
+                         "expired; nothing was reported.")
 
 
 class NotRetractable(RelayError):

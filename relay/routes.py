@@ -27,6 +27,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/grants", grants.mine),
     ("POST", "/v1/messages", messages.send),
     ("GET", "/v1/messages", messages.inbox),
+    ("POST", "/v1/messages/read", messages.report_read),
     ("GET", "/v1/messages/{id}", messages.fetch),
     ("POST", "/v1/messages/{id}/ack", messages.acknowledge),
     ("POST", "/v1/status", messages.status),

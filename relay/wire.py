@@ -20,6 +20,7 @@ from protocol.auth import NONCE_SIZE
 from protocol.encoding import b64decode, check_fingerprint, check_org_id, check_staff_id, get_int
 from protocol.errors import EncodingError
 from protocol.keys import SIG_SIZE
+from protocol.message import MAX_READ_REPORT
 from protocol.sealedbox import OVERHEAD
 from protocol.stream import ciphertext_size
 
@@ -55,6 +56,7 @@ __all__ = [
     "login_request",
     "message_event",
     "message_id",
+    "read_report",
     "send_request",
     "sent_message",
     "staff_id_field",
@@ -122,6 +124,19 @@ def _ttl(body: dict[str, Any]) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidRequest("ttl must be an integer number of seconds")
     return value
+
+
+def read_report(body: Any) -> tuple[bytes, ...]:
+    """``POST /v1/messages/read``: the ids of the messages the caller opened."""
+    json_object(body, {"ids"})
+    raw = body["ids"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_READ_REPORT:
+        raise InvalidRequest(f"ids must be a list of 1 to {MAX_READ_REPORT} message ids")
+    with _invalid():
+        ids = tuple(b64decode(value, size=MESSAGE_ID_SIZE, field="ids") for value in raw)
+    if len(set(ids)) != len(ids):
+        raise InvalidRequest("a message id is named twice in ids")
+    return ids
 
 
 def status_token(body: Any) -> bytes:
@@ -264,7 +279,8 @@ def sent_message(sent: SentMessage) -> dict[str, Any]:
 
 def status(found: MessageStatus) -> dict[str, Any]:
     """A message's state as its status token's holder sees it."""
-    return {"state": found.state, "acknowledged": found.acknowledged, "of": found.recipients}
+    return {"state": found.state, "acknowledged": found.acknowledged, "of": found.recipients,
+            "read": found.read}
 
 
 def grant(row: GrantRow) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Messages: send a batch, list and fetch the org's envelopes, acknowledge, status, retract."""
+"""Messages: send a batch, list and fetch the org's envelopes, acknowledge, report read,
+status, retract."""
 
 from __future__ import annotations
 
@@ -68,6 +69,15 @@ async def acknowledge(request: web.Request) -> web.Response:
     message_id = wire.message_id(request.match_info["id"])
     deleted = await service(request).mailbox.acknowledge(session, message_id, at)
     return ok({"deleted": deleted})
+
+
+async def report_read(request: web.Request) -> web.Response:
+    """The caller opened these messages (ids it fetched): count them as read."""
+    at = now()
+    session = require_session(request, at)
+    message_ids = wire.read_report(await read_json(request))
+    counted = await service(request).mailbox.report_read(session, message_ids, at)
+    return ok({"counted": counted})
 
 
 async def status(request: web.Request) -> web.Response:

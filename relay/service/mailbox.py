@@ -16,6 +16,11 @@ very same answer while the disk holds nothing that could ask for the status.
 Status answers: ``pending`` (k of n acknowledged so far), ``delivered``, ``retracted``,
 ``expired``. After deletion a tombstone with the final state and k of n stays until the
 original expiry plus ``status_grace``, then that goes too.
+
+Read reports (SPEC.md section 21): a recipient's first acknowledgement, from any device,
+writes a receipt naming them and the message; a read report may only name messages with a
+receipt of the caller, and marks it read once. Receipts outlive the envelope until the
+message's expiry, when the purge counts their readers onto the tombstone and deletes them.
 """
 
 from __future__ import annotations
@@ -149,6 +154,16 @@ class Mailbox:
         if deleted is None:
             raise NotFound()
         return deleted
+
+    async def report_read(self, session: Session, message_ids: tuple[bytes, ...],
+                          now: int) -> int:
+        """The caller's person opened these messages (SPEC.md section 21); how many are new.
+
+        Only a recipient who fetched a message, from any of their devices, may report it,
+        until it expires (also after its envelope was deleted); any other id refuses the
+        whole report with ``not_received``. A person counts once, whichever device reports.
+        """
+        return await self.store.report_read(session.staff_id, message_ids, now)
 
     # --- the sender's token ------------------------------------------------------------
 

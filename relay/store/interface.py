@@ -102,8 +102,9 @@ class KeyLogStore(Protocol):
         challenges and grants, takes them out of every message's pending deliveries (each
         such message's ``recipients`` drops by one) and deletes messages that are thereby
         fully delivered (tombstone ``delivered``); ``org_revoked`` deletes the sessions,
-        challenges and grants of everyone in it (staff ids ``<org>/...``) and its whole
-        mailbox (tombstones ``expired``); ``epoch_of``/``epoch`` sets the expiry of that
+        challenges and grants of everyone in it (staff ids ``<org>/...``), its whole
+        mailbox (tombstones ``expired``) and its members' receipts (their readers counted
+        on the tombstones); ``epoch_of``/``epoch`` sets the expiry of that
         org's older grants that have none to ``retire_grants_at``. Tombstones live until
         the message's expiry plus ``status_grace``; ``org_admitted`` lifts a revocation.
         An index that is taken raises ``LogIndexTaken`` and writes nothing.
@@ -194,7 +195,8 @@ class MailboxStore(Protocol):
         and every pending device has, the message is deleted and a ``delivered``
         tombstone (until expiry + ``grace``) is written in the same step; of concurrent
         last acknowledgements exactly one returns True. A staff member or device that was
-        no recipient may acknowledge (False, nothing counted).
+        no recipient may acknowledge (False, nothing counted). A person's first
+        acknowledgement also writes their receipt (see ``report_read``).
         """
 
     async def message_status(self, status_hash: bytes, now: int) -> MessageStatus | None:
@@ -202,6 +204,18 @@ class MailboxStore(Protocol):
 
         ``pending`` (or ``expired`` once past its expiry) while the message exists, then
         its tombstone's state until the tombstone expires; None after that or if unknown.
+        ``read`` counts the receipts reported read, plus those already moved onto the
+        tombstone when the receipts went.
+        """
+
+    async def report_read(self, staff_id: str, message_ids: tuple[bytes, ...], now: int) -> int:
+        """Record that ``staff_id`` opened these messages; returns how many were new.
+
+        Each id must have a receipt of ``staff_id`` that has not expired: the first
+        acknowledgement of a recipient, from any device, writes one (until the message's
+        expiry, also after the envelope is deleted). Otherwise ``NotReceived`` naming the
+        first such id is raised and nothing changes. Reporting a message again counts it
+        once; all ids of one call are recorded in one step.
         """
 
     async def retract(self, status_hash: bytes, now: int, grace: int) -> MessageStatus | None:
@@ -283,8 +297,9 @@ class RelayStore(KeyLogStore, LoginStore, GrantStore, MailboxStore, DropStore, P
         """Delete every expired row except drops (``delete_expired_drops`` does those).
 
         Messages past expiry leave an ``expired`` tombstone until expiry + ``grace``;
-        tombstones, idempotency records, challenges, sessions and retired grants past
-        their expiry go. Deleted bytes must not survive in the store's files.
+        receipts past the message's expiry go, their count of readers added to the
+        tombstone first; tombstones, idempotency records, challenges, sessions and retired
+        grants past their expiry go. Deleted bytes must not survive in the store's files.
         """
 
     async def stats(self, now: int) -> StoreStats:

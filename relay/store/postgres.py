@@ -57,6 +57,7 @@ from typing import Any, TypeVar
 from ..errors import (
     DropQuotaExceeded,
     IdempotencyConflict,
+    NotReceived,
     NotRetractable,
     QuotaExceeded,
     RecipientUnknown,
@@ -98,9 +99,11 @@ CHANNEL = "kok_relay"
 # Tables holding ciphertext or hashes of secrets: vacuumed after a purge deleted rows.
 VACUUMED = ("messages", "deliveries", "device_deliveries", "status_tombstones", "idempotency",
             "challenges", "sessions", "grants", "drops", "drop_orgs", "drop_deliveries",
-            "drop_device_deliveries")
+            "drop_device_deliveries", "receipts")
 # A send's recipients are read per batch from these, under the directory lock.
 _MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
+_READERS = "(SELECT count(*) FROM receipts WHERE receipts.status_hash = $1 AND has_read)"
+"""Readers of a message whose receipts are still kept (``$1``: its status hash)."""
 
 
 class PostgresUnavailable(RuntimeError):
@@ -369,11 +372,13 @@ class PostgresStore:
         device: str = ""
     ) -> bool | None:
         async def job(db: Conn) -> bool | None:
-            cursor = await db.fetchval(
-                "SELECT cursor FROM messages WHERE id = $1 AND to_org = $2 AND expires > $3 "
-                "FOR UPDATE", message_id, org_id, now)
-            if cursor is None:
+            row = await db.fetchrow(
+                "SELECT cursor, status_hash, expires FROM messages "
+                "WHERE id = $1 AND to_org = $2 AND expires > $3 FOR UPDATE",
+                message_id, org_id, now)
+            if row is None:
                 return None
+            cursor, status_hash, expires = row
             await db.execute("DELETE FROM device_deliveries WHERE message = $1 "
                              "AND staff_id = $2 AND device = $3", cursor, staff_id, device)
             # the person counts once, with the first of their devices
@@ -384,22 +389,43 @@ class PostgresStore:
                 await db.execute(
                     "UPDATE messages SET acknowledged = acknowledged + 1 WHERE cursor = $1",
                     cursor)
+                # from now on they may report it read, also after the envelope is gone
+                await db.execute(
+                    "INSERT INTO receipts (message_id, staff_id, status_hash, expires) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    message_id, staff_id, status_hash, expires)
             return await _delete_if_delivered(db, cursor, grace) > 0
 
         return await self.transaction(job)
 
     async def message_status(self, status_hash: bytes, now: int) -> MessageStatus | None:
         rows = await self.fetch(
-            "SELECT acknowledged, recipients, expires FROM messages WHERE status_hash = $1",
-            status_hash)
+            f"SELECT acknowledged, recipients, expires, {_READERS} "  # noqa: S608 (constant)
+            "FROM messages WHERE status_hash = $1", status_hash)
         if rows:
-            acknowledged, recipients, expires = rows[0]
+            acknowledged, recipients, expires, read = rows[0]
             return MessageStatus("pending" if expires > now else "expired", acknowledged,
-                                 recipients)
+                                 recipients, read)
         rows = await self.fetch(
-            "SELECT state, acknowledged, recipients FROM status_tombstones "
-            "WHERE status_hash = $1 AND expires > $2", status_hash, now)
+            f"SELECT state, acknowledged, recipients, read_by + {_READERS} "  # noqa: S608 (constant)
+            "FROM status_tombstones WHERE status_hash = $1 AND expires > $2", status_hash, now)
         return MessageStatus(*rows[0]) if rows else None
+
+    async def report_read(self, staff_id: str, message_ids: tuple[bytes, ...], now: int) -> int:
+        async def job(db: Conn) -> int:
+            rows = await db.fetch(
+                "SELECT message_id FROM receipts WHERE staff_id = $1 AND expires > $2 "
+                "AND message_id = ANY($3::bytea[]) FOR UPDATE", staff_id, now, list(message_ids))
+            found = {bytes(r[0]) for r in rows}
+            missing = [m for m in message_ids if m not in found]
+            if missing:  # refused before the first write: nothing changes
+                raise NotReceived(missing[0])
+            status = await db.execute(
+                "UPDATE receipts SET has_read = TRUE WHERE staff_id = $1 AND NOT has_read "
+                "AND message_id = ANY($2::bytea[])", staff_id, list(message_ids))
+            return int(status.rsplit(" ", 1)[-1])
+
+        return await self.transaction(job)
 
     async def retract(self, status_hash: bytes, now: int, grace: int) -> MessageStatus | None:
         async def job(db: Conn) -> MessageStatus | None:
@@ -413,10 +439,12 @@ class PostgresStore:
                 await _tombstone(db, status_hash, "retracted", acknowledged, recipients,
                                  expires + grace)
                 await db.execute("DELETE FROM messages WHERE cursor = $1", cursor)
-                return MessageStatus("retracted", acknowledged, recipients)
+                read = await db.fetchval(f"SELECT {_READERS}", status_hash)
+                return MessageStatus("retracted", acknowledged, recipients, read)
             row = await db.fetchrow(
-                "SELECT state, acknowledged, recipients FROM status_tombstones "
-                "WHERE status_hash = $1 AND expires > $2", status_hash, now)
+                f"SELECT state, acknowledged, recipients, read_by + {_READERS} "  # noqa: S608 (constant)
+                "FROM status_tombstones WHERE status_hash = $1 AND expires > $2",
+                status_hash, now)
             if row is None:
                 return None
             if row[0] != "retracted":
@@ -813,6 +841,19 @@ async def _forget_org(db: Conn, org_id: str, grace: int) -> None:
         "INSERT INTO status_tombstones (status_hash, state, acknowledged, recipients, expires) "
         "SELECT status_hash, 'expired', acknowledged, recipients, expires + $2 FROM gone "
         "ON CONFLICT (status_hash) DO NOTHING", org_id, grace)
+    await _retire_receipts(db, "starts_with(staff_id, $1)", prefix)
+
+
+async def _retire_receipts(db: Conn, where: str, arg: Any) -> int:
+    """Move the readers of the receipts ``where`` selects (``$1``: ``arg``) onto their
+    tombstones, then delete those receipts: from then on nothing names who fetched or read."""
+    # ``where`` is a constant of this module, never data.
+    await db.execute(
+        "UPDATE status_tombstones t SET read_by = t.read_by + r.n FROM "  # noqa: S608
+        "(SELECT status_hash, count(*) AS n FROM receipts WHERE has_read AND " + where + " "
+        "GROUP BY status_hash) r WHERE t.status_hash = r.status_hash", arg)
+    status = await db.execute("DELETE FROM receipts WHERE " + where, arg)  # noqa: S608
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def _purge(db: Conn, now: int, grace: int) -> PurgeCounts:
@@ -830,6 +871,7 @@ async def _purge(db: Conn, now: int, grace: int) -> PurgeCounts:
 
     return PurgeCounts(
         messages=int(expired),
+        receipts=await _retire_receipts(db, "expires <= $1", now),
         tombstones=await delete("DELETE FROM status_tombstones WHERE expires <= $1"),
         idempotency=await delete("DELETE FROM idempotency WHERE expires <= $1"),
         challenges=await delete("DELETE FROM challenges WHERE expires <= $1"),

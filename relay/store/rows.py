@@ -84,11 +84,13 @@ class GrantRow:
 
 @dataclass(frozen=True)
 class MessageStatus:
-    """What a status token may learn: state and k of n."""
+    """What a status token may learn: state, k of n who fetched it, and how many read it."""
 
     state: str
     acknowledged: int
     recipients: int
+    read: int = 0
+    """Recipients who reported it read (SPEC.md section 21), at most ``acknowledged``."""
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,11 @@ class PurgeCounts:
     sessions: int = 0
     grants: int = 0
     drops: int = 0
+    receipts: int = 0
 
     def total(self) -> int:
         return (self.messages + self.tombstones + self.idempotency + self.challenges
-                + self.sessions + self.grants + self.drops)
+                + self.sessions + self.grants + self.drops + self.receipts)
 
 
 @dataclass(frozen=True)

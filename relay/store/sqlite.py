@@ -48,6 +48,7 @@ from kokshared.private_files import make_private_dir
 
 from ..errors import (
     IdempotencyConflict,
+    NotReceived,
     NotRetractable,
     QuotaExceeded,
     RecipientUnknown,
@@ -90,6 +91,8 @@ WRITER_PRAGMAS = (
 CHECKPOINT_INTERVAL = 0.5
 
 _MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
+_READERS = "(SELECT count(*) FROM receipts WHERE receipts.status_hash = ? AND has_read = 1)"
+"""Readers of a message whose receipts are still kept (one ``?``: its status hash)."""
 
 
 def _row_to_message(row: tuple[Any, ...]) -> StoredMessage:
@@ -445,11 +448,12 @@ class SqliteStore:
     ) -> bool | None:
         def job(db: sqlite3.Connection) -> bool | None:
             row = db.execute(
-                "SELECT cursor FROM messages WHERE id = ? AND to_org = ? AND expires > ?",
+                "SELECT cursor, status_hash, expires FROM messages "
+                "WHERE id = ? AND to_org = ? AND expires > ?",
                 (message_id, org_id, now)).fetchone()
             if row is None:
                 return None
-            cursor = row[0]
+            cursor, status_hash, expires = row
             db.execute("DELETE FROM device_deliveries WHERE message = ? AND staff_id = ? "
                        "AND device = ?", (cursor, staff_id, device))
             # the person counts once, with the first of their devices
@@ -458,22 +462,43 @@ class SqliteStore:
             if gone:
                 db.execute("UPDATE messages SET acknowledged = acknowledged + 1 WHERE cursor = ?",
                            (cursor,))
+                # from now on they may report it read, also after the envelope is gone
+                db.execute("INSERT INTO receipts (message_id, staff_id, status_hash, expires) "
+                           "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           (message_id, staff_id, status_hash, expires))
             return _delete_if_delivered(db, cursor, grace) > 0
 
         return await self._write(job)
 
     async def message_status(self, status_hash: bytes, now: int) -> MessageStatus | None:
         rows = await self._read(
-            "SELECT acknowledged, recipients, expires FROM messages WHERE status_hash = ?",
-            (status_hash,))
+            f"SELECT acknowledged, recipients, expires, {_READERS} "  # noqa: S608 (constant)
+            "FROM messages WHERE status_hash = ?", (status_hash, status_hash))
         if rows:
-            acknowledged, recipients, expires = rows[0]
+            acknowledged, recipients, expires, read = rows[0]
             state = "pending" if expires > now else "expired"
-            return MessageStatus(state, acknowledged, recipients)
+            return MessageStatus(state, acknowledged, recipients, read)
         rows = await self._read(
-            "SELECT state, acknowledged, recipients FROM status_tombstones "
-            "WHERE status_hash = ? AND expires > ?", (status_hash, now))
+            f"SELECT state, acknowledged, recipients, read_by + {_READERS} "  # noqa: S608 (constant)
+            "FROM status_tombstones WHERE status_hash = ? AND expires > ?",
+            (status_hash, status_hash, now))
         return MessageStatus(*rows[0]) if rows else None
+
+    async def report_read(self, staff_id: str, message_ids: tuple[bytes, ...], now: int) -> int:
+        def job(db: sqlite3.Connection) -> int:
+            found = {bytes(r[0]) for r in db.execute(
+                "SELECT message_id FROM receipts "  # noqa: S608 (placeholders only)
+                "WHERE staff_id = ? AND expires > ? AND message_id IN " + _in(list(message_ids)),
+                (staff_id, now, *message_ids))}
+            missing = [m for m in message_ids if m not in found]
+            if missing:  # refused before the first write: nothing changes
+                raise NotReceived(missing[0])
+            return db.execute(
+                "UPDATE receipts SET has_read = 1 "  # noqa: S608 (placeholders only)
+                "WHERE staff_id = ? AND has_read = 0 AND message_id IN "
+                + _in(list(message_ids)), (staff_id, *message_ids)).rowcount
+
+        return await self._write(job)
 
     async def retract(self, status_hash: bytes, now: int, grace: int) -> MessageStatus | None:
         def job(db: sqlite3.Connection) -> MessageStatus | None:
@@ -486,10 +511,12 @@ class SqliteStore:
                     raise NotRetractable("The message has expired.")
                 _tombstone(db, status_hash, "retracted", acknowledged, recipients, expires + grace)
                 db.execute("DELETE FROM messages WHERE cursor = ?", (cursor,))
-                return MessageStatus("retracted", acknowledged, recipients)
+                read = db.execute(f"SELECT {_READERS}", (status_hash,)).fetchone()[0]
+                return MessageStatus("retracted", acknowledged, recipients, read)
             row = db.execute(
-                "SELECT state, acknowledged, recipients FROM status_tombstones "
-                "WHERE status_hash = ? AND expires > ?", (status_hash, now)).fetchone()
+                f"SELECT state, acknowledged, recipients, read_by + {_READERS} "  # noqa: S608 (constant)
+                "FROM status_tombstones WHERE status_hash = ? AND expires > ?",
+                (status_hash, status_hash, now)).fetchone()
             if row is None:
                 return None
             if row[0] != "retracted":
@@ -761,6 +788,19 @@ def _forget_org(db: sqlite3.Connection, org_id: str, now: int, grace: int) -> No
         "SELECT status_hash, 'expired', acknowledged, recipients, expires + ? FROM messages "
         "WHERE to_org = ? ON CONFLICT (status_hash) DO NOTHING", (grace, org_id))
     db.execute("DELETE FROM messages WHERE to_org = ?", (org_id,))
+    _retire_receipts(db, "substr(staff_id, 1, ?) = ?", (len(prefix), prefix))
+
+
+def _retire_receipts(db: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
+    """Move the readers of the receipts ``where`` selects onto their tombstones, then delete
+    those receipts: from then on nothing names who fetched or read those messages."""
+    # ``where`` is a constant of this module, never data.
+    db.execute(
+        "UPDATE status_tombstones SET read_by = read_by + (SELECT count(*) FROM receipts "  # noqa: S608
+        "WHERE receipts.status_hash = status_tombstones.status_hash AND has_read = 1 AND "
+        + where + ") WHERE status_hash IN (SELECT status_hash FROM receipts WHERE has_read = 1 "
+        "AND " + where + ")", params + params)
+    return db.execute("DELETE FROM receipts WHERE " + where, params).rowcount  # noqa: S608
 
 
 def _purge(db: sqlite3.Connection, now: int, grace: int) -> PurgeCounts:
@@ -772,8 +812,10 @@ def _purge(db: sqlite3.Connection, now: int, grace: int) -> PurgeCounts:
     def delete(sql: str) -> int:
         return db.execute(sql, (now,)).rowcount
 
+    messages = delete("DELETE FROM messages WHERE expires <= ?")
     return PurgeCounts(
-        messages=delete("DELETE FROM messages WHERE expires <= ?"),
+        messages=messages,
+        receipts=_retire_receipts(db, "expires <= ?", (now,)),
         tombstones=delete("DELETE FROM status_tombstones WHERE expires <= ?"),
         idempotency=delete("DELETE FROM idempotency WHERE expires <= ?"),
         challenges=delete("DELETE FROM challenges WHERE expires <= ?"),

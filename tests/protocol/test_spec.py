@@ -79,6 +79,7 @@ def test_constants_table_matches_the_code() -> None:
         "MAX_MEDIA_TYPE": message.MAX_MEDIA_TYPE, "ID_SIZE": message.ID_SIZE,
         "NONCE_SIZE": auth.NONCE_SIZE, "MAX_CHALLENGE_TTL": auth.MAX_CHALLENGE_TTL,
         "MOVED_SEARCH_EPOCHS": message.MOVED_SEARCH_EPOCHS,
+        "MAX_READ_REPORT": message.MAX_READ_REPORT,
         "RECEIPT_MARGIN": message.RECEIPT_MARGIN,
         "CHUNK_SIZE": stream.CHUNK_SIZE, "MAX_FILE_SIZE": stream.MAX_FILE_SIZE,
         "MAX_DEPTH": encoding.MAX_DEPTH, "CLOSE_SESSION_ENDED": events.CLOSE_SESSION_ENDED,

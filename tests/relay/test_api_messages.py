@@ -1,4 +1,5 @@
-"""Messages: send, list, fetch, acknowledge, status and retract, and their refusals."""
+"""Messages: send, list, fetch, acknowledge, report read, status and retract, and their
+refusals."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ async def test_delivered_when_every_enrolled_recipient_acknowledged(api: Api,
     assert sent["to_org"] == b.org_id
     status_token = {"token": sent["status_token"]}
     assert await api.ok("POST", "/v1/status", status_token) == {
-        "state": "pending", "acknowledged": 0, "of": 2}
+        "state": "pending", "acknowledged": 0, "of": 2, "read": 0}
     admin = await api.login(b.staff[f"{b.org_id}/admin"])
     alice = await api.login(b.staff[f"{b.org_id}/alice"])
     fetched = await api.ok("GET", f"/v1/messages/{sent['id']}", token=alice)
@@ -35,15 +36,57 @@ async def test_delivered_when_every_enrolled_recipient_acknowledged(api: Api,
     assert (await api.ok("POST", f"/v1/messages/{sent['id']}/ack", token=alice)) == {
         "deleted": False}
     assert await api.ok("POST", "/v1/status", status_token) == {
-        "state": "pending", "acknowledged": 1, "of": 2}
+        "state": "pending", "acknowledged": 1, "of": 2, "read": 0}
     assert (await api.ok("POST", f"/v1/messages/{sent['id']}/ack", token=admin)) == {
         "deleted": True}
     assert await api.ok("POST", "/v1/status", status_token) == {
-        "state": "delivered", "acknowledged": 2, "of": 2}
+        "state": "delivered", "acknowledged": 2, "of": 2, "read": 0}
     status, body = await api.call("GET", f"/v1/messages/{sent['id']}", token=alice)
     assert (status, body["code"]) == (404, "not_found")
     status, body = await api.call("POST", "/v1/retract", status_token)
     assert (status, body["code"]) == (409, "not_retractable")
+
+
+async def test_read_reports_count_people_who_fetched_and_refuse_everything_else(
+        api: Api, shared_relay: RelayProcess) -> None:
+    a, b = await _pair(api, shared_relay)
+    sender = a.staff[f"{a.org_id}/alice"]
+    sender_token = await api.login(sender)
+    sent = (await api.send(sender_token, [envelope(sender, b)]))["messages"][0]
+    other = (await api.send(sender_token, [envelope(sender, b, "m2")]))["messages"][0]
+    status_token = {"token": sent["status_token"]}
+    admin = await api.login(b.staff[f"{b.org_id}/admin"])
+    alice = await api.login(b.staff[f"{b.org_id}/alice"])
+
+    async def refused(body: object, token: str | None, code: str, expect: int = 422) -> None:
+        status, answer = await api.call("POST", "/v1/messages/read", body, token=token)
+        assert (status, answer["code"]) == (expect, code), answer
+
+    # not fetched yet, by nobody: refused, and nothing is counted
+    await refused({"ids": [sent["id"]]}, alice, "not_received", 404)
+    await api.ok("POST", f"/v1/messages/{sent['id']}/ack", token=alice)
+    # one unfetched id spoils the whole report; the sender's org cannot report at all
+    await refused({"ids": [sent["id"], other["id"]]}, alice, "not_received", 404)
+    await refused({"ids": [sent["id"]]}, sender_token, "not_received", 404)
+    await refused({"ids": [sent["id"]]}, admin, "not_received", 404)
+    await refused({"ids": [sent["id"]]}, None, "auth_required", 401)
+    await refused({"ids": []}, alice, "bad_field")
+    await refused({"ids": [sent["id"]] * 2}, alice, "bad_field")
+    await refused({"ids": [b64encode(rand(16)) for _ in range(101)]}, alice, "bad_field")
+    await refused({"ids": ["AAAA"]}, alice, "bad_field")
+    await refused({"ids": [sent["id"]], "when": 1}, alice, "unknown_field")
+    assert (await api.ok("POST", "/v1/status", status_token))["read"] == 0
+    assert await api.ok("POST", "/v1/messages/read", {"ids": [sent["id"]]}, token=alice) == {
+        "counted": 1}
+    assert await api.ok("POST", "/v1/messages/read", {"ids": [sent["id"]]}, token=alice) == {
+        "counted": 0}
+    assert await api.ok("POST", "/v1/status", status_token) == {
+        "state": "pending", "acknowledged": 1, "of": 2, "read": 1}
+    # after the envelope is deleted the last recipient can still report it
+    await api.ok("POST", f"/v1/messages/{sent['id']}/ack", token=admin)
+    await api.ok("POST", "/v1/messages/read", {"ids": [sent["id"]]}, token=admin)
+    assert await api.ok("POST", "/v1/status", status_token) == {
+        "state": "delivered", "acknowledged": 2, "of": 2, "read": 2}
 
 
 async def test_listing_by_cursor_and_other_orgs_see_nothing(api: Api, shared_relay: RelayProcess

@@ -67,13 +67,13 @@ async def test_restart_keeps_log_grants_and_status(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as http:
             api = Api(relay.url, http)
             assert await api.ok("POST", "/v1/status", {"token": sent["status_token"]}) == {
-                "state": "pending", "acknowledged": 1, "of": 3}
+                "state": "pending", "acknowledged": 1, "of": 3, "read": 0}
             bob = b.staff["keep-b/bob"]
             assert (await api.ok("GET", "/v1/grants", token=await api.login(bob)))["grants"]
             # removing bob (who never acked) means everyone left has: delivered
             await api.append(b.remove(bob.staff_id))
             assert await api.ok("POST", "/v1/status", {"token": sent["status_token"]}) == {
-                "state": "pending", "acknowledged": 1, "of": 2}
+                "state": "pending", "acknowledged": 1, "of": 2, "read": 0}
             admin = await api.login(b.staff["keep-b/admin"])
             assert await api.ok("POST", f"/v1/messages/{sent['id']}/ack", token=admin) == {
                 "deleted": True}

@@ -47,7 +47,7 @@ async def test_expired_messages_leave_no_bytes_in_the_database(tmp_path: Path) -
                 if (state["state"] == "expired" and purged
                         and not any(p in raw for p in _pieces(sealed))):
                     break
-            assert state == {"state": "expired", "acknowledged": 0, "of": 1}
+            assert state == {"state": "expired", "acknowledged": 0, "of": 1, "read": 0}
             assert not any(piece in raw for piece in _pieces(sealed))
             assert purged and purged[-1]["messages"] >= 1
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from relay.errors import DropQuotaExceeded, NotRetractable, QuotaExceeded
+from relay.errors import DropQuotaExceeded, NotReceived, NotRetractable, QuotaExceeded
 from relay.store import (
     LogAppend,
     MessageStatus,
@@ -294,3 +294,76 @@ async def test_idle_uploads_and_expired_drops_are_deleted(store: RelayStore) -> 
     assert row is not None and row.idle_expires == NOW + 100
     assert await store.delete_expired_drops(NOW + 50) == [idle.id]
     assert await store.delete_expired_drops(NOW + 100) == [busy.id]
+
+
+# --- read reports: receipts outlive the envelope until the message's expiry ----------------
+
+
+async def test_only_a_recipient_who_fetched_may_report_read_and_counts_once(
+        store: RelayStore) -> None:
+    status = rand(32)
+    message = await _stored(store, _send(recipients=("org-b/ann", "org-b/bob"),
+                                         status_hash=status))
+    with pytest.raises(NotReceived):  # not fetched yet
+        await store.report_read("org-b/ann", (message.id,), NOW)
+    await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50, "dev-1")
+    other = await _stored(store, _send(recipients=("org-b/ann",)))
+    with pytest.raises(NotReceived):  # one id never fetched refuses the whole report
+        await store.report_read("org-b/ann", (message.id, other.id), NOW)
+    with pytest.raises(NotReceived):  # a colleague who has not fetched it, a stranger
+        await store.report_read("org-b/bob", (message.id,), NOW)
+    with pytest.raises(NotReceived):
+        await store.report_read("org-c/eve", (message.id,), NOW)
+    assert await store.message_status(status, NOW) == MessageStatus("pending", 1, 2, 0)
+    # the person's devices report concurrently: counted once
+    outcomes = await _settle([store.report_read("org-b/ann", (message.id,), NOW)
+                              for _ in range(MANY)])
+    assert sorted(outcomes) == [0] * (MANY - 1) + [1]
+    await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50, "dev-2")
+    assert await store.report_read("org-b/ann", (message.id,), NOW) == 0
+    assert await store.message_status(status, NOW) == MessageStatus("pending", 1, 2, 1)
+
+
+async def test_a_read_report_counts_after_the_envelope_is_gone_until_expiry(
+        store: RelayStore) -> None:
+    status = rand(32)
+    message = await _stored(store, _send(recipients=("org-b/ann", "org-b/bob"),
+                                         status_hash=status))
+    await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50)
+    assert await store.acknowledge("org-b", message.id, "org-b/bob", NOW, 50) is True
+    assert await store.get_message("org-b", message.id, NOW) is None
+    assert await store.report_read("org-b/bob", (message.id,), NOW + 10) == 1
+    assert await store.message_status(status, NOW + 10) == MessageStatus("delivered", 2, 2, 1)
+    with pytest.raises(NotReceived):  # past the message's expiry nothing is reported
+        await store.report_read("org-b/ann", (message.id,), NOW + 100)
+    counts = await store.purge(NOW + 100, 50)
+    assert counts.receipts == 2
+    # the readers moved onto the tombstone; the receipts naming people are gone
+    assert await store.message_status(status, NOW + 120) == MessageStatus("delivered", 2, 2, 1)
+    with pytest.raises(NotReceived):
+        await store.report_read("org-b/ann", (message.id,), NOW + 10)
+    await store.purge(NOW + 150, 50)
+    assert await store.message_status(status, NOW + 120) is None
+
+
+async def test_an_expired_message_keeps_its_readers_on_the_expired_tombstone(
+        store: RelayStore) -> None:
+    status = rand(32)
+    message = await _stored(store, _send(recipients=("org-b/ann", "org-b/bob"),
+                                         status_hash=status))
+    await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50)
+    await store.report_read("org-b/ann", (message.id,), NOW)
+    assert (await store.purge(NOW + 100, 50)).receipts == 1
+    assert await store.message_status(status, NOW + 120) == MessageStatus("expired", 1, 2, 1)
+
+
+async def test_revoking_an_org_deletes_its_members_receipts(store: RelayStore) -> None:
+    status = rand(32)
+    message = await _stored(store, _send(status_hash=status))
+    await store.acknowledge("org-b", message.id, "org-b/ann", NOW, 50)
+    await store.report_read("org-b/ann", (message.id,), NOW)
+    await store.append_log(LogAppend(index=0, record=b"r", hash=rand(32),
+                                     org_revoked="org-b", status_grace=50, now=NOW))
+    with pytest.raises(NotReceived):
+        await store.report_read("org-b/ann", (message.id,), NOW)
+    assert await store.message_status(status, NOW) == MessageStatus("delivered", 1, 1, 1)
