@@ -31,13 +31,16 @@ from .cli_common import (
     with_client,
 )
 from .errors import KokError, ProfileError, UsageError, VerificationError
-from .i18n import file_size, t
+from .i18n import file_size, t, tn, use_for_click
 from .profile import load_profile, save_keystore
 from .progress import progress_for
 from .render import inbox_lines, message_lines, org_lines, status_lines, sync_lines
 from .safetext import printable
 
 T = TypeVar("T")
+
+# click's own texts ("Usage:", "Missing option") in the person's language too
+use_for_click()
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -209,7 +212,7 @@ def inbox_cmd(ctx: click.Context) -> None:
     messages, quarantined = with_client(ctx, action)
     lines = inbox_lines(messages)
     if quarantined:
-        lines.append(t("inbox.quarantined", n=len(quarantined)))
+        lines.append(tn("inbox.quarantined", len(quarantined)))
     settings(ctx).out(lines, [m.to_json(body=False) for m in messages])
 
 

@@ -15,7 +15,7 @@ from protocol.keys import format_fingerprint
 from ._client import Client
 from .cli_common import settings, with_client
 from .conversations import ThreadEntry
-from .i18n import local_time, t
+from .i18n import local_time, t, tn
 from .models import Message
 from .orgs_list import OrgEntry, display_name
 from .render import short_id
@@ -33,7 +33,7 @@ def org_entry_lines(orgs: list[OrgEntry]) -> list[str]:
             lines.append(t("orgs.revoked"))
         elif not o.active:
             lines.append(t("orgs.not_active"))
-        lines.append(t("orgs.staff_count", n=o.staff_count))
+        lines.append(tn("orgs.staff_count", o.staff_count))
         for s in o.staff:
             lines.append(t("orgs.staff", name=s.display_name, staff=s.staff_id,
                            role=t(f"role.{s.role}")))

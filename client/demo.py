@@ -38,7 +38,7 @@ from protocol.keys import fingerprint, format_fingerprint
 from ._client import Client
 from .admin import read_org_request
 from .errors import KokError, UsageError
-from .i18n import local_time, t
+from .i18n import local_time, t, tn
 from .onboarding import init_network
 from .profile import NetworkAnchor
 from .render import fit
@@ -133,7 +133,7 @@ async def play(base: Path, url: str, relay_dir: Path, anchor: NetworkAnchor) -> 
             person = await Client.open(home, profile, PASSPHRASE)
             clients.append(person)
             report = await person.sync()
-            say(t("demo.staff_synced", keys=report.epoch_keys, log=report.log_size))
+            say(tn("demo.staff_synced", report.epoch_keys, log=report.log_size))
             staff[profile] = person
 
         anna, ben = staff["anna"], staff["ben"]

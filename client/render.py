@@ -11,7 +11,7 @@ import textwrap
 
 from protocol.keys import format_fingerprint
 
-from .i18n import duration, file_size, local_time, t
+from .i18n import duration, file_size, local_time, t, tn
 from .models import DeliveryStatus, Message, OrgInfo, SyncReport
 from .org_settings import OrgSettings, unread_days
 
@@ -46,7 +46,7 @@ def short_id(message_id: str) -> str:
 def inbox_lines(messages: list[Message]) -> list[str]:
     """One line per message, newest first, after a count."""
     unread = sum(1 for m in messages if not m.read)
-    lines = [t("inbox.count", n=len(messages), unread=unread)]
+    lines = [tn("inbox.count", len(messages), unread=unread)]
     for m in messages:
         key = "inbox.line" if m.read else "inbox.line_unread"
         lines.append(t(key, id=short_id(m.id), sent=local_time(m.sent), sender=m.from_staff,
@@ -104,7 +104,7 @@ def org_lines(info: OrgInfo) -> list[str]:
         lines.append(t("whois.epoch", epoch=info.epoch, when=local_time(info.epoch_created),
                        fingerprint=format_fingerprint(info.epoch_fingerprint or "")))
     # the list keeps removed colleagues (with the date); the count is of those who can act
-    lines.append(t("whois.staff_count", n=sum(1 for s in info.staff if s.removed is None)))
+    lines.append(tn("whois.staff_count", sum(1 for s in info.staff if s.removed is None)))
     for s in info.staff:
         key = "whois.staff_removed" if s.removed is not None else "whois.staff"
         lines.append(t(key, staff=s.staff_id, role=t(f"role.{s.role}"),
@@ -130,7 +130,9 @@ def org_lines(info: OrgInfo) -> list[str]:
 
 def sync_lines(r: SyncReport) -> list[str]:
     """What a sync brought, then each new message and each quarantined envelope."""
-    lines = [t("sync.summary", messages=len(r.messages), log=r.log_entries, keys=r.epoch_keys)]
+    lines = [t("sync.summary", messages=tn("sync.new_messages", len(r.messages)),
+               log=tn("sync.new_log_entries", r.log_entries),
+               keys=tn("sync.new_keys", r.epoch_keys))]
     for m in r.messages:
         lines.append(t("inbox.line_unread", id=short_id(m.id), sent=local_time(m.sent),
                        sender=m.from_staff, subject=m.subject))
@@ -145,7 +147,7 @@ def sync_lines(r: SyncReport) -> list[str]:
     if r.rotated is not None:
         lines.append(t(f"sync.rotated_{r.rotation_reason}", epoch=r.rotated))
     if r.retired_keys:
-        lines.append(t("sync.retired", n=r.retired_keys))
+        lines.append(tn("sync.retired", r.retired_keys))
     for message_id in r.outbox_sent:
         lines.append(t("sync.outbox_sent", id=short_id(message_id)))
     for message_id in r.outbox_expired:

@@ -1,8 +1,9 @@
-"""The app's words: the CLI's catalogues (``client/locale``), chosen per request.
+"""The app's words: the CLI's gettext catalogues (``client/locale``), chosen per request.
 
 The CLI picks its language from the environment; a browser says which it wants in
 ``Accept-Language``, and the person may switch (a cookie). Both languages come from the
-same catalogue files as every CLI sentence, so there is one set of strings to keep.
+same catalogue files as every CLI sentence, plural forms included (``_.n(key, count)``),
+so there is one set of strings to keep.
 Times carry their time zone and sizes use the language's decimal sign.
 """
 
@@ -12,8 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..i18n import LANGUAGES, catalogue
-from ..safetext import printable
+from ..i18n import LANGUAGES, has_key, translate, translate_n
 
 DEFAULT_LANGUAGE = "en"
 
@@ -45,18 +45,11 @@ class Words:
     lang: str
 
     def __call__(self, key: str, **params: Any) -> str:
-        template = catalogue(self.lang).get(key) or catalogue("en").get(key)
-        if template is None:
-            return key
-        safe = {k: printable(v) if isinstance(v, str) else v for k, v in params.items()}
-        try:
-            return template.format(**safe)
-        except (KeyError, IndexError, ValueError):
-            return template
+        return translate(self.lang, key, **params)
 
     def n(self, key: str, count: int, **params: Any) -> str:
-        """A sentence with a count: ``key.one`` for exactly one, else ``key.other``."""
-        return self(f"{key}.{'one' if count == 1 else 'other'}", n=count, **params)
+        """A sentence about ``count`` things, in the language's plural form for it."""
+        return translate_n(self.lang, key, count, **params)
 
     def time(self, ts: int | None) -> str:
         """Local date and time with the zone, as people of this language write it."""
@@ -90,6 +83,6 @@ class Words:
         """A ``KokError``'s sentence in this language (its code and parameters are kept)."""
         code = getattr(exc, "code", None)
         params = getattr(exc, "params", None)
-        if code and isinstance(params, dict) and f"error.{code}" in catalogue("en"):
+        if code and isinstance(params, dict) and has_key(f"error.{code}"):
             return self(f"error.{code}", **params)
         return str(exc)

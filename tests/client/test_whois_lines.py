@@ -34,5 +34,5 @@ def test_an_unverified_or_changed_org_is_asked_to_compare(verification: str) -> 
 
 def test_staff_count_leaves_out_removed_colleagues() -> None:
     lines = org_lines(sued("verified", (ALICE, BOB, CARL)))
-    assert "Staff: 2" in lines
+    assert "Staff: 2 people" in lines
     assert "removed 2023" in " ".join(lines).split("sued.carl")[1]  # still listed, as removed

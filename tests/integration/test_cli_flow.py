@@ -59,7 +59,7 @@ def test_the_whole_flow_through_the_cli(shared_relay: Any, tmp_path: Path) -> No
     assert re.fullmatch(r"[0-9a-f]{32}", message_id)
 
     synced = ok(kok("sync", home=home, profile="ben"))
-    assert "1 new messages" in synced.out and message_id[:8] in synced.out
+    assert "1 new message," in synced.out and message_id[:8] in synced.out
     inbox = json.loads(ok(kok("--json", "inbox", home=home, profile="ben")).out)
     assert len(inbox) == 1
     entry = inbox[0]

@@ -96,7 +96,7 @@ def test_the_readme_walkthrough_runs_against_make_runs_relay(tmp_path: Path) -> 
         assert code == 0, out
         assert out.count("[y/N]") == 4  # two admissions, two enrolments, each confirmed
         assert "beratung-nord/anna-weber" in out and "beratung-sued/ben-okafor" in out
-        assert "1 new messages" in out and "Rückfrage" in out
+        assert "1 new message," in out and "Rückfrage" in out
     finally:
         relay.send_signal(signal.SIGTERM)
         try:
