@@ -65,7 +65,7 @@ async def test_scheduled_rotation_follows_the_profiles_period(relay: Any, tmp_pa
     assert run("org", "show")["rotation"]["every"] == 7 * 86400  # nothing changed
 
     text = ok(kok("org", "config", "--rotate-every", "1h", home=tmp_path, profile=org_id)).out
-    assert "every 1 hours" in text
+    assert "every 1 hour" in text and "1 hours" not in text
     report = run("sync")
     assert (report["rotated"], report["rotation_reason"]) == (2, "schedule")
     assert run("sync")["rotated"] is None  # the new epoch is young
