@@ -160,8 +160,8 @@ def org_settings_lines(settings: OrgSettings) -> list[str]:
     reports = "org_settings.read_reports_on" if settings.read_reports \
         else "org_settings.read_reports_off"
     lines = [t("org_settings.title", org=settings.org_id), t(reports),
-             t("org_settings.retention", days=settings.retention_days,
-               unread=unread_days(settings.retention_days))]
+             tn("org_settings.retention", settings.retention_days,
+                days=settings.retention_days, unread=unread_days(settings.retention_days))]
     if settings.set_at is None:
         lines.append(t("org_settings.defaults"))
     else:

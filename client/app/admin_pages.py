@@ -136,7 +136,7 @@ async def schedule_post(request: web.Request) -> web.StreamResponse:
         await client.org.configure(rotate_every=int(text) * DAY)
     except KokError as exc:
         return await overview(request, status=400, errors=[("days", words.error(exc))])
-    notice(request, "success", words("app.admin.schedule_done", n=int(text)))
+    notice(request, "success", words.n("app.admin.schedule_done", int(text)))
     raise web.HTTPSeeOther("/admin")
 
 

@@ -466,7 +466,7 @@ async def idle_post(request: web.Request) -> web.StreamResponse:
             ("minutes", words("app.settings.error_minutes", min=MIN_IDLE_MINUTES,
                               max=MAX_IDLE_MINUTES))])
     state.idle_minutes = int(text)
-    notice(request, "success", words("app.settings.idle_done", n=state.idle_minutes))
+    notice(request, "success", words.n("app.settings.idle_done", state.idle_minutes))
     raise web.HTTPSeeOther("/settings")
 
 

@@ -20,6 +20,7 @@ from babel.messages.catalog import Message as Entry
 from babel.messages.extract import extract_from_dir
 from click.testing import CliRunner
 
+from client.app.words import Words
 from client.cli import main as kok_main
 from client.errors import KokError, RelayRefused, VerificationError
 from client.i18n import CLICK_DOMAIN, LANGUAGES, catalogue, duration, file_size, language, t, tn
@@ -137,6 +138,27 @@ def test_counts_take_the_plural_form_of_the_language(monkeypatch: pytest.MonkeyP
     assert tn("inbox.count", 1, unread=0) == "1 Nachricht, 0 ungelesen."
     assert tn("whois.staff_count", 3) == "Mitarbeitende: 3 Personen"
     assert duration(3600) == "1 Stunde" and duration(2 * 3600) == "2 Stunden"
+
+
+# Words a German counselling worker would not use, or that read as translated: the key
+# "generation" not "epoch", "1 von 2 gelesen", encrypted not "sealed to", always "Sie".
+NOT_GERMAN_STAFF_WORDS = re.compile(
+    r"Epoche|verschlossen|gelesen von|Upload|Token|Chiffretext|vorwärtsgerichtet|\bAdmins?\b"
+    r"|[Ss]ynchronisier|\b[Dd](u|ich|ir|ein|eine|einen|einer)\b")
+
+
+def test_german_uses_the_words_of_counselling_staff() -> None:
+    found = [(key, text) for key, m in entries(catalogue("de")).items() for text in forms(m)
+             if NOT_GERMAN_STAFF_WORDS.search(text)]
+    assert found == []
+
+
+def test_the_app_counts_in_the_same_catalogue() -> None:
+    assert Words("de").n("app.admin.schedule_done", 1) == (
+        "Der Schlüssel wird jetzt jeden Tag erneuert.")
+    assert Words("en").n("app.settings.idle_done", 1) == (
+        "The app now locks after 1 minute without activity.")
+    assert Words("de").n("app.inbox.synced", 3) == "3 neue Nachrichten abgerufen."
 
 
 def test_click_msgids_are_the_installed_clicks() -> None:
