@@ -13,8 +13,9 @@ import click
 from protocol.keys import format_fingerprint
 
 from ._client import Client
-from .cli_common import settings, with_client
+from .cli_common import parse_duration, settings, with_client
 from .conversations import ThreadEntry
+from .errors import UsageError
 from .i18n import local_time, t, tn
 from .models import Message
 from .orgs_list import OrgEntry, display_name
@@ -108,14 +109,15 @@ def thread_cmd(ctx: click.Context, message_id: str) -> None:
 @click.command("app", help=t("help.app"))
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help=t("help.opt_app_port"))
 @click.option("--no-browser", is_flag=True, help=t("help.opt_no_browser"))
-@click.option("--idle-lock", "idle_lock", type=click.IntRange(1, 480), default=15,
-              show_default=True, metavar="MINUTES", help=t("help.opt_idle_lock"))
+@click.option("--idle-lock", "idle_lock", default="15m", show_default=True, metavar="DURATION",
+              help=t("help.opt_idle_lock"))
 @click.pass_context
-def app_cmd(ctx: click.Context, port: int, no_browser: bool, idle_lock: int) -> None:
+def app_cmd(ctx: click.Context, port: int, no_browser: bool, idle_lock: str) -> None:
     from .app import run_app
     from .profile import load_profile
 
     s = settings(ctx)
+    idle_minutes = idle_lock_minutes(idle_lock)
     prof = load_profile(s.home, s.profile)  # a missing profile is reported before starting
     # A passphrase given the usual non-interactive ways unlocks at start; otherwise the
     # page asks for it (never the terminal: the person is in the browser).
@@ -123,7 +125,21 @@ def app_cmd(ctx: click.Context, port: int, no_browser: bool, idle_lock: int) -> 
     if s.passphrase_file is not None or os.environ.get("KOK_PASSPHRASE"):
         passphrase = s.passphrase()
     run_app(s.home, prof.name, port=port, open_browser=not no_browser,
-            idle_minutes=idle_lock, passphrase=passphrase)
+            idle_minutes=idle_minutes, passphrase=passphrase)
+
+
+IDLE_LOCK_MINUTES = (1, 480)
+
+
+def idle_lock_minutes(text: str) -> int:
+    """``--idle-lock`` in whole minutes: a duration like every other option (``30m``,
+    ``2h``), or a bare number of minutes as before; from one minute to eight hours."""
+    seconds = int(text) * 60 if text.strip().isascii() and text.strip().isdigit() else \
+        parse_duration(text, "--idle-lock")
+    low, high = IDLE_LOCK_MINUTES
+    if seconds % 60 or not low * 60 <= seconds <= high * 60:
+        raise UsageError("idle_lock_range", value=text, low=low, high=high)
+    return seconds // 60
 
 
 async def latest_or(client: Client, message_id: str | None) -> str:

@@ -34,3 +34,27 @@ def test_the_cli_error_names_the_option(tmp_path: Path, args: tuple[str, ...],
     refused = kok(*args, home=tmp_path, profile="nobody")
     assert refused.code == 2
     assert refused.error_line.startswith("Error: " + setting + ": 5y is not a duration")
+
+
+@pytest.mark.parametrize(("text", "minutes"), [("15m", 15), ("2h", 120), ("8h", 480),
+                                                ("30", 30), ("1m", 1)])
+def test_the_app_idle_lock_takes_a_duration_or_minutes(text: str, minutes: int) -> None:
+    from client.cli_everyday import idle_lock_minutes
+
+    assert idle_lock_minutes(text) == minutes
+
+
+@pytest.mark.parametrize(("text", "code"), [("9h", "idle_lock_range"), ("0", "idle_lock_range"),
+                                            ("1w", "idle_lock_range"), ("soon", "bad_duration")])
+def test_an_idle_lock_outside_a_working_day_is_refused(text: str, code: str) -> None:
+    from client.cli_everyday import idle_lock_minutes
+
+    with pytest.raises(UsageError) as err:
+        idle_lock_minutes(text)
+    assert err.value.code == code and "--idle-lock" in str(err.value)
+
+
+def test_the_app_command_refuses_a_bad_idle_lock_before_starting(tmp_path: Path) -> None:
+    refused = kok("app", "--no-browser", "--idle-lock", "9h", home=tmp_path, profile="nobody")
+    assert refused.code == 2
+    assert refused.error_line.startswith("Error: --idle-lock: 9h is outside")
