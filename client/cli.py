@@ -31,7 +31,7 @@ from .cli_common import (
     with_client,
 )
 from .errors import KokError, ProfileError, UsageError, VerificationError
-from .i18n import file_size, t, tn, use_for_click
+from .i18n import file_size, localise_usage, t, tn, use_for_click
 from .profile import load_profile, save_keystore
 from .progress import progress_for
 from .render import inbox_lines, message_lines, org_lines, status_lines, sync_lines
@@ -327,6 +327,7 @@ def _mount_subcommands() -> None:
 
 
 _mount_subcommands()
+localise_usage(main)
 
 
 def run() -> None:

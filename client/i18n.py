@@ -30,12 +30,14 @@ from __future__ import annotations
 import gettext
 import io
 import os
+import re
 import sys
 import time
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import click
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -148,6 +150,26 @@ def use_for_click() -> None:
             module._ = _click_gettext  # type: ignore[attr-defined]
         if getattr(module, "ngettext", None) in (gettext.ngettext, _click_ngettext):
             module.ngettext = _click_ngettext  # type: ignore[attr-defined]
+
+
+def localise_usage(command: click.Command) -> None:
+    """The usage lines of ``command`` and its subcommands in the person's language:
+    "[OPTIONEN]", "BEFEHL [ARGUMENTE]..." and the placeholders of options and arguments
+    (``DATEI``, ``NACHRICHTEN_ID``) that have a ``metavar.<name>`` sentence. Click writes
+    these in English and outside gettext; call it once the command tree is built."""
+    command.options_metavar = t("usage.options")
+    if isinstance(command, click.Group):
+        command.subcommand_metavar = t("usage.command")
+        for sub in command.commands.values():
+            localise_usage(sub)
+    for param in command.params:
+        if isinstance(param, click.Option) and (param.is_flag or param.count):
+            continue
+        shown = param.metavar or (param.name if isinstance(param, click.Argument)
+                                  else param.type.name)
+        key = "metavar." + re.sub(r"[^a-z]+", "_", str(shown).lower()).strip("_")
+        if has_key(key):
+            param.metavar = t(key)
 
 
 def local_time(ts: int | None) -> str:

@@ -189,7 +189,8 @@ def test_kok_help_and_click_errors_speak_german(monkeypatch: pytest.MonkeyPatch)
     env.pop("LC_MESSAGES", None)
     shown = subprocess.run([sys.executable, "-m", "client", "--help"], env=env,
                            capture_output=True, text=True, timeout=60, check=True).stdout
-    assert shown.startswith("Aufruf: kok") and "\nOptionen:\n" in shown
+    assert shown.startswith("Aufruf: kok [OPTIONEN] BEFEHL [ARGUMENTE]...\n")
+    assert "\nOptionen:\n" in shown and "\nBefehle:\n" in shown
     assert "Diese Hilfe anzeigen und beenden." in shown and "Usage" not in shown
     runner = CliRunner()
     for var in ("LC_ALL", "LC_MESSAGES"):
@@ -204,6 +205,11 @@ def test_kok_help_and_click_errors_speak_german(monkeypatch: pytest.MonkeyPatch)
     missing = runner.invoke(kok_main, ["send", "--subject", "s"])
     assert "Error: Missing option '--to'." in missing.output
     assert "Usage:" in runner.invoke(kok_main, ["send", "--help"]).output
+    env["LANG"] = "de_DE.UTF-8"
+    enrol = subprocess.run([sys.executable, "-m", "client", "org", "enrol", "--help"], env=env,
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    assert enrol.startswith("Aufruf: kok org enrol [OPTIONEN] ANTRAGSDATEI\n")
+    assert "--fingerprint FINGERABDRUCK" in enrol
 
 
 @pytest.mark.parametrize(("env", "expected"), [
