@@ -55,6 +55,7 @@ from .models import (
     OrgInfo,
     Quarantined,
     SyncReport,
+    Withdrawal,
 )
 from .onboarding import (
     LogCheck,
@@ -307,18 +308,32 @@ class Client:
         settled = all(code == "decrypt_failed" for code in problems)
         _, box_keys_retired = await devices.maintain_box_keys(self.context, settled)
         retried = await self.receiver.retry_quarantine()
-        messages, quarantined = await self.receiver.fetch()
+        messages, quarantined, withdrawals = await self.receiver.fetch()
         retired = await lifecycle.retire_epoch_secrets(self.context) + box_keys_retired
         changed = await verification.changed_orgs(self.context)
+        withdrawals = [w for w in retried if isinstance(w, Withdrawal)] + withdrawals
+        arrived = [m for m in retried if isinstance(m, Message)] + messages
+        # a notice later in the same sync withdrew some of them: show them as they are now
+        gone = {(w.from_staff, w.id) for w in withdrawals}
+        arrived = [await self._reread(m) if (m.from_staff, m.id) in gone else m
+                   for m in arrived]
         return SyncReport(
             log_entries=added, log_size=self.directory.log.size, epoch_keys=keys,
-            messages=tuple(_flag(m, changed) for m in retried + messages),
+            messages=tuple(_flag(m, changed) for m in arrived),
+            withdrawn=tuple(withdrawals),
             quarantined=tuple(quarantined), problems=tuple(problems),
             rotated=rotated[0] if rotated else None,
             rotation_reason=rotated[1] if rotated else None,
             retired_keys=retired, identity_switched=switched,
             outbox_sent=tuple(outbox_sent), outbox_expired=tuple(outbox_expired),
         )
+
+    async def _reread(self, message: Message) -> Message:
+        """``message`` as the mailbox holds it now (after a retraction notice)."""
+        for data, received, read_at in await self.store.messages_with_id(message.id):
+            if data.get("from_staff") == message.from_staff:
+                return Message.from_stored(data, received, read_at)
+        return message
 
     # --- reading ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from .errors import UsageError
 from .i18n import local_time, t, tn
 from .models import Message
 from .orgs_list import OrgEntry, display_name
-from .render import short_id
+from .render import short_id, withdrawn_lines
 from .sent_items import SentItem
 
 
@@ -57,6 +57,7 @@ def search_lines(text: str, hits: list[Message]) -> list[str]:
         key = "inbox.line" if m.read else "inbox.line_unread"
         lines.append(t(key, id=short_id(m.id), sent=local_time(m.sent), sender=m.from_staff,
                        subject=m.subject))
+        lines += withdrawn_lines(m)
     return lines
 
 
@@ -71,7 +72,10 @@ def thread_lines(entries: list[ThreadEntry]) -> list[str]:
             lines.append(t("thread.received", id=short_id(e.id), sent=local_time(e.sent),
                            sender=display_name(e.from_staff), org=e.from_org,
                            subject=e.subject))
-            lines.extend((e.body or "").splitlines() or [""])
+            if e.message is not None and e.message.withdrawn:
+                lines += withdrawn_lines(e.message)
+            else:
+                lines.extend((e.body or "").splitlines() or [""])
     return lines
 
 

@@ -47,6 +47,16 @@ def mailbox_key(storage_key: bytes) -> bytes:
     return hashlib.blake2b(labels.STORAGE + b"/mailbox", key=storage_key, digest_size=32).digest()
 
 
+def withdrawn_record(data: dict[str, Any], when: int) -> dict[str, Any]:
+    """A stored message as it stays once its sender withdrew it (at ``when``).
+
+    Sender, recipients, subject and times stay, so the person sees what was withdrawn; the
+    body goes, and the attachments with their file keys (the drops are deleted as well).
+    """
+    return {**data, "body": "", "attachments": [], "withdrawn": when,
+            "withdrawn_files": len(data.get("attachments") or ())}
+
+
 class MailboxCorrupt(KokError):
     """A sealed row does not open: the database was altered or belongs to another keystore."""
 
@@ -193,16 +203,75 @@ class MailboxStore:
                                key=self._replay_hash_key, digest_size=32).digest()
 
     async def add_message(self, message_id: str, relay_id: str, received: int,
-                          data: dict[str, Any]) -> bool:
-        """Store a verified message; False (and nothing changes) if the same sender's
-        message with this id is known (a replay, SPEC 9.3): ``data["from_staff"]`` is the
-        sender."""
+                          data: dict[str, Any]) -> dict[str, Any] | None:
+        """Store a verified message and return it as stored; None (and nothing changes) if
+        the same sender's message with this id is known (a replay, SPEC 9.3):
+        ``data["from_staff"]`` is the sender. A message its sender withdrew already is
+        stored withdrawn (SPEC 9.4)."""
         replay = self._replay_key(str(data["from_staff"]), message_id)
+        withdrawn = await self._withdrawn_at(replay)
+        if withdrawn is not None:  # its sender's notice came first: never keep the text
+            data = withdrawn_record(data, withdrawn)
         cur = await self._db.execute(
             "INSERT OR IGNORE INTO messages (id, replay_key, relay_id, received, read_at, box) "
             "VALUES (?, ?, ?, ?, NULL, ?)",
             (message_id, replay, relay_id, received, self._seal(f"message:{message_id}", data)))
-        return cur.rowcount == 1
+        return data if cur.rowcount == 1 else None
+
+    async def messages_with_id(self, message_id: str
+                               ) -> list[tuple[dict[str, Any], int, int | None]]:
+        """``(data, received, read_at)`` of every message held under ``message_id`` (two
+        senders may share an id, SPEC 9.3)."""
+        async with self._db.execute(
+                "SELECT box, received, read_at FROM messages WHERE id = ?", (message_id,)) as cur:
+            rows = await cur.fetchall()
+        return [(self._open(f"message:{message_id}", bytes(r[0])), int(r[1]),
+                 None if r[2] is None else int(r[2])) for r in rows]
+
+    async def senders_of(self, message_id: str) -> set[str]:
+        """The senders of the messages held under ``message_id``."""
+        return {str(data.get("from_staff"))
+                for data, _, _ in await self.messages_with_id(message_id)}
+
+    async def withdraw(self, sender: str, message_id: str, when: int, keep_until: int,
+                       now: int) -> bool:
+        """Mark ``sender``'s message ``message_id`` withdrawn (SPEC 9.4); True if it was held.
+
+        A held message keeps its sender, subject and times and loses its body and attachment
+        keys. The pair is remembered until ``keep_until`` either way, so the message
+        arriving later is stored withdrawn (``add_message``).
+        """
+        replay = self._replay_key(sender, message_id)
+        await self._db.execute("BEGIN")
+        try:
+            await self._db.execute("DELETE FROM withdrawals WHERE expires < ?", (now,))
+            await self._db.execute(
+                "INSERT INTO withdrawals (replay_key, expires, box) VALUES (?, ?, ?) "
+                "ON CONFLICT (replay_key) DO UPDATE SET expires = MAX(expires, excluded.expires)",
+                (replay, keep_until, self._seal(f"withdrawal:{replay.hex()}", {"at": when})))
+            async with self._db.execute(
+                    "SELECT box FROM messages WHERE replay_key = ?", (replay,)) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                data = self._open(f"message:{message_id}", bytes(row[0]))
+                if not data.get("withdrawn"):
+                    await self._db.execute(
+                        "UPDATE messages SET box = ? WHERE replay_key = ?",
+                        (self._seal(f"message:{message_id}", withdrawn_record(data, when)),
+                         replay))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return row is not None
+
+    async def _withdrawn_at(self, replay: bytes) -> int | None:
+        async with self._db.execute(
+                "SELECT box FROM withdrawals WHERE replay_key = ?", (replay,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return int(self._open(f"withdrawal:{replay.hex()}", bytes(row[0]))["at"])
 
     async def messages(self) -> list[tuple[dict[str, Any], int, int | None]]:
         """Every stored message as ``(data, received, read_at)``, in the order they arrived."""
@@ -249,6 +318,11 @@ class MailboxStore:
         await self._db.execute(
             "INSERT INTO sent (id, sent, box) VALUES (?, ?, ?)",
             (message_id, sent, self._seal(f"sent:{message_id}", data)))
+
+    async def update_sent(self, message_id: str, data: dict[str, Any]) -> None:
+        """Replace the record of a sent message (e.g. to note its retraction notice)."""
+        await self._db.execute("UPDATE sent SET box = ? WHERE id = ?",
+                               (self._seal(f"sent:{message_id}", data), message_id))
 
     async def sent_all(self) -> list[tuple[str, int, dict[str, Any]]]:
         """Every sent message as ``(id, sent, data)``, in the order they were sent."""

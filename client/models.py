@@ -31,6 +31,12 @@ class Message:
     """The sender's org was verified, and its identity key has changed since."""
     sender_log_behind: bool = False
     """The sender's key log had not seen our org's newer epoch: its relay may freeze it."""
+    withdrawn: bool = False
+    """Its sender withdrew it (SPEC 9.4): body and attachment keys are gone from the device."""
+    withdrawn_at: int | None = None
+    """When the sender withdrew it (the notice's signed time)."""
+    withdrawn_files: int = 0
+    """How many attachments it had before it was withdrawn."""
 
     @classmethod
     def from_stored(cls, data: dict[str, Any], received: int, read_at: int | None) -> Message:
@@ -42,6 +48,9 @@ class Message:
             reply_to=data.get("reply_to"), received=received, read=read_at is not None,
             attachments=tuple(data.get("attachments") or ()),
             sender_log_behind=bool(data.get("sender_log_behind")),
+            withdrawn=data.get("withdrawn") is not None,
+            withdrawn_at=data.get("withdrawn"),
+            withdrawn_files=int(data.get("withdrawn_files") or 0),
         )
 
     def to_json(self, *, body: bool = True) -> dict[str, Any]:
@@ -56,10 +65,21 @@ class Message:
                             for a in self.attachments],
             "identity_changed": self.identity_changed,
             "sender_log_behind": self.sender_log_behind,
+            "withdrawn": self.withdrawn, "withdrawn_at": self.withdrawn_at,
         }
         if body:
             obj["body"] = self.body
         return obj
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A retraction notice that arrived: ``from_staff`` withdrew their message ``id``."""
+
+    id: str
+    from_staff: str
+    held: bool
+    """True if the message was in the mailbox (now marked); False: it is marked on arrival."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,8 @@ class DeliveryStatus:
     id: str
     subject: str
     recipients: tuple[RecipientStatus, ...]
+    notified: tuple[str, ...] = ()
+    """Organisations sent a retraction notice (some of their staff had fetched it)."""
 
     @property
     def state(self) -> str:
@@ -103,7 +125,8 @@ class DeliveryStatus:
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "subject": self.subject, "state": self.state,
                 "acknowledged": self.acknowledged, "of": self.of,
-                "recipients": [r.to_json() for r in self.recipients]}
+                "recipients": [r.to_json() for r in self.recipients],
+                "notified": list(self.notified)}
 
 
 @dataclass(frozen=True)
@@ -142,6 +165,8 @@ class SyncReport:
     """Ids of messages queued while the relay was away, sent by this sync."""
     outbox_expired: tuple[str, ...] = ()
     """Ids of queued messages that expired before the relay could be reached (not sent)."""
+    withdrawn: tuple[Withdrawal, ...] = ()
+    """Retraction notices this sync brought (SPEC 9.4)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"outbox_sent": list(self.outbox_sent),
@@ -152,7 +177,9 @@ class SyncReport:
                 "quarantined": [q.to_json() for q in self.quarantined],
                 "problems": list(self.problems), "rotated": self.rotated,
                 "rotation_reason": self.rotation_reason, "retired_keys": self.retired_keys,
-                "identity_switched": self.identity_switched}
+                "identity_switched": self.identity_switched,
+                "withdrawn": [{"id": w.id, "from_staff": w.from_staff, "held": w.held}
+                              for w in self.withdrawn]}
 
 
 @dataclass(frozen=True)

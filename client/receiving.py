@@ -10,6 +10,8 @@ check that failed, and then acknowledges it. An envelope that fails because our 
 is older than the message (a sender enrolled a moment ago) is retried once after a log
 sync; one sealed to an epoch key we do not hold yet waits in quarantine and is opened again
 when a grant brings that key. The same payload arriving in a second envelope is a replay.
+A retraction notice (SPEC 9.4) is opened like any message but never stored as one: it
+marks its signer's message withdrawn, now or when that message arrives.
 """
 
 from __future__ import annotations
@@ -27,12 +29,19 @@ from protocol.errors import (
     WrongRecipient,
 )
 from protocol.grants import Grant, open_grant
-from protocol.message import MessagePayload, missed_epoch, open_message, sender_log_lag
+from protocol.keylog import MAX_SKEW
+from protocol.message import (
+    MessagePayload,
+    missed_epoch,
+    open_message,
+    sender_log_lag,
+    withdrawn_by,
+)
 
 from . import devices
 from .errors import RelayRefused
 from .lifecycle import epoch_secret_name, held_epoch_secret, was_forgotten
-from .models import Message, Quarantined
+from .models import Message, Quarantined, Withdrawal
 from .profile import save_keystore
 
 if TYPE_CHECKING:
@@ -109,12 +118,13 @@ class Receiver:
                 continue
         raise DecryptFailed("the grant opens with none of this device's box keys")
 
-    async def fetch(self) -> tuple[list[Message], list[Quarantined]]:
+    async def fetch(self) -> tuple[list[Message], list[Quarantined], list[Withdrawal]]:
         """Every envelope after the stored cursor: verified, stored or quarantined, acked."""
         api = await self.ctx.api()
         cursor = int(await self.ctx.store.get_state("cursor", "0") or 0)
         messages: list[Message] = []
         quarantined: list[Quarantined] = []
+        withdrawals: list[Withdrawal] = []
         while True:
             page = await api.messages(after=cursor)
             batch = page.get("messages") or []
@@ -124,15 +134,19 @@ class Receiver:
                     messages.append(got)
                 elif isinstance(got, Quarantined):
                     quarantined.append(got)
+                elif isinstance(got, Withdrawal):
+                    withdrawals.append(got)
                 cursor = max(cursor, int(stored.get("cursor", cursor)))
             cursor = max(cursor, int(page.get("cursor") or cursor))
             await self.ctx.store.set_state("cursor", str(cursor))
             if not batch:
                 break
-        return messages, quarantined
+        return messages, quarantined, withdrawals
 
-    async def receive(self, stored: dict[str, Any]) -> Message | Quarantined | None:
-        """Verify one stored envelope: a ``Message``, a ``Quarantined`` or None (seen before)."""
+    async def receive(self, stored: dict[str, Any]
+                      ) -> Message | Quarantined | Withdrawal | None:
+        """Verify one stored envelope: a ``Message``, a ``Quarantined``, a ``Withdrawal`` (a
+        retraction notice) or None (seen before)."""
         relay_id = str(stored.get("id"))
         now = self.ctx.now()
         if await self.ctx.store.seen_relay_id(relay_id):
@@ -152,7 +166,8 @@ class Receiver:
         return result
 
     async def _open_envelope(self, relay_id: str, to_org: str, epoch: int, sealed: bytes,
-                             now: int, facts: dict[str, Any]) -> Message | Quarantined:
+                             now: int, facts: dict[str, Any]
+                             ) -> Message | Quarantined | Withdrawal:
         if to_org != self.ctx.org_id:
             return await self._quarantine(relay_id, now, "wrong_recipient",
                                           f"addressed to {to_org}", facts)
@@ -187,30 +202,51 @@ class Receiver:
                 relay_id, now, "log_forked",
                 f"the sender's key log at {payload.log.size} entries differs from ours "
                 f"({log.size} entries)", facts)
+        if payload.is_retraction:
+            return await self._withdraw(relay_id, now, payload, facts)
         message_id = payload.id.hex()
         data = payload_record(payload)
         data.update({"to_org": to_org, "epoch": epoch, "relay_id": relay_id})
         # sealed to an epoch the sender's (frozen?) log had not seen replaced: warn
         data["sender_log_behind"] = missed_epoch(log, payload.log, to_org, epoch)
-        if not await self.ctx.store.add_message(message_id, relay_id, now, data):
+        stored = await self.ctx.store.add_message(message_id, relay_id, now, data)
+        if stored is None:
             # Same payload in a new envelope: the relay (or someone) replayed it.
             return await self._quarantine(relay_id, now, "replayed",
                                           f"message {message_id} was delivered before", facts)
-        return Message.from_stored(data, now, None)
+        return Message.from_stored(stored, now, None)
+
+    async def _withdraw(self, relay_id: str, now: int, notice: MessagePayload,
+                        facts: dict[str, Any]) -> Withdrawal | Quarantined:
+        """Apply a verified retraction notice (SPEC 9.4); it is never shown as a message.
+
+        It withdraws its signer's message of that id only: naming a message we hold from
+        someone else is refused and changes nothing. A message not held yet is remembered
+        until no message with that sender and id can be accepted any more.
+        """
+        assert notice.retracts is not None
+        target = notice.retracts.hex()
+        try:
+            sender, _ = withdrawn_by(notice, await self.ctx.store.senders_of(target))
+        except ProtocolError as exc:
+            return await self._quarantine(relay_id, now, exc.code, exc.message, facts)
+        held = await self.ctx.store.withdraw(sender, target, notice.sent,
+                                             notice.expires + MAX_SKEW, now)
+        return Withdrawal(id=target, from_staff=sender, held=held)
 
     async def _quarantine(self, relay_id: str, now: int, code: str, detail: str,
                           facts: dict[str, Any]) -> Quarantined:
         await self.ctx.store.quarantine(relay_id, now, code, {**facts, "detail": detail})
         return Quarantined(relay_id=relay_id, code=code, detail=detail, received=now)
 
-    async def retry_quarantine(self) -> list[Message]:
+    async def retry_quarantine(self) -> list[Message | Withdrawal]:
         """Open again what waited: for an epoch key we now hold, or for a clock that is right.
 
         A message refused for its time (dated in the future, or expired) may have met a
         wrong clock on this computer; it is kept, and checked again at the current time on
         every sync (``Client.sync`` only gets here once the clock agrees with the relay's).
         """
-        opened: list[Message] = []
+        opened: list[Message | Withdrawal] = []
         waiting = await self.ctx.store.quarantined("epoch_key_missing")
         for code in CLOCK_CODES:
             waiting += await self.ctx.store.quarantined(code)
@@ -225,7 +261,7 @@ class Receiver:
             when = self.ctx.now() if code in CLOCK_CODES else received
             got = await self._open_envelope(relay_id, str(data["to_org"]), int(data["epoch"]),
                                             sealed, when, data)
-            if isinstance(got, Message):
+            if isinstance(got, Message | Withdrawal):
                 opened.append(got)
         return opened
 

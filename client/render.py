@@ -51,14 +51,25 @@ def inbox_lines(messages: list[Message]) -> list[str]:
         key = "inbox.line" if m.read else "inbox.line_unread"
         lines.append(t(key, id=short_id(m.id), sent=local_time(m.sent), sender=m.from_staff,
                        subject=m.subject))
+        lines += withdrawn_lines(m)
         if m.identity_changed:
             lines.append(t("inbox.identity_changed", org=m.from_org))
     return lines
 
 
+def withdrawn_lines(m: Message) -> list[str]:
+    """The line under a message in a list that its sender withdrew it (none otherwise)."""
+    if not m.withdrawn:
+        return []
+    return [t("inbox.withdrawn", sender=m.from_staff, when=local_time(m.withdrawn_at))]
+
+
 def message_lines(m: Message) -> list[str]:
     """A whole message: labelled header lines, a blank line, the body."""
     warning = [t("read.identity_changed", org=m.from_org)] if m.identity_changed else []
+    if m.withdrawn:
+        warning += [t("read.withdrawn", sender=m.from_staff, when=local_time(m.withdrawn_at)),
+                    t("read.withdrawn_removed")]
     lines = [
         *warning,
         t("read.id", id=m.id),
@@ -72,8 +83,9 @@ def message_lines(m: Message) -> list[str]:
     for a in m.attachments:
         lines.append(t("read.attachment", name=a.get("name"), size=_size(a.get("size"))))
     lines.append(t("read.subject", subject=m.subject))
-    lines.append("")
-    lines.extend(m.body.splitlines() or [""])
+    if not m.withdrawn:
+        lines.append("")
+        lines.extend(m.body.splitlines() or [""])
     return lines
 
 
@@ -85,6 +97,8 @@ def status_lines(s: DeliveryStatus) -> list[str]:
         for r in s.recipients:
             lines.append(t("status.recipient", org=r.org, state=t(f"state.{r.state}"),
                            acknowledged=r.acknowledged, of=r.of))
+    if s.notified:
+        lines.append(t("status.notified", orgs=", ".join(s.notified)))
     return fit(lines)
 
 
@@ -136,8 +150,13 @@ def sync_lines(r: SyncReport) -> list[str]:
     for m in r.messages:
         lines.append(t("inbox.line_unread", id=short_id(m.id), sent=local_time(m.sent),
                        sender=m.from_staff, subject=m.subject))
+        lines += withdrawn_lines(m)
         if m.identity_changed:
             lines.append(t("inbox.identity_changed", org=m.from_org))
+    shown = {m.id for m in r.messages}
+    for w in r.withdrawn:
+        if w.held and w.id not in shown:  # one not held yet is marked when it arrives
+            lines.append(t("sync.withdrawn", id=short_id(w.id), sender=w.from_staff))
     for q in r.quarantined:
         lines.append(t("sync.quarantined", code=q.code, detail=q.detail))
     for code in r.problems:

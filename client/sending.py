@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 from protocol.encoding import ID_RE, b64decode, b64encode
 from protocol.errors import LogOrgRevoked, LogOrgUnknown, ProtocolError
 from protocol.keylog import EpochState
-from protocol.message import LogPosition, MessagePayload, parse_payload, seal_message
+from protocol.message import (
+    LogPosition,
+    MessagePayload,
+    parse_payload,
+    retraction_notice,
+    seal_message,
+)
 
 from .api import RelayApi
 from .drops import (
@@ -169,16 +175,19 @@ class Sender:
         await self.ctx.sync_log()
         return await api.send(secrets.token_bytes(16), ttl, self._seal(payload))
 
-    async def flush_outbox(self) -> tuple[list[str], list[str]]:
+    async def flush_outbox(self, only: str | None = None) -> tuple[list[str], list[str]]:
         """Send what waited for the relay; returns (sent ids, ids expired unsent).
 
         A message past its signed expiry is not sent any more (recipients would refuse
         it): it leaves the outbox and is reported, never dropped silently. A refusal keeps
-        the message for the next sync (until it expires).
+        the message for the next sync (until it expires). ``only``: just that one.
+        A retraction notice leaves no sent record of its own (its message's record names it).
         """
         sent: list[str] = []
         expired: list[str] = []
         for message_id, queued, expires, data in await self.ctx.store.outbox():
+            if only is not None and message_id != only:
+                continue
             if expires <= self.ctx.now():
                 await self.ctx.store.remove_outbox(message_id)
                 expired.append(message_id)
@@ -191,7 +200,9 @@ class Sender:
                 break  # still away: everything waits for the next sync
             except RelayRefused:
                 continue
-            if await self.ctx.store.sent(message_id) is None:  # not if a crash came between
+            if payload.is_retraction:
+                pass
+            elif await self.ctx.store.sent(message_id) is None:  # not if a crash came between
                 await self._record(payload, answers, queued, list(data.get("drops") or ()))
             await self.ctx.store.remove_outbox(message_id)
             sent.append(message_id)
@@ -227,7 +238,9 @@ class Sender:
         return await self._status(message_id, retract=False)
 
     async def retract(self, message_id: str) -> DeliveryStatus:
-        """Withdraw a message we sent from every recipient mailbox that still holds it."""
+        """Withdraw a message we sent: from every recipient mailbox that still holds it, and
+        from the devices of recipients that fetched it already (a signed retraction notice,
+        SPEC 9.4); its files are deleted on the relay."""
         return await self._status(message_id, retract=True)
 
     async def _status(self, message_id: str, *, retract: bool) -> DeliveryStatus:
@@ -236,27 +249,58 @@ class Sender:
         if record is None:
             raise UsageError("unknown_message", id=message_id)
         api = await self.ctx.api()
-        out, refused = [], None
+        out = []
         for rec in record["recipients"]:
             token = b64decode(rec["token"], size=32, field="token")
             if retract:
                 try:
                     await api.retract(token)
                 except RelayRefused as exc:
-                    # Already delivered or expired there: say so below, retract the others.
+                    # Already delivered or expired there: the notice below tells its readers.
                     if exc.code not in ("not_retractable", "not_found"):
                         raise
-                    refused = exc
             out.append(await self._recipient_status(api, rec["org"], token))
-        if retract and not any(r.state == "delivered" for r in out):
-            # No recipient keeps the message: its files go too (one drop serves every
-            # recipient org, so a message delivered somewhere keeps them until its TTL).
-            await withdraw_drops(self.ctx, [(str(d), str(t))
-                                               for d, t in record.get("drops") or ()])
-        if refused is not None and not any(r.state == "retracted" for r in out):
-            raise refused
-        return DeliveryStatus(id=full, subject=str(record.get("subject", "")),
-                              recipients=tuple(out))
+        status = DeliveryStatus(id=full, subject=str(record.get("subject", "")),
+                                recipients=tuple(out))
+        if not retract:
+            return status
+        # Someone there may hold it: everywhere except where the relay deleted it unread.
+        holders = tuple(r.org for r in out if r.state != "retracted" or r.acknowledged)
+        if holders:
+            await self._notify_retraction(full, record, holders)
+        # Nobody keeps the message now (recipients that have it drop its file keys on the
+        # notice): its files go too, rather than at their TTL.
+        await withdraw_drops(self.ctx, [(str(d), str(t)) for d, t in record.get("drops") or ()])
+        return dataclasses.replace(status, notified=holders)
+
+    async def _notify_retraction(self, message_id: str, record: dict[str, Any],
+                                 holders: tuple[str, ...]) -> None:
+        """Send the signed notice that withdraws ``message_id`` from ``holders`` (SPEC 9.4).
+
+        Made once: it waits in the outbox under its own idempotency key, and the sent record
+        names it before it leaves, so a retried retract sends it again only if it is still
+        queued, and the relay stores it once.
+        """
+        queued = record.get("retraction")
+        if queued is None:
+            await self.ctx.sync_log()
+            now = self.ctx.now()
+            expires = max(int(r["expires"]) for r in record["recipients"])
+            # until the original cannot arrive any more, and long enough for people away
+            longest = min(MAX_TTL, self.ctx.link.limit("max_ttl") or MAX_TTL)
+            ttl = min(max(expires - now, DEFAULT_TTL), longest)
+            notice = retraction_notice(
+                bytes.fromhex(message_id), id=secrets.token_bytes(16),
+                from_staff=self.ctx.require_staff(), to=holders, sent=now,
+                expires=now + ttl, thread=bytes.fromhex(str(record["thread"])),
+                log=LogPosition.of(self.ctx.directory.log))
+            queued = notice.id.hex()
+            await self.ctx.store.add_outbox(queued, now, notice.expires, {
+                "payload": notice.to_bytes().hex(), "ttl": ttl,
+                "key": b64encode(secrets.token_bytes(16)), "envelopes": self._seal(notice),
+                "drops": [], "retracts": message_id})
+            await self.ctx.store.update_sent(message_id, {**record, "retraction": queued})
+        await self.flush_outbox(only=str(queued))
 
     @staticmethod
     async def _recipient_status(api: RelayApi, org: str, token: bytes) -> RecipientStatus:

@@ -21,7 +21,7 @@ sender must have been valid staff at ``max(sent, creation of the epoch sealed to
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Collection, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,8 @@ CONTENT_HEADER = KEY_ID_SIZE + SIG_SIZE
 ATTACHMENT_FIELDS = ("drop", "key", "size", "name", "type", "hash")
 PAYLOAD_FIELDS = ("v", "id", "from_org", "from_staff", "to", "sent", "subject", "body",
                   "thread", "reply_to", "attachments", "expires", "log")
+OPTIONAL_PAYLOAD_FIELDS = ("retracts",)
+"""Present only in a retraction notice (SPEC 9.4): the id of the message it withdraws."""
 LOG_POSITION_FIELDS = ("size", "hash")
 
 
@@ -226,6 +228,13 @@ class MessagePayload:
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
     log: LogPosition = EMPTY_LOG
     """The sender's verified log head when it sealed (``EMPTY_LOG``: it had none)."""
+    retracts: bytes | None = None
+    """Set only in a retraction notice: the id of the sender's message it withdraws."""
+
+    @property
+    def is_retraction(self) -> bool:
+        """True for a retraction notice (SPEC 9.4), which a client never shows as a message."""
+        return self.retracts is not None
 
     def check(self) -> MessagePayload:
         """Raise ``BadField`` unless every field meets the protocol's rules.
@@ -263,6 +272,8 @@ class MessagePayload:
         if not isinstance(self.log, LogPosition):
             raise BadField("log must be a LogPosition")
         self.log.check()
+        if self.retracts is not None:
+            _check_notice(self)
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -281,6 +292,7 @@ class MessagePayload:
             "attachments": [a.to_json() for a in self.attachments],
             "expires": self.expires,
             "log": self.log.to_json(),
+            **({} if self.retracts is None else {"retracts": b64encode(self.retracts)}),
         }
 
     def to_bytes(self) -> bytes:
@@ -305,7 +317,7 @@ def parse_payload(body: bytes) -> MessagePayload:
 
 def payload_from_json(obj: dict[str, Any]) -> MessagePayload:
     """Validate a payload object (as parsed from canonical JSON)."""
-    check_fields(obj, PAYLOAD_FIELDS)
+    check_fields(obj, PAYLOAD_FIELDS, OPTIONAL_PAYLOAD_FIELDS)
     to, attachments, reply_to = obj["to"], obj["attachments"], obj["reply_to"]
     if not isinstance(to, list):
         raise BadField("to must be a list")
@@ -324,7 +336,30 @@ def payload_from_json(obj: dict[str, Any]) -> MessagePayload:
         attachments=tuple(Attachment.from_json(a) for a in attachments),
         expires=obj["expires"],
         log=LogPosition.from_json(obj["log"]),
+        retracts=get_bytes(obj, "retracts") if "retracts" in obj else None,
     ).check()
+
+
+def _check_notice(payload: MessagePayload) -> None:
+    """A retraction notice carries nothing but the id it withdraws (SPEC 9.4)."""
+    _check_bytes(payload.retracts, "retracts", ID_SIZE)
+    if payload.retracts == payload.id:
+        raise BadField("a retraction notice cannot withdraw itself")
+    if payload.subject or payload.body or payload.attachments or payload.reply_to is not None:
+        raise BadField("a retraction notice has no subject, body, attachments or reply_to")
+
+
+def retraction_notice(retracts: bytes, *, id: bytes, from_staff: str, to: tuple[str, ...],
+                      sent: int, expires: int, thread: bytes,
+                      log: LogPosition = EMPTY_LOG) -> MessagePayload:
+    """The notice by which ``from_staff`` withdraws their message ``retracts`` (SPEC 9.4).
+
+    ``thread`` is the withdrawn message's thread; ``to`` the recipient orgs that may hold it.
+    """
+    return MessagePayload(id=id, from_org=org_of(check_staff_id(from_staff)),
+                          from_staff=from_staff, to=to, sent=sent, subject="", body="",
+                          thread=thread, expires=expires, log=log, retracts=retracts).check()
+
 
 
 def message_signing_parts(body: bytes, to_org: str, epoch: int) -> tuple[bytes, bytes, bytes]:
@@ -383,6 +418,22 @@ def require_new(payload: MessagePayload, accepted: Container[ReplayKey]) -> Repl
         raise Replayed(f"message {payload.id.hex()} from {payload.from_staff} was delivered "
                        "before")
     return key
+
+
+def withdrawn_by(notice: MessagePayload, senders_of_id: Collection[str]) -> ReplayKey:
+    """The replay key of the one message ``notice`` may withdraw: its signer's, by that id.
+
+    ``senders_of_id`` holds the senders of the messages the reader accepted under the id
+    the notice names. A notice withdraws only a message of the staff member who signed it
+    (SPEC 9.4): naming an id the reader holds from others, and not from the signer, raises
+    ``WrongSigner`` (a colleague, or anyone, forging a withdrawal). An id the reader does
+    not hold yet is fine: the message may still arrive, and must then arrive withdrawn.
+    """
+    if notice.retracts is None:
+        raise BadField("not a retraction notice")
+    if senders_of_id and notice.from_staff not in senders_of_id:
+        raise WrongSigner("a retraction notice may only withdraw a message of its own signer")
+    return notice.from_staff, notice.retracts
 
 
 @dataclass(frozen=True)

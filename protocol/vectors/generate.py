@@ -59,6 +59,7 @@ from protocol.message import (  # noqa: E402
     MessagePayload,
     message_content,
     message_signing_parts,
+    retraction_notice,
     seal_message,
 )
 from protocol.padding import pad_message, padme  # noqa: E402
@@ -700,6 +701,17 @@ def message_vectors() -> dict[str, Vector]:
          "alice's message dated before org-a's revocation, opened after org-a was "
          "re-admitted with a new identity key: re-admission does not restore old keys.",
          sealed_to(readmit_sent, alice, at=net6), at=net6)
+    withdrawn = payload()
+    notice = retraction_notice(withdrawn.id, id=seed("message-id/notice")[:16],
+                               from_staff="org-a/alice", to=("org-b",), sent=sent + 60,
+                               expires=withdrawn.expires, thread=withdrawn.thread)
+    case("retraction_valid", "success", "alice withdraws her message: a retraction notice "
+         "(SPEC 9.4) naming its id, with no subject, body or attachments.",
+         sealed_to(notice, alice), opened=notice, now=sent + 60)
+    case("retraction_with_body", "bad_field", "A retraction notice, signed by alice, that "
+         "still carries a body: a notice carries nothing but the id it withdraws.",
+         crafted(canonical_json({**notice.to_json(), "body": "noch da"}), alice),
+         now=sent + 60)
     return out
 
 
@@ -707,6 +719,7 @@ def mailbox_vectors() -> dict[str, Vector]:
     """Envelopes opened in order by one reader, which remembers what it accepted."""
     net = base_net()
     alice, dan = net.signing["org-a/alice"], net.signing["org-c/dan"]
+    carol = net.signing["org-a/carol"]
     shared_id = seed("mailbox/shared-id")[:16]
 
     def payload(staff_id: str, to: tuple[str, ...], n: int) -> MessagePayload:
@@ -720,10 +733,17 @@ def mailbox_vectors() -> dict[str, Vector]:
                               seed(f"mailbox/ephemeral/{n}"))
         return {"sealed": b64(sealed)}
 
-    def case(expect: str, description: str, envelopes: list[dict[str, Any]]) -> Vector:
+    def case(expect: str, description: str, envelopes: list[dict[str, Any]],
+             **extra: Any) -> Vector:
         return vector(expect, description, network_key=b64(net.network.public), now=net.now,
                       log=net.log_texts(), to_org="org-b", epoch=1,
-                      epoch_secret=b64(net.epochs[("org-b", 1)].secret), envelopes=envelopes)
+                      epoch_secret=b64(net.epochs[("org-b", 1)].secret), envelopes=envelopes,
+                      **extra)
+
+    def notice(staff_id: str, n: int) -> MessagePayload:
+        return retraction_notice(shared_id, id=seed(f"mailbox/notice/{n}")[:16],
+                                 from_staff=staff_id, to=("org-b",), sent=net.now,
+                                 expires=net.now + 86400, thread=seed("mailbox/thread/1")[:16])
 
     genuine = payload("org-a/alice", ("org-b", "org-c"), 1)
     return {
@@ -736,6 +756,21 @@ def mailbox_vectors() -> dict[str, Vector]:
             "org-b its own message under that id first; alice's genuine message, opened "
             "next, has another sender and MUST be accepted.",
             [envelope(payload("org-c/dan", ("org-b",), 3), dan, 3), envelope(genuine, alice, 4)]),
+        "mailbox_retraction_valid": case(
+            "success", "org-b opens alice's message, then alice's retraction notice naming "
+            "it: the message is withdrawn (`withdrawn` lists the (from_staff, id) pairs a "
+            "reader holds withdrawn at the end).",
+            [envelope(genuine, alice, 5), envelope(notice("org-a/alice", 6), alice, 6)],
+            withdrawn=[["org-a/alice", b64(shared_id)]]),
+        "mailbox_retraction_before_message_valid": case(
+            "success", "alice's retraction notice arrives before her message: kept, so the "
+            "message arrives withdrawn.",
+            [envelope(notice("org-a/alice", 7), alice, 7), envelope(genuine, alice, 8)],
+            withdrawn=[["org-a/alice", b64(shared_id)]]),
+        "mailbox_retraction_by_colleague": case(
+            "wrong_signer", "carol, alice's colleague in org-a, sends a retraction notice "
+            "naming alice's message: only its signer's own message can be withdrawn.",
+            [envelope(genuine, alice, 9), envelope(notice("org-a/carol", 10), carol, 10)]),
     }
 
 

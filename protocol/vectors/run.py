@@ -39,7 +39,7 @@ from protocol.keys import (  # noqa: E402
     format_fingerprint,
     safety_code,
 )
-from protocol.message import open_message, require_new  # noqa: E402
+from protocol.message import open_message, require_new, withdrawn_by  # noqa: E402
 from protocol.padding import pad_message, padme, unpad_message  # noqa: E402
 from protocol.requests import open_org_request, open_staff_request  # noqa: E402
 from protocol.sealedbox import open_sealed, seal  # noqa: E402
@@ -158,11 +158,20 @@ def run_message(vec: Vector) -> None:
 def run_mailbox(vec: Vector) -> None:
     """Open each envelope in order; remember (sender, id) of each accepted one (SPEC 9.3)."""
     log, accepted = _keylog(vec), set[tuple[str, bytes]]()
+    withdrawn: set[tuple[str, bytes]] = set()
     for envelope in vec["envelopes"]:
         opened = open_message(_b(envelope["sealed"]), to_org=vec["to_org"],
                               epoch=vec["epoch"], epoch_secret=_b(vec["epoch_secret"]),
                               keylog=log, now=vec["now"])
-        accepted.add(require_new(opened.payload, accepted))
+        payload = opened.payload
+        key = require_new(payload, accepted)
+        if payload.retracts is not None:  # a retraction notice (SPEC 9.4)
+            withdrawn.add(withdrawn_by(payload, {s for s, i in accepted if i == payload.retracts}))
+        accepted.add(key)
+    if "withdrawn" in vec:
+        held = {k for k in withdrawn if k in accepted}
+        _same("withdrawn", sorted([s, b64encode(i)] for s, i in held),
+              sorted(vec["withdrawn"]))
 
 
 def run_grant(vec: Vector) -> None:

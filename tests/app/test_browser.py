@@ -236,6 +236,41 @@ def test_a_pending_message_can_be_retracted(anna: Session, world: World) -> None
         .get_by_text("retracted").count() == 1
 
 
+def test_a_fetched_message_retracted_by_its_sender_shows_withdrawn(
+        anna: Session, ben: Session, world: World, shots: Path) -> None:
+    page = anna.page
+    page.goto("/compose")
+    page.get_by_label(org_name(world.sued)).check()
+    page.get_by_label("Subject", exact=True).fill("Falsche Stelle")
+    page.get_by_label("Message", exact=True).fill("Frau K., Lindenstraße 4")
+    page.get_by_role("button", name="Send").click()
+    wait_text(page, "was sent")
+    for _ in range(60):  # ben's app listens and fetches it
+        ben.page.goto("/inbox")
+        if ben.page.get_by_role("link", name="Falsche Stelle").count():
+            break
+        ben.page.wait_for_timeout(500)
+    ben.page.get_by_role("link", name="Falsche Stelle").click()
+    wait_text(ben.page, "Frau K., Lindenstraße 4")
+
+    page.goto("/sent")
+    page.get_by_role("button", name=re.compile(r"^Retract\W+Falsche Stelle$")).click()
+    wait_text(page, "was retracted")
+    item = ben.page.locator(".app-message").filter(has_text="Falsche Stelle")
+    for _ in range(60):  # the notice reaches ben's listening app
+        ben.page.goto("/inbox")
+        if item.get_by_text("Withdrawn", exact=True).count():
+            break
+        ben.page.wait_for_timeout(500)
+    assert item.get_by_text("Withdrawn by").count() == 1
+    ben.page.get_by_role("link", name="Falsche Stelle").click()
+    alert = ben.page.locator("#withdrawn")
+    assert "Its text and attachments were removed from this device." in alert.inner_text()
+    assert ben.page.get_by_text("Frau K., Lindenstraße 4").count() == 0
+    check_page(ben, shots, "message-withdrawn")
+    assert anna.errors == [] and ben.errors == []
+
+
 def test_compose_errors_are_summarised_and_linked_to_their_fields(ben: Session) -> None:
     page = ben.page
     page.goto("/compose")

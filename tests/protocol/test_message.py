@@ -40,7 +40,9 @@ from protocol.message import (
     missed_epoch,
     open_message,
     parse_payload,
+    retraction_notice,
     sender_log_lag,
+    withdrawn_by,
 )
 from protocol.padding import pad_message, unpad_message
 from protocol.sealedbox import open_sealed, seal
@@ -457,3 +459,65 @@ def test_a_payload_without_a_valid_log_position_is_refused() -> None:
     del obj["log"]
     with pytest.raises(MissingField):
         parse_payload(canonical_json(obj))
+
+
+# --- retraction notices (SPEC 9.4) -----------------------------------------------------------
+
+
+def _notice(world: World, sender: Staff, original: MessagePayload) -> MessagePayload:
+    return retraction_notice(original.id, id=world.fresh("id")[:16],
+                             from_staff=sender.staff_id, to=original.to, sent=world.now,
+                             expires=original.expires, thread=original.thread)
+
+
+def test_a_retraction_notice_opens_like_a_message_and_names_what_it_withdraws() -> None:
+    world, _a, b, alice, _bob = standard_world()
+    original = world.payload(alice, ("org-b",))
+    opened = _open(world, b, world.seal(_notice(world, alice, original), alice, b)).payload
+    assert opened.is_retraction and opened.retracts == original.id
+    assert not original.is_retraction
+    assert "retracts" not in original.to_json()  # plain messages keep their exact bytes
+    assert withdrawn_by(opened, {alice.staff_id}) == (alice.staff_id, original.id)
+    assert withdrawn_by(opened, set()) == (alice.staff_id, original.id)  # arrives later
+
+
+def test_a_notice_by_anyone_but_the_sender_withdraws_nothing() -> None:
+    world, a, b, alice, _bob = standard_world()
+    carol = world.add_staff(a, "carol", "admin")  # a colleague, even an admin, of the sender
+    eve = world.add_staff(b, "eve")  # a colleague in the recipient org
+    original = world.payload(alice, ("org-b",))
+    for forger in (carol, eve):
+        forged = _open(world, b, world.seal(_notice(world, forger, original), forger, b))
+        with pytest.raises(WrongSigner):
+            withdrawn_by(forged.payload, {alice.staff_id})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"subject": "x"}, {"body": "x"}, {"retracts": bytes(15)},
+     {"reply_to": bytes(16)}, {"attachments": (Attachment(
+         drop=bytes(16), key=bytes(32), size=1, name="a", type="b", hash=bytes(32)),)}],
+)
+def test_a_notice_carries_nothing_but_the_id_it_withdraws(change: dict[str, Any]) -> None:
+    world, _a, _b, alice, _bob = standard_world()
+    notice = replace(_notice(world, alice, world.payload(alice, ("org-b",))), **change)
+    with pytest.raises(BadField):
+        notice.to_bytes()
+
+
+@pytest.mark.parametrize("field", ["subject", "body"])
+def test_a_reader_refuses_a_notice_with_text_even_signed_by_the_sender(field: str) -> None:
+    world, _a, b, alice, _bob = standard_world()
+    obj = {**_notice(world, alice, world.payload(alice, ("org-b",))).to_json(), field: "x"}
+    with pytest.raises(BadField):
+        _open(world, b, _craft(canonical_json(obj), alice.signing, b))
+
+
+def test_a_notice_cannot_withdraw_itself_nor_be_null() -> None:
+    world, _a, b, alice, _bob = standard_world()
+    notice = _notice(world, alice, world.payload(alice, ("org-b",)))
+    with pytest.raises(BadField):
+        replace(notice, retracts=notice.id).to_bytes()
+    with pytest.raises(BadField):
+        _open(world, b, _craft(canonical_json({**notice.to_json(), "retracts": None}),
+                               alice.signing, b))
