@@ -20,6 +20,7 @@ import click
 from kokshared.private_files import use_private_umask
 from protocol.errors import ProtocolError
 
+from . import agent_client
 from ._client import Client
 from .cli_common import (
     FullHelpGroup,
@@ -32,6 +33,7 @@ from .cli_common import (
 )
 from .errors import KokError, ProfileError, UsageError, VerificationError
 from .i18n import file_size, localise_usage, t, tn, use_for_click
+from .passphrase_strength import require_strong
 from .profile import load_profile, save_keystore
 from .progress import progress_for
 from .render import inbox_lines, message_lines, org_lines, status_lines, sync_lines
@@ -288,7 +290,7 @@ def listen_cmd(ctx: click.Context, count: int | None) -> None:
 def passwd_cmd(ctx: click.Context, new_passphrase_file: Path | None) -> None:
     s = settings(ctx)
     prof = load_profile(s.home, s.profile)
-    keystore = s.open_keystore(prof)
+    keystore = s.open_keystore(prof, use_agent=False)  # changing it needs the current one
     if new_passphrase_file is not None:
         new = read_secret_file(new_passphrase_file)
     elif os.environ.get("KOK_NEW_PASSPHRASE"):
@@ -300,7 +302,9 @@ def passwd_cmd(ctx: click.Context, new_passphrase_file: Path | None) -> None:
         raise ProfileError("no_new_passphrase")
     if not new:
         raise ProfileError("empty_passphrase")
+    require_strong(new, [prof.name])
     save_keystore(keystore, new)
+    agent_client.lock(prof)  # it holds the old passphrase, which no longer opens the keystore
     s.out(t("passwd.done", profile=prof.name), {"ok": True, "profile": prof.name})
 
 
@@ -318,6 +322,10 @@ def _mount_subcommands() -> None:
     from .cli_everyday import EVERYDAY_COMMANDS
 
     for command in EVERYDAY_COMMANDS:
+        main.add_command(command)
+    from .cli_agent import AGENT_COMMANDS
+
+    for command in AGENT_COMMANDS:
         main.add_command(command)
     try:
         from relay.cli import relay_group  # the relay engineer's commands, when installed

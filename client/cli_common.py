@@ -11,17 +11,19 @@ import json
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from . import agent_client
 from ._client import Client
 from .errors import ProfileError, UsageError
 from .i18n import t
 from .keystore import Keystore
+from .passphrase_strength import weakness
 from .profile import Profile, load_profile
 from .safetext import printable
 
@@ -30,8 +32,8 @@ WIDTH = 80
 """No line of kok's own is longer (braille displays and screen readers follow lines)."""
 
 PASSPHRASE_TRIES = 3
-_DURATION_RE = re.compile(r"^\s*([0-9]+)\s*([mhdw])\s*$", re.ASCII)
-_DURATION_UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$", re.ASCII)
+_DURATION_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass
@@ -50,9 +52,30 @@ class Settings:
         return (self.passphrase_file is None and not os.environ.get("KOK_PASSPHRASE")
                 and sys.stdin.isatty())
 
-    def passphrase(self, *, confirm: bool = False, profile: str | None = None) -> str:
+    def passphrase(self, *, confirm: bool = False, profile: str | None = None,
+                   hints: Iterable[str] = ()) -> str:
         """From ``--passphrase-file``, ``$KOK_PASSPHRASE``, or a hidden prompt on a terminal
-        that names the profile it is for."""
+        that names the profile it is for.
+
+        ``confirm`` marks a new passphrase: typed twice, and refused if it is easy to guess
+        (``client.passphrase_strength``; ``hints`` are names it must not lean on); on a
+        terminal another one may be chosen.
+        """
+        name = profile or self.profile or os.environ.get("KOK_PROFILE") or "default"
+        attempt = 1
+        while True:
+            value = self._passphrase_once(confirm=confirm, profile=name)
+            if not confirm:
+                return value
+            reason = weakness(value, [name, *hints])
+            if reason is None:
+                return value
+            if not self.asks() or attempt >= PASSPHRASE_TRIES:
+                raise ProfileError("weak_passphrase", reason=reason)
+            click.echo(t("prompt.weak_passphrase", reason=reason), err=True)
+            attempt += 1
+
+    def _passphrase_once(self, *, confirm: bool, profile: str) -> str:
         if self.passphrase_file is not None:
             return read_secret_file(self.passphrase_file)
         env = os.environ.get("KOK_PASSPHRASE")
@@ -60,19 +83,28 @@ class Settings:
             return env
         if not sys.stdin.isatty():
             raise ProfileError("no_passphrase")
-        name = profile or self.profile or os.environ.get("KOK_PROFILE") or "default"
-        value = click.prompt(t("prompt.passphrase_for", profile=name), hide_input=True,
+        value = click.prompt(t("prompt.passphrase_for", profile=profile), hide_input=True,
                              confirmation_prompt=t("prompt.passphrase_again") if confirm else False,
                              err=True)
         return str(value)
 
-    def open_keystore(self, prof: Profile) -> Keystore:
-        """The profile's keystore; a mistyped passphrase may be typed again on a terminal."""
+    def open_keystore(self, prof: Profile, *, use_agent: bool = True) -> Keystore:
+        """The profile's keystore: from its unlock agent (``kok unlock``) if one runs, else
+        with the passphrase; a mistyped one may be typed again on a terminal."""
+        if use_agent:
+            keystore = agent_client.open_keystore(prof)
+            if keystore is not None:
+                return keystore
+        return self.open_with_passphrase(prof)[0]
+
+    def open_with_passphrase(self, prof: Profile) -> tuple[Keystore, str]:
+        """The keystore and the passphrase that opened it (retried on a terminal)."""
         tries = PASSPHRASE_TRIES if self.asks() else 1
         attempt = 1
         while True:
+            passphrase = self.passphrase(profile=prof.name)
             try:
-                return prof.open_keystore(self.passphrase(profile=prof.name))
+                return prof.open_keystore(passphrase), passphrase
             except ProfileError as exc:
                 if exc.code != "wrong_passphrase" or attempt >= tries:
                     raise
@@ -151,7 +183,8 @@ def write_public_file(path: str, data: bytes) -> None:
 
 
 def parse_duration(text: str, setting: str) -> int:
-    """``30m``, ``12h``, ``2d`` or ``1w`` as seconds; ``setting`` (``--ttl``) names it in errors.
+    """``45s``, ``30m``, ``12h``, ``2d`` or ``1w`` as seconds; ``setting`` (``--ttl``) names
+    it in errors.
 
     The one parser for every duration ``kok`` asks for, so each option takes the same units.
     """

@@ -223,6 +223,13 @@ class Keystore:
             self._merge_from_disk()
             self._write()
 
+    def refresh(self) -> None:
+        """Take in what other programs saved since this copy was read or last saved (the
+        same merge as ``save``, without writing): a long-lived holder such as the unlock
+        agent stays current. ``KeystoreChanged`` if the passphrase was changed meanwhile."""
+        with _file_lock(self.path.with_name(f".{self.path.name}.lock")):
+            self._merge_from_disk()
+
     def forget(self, name: str) -> None:
         """Delete a secret for good (also from copies other processes hold); call ``save``."""
         self.secrets.pop(name, None)

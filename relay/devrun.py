@@ -3,7 +3,7 @@
 DEVELOPMENT ONLY. On first run this creates
 
     var/home/network/   a network-office profile (keystore with the network key, passphrase
-                        "dev", printed below and never written anywhere)
+                        "dev-relay-not-for-real-cases", printed below, never written)
     var/network.json    the network's public anchor
     var/relay/          the relay directory (``relay init``)
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kokshared.private_files import make_private_dir, use_private_umask
 
-DEV_PASSPHRASE = "dev"  # noqa: S105 (development only, printed on start)
+DEV_PASSPHRASE = "dev-relay-not-for-real-cases"  # noqa: S105 (development only, printed on start)
 DEV_NETWORK_NAME = "Development network (not for real cases)"
 
 
