@@ -17,7 +17,7 @@ from .errors import BadHeader
 from .expiry import purge_once, run_expiry
 from .handlers.common import LARGE_AT_ONCE, LARGE_REQUESTS, SERVICE
 from .metrics import METRICS, RelayMetrics
-from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware
+from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware, flush_access_log
 from .problems import SERVER_NAME, problem_middleware
 from .routes import ROUTES, add_routes
 from .service import RelayService
@@ -122,6 +122,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await bus.close()
     await relay.hub.close_all()
     await relay.store.close()
+    flush_access_log()
     log.info("stopped")
 
 

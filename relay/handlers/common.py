@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -91,8 +91,21 @@ async def read_parsed(request: web.Request, limit: int, parser: Callable[[Any], 
     return _parse(raw, parser)
 
 
-@contextlib.asynccontextmanager
-async def large_request_slot(request: web.Request, limit: int) -> AsyncIterator[None]:
+class _NoSlot:
+    """The slot of a small body: nothing to wait for (and cheaper than a generator-based
+    context manager on the path of almost every send)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_SLOT = _NoSlot()
+
+
+def large_request_slot(request: web.Request, limit: int) -> AbstractAsyncContextManager[Any]:
     """Hold one of ``LARGE_AT_ONCE`` places while a large (or unsized) body is read and
     handled: a flood of large bodies waits its turn, unread, instead of filling memory and
     the CPU that every other request needs. A body declared over ``limit`` is refused
@@ -101,10 +114,9 @@ async def large_request_slot(request: web.Request, limit: int) -> AsyncIterator[
     if declared is not None and declared > limit:
         raise BodyTooLarge(f"The body may be at most {limit} bytes.")
     if declared is not None and declared <= LARGE_BODY:
-        yield
-        return
-    async with request.app[LARGE_REQUESTS]:
-        yield
+        return _NO_SLOT
+    slots: asyncio.Semaphore = request.app[LARGE_REQUESTS]
+    return slots
 
 
 def _as_is(value: Any) -> Any:
@@ -184,5 +196,6 @@ def _charge(limiter: RateLimiter, key: str) -> None:
 
 
 def ok(data: Any, status: int = 200) -> web.Response:
-    """A JSON answer."""
-    return web.json_response(data, status=status)
+    """A JSON answer (encoded by ``wire.encode``, several times faster than ``json.dumps``)."""
+    return web.Response(body=wire.encode(data), status=status,
+                        content_type="application/json", charset="utf-8")

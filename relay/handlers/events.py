@@ -24,7 +24,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     relay = service(request)
     session = require_session(request, now())
     after = int_query(request, "after", 0, MAX_CURSOR)
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4096)
+    # compress=False: a frame is base64 of ciphertext (deflate saves little), and a
+    # compressor per stream would cost memory and CPU per listener for every push
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4096, compress=False)
     if not ws.can_prepare(request).ok:
         raise WebSocketRequired()
     sub = relay.events.open(session)
@@ -39,7 +41,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                     break
                 if ws.closed:
                     break
-                await ws.send_str(wire.message_event(item))
+                await ws.send_frame(wire.message_event(item), WSMsgType.TEXT)
     except ConnectionResetError:
         pass
     finally:

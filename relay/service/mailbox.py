@@ -49,6 +49,9 @@ from .recipients import require_recipient
 from .sessions import Session
 from .ttl import checked_ttl
 
+RECIPIENTS_CACHE = 4096
+"""Organisations whose recipients are remembered at once (then the memory starts afresh)."""
+
 
 class Mailbox:
     """Domain operations on messages."""
@@ -60,6 +63,8 @@ class Mailbox:
         self.hub = hub
         self.limits = limits
         self._token_key = token_key
+        self._recipients_of: dict[str, tuple[object, int, tuple[str, ...],
+                                             tuple[tuple[str, str], ...]]] = {}
 
     # --- sending -----------------------------------------------------------------------
 
@@ -69,18 +74,15 @@ class Mailbox:
         self._check_envelopes(request.envelopes)
         key = request.idempotency_key
         messages = []
+        status_tokens = [self._status_token(key, i) for i in range(len(request.envelopes))]
         for index, envelope in enumerate(request.envelopes):
-            staff = self.directory.keylog.orgs[envelope.to_org].active_staff()
-            recipients = tuple(sorted(s.staff_id for s in staff))
-            # every current device must fetch it before it goes (SPEC.md section 6.6)
-            devices = tuple(sorted((s.staff_id, d.device_id)
-                                   for s in staff for d in s.current_devices()))
+            recipients, devices = self._recipients(envelope.to_org)
             messages.append(NewMessage(
                 id=derive(self._token_key, MESSAGE_ID, key, index, MESSAGE_ID_SIZE),
                 to_org=envelope.to_org,
                 epoch=envelope.epoch,
                 sealed=envelope.sealed,
-                status_hash=secret_hash(STATUS, self._status_token(key, index)),
+                status_hash=secret_hash(STATUS, status_tokens[index]),
                 recipients=recipients,
                 devices=devices,
             ))
@@ -101,8 +103,28 @@ class Mailbox:
             expires = now + ttl
             for stored in result:
                 self.hub.publish(stored)
-        return [SentMessage(m.id, m.to_org, self._status_token(key, i), expires)
+        return [SentMessage(m.id, m.to_org, status_tokens[i], expires)
                 for i, m in enumerate(messages)]
+
+    def _recipients(self, org_id: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+        """The staff of ``org_id`` who must acknowledge an envelope, and their devices.
+
+        Remembered until the key log changes (staff and devices only change by a record),
+        as every send to the organisation asks the same until then.
+        """
+        keylog = self.directory.keylog
+        found = self._recipients_of.get(org_id)
+        if found is not None and found[0] is keylog and found[1] == keylog.size:
+            return found[2], found[3]
+        staff = keylog.orgs[org_id].active_staff()
+        recipients = tuple(sorted(s.staff_id for s in staff))
+        # every current device must fetch it before it goes (SPEC.md section 6.6)
+        devices = tuple(sorted((s.staff_id, d.device_id)
+                               for s in staff for d in s.current_devices()))
+        if len(self._recipients_of) >= RECIPIENTS_CACHE:
+            self._recipients_of.clear()
+        self._recipients_of[org_id] = (keylog, keylog.size, recipients, devices)
+        return recipients, devices
 
     def _status_token(self, key: bytes, index: int) -> bytes:
         return derive(self._token_key, STATUS_TOKEN, key, index, STATUS_TOKEN_SIZE)

@@ -37,6 +37,9 @@ from .directory import Directory
 from .domain import SESSION_TOKEN_SIZE, LoginRequest
 from .hashing import NONCE, SESSION, secret_hash
 
+CHECKED_CACHE = 10_000
+"""At most this many checked sessions are remembered (then the memory starts afresh)."""
+
 
 @dataclass(frozen=True)
 class Session:
@@ -74,6 +77,10 @@ class Sessions:
         self.challenge_ttl = challenge_ttl
         self.session_ttl = session_ttl
         self._live: dict[bytes, SessionRow] = {}
+        self._checked: dict[bytes, tuple[SessionRow, object, int, Session]] = {}
+        """Sessions checked against the key log, with the row and the log (and its size)
+        they were checked against: a log that grew since (a removal is a record) checks
+        again. Only live rows are looked up here, so an ended session never gets this far."""
 
     async def load(self, now: int) -> None:
         """Sessions survive a restart: reload the live ones into memory."""
@@ -131,26 +138,40 @@ class Sessions:
         """The live session of ``token``; ``SessionInvalid`` if it ended for any reason."""
         token_hash = secret_hash(SESSION, token)
         row = self._live.get(token_hash)
-        if row is None or row.expires <= now:
+        if row is None or row.expires <= now:  # logout, expiry, another process's end
             raise SessionInvalid()
+        keylog = self.directory.keylog
+        checked = self._checked.get(token_hash)
+        if (checked is not None and checked[0] is row and checked[1] is keylog
+                and checked[2] == keylog.size):
+            return checked[3]
         try:
-            staff = self.directory.keylog.active_staff(row.staff_id)
+            staff = keylog.active_staff(row.staff_id)
         except LogError:
             self._live.pop(token_hash, None)
             raise SessionInvalid("The session ended: this staff member was removed.") from None
         if not _device_current(staff, row.device):
             self._live.pop(token_hash, None)
             raise SessionInvalid("The session ended: this device was removed.")
-        return Session(token_hash, row.staff_id, org_of(row.staff_id), staff.role, row.expires,
-                       row.device)
+        session = Session(token_hash, row.staff_id, org_of(row.staff_id), staff.role,
+                          row.expires, row.device)
+        if len(self._checked) >= CHECKED_CACHE:
+            self._checked.clear()
+        self._checked[token_hash] = (row, keylog, keylog.size, session)
+        return session
 
     def still_valid(self, session: Session, now: int) -> bool:
         """Is ``session`` still live (used by long-lived event streams)?"""
         row = self._live.get(session.token_hash)
         if row is None or row.expires <= now:
             return False
+        keylog = self.directory.keylog
+        checked = self._checked.get(session.token_hash)
+        if (checked is not None and checked[0] is row and checked[1] is keylog
+                and checked[2] == keylog.size):
+            return True  # every push to a stream asks: the answer holds until the log grows
         try:
-            staff = self.directory.keylog.active_staff(row.staff_id)
+            staff = keylog.active_staff(row.staff_id)
         except LogError:
             return False
         return _device_current(staff, row.device)
@@ -194,6 +215,7 @@ class Sessions:
     def expire(self, now: int) -> None:
         """Drop expired sessions from memory (the expiry task deletes them from the store)."""
         self._live = {h: r for h, r in self._live.items() if r.expires > now}
+        self._checked = {h: c for h, c in self._checked.items() if h in self._live}
 
 
 

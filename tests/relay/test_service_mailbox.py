@@ -90,6 +90,23 @@ async def test_a_removed_colleague_no_longer_holds_a_message_back(tmp_path: Path
             MessageStatus("delivered", 1, 1))
 
 
+async def test_a_colleague_enrolled_after_a_send_must_acknowledge_the_next(
+        tmp_path: Path) -> None:
+    # the recipients of an organisation are remembered between sends until the log grows
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b", ("admin",))
+        first = await world.send_one(a.staff["org-a/admin"], b)
+        _, record = b.new_staff("newcomer")
+        await world.append(record)
+        second = await world.send_one(a.staff["org-a/admin"], b)
+        mailbox = world.relay.mailbox
+        assert await mailbox.status(first.status_token, world.now()) == (
+            MessageStatus("pending", 0, 1))
+        assert await mailbox.status(second.status_token, world.now()) == (
+            MessageStatus("pending", 0, 2))
+
+
 async def test_a_retry_gets_the_same_answer_and_stores_nothing_new(tmp_path: Path) -> None:
     async with service_world(tmp_path) as world:
         a = await world.setup_org("org-a")

@@ -105,3 +105,27 @@ async def test_a_revoked_org_cannot_log_in(tmp_path: Path) -> None:
         assert not world.relay.sessions.still_valid(session, world.now())
         with pytest.raises(NotEnrolled):
             await world.relay.sessions.challenge("org-a/admin", world.now())
+
+
+async def test_a_session_checked_before_ends_at_once_on_removal_and_logout(
+        tmp_path: Path) -> None:
+    # authenticate remembers a session it checked against the key log: the very next
+    # request after a removal (a log record) or a logout must still be refused
+    async with service_world(tmp_path) as world:
+        org = await world.setup_org("org-a", ("admin", "alice", "leaver"))
+        sessions = world.relay.sessions
+        tokens = {}
+        for name in ("alice", "leaver"):
+            nonce, _ = await sessions.challenge(f"org-a/{name}", world.now())
+            tokens[name] = (await sessions.login(
+                _answer(world, org.staff[f"org-a/{name}"], nonce), world.now())).token
+            for _ in range(2):  # the second answer comes from what was remembered
+                assert sessions.authenticate(tokens[name], world.now()).staff_id == (
+                    f"org-a/{name}")
+        await world.append(org.remove("org-a/leaver"))
+        with pytest.raises(SessionInvalid):
+            sessions.authenticate(tokens["leaver"], world.now())
+        alice = sessions.authenticate(tokens["alice"], world.now())  # checked again: still live
+        await sessions.logout(alice)
+        with pytest.raises(SessionInvalid):
+            sessions.authenticate(tokens["alice"], world.now())
