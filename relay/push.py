@@ -1,8 +1,8 @@
 """Pushing new envelopes to connected staff over their event streams.
 
 Each open ``/v1/events`` WebSocket subscribes with its session. ``publish`` queues a stored
-envelope for every subscriber of the recipient organisation; the socket's own task encodes
-and sends it (``relay.wire.message_event`` encodes it once for all of them). A subscriber
+envelope for every subscriber of the recipient organisation; the socket's own task
+sends it (``relay.wire.message_event`` encodes it once for all of them). A subscriber
 that cannot keep up (its queue is full) is closed with 4408 and catches up by cursor when
 it reconnects, so a slow client never makes the relay buffer without bound and nothing is
 lost. ``close_staff``/``close_org`` end the streams of a removed staff member or revoked
@@ -12,6 +12,7 @@ organisation with 4401.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -33,19 +34,64 @@ class Closing:
 
 @dataclass(eq=False)
 class Subscription:
-    """One open event stream."""
+    """One open event stream: envelopes waiting to be written, or why it must close.
+
+    Cheaper than an ``asyncio.Queue`` read with ``asyncio.wait_for``: a push to 2,000
+    streams wakes each stream's task once, with no task or timer made per envelope (the
+    session recheck timer is armed once and fires every ``recheck`` seconds).
+    """
 
     org_id: str
     staff_id: str
     token_hash: bytes
-    queue: asyncio.Queue[StoredMessage | Closing] = field(
-        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    pending: deque[StoredMessage] = field(default_factory=deque)
+    closing: Closing | None = None
+    recheck_due: bool = False
+    _waiter: asyncio.Future[None] | None = None
+    _timer: asyncio.TimerHandle | None = None
+
+    def push(self, message: StoredMessage) -> bool:
+        """Queue an envelope; False if ``QUEUE_SIZE`` are already waiting (too slow)."""
+        if len(self.pending) >= QUEUE_SIZE:
+            return False
+        self.pending.append(message)
+        self._wake()
+        return True
 
     def close(self, code: int, reason: str) -> None:
         """Ask the stream's task to close (drops queued messages: they are in the store)."""
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(Closing(code, reason))
+        self.pending.clear()
+        self.closing = Closing(code, reason)
+        self._wake()
+
+    async def wait(self, recheck: float) -> None:
+        """Until an envelope or a close is waiting, or the next session recheck is due."""
+        if self.pending or self.closing is not None or self.recheck_due:
+            return
+        loop = asyncio.get_running_loop()
+        if self._timer is None:
+            self._timer = loop.call_later(recheck, self._recheck)
+        self._waiter = loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def stop_timer(self) -> None:
+        """The stream is over: no more rechecks."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _recheck(self) -> None:
+        self._timer = None
+        self.recheck_due = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class EventHub:
@@ -53,34 +99,43 @@ class EventHub:
 
     def __init__(self) -> None:
         self._by_org: dict[str, set[Subscription]] = {}
+        self._per_staff: dict[str, int] = {}
 
     def subscribe(self, org_id: str, staff_id: str, token_hash: bytes) -> Subscription:
         sub = Subscription(org_id, staff_id, token_hash)
         self._by_org.setdefault(org_id, set()).add(sub)
+        self._per_staff[staff_id] = self._per_staff.get(staff_id, 0) + 1
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._by_org.get(sub.org_id)
-        if subs is not None:
+        if subs is not None and sub in subs:
             subs.discard(sub)
             if not subs:
                 del self._by_org[sub.org_id]
+            left = self._per_staff[sub.staff_id] - 1
+            if left:
+                self._per_staff[sub.staff_id] = left
+            else:
+                del self._per_staff[sub.staff_id]
 
     def has_subscribers(self, org_id: str) -> bool:
         """Is anyone of ``org_id`` listening here (worth fetching what another process stored)?"""
         return org_id in self._by_org
 
     def count_for_staff(self, staff_id: str, org_id: str) -> int:
-        return sum(1 for s in self._by_org.get(org_id, ()) if s.staff_id == staff_id)
+        """Streams ``staff_id`` has open here (a staff id names its org)."""
+        return self._per_staff.get(staff_id, 0)
 
     def publish(self, message: StoredMessage) -> None:
         """Queue a stored envelope for every subscriber of its organisation."""
-        for sub in list(self._by_org.get(message.to_org, ())):
-            try:
-                sub.queue.put_nowait(message)
-            except asyncio.QueueFull:
-                self.unsubscribe(sub)
-                sub.close(CLOSE_TOO_SLOW, "too slow: reconnect and catch up by cursor")
+        subs = self._by_org.get(message.to_org)
+        if not subs:
+            return
+        too_slow = [sub for sub in subs if not sub.push(message)]
+        for sub in too_slow:
+            self.unsubscribe(sub)
+            sub.close(CLOSE_TOO_SLOW, "too slow: reconnect and catch up by cursor")
 
     def _close(self, subs: Iterable[Subscription], reason: str) -> None:
         for sub in list(subs):

@@ -17,7 +17,6 @@ shutting down). The caller only writes what it is given.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Callable
 
 from ..config import LimitsConfig
@@ -73,21 +72,26 @@ class EventStreams:
                 last = message.cursor
             if len(page) < BACKLOG_PAGE:
                 break
-        while True:
-            try:
-                item = await asyncio.wait_for(sub.queue.get(), timeout=self.recheck)
-            except TimeoutError:
-                if not self.sessions.still_valid(session, clock()):
-                    yield SESSION_ENDED
+        try:
+            while True:
+                await sub.wait(self.recheck)
+                if sub.closing is not None:
+                    yield sub.closing
                     return
-                continue
-            if isinstance(item, Closing):
-                yield item
-                return
-            if item.cursor <= last:
-                continue
-            if not self.sessions.still_valid(session, clock()):
-                yield SESSION_ENDED
-                return
-            yield item
-            last = item.cursor
+                if sub.recheck_due:
+                    sub.recheck_due = False
+                    if not self.sessions.still_valid(session, clock()):
+                        yield SESSION_ENDED
+                        return
+                pending = sub.pending
+                while pending:
+                    item = pending.popleft()
+                    if item.cursor <= last:
+                        continue
+                    if not self.sessions.still_valid(session, clock()):
+                        yield SESSION_ENDED
+                        return
+                    yield item
+                    last = item.cursor
+        finally:
+            sub.stop_timer()
