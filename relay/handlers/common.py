@@ -24,7 +24,7 @@ SERVICE = web.AppKey("relay_service", RelayService)
 LARGE_REQUESTS = web.AppKey("large_requests", asyncio.Semaphore)
 LARGE_BODY = 256 * 1024
 """Bodies above this many bytes are read a few at a time and parsed off the event loop."""
-LARGE_AT_ONCE = 2
+LARGE_AT_ONCE = 1
 """Large bodies read and handled at the same time (each may hold ~4x its size in memory)."""
 READ_PIECE = 64 * 1024
 T = TypeVar("T")
