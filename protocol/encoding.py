@@ -61,9 +61,10 @@ _B64_LAST_OF_TAIL = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 """Last characters whose unused low bits are zero, by tail length (one encoding per value)."""
 
 
-_B64_LONG = 4096
-"""From this many characters on, the alphabet is checked by binascii's strict mode (the
-regular expression costs more than the decoding for a sealed envelope of a megabyte)."""
+_B64_LONG = 1024
+"""From this many characters on (a sealed envelope, not an id or key), the alphabet is
+checked by binascii's strict mode: cheaper there than the regular expression, which
+cost more than the decoding itself."""
 
 
 def b64decode(text: str, *, size: int | None = None, field: str = "value") -> bytes:

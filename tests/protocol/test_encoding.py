@@ -186,6 +186,25 @@ def test_b64_rejects_everything_but_one_encoding(text: Any) -> None:
         b64decode(text)
 
 
+LONG = "QUFB" * 400  # long text (a sealed envelope) takes another path: same rules
+
+
+@SETTINGS
+@given(st.binary(min_size=1200, max_size=1300))
+def test_long_b64_round_trips(data: bytes) -> None:
+    assert b64decode(b64encode(data)) == data
+
+
+@pytest.mark.parametrize("text", [LONG + "A", LONG + "AA=", LONG + "AA==", LONG + "A+",
+                                  "A/" + LONG, LONG + "QR", LONG + "QUF", LONG + "QQ\n",
+                                  " " + LONG, LONG[:800] + " " + LONG[800:],
+                                  LONG[:800] + "ä" + LONG[801:], LONG[:5] + "." + LONG[6:],
+                                  LONG[:9] + "\x00" + LONG[10:]])
+def test_long_b64_rejects_everything_but_one_encoding(text: str) -> None:
+    with pytest.raises(BadField):
+        b64decode(text)
+
+
 def test_b64_checks_size() -> None:
     assert b64decode(b64encode(bytes(16)), size=16) == bytes(16)
     with pytest.raises(BadField, match="16 bytes"):
