@@ -154,9 +154,38 @@ async def build_world(relay: object, senders: int) -> World:
                  live.org_id, live.epoch, reader)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its child processes (the workers of
+    ``serve --workers N``) so far."""
+    total = 0.0
+    for one in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return [grand for child in found for grand in [child, *_children(child)]]
+
+
 async def closed_loop(port: int, tokens: list[str], to_org: str, epoch: int, seconds: float,
-                      expect: int) -> float:
-    """Each of ``len(tokens)`` connections sends back to back; answers per second."""
+                      expect: int, cpu_of: int | None = None,
+                      cpu_out: list[float] | None = None) -> float:
+    """Each of ``len(tokens)`` connections sends back to back; answers per second.
+
+    With ``cpu_of`` (a server's pid), the server's CPU microseconds per answer in the
+    measured window are appended to ``cpu_out``: a figure that machine load (other
+    processes on the same cores) changes much less than the rate.
+    """
     connections = [await Connection.open(port) for _ in tokens]
     heads = [request_head(port, t) for t in tokens]
     bodies = [send_body(to_org, epoch, i) for i in range(256)]
@@ -183,10 +212,13 @@ async def closed_loop(port: int, tokens: list[str], to_org: str, epoch: int, sec
     stop_at = time.perf_counter() + min(0.5, seconds / 4)
     await asyncio.gather(*(worker(i) for i in range(len(connections))))
     done = 0
+    cpu_before = cpu_seconds(cpu_of) if cpu_of is not None else 0.0
     started = time.perf_counter()
     stop_at = started + seconds
     await asyncio.gather(*(worker(i) for i in range(len(connections))))
     elapsed = time.perf_counter() - started
+    if cpu_of is not None and cpu_out is not None and done:
+        cpu_out.append((cpu_seconds(cpu_of) - cpu_before) * 1e6 / done)
     for conn in connections:
         conn.close()
     if failures:

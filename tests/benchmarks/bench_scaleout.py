@@ -29,6 +29,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 
@@ -46,6 +47,7 @@ from .bench_relay import (
     World,
     build_world,
     closed_loop,
+    cpu_seconds,
     percentile,
     request_head,
     run_loop,
@@ -54,6 +56,7 @@ from .bench_relay import (
 )
 
 N = 64
+INGEST_TARGET = 0.25
 LISTENERS = 200 if QUICK else 2000
 PUSHES = 5 if QUICK else 20
 LISTENER_TARGET_MS = 100.0
@@ -124,8 +127,8 @@ class _Listener(asyncio.Protocol):
         self.frames: list[tuple[float, bytes]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        transport.write(self.head)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport.write(self.head)
 
     def data_received(self, data: bytes) -> None:
         arrived = time.perf_counter()
@@ -186,7 +189,7 @@ async def many_listeners(world: World, pid: int) -> tuple[float, list[float], fl
     per_stream = (_rss_kib(pid) - before) / LISTENERS
     conn = await Connection.open(world.port)
     head = request_head(world.port, world.tokens[0])
-    cpu_before = _cpu_seconds(pid)
+    cpu_before = cpu_seconds(pid)
     for n in range(PUSHES):
         body = send_body(world.live_org, world.live_epoch, n)
         sent_at[n] = time.perf_counter()
@@ -195,7 +198,7 @@ async def many_listeners(world: World, pid: int) -> tuple[float, list[float], fl
             raise RuntimeError(f"send answered {status}")
         await asyncio.sleep(0.25)
     await asyncio.sleep(1.0)
-    cpu_per_push = (_cpu_seconds(pid) - cpu_before) * 1000 / PUSHES
+    cpu_per_push = (cpu_seconds(pid) - cpu_before) * 1000 / PUSHES
     conn.close()
     for listener in listeners:
         listener.close()
@@ -208,10 +211,8 @@ async def many_listeners(world: World, pid: int) -> tuple[float, list[float], fl
     return per_stream, latencies, cpu_per_push
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> int:
@@ -237,22 +238,37 @@ def main() -> int:
                     Path(tmp) / "pg2", env=env, store_url=cluster.new_database(), workers=2)
             worlds = {name: run_loop(build_world(relay, N)) for name, relay in relays.items()}
             rates: dict[str, list[float]] = {name: [] for name in ["bare", *relays]}
+            cpu: dict[str, list[float]] = {name: [] for name in ["bare", *relays]}
+            pids = {"bare": bare.pid, **{name: relay.pid for name, relay in relays.items()}}
+            print(f"load average before: {_load()}", flush=True)
             for _ in range(ROUNDS):
                 any_world = next(iter(worlds.values()))
                 rates["bare"].append(run_loop(closed_loop(
-                    bare_port, any_world.tokens, any_world.to_org, any_world.epoch, SECONDS, 200)))
+                    bare_port, any_world.tokens, any_world.to_org, any_world.epoch, SECONDS, 200,
+                    pids["bare"], cpu["bare"])))
                 for name, world in worlds.items():
                     rates[name].append(run_loop(closed_loop(
-                        world.port, world.tokens, world.to_org, world.epoch, SECONDS, 201)))
+                        world.port, world.tokens, world.to_org, world.epoch, SECONDS, 201,
+                        pids[name], cpu[name])))
             bare_rate = statistics.median(rates["bare"])
+            bare_cpu = statistics.median(cpu["bare"])
             print(f"ingest N={N}: bare aiohttp {bare_rate:8.0f} req/s "
-                  f"({', '.join(f'{r:.0f}' for r in rates['bare'])})", flush=True)
+                  f"({', '.join(f'{r:.0f}' for r in rates['bare'])}); "
+                  f"{bare_cpu:.0f} us CPU per request", flush=True)
+            ratios = {}
             for name in relays:
                 ratio = statistics.median(r / b for r, b in zip(rates[name], rates["bare"],
                                                                  strict=True))
+                ratios[name] = ratio
+                relay_cpu = statistics.median(cpu[name])
                 print(f"ingest N={N}: {name:<25} {statistics.median(rates[name]):8.0f} msg/s "
                       f"durable, {ratio:6.1%} of bare "
-                      f"({', '.join(f'{r:.0f}' for r in rates[name])})", flush=True)
+                      f"({', '.join(f'{r:.0f}' for r in rates[name])}); {relay_cpu:.0f} us "
+                      f"CPU per send, bare/relay CPU {bare_cpu / relay_cpu:6.1%}", flush=True)
+            sqlite_ratio = ratios["SQLite / 1 process"]
+            print(f"target SQLite / 1 process >= {INGEST_TARGET:.0%} of bare: "
+                  f"{sqlite_ratio:.1%} {'MET' if sqlite_ratio >= INGEST_TARGET else 'NOT MET'} "
+                  f"(load average after: {_load()})", flush=True)
             if cluster is not None:
                 pg = relays["PostgreSQL / 1 process"]
                 other = pg.sibling()
@@ -274,7 +290,8 @@ def main() -> int:
                   f"{percentile(pushes, 0.5):.1f} ms, p99 {p99:.1f} ms; relay CPU "
                   f"{cpu_ms:.0f} ms per push to all "
                   f"(target < {LISTENER_TARGET_MS:.0f} ms: "
-                  f"{'MET' if p99 < LISTENER_TARGET_MS else 'NOT MET'})", flush=True)
+                  f"{'MET' if p99 < LISTENER_TARGET_MS else 'NOT MET'}; load average "
+                  f"{_load()})", flush=True)
         finally:
             bare.terminate()
             bare.wait(10)
