@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .bodyparser import BODY_PARSER, BodyParser
 from .config import RelayConfig
 from .diskguard import DiskGuard
 from .errors import BadHeader
@@ -69,6 +70,7 @@ def create_app(config: RelayConfig) -> web.Application:
     relay = RelayService(config, store)
     app[SERVICE] = relay
     app[LARGE_REQUESTS] = asyncio.Semaphore(LARGE_AT_ONCE)
+    app[BODY_PARSER] = BodyParser(LARGE_AT_ONCE)
     app[PSEUDONYMS] = Pseudonyms()
     add_routes(app)
     app.on_response_prepare.append(_server_header)
@@ -121,6 +123,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if bus is not None:
         await bus.close()
     await relay.hub.close_all()
+    app[BODY_PARSER].close()
     await relay.store.close()
     flush_access_log()
     log.info("stopped")

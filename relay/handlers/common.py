@@ -14,6 +14,7 @@ from protocol.encoding import b64decode, parse_json
 from protocol.errors import EncodingError
 
 from .. import wire
+from ..bodyparser import BODY_PARSER
 from ..errors import AuthRequired, BodyTooLarge, InvalidRequest, MalformedBody, RateLimited
 from ..ratelimit import RateLimiter
 from ..request_keys import SESSION
@@ -82,12 +83,13 @@ async def read_json(request: web.Request, limit: int | None = None) -> Any:
 async def read_parsed(request: web.Request, limit: int, parser: Callable[[Any], T]) -> T:
     """The body as strict JSON turned into a request value by ``parser`` (``relay.wire``).
 
-    A large body is parsed on a worker thread, so the event loop keeps answering others
-    while it is (call this inside ``large_request_slot``, which bounds how many at once).
+    A large body is parsed in a child process (``relay.bodyparser``), so the event loop
+    keeps answering others while it is (call this inside ``large_request_slot``, which
+    bounds how many at once).
     """
     raw = await read_body(request, limit)
     if len(raw) > LARGE_BODY:
-        return await asyncio.to_thread(_parse, raw, parser)
+        return await request.app[BODY_PARSER].parse(_parse, raw, parser)
     return _parse(raw, parser)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from aiohttp import web
@@ -26,7 +27,7 @@ async def upload(request: web.Request) -> web.Response:
     org_text = request.match_info["org_id"]
     async with large_request_slot(request, GRANTS_BODY_LIMIT):
         upload = await read_parsed(request, GRANTS_BODY_LIMIT,
-                                   lambda body: wire.grant_upload(org_text, epoch_text, body))
+                                   functools.partial(wire.grant_upload, org_text, epoch_text))
         stored = await service(request).grants.upload(session, upload, at)
     return ok({"stored": stored}, status=201)
 
