@@ -35,13 +35,20 @@ _PATTERN_REASON = {
 
 def weakness(passphrase: str, user_inputs: Iterable[str] = ()) -> str | None:
     """Why ``passphrase`` is too weak, in the person's language; ``None`` if it is strong."""
+    key = weakness_key(passphrase, user_inputs)
+    return None if key is None else t(key)
+
+
+def weakness_key(passphrase: str, user_inputs: Iterable[str] = ()) -> str | None:
+    """The catalogue key of why ``passphrase`` is too weak (the staff app words it in the
+    browser's language); ``None`` if it is strong."""
     from zxcvbn import zxcvbn  # its word lists take a while to load: only when needed
 
     inputs = [s for s in user_inputs if s]
     result: dict[str, Any] = zxcvbn(passphrase[:MAX_CHECKED], user_inputs=inputs)
     if int(result["score"]) >= MIN_SCORE:
         return None
-    return t(_reason(result.get("sequence", [])))
+    return _reason(result.get("sequence", []))
 
 
 def _reason(sequence: list[dict[str, Any]]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from ..errors import KokError, ProfileError, UsageError
+from ..passphrase_strength import weakness_key
 from ..profile import load_profile, save_keystore
 from ..sending import MAX_TTL
 from .rendering import LANG_COOKIE, SESSION, STATE, client_of, notice, render, words_of
@@ -481,6 +482,8 @@ async def passphrase_post(request: web.Request) -> web.StreamResponse:
         errors.append(("new", words("app.settings.error_new_empty")))
     elif new != again:
         errors.append(("again", words("app.settings.error_again")))
+    elif (weak := await asyncio.to_thread(weakness_key, new, [client.profile.name])):
+        errors.append(("new", words("prompt.weak_passphrase", reason=words(weak))))
     if not errors:
         try:
             await asyncio.to_thread(load_profile(state.home, client.profile.name)

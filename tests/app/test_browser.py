@@ -473,6 +473,12 @@ def test_settings_change_the_passphrase_and_lock(anna: Session) -> None:
     page.get_by_label("New passphrase again").fill("ein anderer Satz")
     page.get_by_role("button", name="Change passphrase").click()
     assert page.locator("#error-summary a").get_attribute("href") == "#again"
+    page.get_by_label("Current passphrase").fill(PASSPHRASE)
+    for label in ("New passphrase", "New passphrase again"):
+        page.get_by_label(label, exact=True).fill("passwort")
+    page.get_by_role("button", name="Change passphrase").click()
+    assert page.locator("#error-summary a").get_attribute("href") == "#new"
+    wait_text(page, "This passphrase is too easy to guess: it is mostly a common word")
     new = "ein neuer langer Satz"
     try:
         page.get_by_label("Current passphrase").fill(PASSPHRASE)
