@@ -34,9 +34,9 @@ import aiohttp
 from protocol.events import CLOSE_SESSION_ENDED
 from protocol.keys import BoxKeyPair, SigningKeyPair
 
-from . import devices, lifecycle, verification
+from . import device_link, devices, lifecycle, verification
 from . import org_settings as settings_of_orgs
-from .api import RelayApi
+from .api import RelayApi, check_relay_url
 from .attachment_stream import AttachmentStream, open_attachment
 from .context import ClientContext
 from .conversations import ThreadEntry, search_messages, thread_of
@@ -67,7 +67,7 @@ from .onboarding import (
 )
 from .org_settings import OrgSettings
 from .orgs_list import OrgEntry, list_orgs, org_info
-from .profile import Profile, load_profile, save_keystore
+from .profile import NetworkAnchor, Profile, load_profile, save_keystore
 from .receiving import Receiver
 from .relay_link import RelayLink
 from .sending import DEFAULT_TTL, Sender
@@ -199,7 +199,31 @@ class Client:
         await cls._check_new_profile(prof, keystore, check, ca_file)
         return prof, request
 
+    @classmethod
+    async def join_device(cls, home: str | Path | None, profile: str | None, passphrase: str,
+                          code: str, *, relay: str, network: NetworkAnchor,
+                          ca_file: str | Path | None = None,
+                          poll: float = device_link.NEW_POLL) -> Profile:
+        """Become a new device of a person with the code their existing device showed.
+
+        The profile is written only after the exchange succeeded and the relay's key log
+        shows this device (SPEC.md section 6.9).
+        """
+        device_link.check_new_profile_free(home, profile, passphrase)
+        relay = check_relay_url(relay)
+        joined = await device_link.join_link(code, relay, network, ca_file=ca_file, poll=poll)
+        prof, keystore, check = device_link.linked_profile(home, profile, passphrase, joined,
+                                                           relay, network)
+        await cls._check_new_profile(prof, keystore, check, ca_file)
+        return prof
+
     # --- devices ---------------------------------------------------------------------
+
+    async def link_device(self, poll: float = device_link.EXISTING_POLL
+                          ) -> device_link.DeviceLink:
+        """Offer a link to a new device of this person: show ``.code``, then await ``.wait()``
+        (which adds the device and returns its id)."""
+        return await device_link.start_link(self.context, poll)
 
     async def devices(self) -> list[devices.DeviceInfo]:
         """This person's devices as the verified key log shows them."""

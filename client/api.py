@@ -131,6 +131,11 @@ def drop_path(*parts: str) -> str:
     return "/".join(["/v1/drops", *(quote(p, safe="") for p in parts)])
 
 
+def link_path(nameplate: str, side: str | None = None) -> str:
+    """The API path of a device-linking mailbox (and one side of it)."""
+    return "/".join(["/v1/link", quote(nameplate, safe=""), *([side] if side else [])])
+
+
 class RelayApi:
     """One relay, one identity's session; an async context manager around aiohttp."""
 
@@ -373,6 +378,33 @@ class RelayApi:
 
     async def ack_drop(self, drop: str) -> None:
         await self._request("POST", drop_path(drop, "ack"), auth=True, repeatable=True)
+
+    # --- device linking (SPEC 6.8) ---------------------------------------------------
+
+    async def open_link(self) -> dict[str, Any]:
+        """Open an empty device-linking mailbox for this device: nameplate and expiry."""
+        return dict(await self._request("POST", "/v1/link", auth=True))
+
+    async def post_link(self, nameplate: str, side: str, message: bytes) -> dict[str, Any]:
+        """Post one message of ``side`` (``a`` needs this device's session)."""
+        # Not repeated: a post whose answer was lost would be refused as one too many.
+        return dict(await self._request("POST", link_path(nameplate, side),
+                                        json={"message": b64encode(message)},
+                                        auth=side == "a"))
+
+    async def read_link(self, nameplate: str, side: str, after: int) -> list[bytes]:
+        """What ``side`` posted from position ``after`` on (``b``'s needs our session)."""
+        answer = await self._request("GET", link_path(nameplate, side),
+                                     params={"after": after}, auth=side == "b")
+        return [b64decode(str(m), field="message") for m in answer["messages"]]
+
+    async def close_link(self, nameplate: str) -> None:
+        """Delete a device-linking mailbox (nothing happens if it is gone already)."""
+        try:
+            await self._request("DELETE", link_path(nameplate))
+        except RelayRefused as exc:
+            if exc.code != "not_found":
+                raise
 
     # --- events ----------------------------------------------------------------------
 

@@ -1,20 +1,26 @@
-"""``kok device``: a person's devices (a thin skin over ``Client.new_device`` and friends).
+"""``kok device``: a person's devices (a thin skin over ``Client.link_device`` and friends).
 
-On the new device, ``kok --profile NEW device new --staff ORG/NAME ...`` makes the keys and
-a link request; on a device the person already uses, ``kok device add FILE`` shows the
-new device's fingerprint, which the person compares with the one the new device printed,
-and adds it to the key log. ``kok device list`` and ``kok device remove DEVICE_ID`` (from
-any of the person's devices, or by the org admin for anyone of the org) complete it.
+The usual way: on a device the person already uses, ``kok device link`` shows a one-time
+code and waits; on the new device, ``kok --profile NEW device join CODE --relay URL
+--network FILE`` takes it, and the two devices finish the link through the relay without
+anything to compare (SPEC.md section 6.9). Without a relay both can reach at once, the
+file-based way still works: ``kok --profile NEW device new --staff ORG/NAME ...`` writes a
+link request, and ``kok device add FILE`` on an existing device adds it after the person
+compared fingerprints. ``kok device list`` and ``kok device remove DEVICE_ID`` (from any of
+the person's devices, or by the org admin for anyone of the org) complete it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 from pathlib import Path
 
 import click
 
 from protocol.keys import fingerprint, format_fingerprint
+from protocol.link import LinkCode
 
 from ._client import Client
 from .admin import read_staff_request
@@ -27,6 +33,50 @@ from .profile import NetworkAnchor
 @click.group(help=t("help.device"))
 def device_group() -> None:
     pass
+
+
+@device_group.command("link", help=t("help.device_link"))
+@click.pass_context
+def device_link_cmd(ctx: click.Context) -> None:
+    s = settings(ctx)
+
+    async def link_and_wait(client: Client) -> str:
+        link = await client.link_device()
+        if s.json:  # the first line, at once: a script hands the code to the new device
+            click.echo(json.dumps({"code": link.code}))
+        else:
+            click.echo(t("device.link_code", code=link.code))
+            click.echo(t("device.link_join", code=link.code))
+            click.echo(t("device.link_waiting"))
+        sys.stdout.flush()
+        try:
+            return await link.wait()
+        except BaseException:
+            # refused, interrupted (Ctrl-C) or failed: the code must stop working at once
+            with contextlib.suppress(Exception):
+                await link.cancel()
+            raise
+
+    device = with_client(ctx, link_and_wait)
+    fp = format_fingerprint(device)
+    s.out(t("device.linked", device=fp), {"device": device, "fingerprint": fp})
+
+
+@device_group.command("join", help=t("help.device_join"))
+@click.argument("code")
+@click.option("--relay", required=True, help=t("help.opt_relay"))
+@click.option("--network", "network_file", required=True, help=t("help.opt_network_file"))
+@click.pass_context
+def device_join_cmd(ctx: click.Context, code: str, relay: str, network_file: str) -> None:
+    s = settings(ctx)
+    anchor = NetworkAnchor.load(Path(network_file))
+    LinkCode.parse(code)  # a typo is named before the passphrase is asked for
+    passphrase = s.passphrase(confirm=True)
+    prof = run(Client.join_device(s.home, s.profile, passphrase, code, relay=relay,
+                                  network=anchor, ca_file=s.ca_file))
+    staff_id = prof.info.staff_id
+    s.out(t("device.joined", staff=staff_id, profile=prof.name),
+          {"profile": prof.name, "staff_id": staff_id})
 
 
 @device_group.command("new", help=t("help.device_new"))

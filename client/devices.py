@@ -147,16 +147,25 @@ async def add_device(ctx: ClientContext, request: bytes) -> str:
     Compare ``fingerprint(request.signing_key)`` with what the new device shows before
     calling this: the request proves only that whoever made it holds that key.
     """
-    from .admin import append
-
     req = read_staff_request(request)
     await ctx.sync_log()
     staff_id = ctx.require_staff()
     if req.staff_id != staff_id:
         raise UsageError("device_other_person", staff=req.staff_id)
-    record = DeviceAdd(staff_id, req.signing_key, req.box_key, ctx.now())
+    return await append_device(ctx, req.signing_key, req.box_key)
+
+
+async def append_device(ctx: ClientContext, signing_key: bytes, box_key: bytes) -> str:
+    """Append the ``device_add`` of a new device of ours, signed by this device; its id.
+
+    The caller has established that the new device holds these keys and belongs to the
+    person (a compared request file, or a device-linking code).
+    """
+    from .admin import append
+
+    record = DeviceAdd(ctx.require_staff(), signing_key, box_key, ctx.now())
     await append(ctx, sign_record(record, ctx.signing_key()))
-    return fingerprint(req.signing_key)
+    return fingerprint(signing_key)
 
 
 async def remove_device(ctx: ClientContext, staff_id: str, device: str) -> int | None:

@@ -317,6 +317,39 @@ class RequestInvalid(ProtocolError):
     default_message = "The request file is damaged or was altered after it was signed."
 
 
+# --- device linking -------------------------------------------------------------------
+
+
+class LinkError(ProtocolError):
+    """Linking a device with a one-time code failed (SPEC.md section 6.9)."""
+
+    code = "link_invalid"
+    default_message = "The device could not be linked."
+
+
+class LinkCodeInvalid(LinkError):
+    """A code that is not of the form NNNN-DDDD-DDDD."""
+
+    code = "link_bad_code"
+    default_message = ("That is not a linking code: it has twelve digits, like "
+                       "4711-2950-8163.")
+
+
+class LinkWrongCode(LinkError):
+    """The other side's confirmation does not match: the two sides used different codes."""
+
+    code = "link_wrong_code"
+    default_message = ("The two devices did not use the same code: it was mistyped, or "
+                       "someone else answered. Nothing was added; start again with a new code.")
+
+
+class LinkMessageInvalid(LinkError):
+    """A mailbox message that is malformed, too large or altered."""
+
+    code = "link_message_invalid"
+    default_message = "A message of the linking exchange was damaged or altered."
+
+
 # --- file streams ---------------------------------------------------------------------
 
 

@@ -338,3 +338,20 @@ class UploadInterrupted(RelayError):
     status = 400
     code = "upload_interrupted"
     title = "The upload was interrupted; ask for the offset and continue from there."
+
+
+# --- device-linking mailboxes (SPEC.md section 6.8) -------------------------------------------
+
+
+class LinkSideDone(RelayError):
+    """A side already posted every message a link allows it."""
+
+    status = 409
+    code = "link_side_done"
+    title = "This device-linking mailbox takes no more messages from this side."
+
+
+class TooManyLinks(RelayError):
+    status = 429
+    code = "too_many_links"
+    title = "You have too many device links open: finish one or wait a few minutes."

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .handlers import auth, drops, events, grants, keylog, messages, meta
+from .handlers import auth, drops, events, grants, keylog, link, messages, meta
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,6 +40,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/drops/{id}", drops.download),
     ("POST", "/v1/drops/{id}/ack", drops.acknowledge),
     ("DELETE", "/v1/drops/{id}", drops.withdraw),
+    ("POST", "/v1/link", link.open_link),
+    ("POST", "/v1/link/{nameplate}/{side}", link.post),
+    ("GET", "/v1/link/{nameplate}/{side}", link.read),
+    ("DELETE", "/v1/link/{nameplate}", link.close),
 ]
 
 

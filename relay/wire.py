@@ -21,6 +21,7 @@ from protocol.auth import NONCE_SIZE
 from protocol.encoding import b64decode, check_fingerprint, check_org_id, check_staff_id, get_int
 from protocol.errors import EncodingError
 from protocol.keys import SIG_SIZE
+from protocol.link import NAMEPLATE_DIGITS
 from protocol.message import MAX_READ_REPORT
 from protocol.sealedbox import OVERHEAD
 from protocol.stream import ciphertext_size
@@ -54,6 +55,8 @@ __all__ = [
     "grant_upload",
     "head",
     "json_object",
+    "link_message",
+    "link_path",
     "log_entry",
     "login_request",
     "message_event",
@@ -241,6 +244,22 @@ def _path_id(text: str, size: int) -> bytes:
         return b64decode(text, size=size, field="id")
     except EncodingError:
         raise NotFound() from None
+
+
+def link_message(body: Any) -> bytes:
+    """A device-linking mailbox message: ``{"message": <b64>}`` (SPEC.md section 6.9)."""
+    json_object(body, {"message"})
+    with _invalid():
+        return b64decode(body["message"], field="message")
+
+
+def link_path(nameplate: str, side: str | None = None) -> tuple[str, str]:
+    """A mailbox's nameplate and side from a URL; anything malformed is "not found"."""
+    if len(nameplate) != NAMEPLATE_DIGITS or decimal(nameplate, NAMEPLATE_DIGITS) is None:
+        raise NotFound()
+    if side is not None and side not in ("a", "b"):
+        raise NotFound()
+    return nameplate, side or ""
 
 
 @contextlib.contextmanager

@@ -53,6 +53,16 @@ from protocol.keys import (  # noqa: E402
     format_fingerprint,
     safety_code,
 )
+from protocol.link import (  # noqa: E402
+    EXISTING,
+    NEW,
+    LinkCode,
+    LinkPake,
+    ProfileOffer,
+    make_device_offer,
+    make_profile_offer,
+    seal_link_message,
+)
 from protocol.message import (  # noqa: E402
     RECEIPT_MARGIN,
     Attachment,
@@ -1029,6 +1039,57 @@ def request_vectors() -> dict[str, Vector]:
     }
 
 
+# --- device linking ---------------------------------------------------------------------
+
+
+def _entropy(data: bytes) -> Callable[[int], bytes]:
+    """SPAKE2's random source, fixed: it asks for 64 bytes once per run."""
+    return lambda size: data[:size]
+
+
+def link_vectors() -> dict[str, Vector]:
+    network_key = SigningKeyPair.from_seed(seed("network")).public
+    code = LinkCode("4711", "29508163")
+    wrong = LinkCode("4711", "29508164")
+    entropy_a, entropy_b = seed("link/a") + seed("link/a2"), seed("link/b") + seed("link/b2")
+    signing = SigningKeyPair.from_seed(seed("signing/org-a/alice/link"))
+    box = BoxKeyPair.from_seed(seed("box/org-a/alice/link"))
+    profile = make_profile_offer(ProfileOffer("org-a/alice", "Alice",
+                                              SigningKeyPair.from_seed(seed("relay-log")).public))
+
+    def run(new_code: LinkCode, signer: SigningKeyPair) -> Vector:
+        a = LinkPake(EXISTING, code, network_key, _entropy(entropy_a))
+        b = LinkPake(NEW, new_code, network_key, _entropy(entropy_b))
+        keys_a, keys_b = a.finish(b.message), b.finish(a.message)
+        offer = make_device_offer(signer, box.public, keys_b)
+        if signer is not signing:  # another key's signature under the offered key's name
+            offer = offer.replace(b64(signer.public).encode(), b64(signing.public).encode())
+        return dict(
+            code=str(code), network_key=b64(network_key), existing_entropy=b64(entropy_a),
+            new_entropy=b64(entropy_b), new_code=str(new_code), a0=b64(a.message),
+            b0=b64(b.message),
+            b1=b64(seal_link_message(keys_b, NEW, offer, seed("link/nonce-b")[:24])),
+            a1=b64(seal_link_message(keys_a, EXISTING, profile, seed("link/nonce-a")[:24])),
+            signing_key=b64(signing.public), box_key=b64(box.public), staff_id="org-a/alice")
+
+    other = SigningKeyPair.from_seed(seed("signing/mallory/link"))
+    return {
+        "link_valid": vector(
+            "success", "Both sides of a device link with the code 4711-2950-8163: SPAKE2 "
+            "messages a0, b0 (from the entropy given), the new device's offer b1 and the "
+            "profile offer a1, each behind its key confirmation.", **run(code, signing)),
+        "link_wrong_code": vector(
+            "link_wrong_code", "The new side typed 4711-2950-8164: the existing side's check "
+            "of b1's confirmation fails before anything is decrypted.", **run(wrong, signing)),
+        "link_forged_offer": vector(
+            "link_message_invalid", "The right code, but b1's device offer names a signing key "
+            "that did not sign it.", **run(code, other)),
+        "link_bad_code": vector(
+            "link_bad_code", "A code with eleven digits.", code="4711-2950-816",
+            network_key=b64(network_key)),
+    }
+
+
 # --- file streams -----------------------------------------------------------------------
 
 
@@ -1128,7 +1189,7 @@ def stream_vectors() -> dict[str, Vector]:
 GENERATORS: list[Callable[[], dict[str, Vector]]] = [
     keys_vectors, encoding_vectors, padding_vectors, sealedbox_vectors, record_vectors,
     keylog_vectors, message_vectors, mailbox_vectors, grant_vectors, device_vectors,
-    auth_vectors, request_vectors, stream_vectors,
+    auth_vectors, request_vectors, stream_vectors, link_vectors,
 ]
 
 

@@ -39,6 +39,15 @@ from protocol.keys import (  # noqa: E402
     format_fingerprint,
     safety_code,
 )
+from protocol.link import (  # noqa: E402
+    EXISTING,
+    NEW,
+    LinkCode,
+    LinkPake,
+    open_device_offer,
+    open_link_message,
+    open_profile_offer,
+)
 from protocol.message import open_message, require_new, withdrawn_by  # noqa: E402
 from protocol.padding import pad_message, padme, unpad_message  # noqa: E402
 from protocol.requests import open_org_request, open_staff_request  # noqa: E402
@@ -199,6 +208,24 @@ def run_request(vec: Vector) -> None:
         _same("fingerprint", format_fingerprint(fingerprint(key)), vec["fingerprint"])
 
 
+def run_link(vec: Vector) -> None:
+    code = LinkCode.parse(vec["code"])
+    network_key = _b(vec["network_key"])
+    entropy_a, entropy_b = _b(vec["existing_entropy"]), _b(vec["new_entropy"])
+    existing = LinkPake(EXISTING, code, network_key, lambda size: entropy_a[:size])
+    new = LinkPake(NEW, LinkCode.parse(vec["new_code"]), network_key,
+                   lambda size: entropy_b[:size])
+    _same("a0", existing.message, _b(vec["a0"]))
+    _same("b0", new.message, _b(vec["b0"]))
+    keys = existing.finish(_b(vec["b0"]))  # the existing side checks b1 first
+    offer = open_device_offer(open_link_message(keys, NEW, _b(vec["b1"])), keys)
+    _same("signing_key", offer.signing_key, _b(vec["signing_key"]))
+    _same("box_key", offer.box_key, _b(vec["box_key"]))
+    profile = open_profile_offer(open_link_message(new.finish(_b(vec["a0"])), EXISTING,
+                                                   _b(vec["a1"])))
+    _same("staff_id", profile.staff_id, vec["staff_id"])
+
+
 def run_stream(vec: Vector) -> None:
     key, ciphertext = _b(vec["key"]), _b(vec["ciphertext"])
     expected_hash = None if vec["expected_hash"] is None else _b(vec["expected_hash"])
@@ -220,7 +247,7 @@ RUNNERS: dict[str, Callable[[Vector], None]] = {
     "sealedbox": run_sealedbox, "record": run_record, "keylog": run_keylog,
     "message": run_message, "mailbox": run_mailbox, "grant": run_grant,
     "grantupload": run_grantupload, "auth": run_auth, "request": run_request,
-    "stream": run_stream,
+    "stream": run_stream, "link": run_link,
 }
 
 

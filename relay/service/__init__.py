@@ -20,6 +20,7 @@ from .directory import Directory
 from .drops import Drops
 from .events import EventStreams
 from .grants import Grants
+from .link import Links
 from .mailbox import Mailbox
 from .sessions import Session, Sessions
 
@@ -44,6 +45,8 @@ class RelayService:
         self.events = EventStreams(self.hub, store, self.sessions, limits)
         # file drops: rows in the store, bytes in the blob directory
         self.drops = Drops(store, BlobStore(config.blob_path), self.directory, limits)
+        # device-linking mailboxes: opaque messages between two devices of one person
+        self.links = Links(store)
         self.staff_limiter = RateLimiter(limits.staff_requests_per_minute)
         self.org_limiter = RateLimiter(limits.org_requests_per_minute)
         # Unauthenticated requests: one bucket for logins, another for everything else, so

@@ -10,6 +10,7 @@ from .interface import LogIndexTaken, RelayStore
 from .rows import (
     DropRow,
     GrantRow,
+    LinkMailbox,
     LogAppend,
     MessageStatus,
     NewDrop,
@@ -26,6 +27,7 @@ from .sqlite import SqliteStore
 __all__ = [
     "DropRow",
     "GrantRow",
+    "LinkMailbox",
     "LogAppend",
     "LogIndexTaken",
     "MessageStatus",

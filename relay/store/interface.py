@@ -58,6 +58,7 @@ from typing import Protocol
 from .rows import (
     DropRow,
     GrantRow,
+    LinkMailbox,
     LogAppend,
     MessageStatus,
     NewDrop,
@@ -74,6 +75,7 @@ __all__ = [
     "DropStore",
     "GrantStore",
     "KeyLogStore",
+    "LinkStore",
     "LogIndexTaken",
     "LoginStore",
     "MailboxStore",
@@ -284,7 +286,36 @@ class DropStore(Protocol):
         """Every drop id with a row (for the orphaned-file sweep)."""
 
 
-class RelayStore(KeyLogStore, LoginStore, GrantStore, MailboxStore, DropStore, Protocol):
+class LinkStore(Protocol):
+    """Device-linking mailboxes (SPEC.md section 6.9): opaque messages of two sides."""
+
+    async def open_link(self, nameplate: str, staff_id: str, device: str, expires: int,
+                        now: int, max_open: int) -> bool:
+        """Open an empty mailbox under ``nameplate`` for ``staff_id``'s ``device``.
+
+        False (nothing written) if a live mailbox has that nameplate; an expired one is
+        replaced. Raises ``TooManyLinks`` if ``staff_id`` already has ``max_open`` live
+        mailboxes; counting and inserting are one step, across processes too.
+        """
+
+    async def post_link(self, nameplate: str, side: str, message: bytes, max_messages: int,
+                        now: int) -> int | None:
+        """Append one message of ``side`` (``a`` or ``b``); returns how many that side has.
+
+        None if there is no live mailbox; ``LinkSideDone`` if the side already posted
+        ``max_messages``. Of concurrent posts each gets its own position, none beyond the
+        limit.
+        """
+
+    async def read_link(self, nameplate: str, now: int) -> LinkMailbox | None:
+        """A live mailbox and every message of both sides, in order (None if none)."""
+
+    async def close_link(self, nameplate: str) -> bool:
+        """Delete a mailbox and its messages; False if there was none."""
+
+
+class RelayStore(KeyLogStore, LoginStore, GrantStore, MailboxStore, DropStore, LinkStore,
+                 Protocol):
     """Durable state of one relay: everything above, plus opening, purging and counting."""
 
     async def open(self) -> None:
@@ -298,8 +329,9 @@ class RelayStore(KeyLogStore, LoginStore, GrantStore, MailboxStore, DropStore, P
 
         Messages past expiry leave an ``expired`` tombstone until expiry + ``grace``;
         receipts past the message's expiry go, their count of readers added to the
-        tombstone first; tombstones, idempotency records, challenges, sessions and retired
-        grants past their expiry go. Deleted bytes must not survive in the store's files.
+        tombstone first; tombstones, idempotency records, challenges, sessions, retired
+        grants and device-linking mailboxes past their expiry go. Deleted bytes must not
+        survive in the store's files.
         """
 
     async def stats(self, now: int) -> StoreStats:

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,10 +64,12 @@ from ..errors import (
     RecipientUnknown,
     RelayError,
 )
+from . import postgres_links
 from .interface import LogIndexTaken
 from .rows import (
     DropRow,
     GrantRow,
+    LinkMailbox,
     LogAppend,
     MessageStatus,
     NewDrop,
@@ -99,7 +102,7 @@ CHANNEL = "kok_relay"
 # Tables holding ciphertext or hashes of secrets: vacuumed after a purge deleted rows.
 VACUUMED = ("messages", "deliveries", "device_deliveries", "status_tombstones", "idempotency",
             "challenges", "sessions", "grants", "drops", "drop_orgs", "drop_deliveries",
-            "drop_device_deliveries", "receipts")
+            "drop_device_deliveries", "receipts", "link_mailboxes", "link_messages")
 # A send's recipients are read per batch from these, under the directory lock.
 _MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
 _READERS = "(SELECT count(*) FROM receipts WHERE receipts.status_hash = $1 AND has_read)"
@@ -622,6 +625,30 @@ class PostgresStore:
         """Every drop id with a row (for the orphaned-file sweep)."""
         return {bytes(r[0]) for r in await self.fetch("SELECT id FROM drops")}
 
+    # --- device-linking mailboxes (SQL in postgres_links.py) -------------------------------
+
+    async def open_link(self, nameplate: str, staff_id: str, device: str, expires: int,
+                        now: int, max_open: int) -> bool:
+        return await self.transaction(functools.partial(
+            postgres_links.open_link, nameplate=nameplate, staff_id=staff_id, device=device,
+            expires=expires, now=now, max_open=max_open))
+
+    async def post_link(self, nameplate: str, side: str, message: bytes, max_messages: int,
+                        now: int) -> int | None:
+        return await self.transaction(functools.partial(
+            postgres_links.post_link, nameplate=nameplate, side=side, message=message,
+            max_messages=max_messages, now=now))
+
+    async def read_link(self, nameplate: str, now: int) -> LinkMailbox | None:
+        # one transaction, so the mailbox and its messages are of the same instant
+        return await self.transaction(functools.partial(
+            postgres_links.read_link, nameplate=nameplate, now=now))
+
+    async def close_link(self, nameplate: str) -> bool:
+        gone = await self.transaction(lambda db: db.fetchval(
+            "DELETE FROM link_mailboxes WHERE nameplate = $1 RETURNING 1", nameplate))
+        return gone is not None
+
 
 # --- transactions ----------------------------------------------------------------------------
 
@@ -877,6 +904,7 @@ async def _purge(db: Conn, now: int, grace: int) -> PurgeCounts:
         challenges=await delete("DELETE FROM challenges WHERE expires <= $1"),
         sessions=await delete("DELETE FROM sessions WHERE expires <= $1"),
         grants=await delete("DELETE FROM grants WHERE expires IS NOT NULL AND expires <= $1"),
+        links=await delete("DELETE FROM link_mailboxes WHERE expires <= $1"),
     )
 
 

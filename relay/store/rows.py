@@ -124,10 +124,11 @@ class PurgeCounts:
     grants: int = 0
     drops: int = 0
     receipts: int = 0
+    links: int = 0
 
     def total(self) -> int:
         return (self.messages + self.tombstones + self.idempotency + self.challenges
-                + self.sessions + self.grants + self.drops + self.receipts)
+                + self.sessions + self.grants + self.drops + self.receipts + self.links)
 
 
 @dataclass(frozen=True)
@@ -181,3 +182,17 @@ class DropRow:
         if self.expires <= now:
             return False
         return self.complete or self.idle_expires is None or self.idle_expires > now
+
+
+@dataclass(frozen=True)
+class LinkMailbox:
+    """A device-linking mailbox: who opened it, and each side's messages (opaque bytes)."""
+
+    nameplate: str
+    staff_id: str
+    device: str
+    expires: int
+    existing: tuple[bytes, ...] = field(default=(), repr=False)
+    """What the existing device (side ``a``) posted, in order."""
+    new: tuple[bytes, ...] = field(default=(), repr=False)
+    """What the new device (side ``b``) posted, in order."""

@@ -54,11 +54,12 @@ from ..errors import (
     RecipientUnknown,
     RelayError,
 )
-from . import sqlite_drops
+from . import sqlite_drops, sqlite_links
 from .interface import LogIndexTaken
 from .rows import (
     DropRow,
     GrantRow,
+    LinkMailbox,
     LogAppend,
     MessageStatus,
     NewDrop,
@@ -609,6 +610,31 @@ class SqliteStore:
     async def drop_ids(self) -> set[bytes]:
         return {bytes(r[0]) for r in await self._read(sqlite_drops.SELECT_IDS)}
 
+    # --- device-linking mailboxes (SQL in sqlite_links.py) -------------------------------
+
+    async def open_link(self, nameplate: str, staff_id: str, device: str, expires: int,
+                        now: int, max_open: int) -> bool:
+        return await self._write(functools.partial(
+            sqlite_links.open_link, nameplate=nameplate, staff_id=staff_id, device=device,
+            expires=expires, now=now, max_open=max_open))
+
+    async def post_link(self, nameplate: str, side: str, message: bytes, max_messages: int,
+                        now: int) -> int | None:
+        return await self._write(functools.partial(
+            sqlite_links.post_link, nameplate=nameplate, side=side, message=message,
+            max_messages=max_messages, now=now))
+
+    async def read_link(self, nameplate: str, now: int) -> LinkMailbox | None:
+        head = await self._read(sqlite_links.SELECT_MAILBOX, (nameplate, now))
+        if not head:
+            return None
+        return sqlite_links.mailbox(nameplate, head[0],
+                                    await self._read(sqlite_links.SELECT_MESSAGES, (nameplate,)))
+
+    async def close_link(self, nameplate: str) -> bool:
+        return await self._write(functools.partial(sqlite_links.close_link,
+                                                   nameplate=nameplate))
+
 
 # --- jobs (run on the writer thread, inside a savepoint) ------------------------------------
 
@@ -821,4 +847,5 @@ def _purge(db: sqlite3.Connection, now: int, grace: int) -> PurgeCounts:
         challenges=delete("DELETE FROM challenges WHERE expires <= ?"),
         sessions=delete("DELETE FROM sessions WHERE expires <= ?"),
         grants=delete("DELETE FROM grants WHERE expires IS NOT NULL AND expires <= ?"),
+        links=delete("DELETE FROM link_mailboxes WHERE expires <= ?"),
     )

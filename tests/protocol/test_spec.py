@@ -13,6 +13,7 @@ from protocol import (
     events,
     keylog,
     labels,
+    link,
     message,
     records,
     stream,
@@ -89,6 +90,7 @@ def test_constants_table_matches_the_code() -> None:
         "DEFAULT_RETENTION_DAYS": records.DEFAULT_RETENTION_DAYS,
         "MAX_RETENTION_DAYS": records.MAX_RETENTION_DAYS,
         "UNREAD_RETENTION_FACTOR": records.UNREAD_RETENTION_FACTOR,
+        "MAX_LINK_MESSAGE": link.MAX_LINK_MESSAGE,
     }
     assert table == code
 

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from relay.errors import DropQuotaExceeded, NotReceived, NotRetractable, QuotaExceeded
+from relay.errors import (
+    DropQuotaExceeded,
+    LinkSideDone,
+    NotReceived,
+    NotRetractable,
+    QuotaExceeded,
+    TooManyLinks,
+)
 from relay.store import (
     LogAppend,
     MessageStatus,
@@ -367,3 +374,51 @@ async def test_revoking_an_org_deletes_its_members_receipts(store: RelayStore) -
     with pytest.raises(NotReceived):
         await store.report_read("org-b/ann", (message.id,), NOW)
     assert await store.message_status(status, NOW) == MessageStatus("delivered", 1, 1, 1)
+
+
+# --- device-linking mailboxes -------------------------------------------------------------
+
+
+async def test_a_link_mailbox_carries_each_sides_messages_in_order(store: RelayStore) -> None:
+    assert await store.open_link("0042", "org-b/ann", "PC", NOW + 600, NOW, 3) is True
+    assert await store.open_link("0042", "org-b/bob", "X", NOW + 600, NOW, 3) is False
+    assert await store.post_link("0042", "a", b"a0", 2, NOW) == 1
+    assert await store.post_link("0042", "b", b"b0", 2, NOW) == 1
+    assert await store.post_link("0042", "b", b"b1", 2, NOW) == 2
+    with pytest.raises(LinkSideDone):
+        await store.post_link("0042", "b", b"b2", 2, NOW)
+    box = await store.read_link("0042", NOW)
+    assert box is not None
+    assert (box.staff_id, box.device, box.expires) == ("org-b/ann", "PC", NOW + 600)
+    assert (box.existing, box.new) == ((b"a0",), (b"b0", b"b1"))
+    assert await store.close_link("0042") is True
+    assert await store.read_link("0042", NOW) is None
+    assert await store.post_link("0042", "a", b"a1", 2, NOW) is None
+    assert await store.close_link("0042") is False
+
+
+async def test_concurrent_posts_take_distinct_places_up_to_the_limit(store: RelayStore) -> None:
+    await store.open_link("0007", "org-b/ann", "PC", NOW + 600, NOW, 3)
+    outcomes = await _settle([store.post_link("0007", "b", bytes([i]), 2, NOW)
+                              for i in range(MANY)])
+    assert sorted(o for o in outcomes if isinstance(o, int)) == [1, 2]
+    assert sum(isinstance(o, LinkSideDone) for o in outcomes) == MANY - 2
+    box = await store.read_link("0007", NOW)
+    assert box is not None and len(box.new) == 2
+
+
+async def test_a_person_opens_few_link_mailboxes_and_expired_ones_go(store: RelayStore) -> None:
+    outcomes = await _settle([store.open_link(f"{i:04d}", "org-b/ann", "PC", NOW + 600, NOW, 3)
+                              for i in range(MANY)])
+    assert outcomes.count(True) == 3
+    assert sum(isinstance(o, TooManyLinks) for o in outcomes) == MANY - 3
+    assert await store.open_link("0100", "org-b/bob", "X", NOW + 10, NOW, 3) is True
+    assert await store.post_link("0100", "b", b"b0", 2, NOW) == 1
+    assert await store.read_link("0100", NOW + 10) is None  # expired: gone for every read
+    # an expired nameplate can be taken again, and purge deletes what expired
+    assert await store.open_link("0100", "org-b/cy", "Y", NOW + 700, NOW + 10, 3)
+    box = await store.read_link("0100", NOW + 10)
+    assert box is not None and box.new == ()  # nothing of the expired mailbox is left
+    counts = await store.purge(NOW + 600, 0)
+    assert counts.links == 3
+    assert await store.read_link("0100", NOW + 600) is not None
