@@ -23,8 +23,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from protocol import b64decode, b64encode
-from tests.support.actors import Api, envelope, rand
+from protocol import BoxKeyPair, DeviceAdd, DeviceRemove, SigningKeyPair, b64decode, b64encode
+from protocol.records import sign_record
+from tests.support.actors import Api, Staff, envelope, now, rand
 from tests.support.pgcluster import PgCluster
 from tests.support.relayproc import REPO, RelayProcess
 
@@ -104,6 +105,30 @@ async def test_a_removal_through_one_process_ends_the_session_held_by_the_other(
     assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 4401)
     status, body = await two.call("GET", "/v1/messages", token=token)
     assert (status, body["code"]) == (401, "session_invalid")
+
+
+async def test_a_device_removal_through_one_process_ends_that_device_on_the_other(
+        pair: tuple[RelayProcess, RelayProcess], apis: tuple[Api, Api]) -> None:
+    """Only the removed device: its session and stream held by the other process end at
+    once, the person's other device keeps working there."""
+    one, two = apis
+    org = await one.setup_org(pair[0].network_key, unique("mpd"), ("admin", "erin"))
+    erin = org.staff[f"{org.org_id}/erin"]
+    laptop = Staff(erin.staff_id, SigningKeyPair.from_seed(rand()), BoxKeyPair.from_seed(rand()))
+    await one.append(sign_record(DeviceAdd(erin.staff_id, laptop.signing.public,
+                                           laptop.box.public, now()), erin.signing))
+    office, token = await two.login(erin), await two.login(laptop)
+    async with _ws(two, token) as ws:
+        await asyncio.sleep(0.2)
+        await one.append(sign_record(DeviceRemove(erin.staff_id, laptop.signing.fingerprint,
+                                                  now()), erin.signing))
+        closing = await ws.receive(timeout=PUSH_TIMEOUT)
+    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 4401)
+    status, body = await two.call("GET", "/v1/messages", token=token)
+    assert (status, body["code"]) == (401, "session_invalid")
+    assert (await two.ok("GET", "/v1/messages", token=office))["messages"] == []
+    with pytest.raises(AssertionError, match="auth_bad_signature"):
+        await two.login(laptop)  # the person is not removed; the laptop's key no longer logs in
 
 
 async def test_an_idempotent_retry_through_the_other_process_gets_the_first_answer(
