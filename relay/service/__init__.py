@@ -22,6 +22,7 @@ from .events import EventStreams
 from .grants import Grants
 from .link import Links
 from .mailbox import Mailbox
+from .recipients import DeviceActivity
 from .sessions import Session, Sessions
 
 __all__ = ["RelayService", "Session"]
@@ -41,10 +42,15 @@ class RelayService:
                                  challenge_ttl=limits.challenge_ttl, session_ttl=limits.session_ttl)
         self.hub = EventHub()
         self.grants = Grants(store, self.directory, max_ttl=limits.max_ttl)
-        self.mailbox = Mailbox(store, self.directory, self.hub, limits, config.token_key)
+        # devices silent for longer than a message may be kept stop holding new ones
+        self.activity = DeviceActivity(store, max_ttl=limits.max_ttl)
+        self.sessions.on_login = self.activity.logged_in
+        self.mailbox = Mailbox(store, self.directory, self.hub, limits, config.token_key,
+                               self.activity)
         self.events = EventStreams(self.hub, store, self.sessions, limits)
         # file drops: rows in the store, bytes in the blob directory
-        self.drops = Drops(store, BlobStore(config.blob_path), self.directory, limits)
+        self.drops = Drops(store, BlobStore(config.blob_path), self.directory, limits,
+                           self.activity)
         # device-linking mailboxes: opaque messages between two devices of one person
         self.links = Links(store)
         self.staff_limiter = RateLimiter(limits.staff_requests_per_minute)

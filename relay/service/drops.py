@@ -57,7 +57,7 @@ from ..store.interface import DropStore
 from .directory import Directory
 from .domain import DROP_ID_SIZE, UPLOAD_TOKEN_SIZE, CreatedDrop, DropCreate
 from .hashing import secret_hash
-from .recipients import require_recipient
+from .recipients import DeviceActivity, require_recipient
 from .sessions import Session
 from .ttl import checked_ttl
 
@@ -71,8 +71,9 @@ class Drops:
     """Domain operations on file drops."""
 
     def __init__(self, store: DropStore, blobs: BlobStore, directory: Directory,
-                 limits: LimitsConfig) -> None:
+                 limits: LimitsConfig, activity: DeviceActivity | None = None) -> None:
         self.store = store
+        self.activity = activity
         self.blobs = blobs
         self.directory = directory
         self.limits = limits
@@ -231,7 +232,8 @@ class Drops:
                     f"The relay holds {have or 0} of the {row.size} bytes declared.")
             await self.blobs.complete(row.id)
             staff = self._recipient_staff(row.orgs)
-            if not await self.store.complete_drop(row.id, staff, self._recipient_devices(staff)):
+            devices = await self._recipient_devices(staff, now)
+            if not await self.store.complete_drop(row.id, staff, devices):
                 raise NotFound()
         self._forget_upload(row.id)
         return row
@@ -244,10 +246,15 @@ class Drops:
                 await self.blobs.delete(row.id)
         self._forget_upload(row.id)
 
-    def _recipient_devices(self, staff: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-        """Every current device of the recipients: each must fetch the file before it goes."""
-        return tuple(sorted((s, d.device_id) for s in staff
-                            for d in self.directory.keylog.devices(s)))
+    async def _recipient_devices(self, staff: tuple[str, ...], now: int
+                                 ) -> tuple[tuple[str, str], ...]:
+        """Every current device of the recipients that is not abandoned (recipients.py):
+        each must fetch the file before it goes."""
+        keylog = self.directory.keylog
+        devices = tuple(sorted((s, d.device_id) for s in staff for d in keylog.devices(s)))
+        if self.activity is not None:
+            return await self.activity.counted(devices, keylog, now)
+        return devices
 
     def _recipient_staff(self, orgs: tuple[str, ...]) -> tuple[str, ...]:
         staff: list[str] = []

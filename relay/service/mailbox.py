@@ -45,7 +45,7 @@ from ..store.interface import MailboxStore
 from .directory import Directory
 from .domain import MESSAGE_ID_SIZE, STATUS_TOKEN_SIZE, Envelope, SendRequest, SentMessage
 from .hashing import IDEMPOTENCY, MESSAGE_ID, REQUEST, STATUS, STATUS_TOKEN, derive, secret_hash
-from .recipients import require_recipient
+from .recipients import DeviceActivity, require_recipient
 from .sessions import Session
 from .ttl import checked_ttl
 
@@ -57,8 +57,10 @@ class Mailbox:
     """Domain operations on messages."""
 
     def __init__(self, store: MailboxStore, directory: Directory, hub: EventHub,
-                 limits: LimitsConfig, token_key: bytes) -> None:
+                 limits: LimitsConfig, token_key: bytes,
+                 activity: DeviceActivity | None = None) -> None:
         self.store = store
+        self.activity = activity
         self.directory = directory
         self.hub = hub
         self.limits = limits
@@ -77,6 +79,8 @@ class Mailbox:
         status_tokens = [self._status_token(key, i) for i in range(len(request.envelopes))]
         for index, envelope in enumerate(request.envelopes):
             recipients, devices = self._recipients(envelope.to_org)
+            if self.activity is not None:  # not a device abandoned for longer than max_ttl
+                devices = await self.activity.counted(devices, self.directory.keylog, now)
             messages.append(NewMessage(
                 id=derive(self._token_key, MESSAGE_ID, key, index, MESSAGE_ID_SIZE),
                 to_org=envelope.to_org,

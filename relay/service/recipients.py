@@ -1,4 +1,20 @@
-"""The one rule for who may receive: an admitted organisation with a published epoch key."""
+"""Who may receive, and which devices of the recipients must fetch before deletion.
+
+``require_recipient``: an admitted organisation with a published epoch key.
+
+``DeviceActivity``: a device counts for delivery (the relay keeps an envelope or drop until
+it fetched it, SPEC.md section 18) only while it is not abandoned: it logged in within the
+longest time a message may be kept (``limits.max_ttl``), or was added to the key log within
+that time. A laptop left in a drawer would otherwise hold every new message on the relay
+until its TTL. The person still counts (k of n): only the device stops holding envelopes.
+
+Theory of operation
+-------------------
+Each login records its day (not the time: the day is all the rule needs) in the store,
+once per device and day. Memory caches what this process knows; a device memory calls
+abandoned is read again from the store before it is left out, so a login through another
+relay process sharing the store counts at once.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +23,9 @@ from protocol.errors import LogError
 from protocol.keylog import EpochState
 
 from ..errors import RecipientUnknown
+from ..store.interface import DeviceSeenStore
+
+DAY = 86400
 
 
 def require_recipient(keylog: KeyLog, org_id: str) -> EpochState:
@@ -16,3 +35,42 @@ def require_recipient(keylog: KeyLog, org_id: str) -> EpochState:
     except LogError as exc:
         raise RecipientUnknown(
             f"{org_id} is not an admitted organisation with a published key.") from exc
+
+
+class DeviceActivity:
+    """When devices last logged in, and which current devices still count for delivery."""
+
+    def __init__(self, store: DeviceSeenStore, *, max_ttl: int) -> None:
+        self.store = store
+        self.max_ttl = max_ttl
+        self._seen: dict[tuple[str, str], int] = {}
+
+    async def logged_in(self, staff_id: str, device: str, now: int) -> None:
+        """A device logged in: remember the day (one write per device and day)."""
+        if not device:
+            return  # a session from before devices names none
+        day = now - now % DAY
+        key = (staff_id, device)
+        if self._seen.get(key, -1) >= day:
+            return
+        await self.store.mark_device_seen(staff_id, device, day, day - self.max_ttl - DAY)
+        self._seen[key] = day
+
+    async def counted(self, devices: tuple[tuple[str, str], ...], keylog: KeyLog, now: int
+                      ) -> tuple[tuple[str, str], ...]:
+        """The ``(staff_id, device)`` of ``devices`` (current ones) that are not abandoned."""
+        quiet = {staff_id for staff_id, device in devices
+                 if not self._active(staff_id, device, keylog, now)}
+        if not quiet:
+            return devices
+        # memory may be behind another process sharing the store: ask it before leaving
+        # a device out, or that device would miss what is deleted before it comes back
+        self._seen.update(await self.store.devices_seen(sorted(quiet)))
+        return tuple(key for key in devices if self._active(*key, keylog, now))
+
+    def _active(self, staff_id: str, device: str, keylog: KeyLog, now: int) -> bool:
+        seen = self._seen.get((staff_id, device))
+        # a day counts whole: a login at its start still counts at its end
+        if seen is not None and now - (seen + DAY - 1) <= self.max_ttl:
+            return True
+        return now - keylog.device(staff_id, device).added_at <= self.max_ttl

@@ -15,6 +15,7 @@ store (the store's log append deletes them in the same transaction as the record
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from protocol import verify_auth
@@ -81,6 +82,8 @@ class Sessions:
         """Sessions checked against the key log, with the row and the log (and its size)
         they were checked against: a log that grew since (a removal is a record) checks
         again. Only live rows are looked up here, so an ended session never gets this far."""
+        self.on_login: Callable[[str, str, int], Awaitable[None]] | None = None
+        """Told of every new session's staff member and device (``DeviceActivity``)."""
 
     async def load(self, now: int) -> None:
         """Sessions survive a restart: reload the live ones into memory."""
@@ -121,6 +124,8 @@ class Sessions:
         row = SessionRow(secret_hash(SESSION, token), staff_id, now + self.session_ttl, device)
         await self.store.add_session(row)
         self._live[row.token_hash] = row
+        if self.on_login is not None:
+            await self.on_login(staff_id, device, now)
         return NewSession(token, Session(row.token_hash, staff_id, org_of(staff_id), role,
                                          row.expires, device))
 

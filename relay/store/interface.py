@@ -72,6 +72,7 @@ from .rows import (
 from .snapshot import BackupFacts
 
 __all__ = [
+    "DeviceSeenStore",
     "DropStore",
     "GrantStore",
     "KeyLogStore",
@@ -314,8 +315,20 @@ class LinkStore(Protocol):
         """Delete a mailbox and its messages; False if there was none."""
 
 
+class DeviceSeenStore(Protocol):
+    """When each device last logged in, to the day (so long-silent devices stop counting)."""
+
+    async def mark_device_seen(self, staff_id: str, device: str, day: int,
+                               forget_before: int) -> None:
+        """Record that ``device`` logged in on ``day`` (never moving a later day back), and
+        delete every row whose day is before ``forget_before``."""
+
+    async def devices_seen(self, staff_ids: list[str]) -> dict[tuple[str, str], int]:
+        """The recorded day of every device of these staff members, by (staff_id, device)."""
+
+
 class RelayStore(KeyLogStore, LoginStore, GrantStore, MailboxStore, DropStore, LinkStore,
-                 Protocol):
+                 DeviceSeenStore, Protocol):
     """Durable state of one relay: everything above, plus opening, purging and counting."""
 
     async def open(self) -> None:

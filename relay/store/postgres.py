@@ -649,6 +649,24 @@ class PostgresStore:
             "DELETE FROM link_mailboxes WHERE nameplate = $1 RETURNING 1", nameplate))
         return gone is not None
 
+    # --- when devices last logged in ------------------------------------------------------
+
+    async def mark_device_seen(self, staff_id: str, device: str, day: int,
+                               forget_before: int) -> None:
+        async def job(db: Conn) -> None:
+            await db.execute(
+                "INSERT INTO device_seen (staff_id, device, day) VALUES ($1, $2, $3) "
+                "ON CONFLICT (staff_id, device) DO UPDATE "
+                "SET day = greatest(device_seen.day, excluded.day)", staff_id, device, day)
+            await db.execute("DELETE FROM device_seen WHERE day < $1", forget_before)
+
+        await self.transaction(job)
+
+    async def devices_seen(self, staff_ids: list[str]) -> dict[tuple[str, str], int]:
+        rows = await self.fetch("SELECT staff_id, device, day FROM device_seen "
+                                "WHERE staff_id = ANY($1::text[])", staff_ids)
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
 
 # --- transactions ----------------------------------------------------------------------------
 

@@ -635,6 +635,26 @@ class SqliteStore:
         return await self._write(functools.partial(sqlite_links.close_link,
                                                    nameplate=nameplate))
 
+    # --- when devices last logged in ------------------------------------------------------
+
+    async def mark_device_seen(self, staff_id: str, device: str, day: int,
+                               forget_before: int) -> None:
+        def job(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO device_seen (staff_id, device, day) VALUES (?, ?, ?) "
+                       "ON CONFLICT (staff_id, device) DO UPDATE SET day = max(day, excluded.day)",
+                       (staff_id, device, day))
+            db.execute("DELETE FROM device_seen WHERE day < ?", (forget_before,))
+
+        await self._write(job)
+
+    async def devices_seen(self, staff_ids: list[str]) -> dict[tuple[str, str], int]:
+        if not staff_ids:
+            return {}
+        places = _in(staff_ids)
+        sql = "SELECT staff_id, device, day FROM device_seen WHERE staff_id IN " + places  # noqa: S608
+        rows = await self._read(sql, tuple(staff_ids))
+        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
 
 # --- jobs (run on the writer thread, inside a savepoint) ------------------------------------
 

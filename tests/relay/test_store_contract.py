@@ -422,3 +422,21 @@ async def test_a_person_opens_few_link_mailboxes_and_expired_ones_go(store: Rela
     counts = await store.purge(NOW + 600, 0)
     assert counts.links == 3
     assert await store.read_link("0100", NOW + 600) is not None
+
+
+# --- when devices last logged in ----------------------------------------------------------
+
+
+async def test_a_devices_day_only_moves_forward_and_old_days_are_forgotten(
+        store: RelayStore) -> None:
+    day = 86400
+    await store.mark_device_seen("org-b/ann", "PC", 10 * day, 0)
+    await store.mark_device_seen("org-b/ann", "LAPTOP", 3 * day, 0)
+    await store.mark_device_seen("org-b/ann", "PC", 9 * day, 0)  # a late writer
+    await store.mark_device_seen("org-b/bob", "PC", 10 * day, 0)
+    assert await store.devices_seen(["org-b/ann"]) == {("org-b/ann", "PC"): 10 * day,
+                                                       ("org-b/ann", "LAPTOP"): 3 * day}
+    await store.mark_device_seen("org-b/bob", "PC", 11 * day, 5 * day)
+    assert await store.devices_seen(["org-b/ann", "org-b/bob"]) == {
+        ("org-b/ann", "PC"): 10 * day, ("org-b/bob", "PC"): 11 * day}
+    assert await store.devices_seen([]) == {}
