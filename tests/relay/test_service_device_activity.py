@@ -8,11 +8,13 @@ its next login. The person still counts (k of n).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from protocol import BoxKeyPair, DeviceAdd, SigningKeyPair, sign_record
 from relay.store import MessageStatus
 from tests.relay.inprocess import World, service_world
+from tests.relay.test_service_drops import _uploaded
 from tests.support.actors import Org, Staff, envelope, rand
 
 MAX_TTL = 10 * 86400
@@ -89,3 +91,17 @@ async def test_a_login_through_another_process_counts_at_once(tmp_path: Path) ->
                                                  day, day - MAX_TTL)
         token = await send_and_fetch(world, sender, b, bob)
         assert (await world.relay.mailbox.status(token, world.now())).state == "pending"
+
+
+async def test_an_abandoned_device_does_not_hold_a_file_drop_either(tmp_path: Path) -> None:
+    async with service_world(tmp_path, max_ttl=MAX_TTL) as world:
+        a = await world.setup_org("org-a", ("admin",))
+        b = await world.setup_org("org-b", ("bob",))
+        sender, bob = a.staff["org-a/admin"], b.staff["org-b/bob"]
+        await add_laptop(world, bob)
+        world.advance(MAX_TTL + 86400)
+        created = await _uploaded(world, await world.login(sender), os.urandom(3000))
+        # the office PC fetches it; nobody waits for the laptop: the drop goes
+        assert await world.relay.drops.acknowledge(await world.login(bob), created.id,
+                                                   world.now()) is True
+        assert await world.relay.store.get_drop(created.id) is None
