@@ -72,7 +72,8 @@ NOTES: dict[str, str] = {
                                         "in one person's name).",
     "limits.org_requests_per_minute": "Requests per organisation, all its staff together.",
     "limits.public_requests_per_minute": "Unauthenticated requests, all clients together: "
-                                         "logins and the rest have a budget each.",
+                                         "logins, devices being linked and the rest have "
+                                         "a budget each.",
     "limits.max_event_streams_per_staff": "Open event streams (WebSockets) per staff member.",
     "limits.challenge_ttl": "Seconds a login challenge stays valid.",
     "limits.session_ttl": "Seconds a login session lasts.",
