@@ -3,7 +3,8 @@
 Two real relay processes (one directory, one database, two ports, as two hosts behind one
 name would be) are driven over HTTP: a message sent through one is pushed at once to a
 stream held by the other; a removal through one ends the session and stream held by the
-other; an idempotent retry through the other answers the first send; a login through one
+other (so does removing one device); a device-linking mailbox is served by either; an
+idempotent retry through the other answers the first send; a login through one
 works on the other at once; rate limits are one budget; kill -9 of one process under load
 loses nothing it acknowledged. ``serve --workers 2`` shares one port, and SQLite refuses it.
 """
@@ -129,6 +130,27 @@ async def test_a_device_removal_through_one_process_ends_that_device_on_the_othe
     assert (await two.ok("GET", "/v1/messages", token=office))["messages"] == []
     with pytest.raises(AssertionError, match="auth_bad_signature"):
         await two.login(laptop)  # the person is not removed; the laptop's key no longer logs in
+
+
+async def test_a_device_link_mailbox_is_served_by_either_process(
+        pair: tuple[RelayProcess, RelayProcess], apis: tuple[Api, Api]) -> None:
+    """The existing device talks to one process, the new device to the other."""
+    one, two = apis
+    org = await one.setup_org(pair[0].network_key, unique("mpk"), ("admin", "fay"))
+    fay = await one.login(org.staff[f"{org.org_id}/fay"])
+    nameplate = (await one.ok("POST", "/v1/link", token=fay, expect=201))["nameplate"]
+    await one.ok("POST", f"/v1/link/{nameplate}/a", {"message": b64encode(b"a0")}, token=fay)
+    assert (await two.ok("GET", f"/v1/link/{nameplate}/a"))["messages"] == [b64encode(b"a0")]
+    for message in (b"b0", b"b1"):
+        await two.ok("POST", f"/v1/link/{nameplate}/b", {"message": b64encode(message)})
+    status, body = await one.call("POST", f"/v1/link/{nameplate}/b",
+                                  {"message": b64encode(b"b2")})
+    assert (status, body["code"]) == (409, "link_side_done")  # one answer, whichever process
+    got = await one.ok("GET", f"/v1/link/{nameplate}/b?after=0", token=fay)
+    assert [b64decode(m) for m in got["messages"]] == [b"b0", b"b1"]
+    await two.ok("DELETE", f"/v1/link/{nameplate}", expect=204)
+    status, _ = await one.call("GET", f"/v1/link/{nameplate}/a")
+    assert status == 404
 
 
 async def test_an_idempotent_retry_through_the_other_process_gets_the_first_answer(
