@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import pickle
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -27,6 +28,7 @@ from aiohttp import web
 from .errors import RelayError
 
 T = TypeVar("T")
+CHILD_NICENESS = 10
 
 
 class BodyParser:
@@ -45,7 +47,8 @@ class BodyParser:
             return await asyncio.to_thread(parse, raw, parser)
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self._workers, mp_context=multiprocessing.get_context("forkserver"))
+                self._workers, mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_lower_priority)
         loop = asyncio.get_running_loop()
         try:
             ok, value = await loop.run_in_executor(self._pool, _run, parse, raw, parser)
@@ -65,6 +68,12 @@ class BodyParser:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _lower_priority() -> None:
+    """In the child: when the cores are busy, the event loop's process goes first (a large
+    body's parse waits a little longer instead of every small request)."""
+    os.nice(CHILD_NICENESS)
 
 
 def _run(parse: Callable[[bytes, Callable[[Any], T]], T], raw: bytes,
