@@ -20,8 +20,9 @@ from tests.integration.people import close_all, new_org, new_staff, open_office
 
 SUBJECT = "Fallberatung Z-5521 Menschenhandel Verdacht"
 BODY = "Die Klientin M. aus Rumänien wurde in Dortmund in einer Wohnung festgehalten."
-# Tables that say who is logged in or holds which epoch key: they name staff by design.
-LOGIN_TABLES = {"sessions", "challenges", "grants"}
+# Tables that say who is logged in (and when a device last did) or holds which epoch key:
+# they name staff by design.
+LOGIN_TABLES = {"sessions", "challenges", "grants", "device_seen"}
 PUBLIC_LOG = {"log_entries"}
 
 
@@ -59,7 +60,9 @@ def tables_naming(db_path: Path, values: list[str | bytes]) -> dict[str, int]:
         db.close()
 
 
-def assert_no_trace(relay: Any, sender: Any) -> None:
+def assert_no_trace(relay: Any, sender: Any, received: int = 0) -> None:
+    """``received``: how many messages ``sender`` has fetched (each leaves one read receipt
+    naming them as a recipient, never as the sender)."""
     data = raw_bytes(relay.dir)
     # Positive control: the scan does see plaintext where the relay keeps it (the public log).
     assert sender.staff_id.encode() in data
@@ -73,9 +76,11 @@ def assert_no_trace(relay: Any, sender: Any) -> None:
     assert "log_entries" in tables  # the check can see the staff id where it is public
     # "deliveries" and "device_deliveries" list who (which device) still has to fetch a
     # message: the sender may be there only as a recipient of a message to their own
-    # organisation, never for a message they sent.
+    # organisation, never for a message they sent. "receipts" lists who fetched (and read) a
+    # message: one row for each message the person fetched, none for what they sent.
     pending = {"deliveries", "device_deliveries"}
-    assert set(tables) <= PUBLIC_LOG | LOGIN_TABLES | pending, tables
+    assert set(tables) <= PUBLIC_LOG | LOGIN_TABLES | pending | {"receipts"}, tables
+    assert tables.get("receipts", 0) == received, tables
     db = sqlite3.connect(f"file:{relay.db_path}?mode=ro", uri=True)
     try:
         orgs = set()
@@ -107,7 +112,7 @@ async def test_the_relay_stores_neither_text_nor_sender(relay: Any, tmp_path: Pa
         await ben.send(to=["nord"], subject="Re: " + SUBJECT, body=BODY + " Antwort.",
                        reply_to=message_id)
         assert_no_trace(relay, anna)  # after the exchange
-        assert_no_trace(relay, ben)
+        assert_no_trace(relay, ben, received=1)
         for text in (SUBJECT, BODY):
             assert text not in relay.log_text()
     finally:
