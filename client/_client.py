@@ -21,6 +21,7 @@ modules, and sending, receiving, lifecycle, verification and attachments, work o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
 import time
@@ -34,7 +35,7 @@ import aiohttp
 from protocol.events import CLOSE_SESSION_ENDED
 from protocol.keys import BoxKeyPair, SigningKeyPair
 
-from . import device_link, devices, lifecycle, verification
+from . import device_link, devices, lifecycle, reading, verification
 from . import org_settings as settings_of_orgs
 from .api import RelayApi, check_relay_url
 from .attachment_stream import AttachmentStream, open_attachment
@@ -333,6 +334,7 @@ class Client:
         _, box_keys_retired = await devices.maintain_box_keys(self.context, settled)
         retried = await self.receiver.retry_quarantine()
         messages, quarantined, withdrawals = await self.receiver.fetch()
+        await reading.send_read_reports(self.context)
         retired = await lifecycle.retire_epoch_secrets(self.context) + box_keys_retired
         changed = await verification.changed_orgs(self.context)
         withdrawals = [w for w in retried if isinstance(w, Withdrawal)] + withdrawals
@@ -370,9 +372,11 @@ class Client:
         return sorted(arrived, key=lambda m: m.sent, reverse=True)
 
     async def read(self, message_id: str) -> Message:
-        """One message by id or unique id prefix; marks it read."""
+        """One message by id or unique id prefix, opened by the person: marks it read and
+        owes its read report, sent with the next sync (SPEC.md section 21)."""
         full = await self.store.resolve_id(message_id)
         await self.store.mark_read(full, self.now())
+        await reading.note_opened(self.context, full)
         row = await self.store.message(full)
         assert row is not None
         return _flag(Message.from_stored(*row), await verification.changed_orgs(self.context))
@@ -471,12 +475,15 @@ class Client:
                 await asyncio.sleep(api.policy.reconnect_delay(failures))
                 continue
             opened = time.monotonic()
+            await self._send_read_reports_quietly()  # (re)connected: a moment the relay sees
             try:
                 async for frame in ws:
                     if frame.type != aiohttp.WSMsgType.TEXT:
                         continue
                     arrived = await self.receiver.event(frame.data)
                     if arrived is not None:
+                        # the relay sees this device now anyway: owed read reports go along
+                        await self._send_read_reports_quietly()
                         yield arrived
             finally:
                 await ws.close()
@@ -491,6 +498,11 @@ class Client:
                 await asyncio.sleep(api.policy.reconnect_delay(failures))
             else:
                 failures = 0
+
+    async def _send_read_reports_quietly(self) -> None:
+        """Owed read reports, while listening: a failure leaves them owed for the next sync."""
+        with contextlib.suppress(KokError):
+            await reading.send_read_reports(self.context)
 
     # --- directory questions ---------------------------------------------------------
 

@@ -362,6 +362,13 @@ class RelayApi:
         return dict(await self._request("POST", f"/v1/messages/{quote(relay_id, safe='')}/ack",
                                         auth=True, repeatable=True))
 
+    async def report_read(self, relay_ids: list[str]) -> int:
+        """Report messages opened (SPEC 21.1); how many the relay newly counted."""
+        answer = await self._request("POST", "/v1/messages/read", json={"ids": relay_ids},
+                                     auth=True, repeatable=True)
+        counted = answer.get("counted") if isinstance(answer, dict) else None
+        return counted if isinstance(counted, int) else 0
+
     # --- drops -----------------------------------------------------------------------
 
     async def create_drop(self, size: int, to: list[str], ttl: int) -> dict[str, Any]:

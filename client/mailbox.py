@@ -294,6 +294,24 @@ class MailboxStore:
         await self._db.execute(
             "UPDATE messages SET read_at = ? WHERE id = ? AND read_at IS NULL", (when, message_id))
 
+    async def owe_read_report(self, message_id: str) -> None:
+        """Opening the message owes one read report, unless one was owed or sent before."""
+        await self._db.execute(
+            "UPDATE messages SET read_report = 1 WHERE id = ? AND read_report IS NULL",
+            (message_id,))
+
+    async def owed_read_reports(self) -> list[str]:
+        """The relay ids of the messages whose read report is still owed, oldest first."""
+        async with self._db.execute(
+                "SELECT relay_id FROM messages WHERE read_report = 1 ORDER BY rowid") as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def settle_read_reports(self, relay_ids: list[str]) -> None:
+        """These reports were sent, or will never be: owe them no longer."""
+        await self._db.executemany(
+            "UPDATE messages SET read_report = 0 WHERE relay_id = ? AND read_report = 1",
+            [(r,) for r in relay_ids])
+
     async def resolve_id(self, prefix: str, table: str = "messages") -> str:
         """The one full id in ``table`` starting with ``prefix`` (hex, at least 4 characters)."""
         if table not in ("messages", "sent"):

@@ -89,11 +89,31 @@ class RecipientStatus:
     org: str
     state: str
     acknowledged: int
+    """People who fetched it from at least one device (delivered)."""
     of: int
+    read: int | None = None
+    """People who reported it read; None if the relay did not say (an older relay)."""
+    read_reports: bool = True
+    """False: the recipient org's staff send no read reports (its settings in the key log)."""
+
+    def delivery_words(self) -> tuple[str, dict[str, int]]:
+        """The catalogue key and values of "delivered to k of n, read by r"."""
+        return _delivery_words(self.acknowledged, self.of, self.read, self.read_reports)
 
     def to_json(self) -> dict[str, Any]:
         return {"org": self.org, "state": self.state, "acknowledged": self.acknowledged,
-                "of": self.of}
+                "of": self.of, "read": self.read if self.read_reports else None,
+                "read_reports": self.read_reports}
+
+
+def _delivery_words(acknowledged: int, of: int, read: int | None,
+                    read_reports: bool) -> tuple[str, dict[str, int]]:
+    values = {"acknowledged": acknowledged, "of": of}
+    if not read_reports:
+        return "status.delivered_reports_off", values
+    if read is None:
+        return "status.delivered", values
+    return "status.delivered_read", {**values, "read": read}
 
 
 @dataclass(frozen=True)
@@ -122,9 +142,26 @@ class DeliveryStatus:
     def of(self) -> int:
         return sum(r.of for r in self.recipients)
 
+    @property
+    def read_reports(self) -> bool:
+        """True if at least one recipient org sends read reports."""
+        return any(r.read_reports for r in self.recipients)
+
+    @property
+    def read(self) -> int | None:
+        """People who reported it read, over the orgs that send read reports (None: unknown)."""
+        counted = [r.read for r in self.recipients if r.read_reports]
+        if not counted or any(n is None for n in counted):
+            return None
+        return sum(n for n in counted if n is not None)
+
+    def delivery_words(self) -> tuple[str, dict[str, int]]:
+        """The catalogue key and values of "delivered to k of n, read by r" over all orgs."""
+        return _delivery_words(self.acknowledged, self.of, self.read, self.read_reports)
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "subject": self.subject, "state": self.state,
-                "acknowledged": self.acknowledged, "of": self.of,
+                "acknowledged": self.acknowledged, "of": self.of, "read": self.read,
                 "recipients": [r.to_json() for r in self.recipients],
                 "notified": list(self.notified)}
 

@@ -91,12 +91,14 @@ def message_lines(m: Message) -> list[str]:
 
 def status_lines(s: DeliveryStatus) -> list[str]:
     """The overall state, then one line per recipient organisation."""
+    key, values = s.delivery_words()
     lines = [t("status.summary", id=short_id(s.id), subject=s.subject,
-               state=t(f"state.{s.state}"), acknowledged=s.acknowledged, of=s.of)]
+               state=t(f"state.{s.state}"), delivery=t(key, **values))]
     if len(s.recipients) > 1:
         for r in s.recipients:
+            key, values = r.delivery_words()
             lines.append(t("status.recipient", org=r.org, state=t(f"state.{r.state}"),
-                           acknowledged=r.acknowledged, of=r.of))
+                           delivery=t(key, **values)))
     if s.notified:
         lines.append(t("status.notified", orgs=", ".join(s.notified)))
     return fit(lines)

@@ -40,6 +40,7 @@ from .drops import (
 )
 from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
 from .models import DeliveryStatus, RecipientStatus
+from .reading import read_reports_sent_by
 from .verification import require_unchanged
 
 if TYPE_CHECKING:
@@ -249,6 +250,7 @@ class Sender:
         if record is None:
             raise UsageError("unknown_message", id=message_id)
         api = await self.ctx.api()
+        await self.ctx.sync_log()  # the recipients' read-report settings, as now signed
         out = []
         for rec in record["recipients"]:
             token = b64decode(rec["token"], size=32, field="token")
@@ -302,15 +304,21 @@ class Sender:
             await self.ctx.store.update_sent(message_id, {**record, "retraction": queued})
         await self.flush_outbox(only=str(queued))
 
-    @staticmethod
-    async def _recipient_status(api: RelayApi, org: str, token: bytes) -> RecipientStatus:
+    async def _recipient_status(self, api: RelayApi, org: str, token: bytes
+                                ) -> RecipientStatus:
+        # whether that org's staff send read reports is its signed setting in our log
+        reports = read_reports_sent_by(self.ctx, org)
         try:
             answer = await api.status(token)
         except RelayRefused as exc:
             if exc.code != "not_found":
                 raise
             # Past its expiry plus the relay's grace period, the relay forgets the token.
-            return RecipientStatus(org=org, state="unknown", acknowledged=0, of=0)
+            return RecipientStatus(org=org, state="unknown", acknowledged=0, of=0,
+                                   read_reports=reports)
+        read = answer.get("read")
         return RecipientStatus(org=org, state=str(answer.get("state")),
                                acknowledged=int(answer.get("acknowledged") or 0),
-                               of=int(answer.get("of") or 0))
+                               of=int(answer.get("of") or 0),
+                               read=read if isinstance(read, int) and read >= 0 else None,
+                               read_reports=reports)

@@ -176,6 +176,12 @@ class NotReceived(NotFound):
                          "expired; nothing was reported.")
 
 
+class ReadReportsOff(RelayError):
+    status = 409
+    code = "read_reports_off"
+    title = "Your organisation has switched read reports off: nothing was reported."
+
+
 class NotRetractable(RelayError):
     status = 409
     code = "not_retractable"

@@ -30,6 +30,7 @@ from ..errors import (
     DuplicateRecipient,
     EnvelopeTooLarge,
     NotFound,
+    ReadReportsOff,
     StaleEpoch,
     TooManyEnvelopes,
 )
@@ -188,7 +189,12 @@ class Mailbox:
         Only a recipient who fetched a message, from any of their devices, may report it,
         until it expires (also after its envelope was deleted); any other id refuses the
         whole report with ``not_received``. A person counts once, whichever device reports.
+        An organisation whose signed settings switch read reports off gets
+        ``read_reports_off``: its clients send none, so such a report is not theirs to make.
         """
+        org = self.directory.keylog.orgs.get(session.org_id)
+        if org is not None and org.settings is not None and not org.settings.read_reports:
+            raise ReadReportsOff()
         return await self.store.report_read(session.staff_id, message_ids, now)
 
     # --- the sender's token ------------------------------------------------------------
