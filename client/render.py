@@ -91,13 +91,16 @@ def message_lines(m: Message) -> list[str]:
 
 def status_lines(s: DeliveryStatus) -> list[str]:
     """The overall state, then one line per recipient organisation."""
+    # "delivered" would only repeat the delivery words; every other state adds to them
     key, values = s.delivery_words()
-    lines = [t("status.summary", id=short_id(s.id), subject=s.subject,
+    summary = "status.summary_delivered" if s.state == "delivered" else "status.summary"
+    lines = [t(summary, id=short_id(s.id), subject=s.subject,
                state=t(f"state.{s.state}"), delivery=t(key, **values))]
     if len(s.recipients) > 1:
         for r in s.recipients:
             key, values = r.delivery_words()
-            lines.append(t("status.recipient", org=r.org, state=t(f"state.{r.state}"),
+            line = "status.recipient_delivered" if r.state == "delivered" else "status.recipient"
+            lines.append(t(line, org=r.org, state=t(f"state.{r.state}"),
                            delivery=t(key, **values)))
     if s.notified:
         lines.append(t("status.notified", orgs=", ".join(s.notified)))

@@ -133,7 +133,7 @@ def test_cli_orgs_sent_search_thread_and_status_of_the_latest(shared_relay: Any,
     message = json.loads(ok(kok("--json", "send", "--to", sued, "--subject", "Fallfrage",
                                 "--body", "Termin am Montag", home=home, profile=anna)).out)["id"]
     listed = ok(kok("sent", home=home, profile=anna)).out
-    assert f"{message[:8]}: to {sued}" in listed and "waiting to be read" in listed
+    assert f"{message[:8]}: to {sued}" in listed and "on its way" in listed
     assert "Fallfrage" in ok(kok("status", home=home, profile=anna)).out
     ben = f"{sued}.ben"
     ok(kok("sync", home=home, profile=ben))
