@@ -29,14 +29,16 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("messages", ("cursor", "id", "to_org", "epoch", "sealed", "size", "received", "expires",
                   "status_hash", "recipients", "acknowledged")),
     ("deliveries", ("message", "staff_id")),
-    ("status_tombstones", ("status_hash", "state", "acknowledged", "recipients", "expires")),
+    ("status_tombstones", ("status_hash", "state", "acknowledged", "recipients", "expires",
+                           "read_by")),
+    ("receipts", ("message_id", "staff_id", "status_hash", "has_read", "expires")),
     ("idempotency", ("key_hash", "request_hash", "received", "expires")),
     ("drops", ("id", "size", "token_hash", "expires", "idle_expires", "complete",
                "recipients", "acknowledged")),
     ("drop_orgs", ("drop_id", "org_id")),
     ("drop_deliveries", ("drop_id", "staff_id")),
 )
-BOOLEAN_COLUMNS = {("drops", "complete")}
+BOOLEAN_COLUMNS = {("drops", "complete"), ("receipts", "has_read")}
 BYTES_KIND = (bytes, memoryview)
 
 

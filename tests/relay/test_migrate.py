@@ -75,6 +75,8 @@ async def test_migrate_moves_a_populated_relay_with_nothing_lost(
                              token=t)
             await api.ok("POST", f"/v1/messages/{first['messages'][0]['id']}/ack",
                          token=bob_token)  # half acknowledged
+            await api.ok("POST", "/v1/messages/read",  # a receipt read, one not
+                         {"ids": [delivered["messages"][0]["id"]]}, token=bob_token)
             await api.send(token, [envelope(alice, c)])
             await api.append(a.remove("mig-a/leaver"))
             await api.append(revoke(relay.network_key, "mig-c"))
