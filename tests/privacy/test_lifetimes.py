@@ -1,11 +1,11 @@
 """Each lifetime rule of docs/privacy.md, with the relay's clock moved instead of slept.
 
 A real relay process stores what an exchange leaves behind (a waiting message, a retracted
-one, a file drop, sessions, a rotation's retired grants). Then the relay's service runs in
-this process on the same directory, and ``purge(now)`` is called one second before and at
-each item's stated expiry: before, the item is there; at the stated time, its row is gone,
-its file is gone, and none of its bytes remain in the raw database or WAL (secure_delete,
-and the WAL checkpointed and truncated after the purge).
+one, read receipts, a file drop, sessions, a rotation's retired grants). Then the relay's
+service runs in this process on the same directory, and ``purge(now)`` is called one second
+before and at each item's stated expiry: before, the item is there; at the stated time, its
+row is gone, its file is gone, and none of its bytes remain in the raw database or WAL
+(secure_delete, and the WAL checkpointed and truncated after the purge).
 """
 
 from __future__ import annotations
@@ -67,6 +67,13 @@ async def _exchange(relay: RelayProcess, home: Path) -> None:
                         attachments=[report])
         retracted = await anna.send([sued.org_id], "Versehen", "zurueck", ttl=7200)
         await anna.retract(retracted)
+        # a colleague at sued fetches both waiting messages and opens one: receipts, one
+        # reported read, while the envelopes still wait for sued's admin
+        ben = await net.staff(sued, "ben")
+        opened = await anna.send([sued.org_id], "gelesen", "geoeffnet", ttl=5400)
+        await ben.sync()
+        await ben.read(opened)
+        await ben.sync()
         await sued.org.rotate()  # the first epoch's grants are retired
         await asyncio.to_thread(relay.stop)
     finally:
@@ -81,7 +88,7 @@ def _items(relay: RelayProcess, started: int) -> list[Item]:
     try:
         for cursor, sealed, received, expires in db.execute(
                 "SELECT cursor, sealed, received, expires FROM messages"):
-            assert expires == received + 3600  # the TTL the sender asked for
+            assert expires - received in (3600, 5400)  # the TTLs the sender asked for
             items.append(Item("message", expires, "messages", "cursor = ?", (cursor,),
                               _slices(sealed)))
         for key_hash, expires in db.execute("SELECT key_hash, expires FROM idempotency"):
@@ -103,6 +110,13 @@ def _items(relay: RelayProcess, started: int) -> list[Item]:
             items.append(Item("retired grant", expires, "grants",
                               "org_id = ? AND epoch = ? AND staff_id = ?",
                               (org_id, epoch, staff_id), _slices(sealed)))
+        receipts = db.execute("SELECT message_id, staff_id, has_read, expires FROM receipts"
+                              ).fetchall()
+        assert sorted(r[2] for r in receipts) == [0, 1], receipts
+        for message_id, staff_id, _, expires in receipts:
+            items.append(Item("read receipt", expires, "receipts",
+                              "message_id = ? AND staff_id = ?", (message_id, staff_id),
+                              [message_id]))
         for drop_id, expires in db.execute("SELECT id, expires FROM drops"):
             blob = config.blob_path / f"{bytes(drop_id).hex()}.blob"
             assert blob.exists()
@@ -112,7 +126,7 @@ def _items(relay: RelayProcess, started: int) -> list[Item]:
         db.close()
     kinds = {item.kind for item in items}
     assert kinds == {"message", "idempotency record", "status tombstone", "session",
-                     "retired grant", "file drop"}, kinds
+                     "retired grant", "file drop", "read receipt"}, kinds
     return items
 
 
