@@ -422,7 +422,9 @@ class Client:
                                       progress=progress, mkdir=mkdir)
 
     async def status(self, message_id: str) -> DeliveryStatus:
-        """Delivery of a message we sent, per recipient org (asked with its status tokens)."""
+        """Delivery of a message we sent, per recipient org (asked with its status tokens):
+        delivered and read counts, or "read reports off" as each org's signed settings say."""
+        await self.sync_log()  # the recipients' read-report settings, as now signed
         return await self.sender.status(message_id)
 
     async def retract(self, message_id: str) -> DeliveryStatus:
@@ -443,7 +445,9 @@ class Client:
 
     async def sent(self, *, status: bool = False) -> list[SentItem]:
         """What this profile sent, newest first; with ``status``, delivery from the relay."""
-        return await list_sent(self.store, self.status if status else None)
+        if status:
+            await self.sync_log()  # once for all of them (see ``status``)
+        return await list_sent(self.store, self.sender.status if status else None)
 
     async def search(self, text: str) -> list[Message]:
         """Received messages containing ``text`` (local only: nothing goes to the relay)."""
