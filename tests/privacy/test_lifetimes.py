@@ -67,10 +67,11 @@ async def _exchange(relay: RelayProcess, home: Path) -> None:
                         attachments=[report])
         retracted = await anna.send([sued.org_id], "Versehen", "zurueck", ttl=7200)
         await anna.retract(retracted)
-        # a colleague at sued fetches both waiting messages and opens one: receipts, one
+        # a colleague enrolled at sued now fetches two messages and opens one: receipts, one
         # reported read, while the envelopes still wait for sued's admin
         ben = await net.staff(sued, "ben")
         opened = await anna.send([sued.org_id], "gelesen", "geoeffnet", ttl=5400)
+        await anna.send([sued.org_id], "abgeholt", "nicht geoeffnet", ttl=5400)
         await ben.sync()
         await ben.read(opened)
         await ben.sync()
