@@ -67,6 +67,7 @@ class RelayService:
         """Rebuild in-memory state from the store."""
         await self.directory.load(now)
         await self.sessions.load(now)
+        await self.activity.load(now)
 
     async def logout(self, session: Session) -> None:
         """End one session now, and its event streams with it."""

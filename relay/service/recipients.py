@@ -11,9 +11,11 @@ until its TTL. The person still counts (k of n): only the device stops holding e
 Theory of operation
 -------------------
 Each login records its day (not the time: the day is all the rule needs) in the store,
-once per device and day. Memory caches what this process knows; a device memory calls
-abandoned is read again from the store before it is left out, so a login through another
-relay process sharing the store counts at once.
+once per device and day. A device with no login recorded counts from when it was added, or
+from when the relay began recording logins if that is later, so upgrading a relay to this
+rule leaves out no device before it had ``max_ttl`` to log in. Memory caches what this
+process knows; a device memory calls abandoned is read again from the store before it is
+left out, so a login through another relay process sharing the store counts at once.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ class DeviceActivity:
         self.store = store
         self.max_ttl = max_ttl
         self._seen: dict[tuple[str, str], int] = {}
+        self._since = 0
+        """The day the relay began recording logins: a device with no login recorded
+        counts as seen then (a relay upgraded to this rule abandons nobody at once)."""
+
+    async def load(self, now: int) -> None:
+        """Learn (or, on the first start, record) since when logins are recorded."""
+        since = (await self.store.devices_seen([""])).get(("", ""))
+        if since is None:
+            since = now - now % DAY
+            await self.store.mark_device_seen("", "", since, 0)
+        self._since = since
 
     async def logged_in(self, staff_id: str, device: str, now: int) -> None:
         """A device logged in: remember the day (one write per device and day)."""
@@ -73,4 +86,5 @@ class DeviceActivity:
         # a day counts whole: a login at its start still counts at its end
         if seen is not None and now - (seen + DAY - 1) <= self.max_ttl:
             return True
-        return now - keylog.device(staff_id, device).added_at <= self.max_ttl
+        since = max(keylog.device(staff_id, device).added_at, self._since)
+        return now - since <= self.max_ttl

@@ -321,7 +321,8 @@ class DeviceSeenStore(Protocol):
     async def mark_device_seen(self, staff_id: str, device: str, day: int,
                                forget_before: int) -> None:
         """Record that ``device`` logged in on ``day`` (never moving a later day back), and
-        delete every row whose day is before ``forget_before``."""
+        delete every row whose day is before ``forget_before`` except the one with the
+        empty staff id (the day the relay began recording logins)."""
 
     async def devices_seen(self, staff_ids: list[str]) -> dict[tuple[str, str], int]:
         """The recorded day of every device of these staff members, by (staff_id, device)."""

@@ -37,6 +37,7 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
                "recipients", "acknowledged")),
     ("drop_orgs", ("drop_id", "org_id")),
     ("drop_deliveries", ("drop_id", "staff_id")),
+    ("device_seen", ("staff_id", "device", "day")),
 )
 BOOLEAN_COLUMNS = {("drops", "complete"), ("receipts", "has_read")}
 BYTES_KIND = (bytes, memoryview)

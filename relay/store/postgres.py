@@ -658,7 +658,8 @@ class PostgresStore:
                 "INSERT INTO device_seen (staff_id, device, day) VALUES ($1, $2, $3) "
                 "ON CONFLICT (staff_id, device) DO UPDATE "
                 "SET day = greatest(device_seen.day, excluded.day)", staff_id, device, day)
-            await db.execute("DELETE FROM device_seen WHERE day < $1", forget_before)
+            await db.execute("DELETE FROM device_seen WHERE day < $1 AND staff_id <> ''",
+                             forget_before)
 
         await self.transaction(job)
 

@@ -643,7 +643,8 @@ class SqliteStore:
             db.execute("INSERT INTO device_seen (staff_id, device, day) VALUES (?, ?, ?) "
                        "ON CONFLICT (staff_id, device) DO UPDATE SET day = max(day, excluded.day)",
                        (staff_id, device, day))
-            db.execute("DELETE FROM device_seen WHERE day < ?", (forget_before,))
+            db.execute("DELETE FROM device_seen WHERE day < ? AND staff_id <> ''",
+                       (forget_before,))
 
         await self._write(job)
 

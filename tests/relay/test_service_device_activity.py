@@ -105,3 +105,25 @@ async def test_an_abandoned_device_does_not_hold_a_file_drop_either(tmp_path: Pa
         assert await world.relay.drops.acknowledge(await world.login(bob), created.id,
                                                    world.now()) is True
         assert await world.relay.store.get_drop(created.id) is None
+
+
+async def test_a_relay_upgraded_to_the_rule_gives_every_device_max_ttl_to_log_in(
+        tmp_path: Path) -> None:
+    """Devices added long before the relay recorded logins count from that first start."""
+    async with service_world(tmp_path, max_ttl=MAX_TTL) as world:
+        a = await world.setup_org("org-a", ("admin",))
+        b = await world.setup_org("org-b", ("bob",))
+        sender, bob = a.staff["org-a/admin"], b.staff["org-b/bob"]
+        await add_laptop(world, bob)
+        activity = world.relay.activity
+        # as if the laptop had been added long before this relay version first started
+        since = activity._since
+        activity._since = since + 5 * 86400
+        world.advance(MAX_TTL + 86400)  # past its addition, within max_ttl of the start
+        token = await send_and_fetch(world, sender, b, bob)
+        assert (await world.relay.mailbox.status(token, world.now())).state == "pending"
+        world.advance(5 * 86400)
+        token = await send_and_fetch(world, sender, b, bob)
+        assert (await world.relay.mailbox.status(token, world.now())).state == "delivered"
+        assert (await world.relay.store.devices_seen([""]))[("", "")] == since
+

@@ -436,7 +436,8 @@ async def test_a_devices_day_only_moves_forward_and_old_days_are_forgotten(
     await store.mark_device_seen("org-b/bob", "PC", 10 * day, 0)
     assert await store.devices_seen(["org-b/ann"]) == {("org-b/ann", "PC"): 10 * day,
                                                        ("org-b/ann", "LAPTOP"): 3 * day}
+    await store.mark_device_seen("", "", 1 * day, 0)  # since when logins are recorded
     await store.mark_device_seen("org-b/bob", "PC", 11 * day, 5 * day)
-    assert await store.devices_seen(["org-b/ann", "org-b/bob"]) == {
-        ("org-b/ann", "PC"): 10 * day, ("org-b/bob", "PC"): 11 * day}
+    assert await store.devices_seen(["org-b/ann", "org-b/bob", ""]) == {
+        ("org-b/ann", "PC"): 10 * day, ("org-b/bob", "PC"): 11 * day, ("", ""): 1 * day}
     assert await store.devices_seen([]) == {}

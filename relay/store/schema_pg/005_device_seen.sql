@@ -3,6 +3,8 @@
 -- limits.max_ttl no longer holds new envelopes and drops on the relay.
 
 CREATE TABLE device_seen (
+    -- the row with staff_id = '' and device = '' holds the day the relay began to record
+    -- logins: a device with no row of its own counts as seen that day
     staff_id TEXT   NOT NULL,  -- a staff member
     device   TEXT   NOT NULL,  -- one of their devices (fingerprint of its signing key)
     day      BIGINT NOT NULL,  -- start (UTC) of the last day the device logged in
