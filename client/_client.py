@@ -377,6 +377,12 @@ class Client:
         full = await self.store.resolve_id(message_id)
         await self.store.mark_read(full, self.now())
         await reading.note_opened(self.context, full)
+        return await self.message(full)
+
+    async def message(self, message_id: str) -> Message:
+        """One message by id or unique id prefix, *not* opened: no read mark, no read report
+        (for a reply form that only needs its sender and subject)."""
+        full = await self.store.resolve_id(message_id)
         row = await self.store.message(full)
         assert row is not None
         return _flag(Message.from_stored(*row), await verification.changed_orgs(self.context))

@@ -210,7 +210,7 @@ async def compose_page(request: web.Request) -> web.StreamResponse:
                               "reply_to": ""}
     if MESSAGE_ID.fullmatch(reply):
         with contextlib.suppress(UsageError):
-            parent = await client.read(reply)
+            parent = await client.message(reply)  # replying is not opening it
             values.update(to=[parent.from_org], reply_to=parent.id,
                           subject=parent.subject if parent.subject.lower().startswith("re:")
                           else f"Re: {parent.subject}")

@@ -56,6 +56,9 @@ async def test_delivered_is_fetched_read_is_opened_and_a_person_counts_once(
 
     await ben.sync()  # fetched (and acknowledged), not opened
     assert await counts(anna, message_id) == ("pending", 1, 2, 0)
+    # looking it up (as the reply form does) is not opening it
+    assert not (await ben.message(message_id[:8])).read
+    assert await ben.store.owed_read_reports() == []
     await ben.read(message_id)
     # the report waits for the next sync: opening alone tells the relay nothing
     assert await counts(anna, message_id) == ("pending", 1, 2, 0)
