@@ -68,7 +68,11 @@ def locked_env(runtime: Path, **extra: str) -> dict[str, str]:
     return kok_env(None, XDG_RUNTIME_DIR=str(runtime), **extra)
 
 
-def unlock(world: dict[str, Any], runtime: Path, profile: str, *args: str) -> dict[str, Any]:
+def unlock(world: dict[str, Any], runtime: Path, profile: str, *args: str,
+           default_time: bool = False) -> dict[str, Any]:
+    """``kok unlock ARGS`` (``--for 10m`` unless told: an agent a killed test run leaves
+    behind ends soon by itself)."""
+    args = args or (() if default_time else ("--for", "10m"))
     result = ok(kok("--json", "unlock", *args, home=world["home"], profile=profile,
                     env=kok_env(TEST_PASSPHRASE, XDG_RUNTIME_DIR=str(runtime))))
     return dict(json.loads(result.out))
@@ -90,7 +94,7 @@ def asks_for_passphrase(result: Any) -> bool:
 def test_unlocked_commands_ask_nothing_until_locked(world: dict[str, Any], runtime: Path) -> None:
     home, anna = world["home"], world["anna"]
     assert asks_for_passphrase(kok("inbox", home=home, profile=anna, env=locked_env(runtime)))
-    first = unlock(world, runtime, anna)
+    first = unlock(world, runtime, anna, default_time=True)  # 8 hours
     assert first["already"] is False and first["expires"] > time.time() + 7 * 3600
     folder = runtime / "kok"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
