@@ -35,7 +35,8 @@ import aiohttp
 from protocol.events import CLOSE_SESSION_ENDED
 from protocol.keys import BoxKeyPair, SigningKeyPair
 
-from . import device_link, devices, lifecycle, reading, verification
+from . import device_link, devices, lifecycle, reading, retention, verification
+from . import export as export_mod
 from . import org_settings as settings_of_orgs
 from .api import RelayApi, check_relay_url
 from .attachment_stream import AttachmentStream, open_attachment
@@ -78,6 +79,10 @@ from .unlocked_keys import UnlockedKeys
 if TYPE_CHECKING:
     from .admin import NetworkOffice, OrgAdmin
 
+
+
+PURGE_EVERY = 3600
+"""Seconds between local-retention purges while ``listen`` runs (it purges at start too)."""
 
 
 class Client:
@@ -137,6 +142,8 @@ class Client:
         client = cls(prof, keystore, store, relay=relay, clock=clock, ca_file=ca_file)
         try:
             await client.directory.load()
+            # every opening (each kok command, the app's unlock) first forgets what is due
+            await retention.purge(client.context)
         except BaseException:
             await store.close()
             raise
@@ -343,6 +350,8 @@ class Client:
         gone = {(w.from_staff, w.id) for w in withdrawals}
         arrived = [await self._reread(m) if (m.from_staff, m.id) in gone else m
                    for m in arrived]
+        # after the log sync: new org settings apply at once
+        purged = (await retention.purge(self.context)).messages
         return SyncReport(
             log_entries=added, log_size=self.directory.log.size, epoch_keys=keys,
             messages=tuple(_flag(m, changed) for m in arrived),
@@ -352,6 +361,7 @@ class Client:
             rotation_reason=rotated[1] if rotated else None,
             retired_keys=retired, identity_switched=switched,
             outbox_sent=tuple(outbox_sent), outbox_expired=tuple(outbox_expired),
+            purged=purged,
         )
 
     async def _reread(self, message: Message) -> Message:
@@ -367,13 +377,16 @@ class Client:
         """Every verified message in the local mailbox, newest first (no network)."""
         rows = await self.store.messages()
         changed = await verification.changed_orgs(self.context)
+        marks = await retention.marks(self.context)
         # Newest first; messages sent within the same second by arrival (the sort is stable).
-        arrived = [_flag(Message.from_stored(d, r, a), changed) for d, r, a in reversed(rows)]
+        arrived = [retention.marked(_flag(Message.from_stored(d, r, a), changed), marks)
+                   for d, r, a in reversed(rows)]
         return sorted(arrived, key=lambda m: m.sent, reverse=True)
 
     async def read(self, message_id: str) -> Message:
-        """One message by id or unique id prefix, opened by the person: marks it read and
-        owes its read report, sent with the next sync (SPEC.md section 21)."""
+        """One message by id or unique id prefix, opened by the person: marks it read (which
+        starts its local retention time) and owes its read report, sent with the next sync
+        (SPEC.md section 21)."""
         full = await self.store.resolve_id(message_id)
         await self.store.mark_read(full, self.now())
         await reading.note_opened(self.context, full)
@@ -384,8 +397,32 @@ class Client:
         (for a reply form that only needs its sender and subject)."""
         full = await self.store.resolve_id(message_id)
         row = await self.store.message(full)
-        assert row is not None
-        return _flag(Message.from_stored(*row), await verification.changed_orgs(self.context))
+        if row is None:
+            raise UsageError("unknown_message", id=full)
+        message = _flag(Message.from_stored(*row), await verification.changed_orgs(self.context))
+        return retention.marked(message, await retention.marks(self.context))
+
+    # --- local retention (client.retention) --------------------------------------------
+
+    async def keep(self, message_id: str, keep: bool = True) -> Message:
+        """Mark a received message keep (local retention leaves it), or unmark it."""
+        full = await self.store.resolve_id(message_id)
+        await self.store.set_keep(full, keep)
+        return await self.message(full)
+
+    async def purge(self) -> retention.PurgeReport:
+        """Delete from this device what local retention says is due now (no network)."""
+        return await retention.purge(self.context)
+
+    async def export(self, message_id: str, folder: str | Path, *, attachments: bool = True,
+                     force: bool = False) -> export_mod.Export:
+        """Write a received message as a readable text file (and, with ``attachments``, its
+        files, fetched and checked) into ``folder`` (made 0700 if missing), for a case record.
+
+        The export is plaintext outside the app: local retention does not delete it.
+        """
+        return await export_mod.export_message(self.context, await self.message(message_id),
+                                               folder, attachments=attachments, force=force)
 
     async def quarantined(self) -> list[Quarantined]:
         """Envelopes that failed a check (never shown as messages)."""
@@ -472,6 +509,7 @@ class Client:
     async def listen(self) -> AsyncIterator[Message]:
         """New verified messages as they arrive over the WebSocket; reconnects by cursor."""
         report = await self.sync()
+        purged_at = time.monotonic()
         for message in report.messages:
             yield message
         failures = 0
@@ -491,6 +529,10 @@ class Client:
                     if frame.type != aiohttp.WSMsgType.TEXT:
                         continue
                     arrived = await self.receiver.event(frame.data)
+                    if time.monotonic() - purged_at >= PURGE_EVERY:
+                        # a device that listens for weeks forgets on schedule too
+                        await retention.purge(self.context)
+                        purged_at = time.monotonic()
                     if arrived is not None:
                         # the relay sees this device now anyway: owed read reports go along
                         await self._send_read_reports_quietly()

@@ -1,4 +1,5 @@
-"""Everyday ``kok`` commands beside send and read: orgs, sent, search, thread, app.
+"""Everyday ``kok`` commands beside send and read: orgs, sent, search, thread, keep, export,
+app.
 
 Each one is a thin skin over one ``Client`` method; the lines are plain text, one fact per
 line, in the person's language (``client.i18n``), or JSON with ``--json``.
@@ -16,10 +17,11 @@ from ._client import Client
 from .cli_common import parse_duration, settings, with_client
 from .conversations import ThreadEntry
 from .errors import UsageError
-from .i18n import local_time, t, tn
+from .export import Export
+from .i18n import file_size, local_time, t, tn
 from .models import Message
 from .orgs_list import OrgEntry, display_name
-from .render import short_id, withdrawn_lines
+from .render import retention_line, short_id, withdrawn_lines
 from .sent_items import SentItem
 
 
@@ -110,6 +112,39 @@ def thread_cmd(ctx: click.Context, message_id: str) -> None:
     settings(ctx).out(thread_lines(entries), [e.to_json() for e in entries])
 
 
+@click.command("keep", help=t("help.keep"))
+@click.argument("message_id")
+@click.option("--undo", is_flag=True, help=t("help.opt_keep_undo"))
+@click.pass_context
+def keep_cmd(ctx: click.Context, message_id: str, undo: bool) -> None:
+    message = with_client(ctx, lambda c: c.keep(message_id, keep=not undo))
+    settings(ctx).out(retention_line(message), message.to_json(body=False))
+
+
+def export_lines(done: Export) -> list[str]:
+    lines = [t("export.written", path=str(done.text_file))]
+    lines += [t("save.done", name=f.name, size=file_size(f.size), path=str(f.path))
+              for f in done.files]
+    if done.attachments_missing:
+        lines.append(t("export.attachments_missing", reason=done.attachments_missing))
+    return lines
+
+
+@click.command("export", help=t("help.export"))
+@click.argument("message_id")
+@click.option("--out", "out", required=True, metavar="FOLDER", help=t("help.opt_export_out"))
+@click.option("--no-attachments", is_flag=True, help=t("help.opt_export_no_attachments"))
+@click.option("--force", is_flag=True, help=t("help.opt_force"))
+@click.pass_context
+def export_cmd(ctx: click.Context, message_id: str, out: str, no_attachments: bool,
+               force: bool) -> None:
+    done = with_client(ctx, lambda c: c.export(message_id, out, attachments=not no_attachments,
+                                               force=force))
+    # said every time: the file is outside the app, and nothing deletes it again
+    click.echo(t("export.warning", path=str(done.folder)), err=True)
+    settings(ctx).out(export_lines(done), done.to_json())
+
+
 @click.command("app", help=t("help.app"))
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help=t("help.opt_app_port"))
 @click.option("--no-browser", is_flag=True, help=t("help.opt_no_browser"))
@@ -155,4 +190,4 @@ async def latest_or(client: Client, message_id: str | None) -> str:
     return await latest_sent_id(client.store)
 
 
-EVERYDAY_COMMANDS = (orgs_cmd, sent_cmd, search_cmd, thread_cmd, app_cmd)
+EVERYDAY_COMMANDS = (orgs_cmd, sent_cmd, search_cmd, thread_cmd, keep_cmd, export_cmd, app_cmd)

@@ -9,6 +9,11 @@ as is. Anything a person wrote or received (subjects, bodies, senders, status to
 quarantined envelopes) goes into ``box`` columns sealed with SecretBox under a key derived
 from the keystore's ``storage`` key; each box also names the row it belongs to, so rows
 swapped on disk fail to open. ``secure_delete`` overwrites deleted rows.
+
+Local retention (``client.retention``) deletes received messages with ``purge_messages``:
+the row goes for good (``secure_delete`` zeroes its bytes in the file) and only a tombstone
+without content stays, the keyed replay hash and the relay id, until the message's signed
+expiry, so a relay cannot bring a deleted message back by sending it again.
 """
 
 from __future__ import annotations
@@ -191,10 +196,12 @@ class MailboxStore:
     # --- received messages -----------------------------------------------------------
 
     async def seen_relay_id(self, relay_id: str) -> bool:
-        """True if this envelope was already stored or quarantined (a harmless re-delivery)."""
+        """True if this envelope was already stored, quarantined or stored and purged since
+        (a harmless re-delivery)."""
         async with self._db.execute(
             "SELECT 1 FROM messages WHERE relay_id = ? UNION ALL "
-            "SELECT 1 FROM quarantine WHERE relay_id = ?", (relay_id, relay_id)) as cur:
+            "SELECT 1 FROM quarantine WHERE relay_id = ? UNION ALL "
+            "SELECT 1 FROM purged WHERE relay_id = ?", (relay_id, relay_id, relay_id)) as cur:
             return await cur.fetchone() is not None
 
     def _replay_key(self, sender: str, message_id: str) -> bytes:
@@ -209,6 +216,10 @@ class MailboxStore:
         ``data["from_staff"]`` is the sender. A message its sender withdrew already is
         stored withdrawn (SPEC 9.4)."""
         replay = self._replay_key(str(data["from_staff"]), message_id)
+        async with self._db.execute("SELECT 1 FROM purged WHERE replay_key = ?",
+                                    (replay,)) as found:
+            if await found.fetchone() is not None:
+                return None  # delivered before and deleted by retention since
         withdrawn = await self._withdrawn_at(replay)
         if withdrawn is not None:  # its sender's notice came first: never keep the text
             data = withdrawn_record(data, withdrawn)
@@ -311,6 +322,71 @@ class MailboxStore:
         await self._db.executemany(
             "UPDATE messages SET read_report = 0 WHERE relay_id = ? AND read_report = 1",
             [(r,) for r in relay_ids])
+
+    # --- local retention -------------------------------------------------------------
+
+    async def set_keep(self, message_id: str, keep: bool) -> None:
+        """Mark a message keep (never purged by retention) or take the mark away."""
+        await self._db.execute("UPDATE messages SET keep = ? WHERE id = ?",
+                               (1 if keep else 0, message_id))
+
+    async def kept(self) -> set[str]:
+        """Ids of the messages marked keep."""
+        async with self._db.execute("SELECT id FROM messages WHERE keep = 1") as cur:
+            return {str(r[0]) for r in await cur.fetchall()}
+
+    async def retention_facts(self) -> list[tuple[str, int, int | None, bool]]:
+        """``(id, received, read_at, keep)`` of every stored message, without opening any."""
+        async with self._db.execute(
+                "SELECT id, received, read_at, keep FROM messages ORDER BY rowid") as cur:
+            rows = await cur.fetchall()
+        return [(str(r[0]), int(r[1]), None if r[2] is None else int(r[2]), bool(r[3]))
+                for r in rows]
+
+    async def purge_messages(self, message_ids: list[str], margin: int) -> int:
+        """Delete these messages for good, each leaving a tombstone until its signed expiry
+        plus ``margin``; a message marked keep in the meantime stays. Returns how many went."""
+        if not message_ids:
+            return 0
+        gone = 0
+        await self._db.execute("BEGIN")
+        try:
+            for message_id in message_ids:
+                async with self._db.execute(
+                        "SELECT rowid, replay_key, relay_id, box FROM messages "
+                        "WHERE id = ? AND keep = 0", (message_id,)) as cur:
+                    rows = list(await cur.fetchall())
+                for rowid, replay_key, relay_id, box in rows:
+                    data = self._open(f"message:{message_id}", bytes(box))
+                    until = int(data.get("expires", 0)) + margin
+                    await self._db.execute(
+                        "INSERT OR REPLACE INTO purged (replay_key, relay_id, until) "
+                        "VALUES (?, ?, ?)", (replay_key, relay_id, until))
+                    await self._db.execute("DELETE FROM messages WHERE rowid = ?", (rowid,))
+                    gone += 1
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return gone
+
+    async def delete_sent(self, message_ids: list[str]) -> int:
+        """Delete these sent records (subject, recipients, status tokens) for good."""
+        gone = 0
+        for message_id in message_ids:
+            cur = await self._db.execute("DELETE FROM sent WHERE id = ?", (message_id,))
+            gone += cur.rowcount
+        return gone
+
+    async def forget_quarantined(self, before: int) -> int:
+        """Delete quarantined envelopes that failed (or waited) since before ``before``."""
+        cur = await self._db.execute("DELETE FROM quarantine WHERE received < ?", (before,))
+        return cur.rowcount
+
+    async def forget_tombstones(self, now: int) -> int:
+        """Drop tombstones whose message could no longer be accepted anyway (expired)."""
+        cur = await self._db.execute("DELETE FROM purged WHERE until < ?", (now,))
+        return cur.rowcount
 
     async def resolve_id(self, prefix: str, table: str = "messages") -> str:
         """The one full id in ``table`` starting with ``prefix`` (hex, at least 4 characters)."""

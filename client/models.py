@@ -37,6 +37,10 @@ class Message:
     """When the sender withdrew it (the notice's signed time)."""
     withdrawn_files: int = 0
     """How many attachments it had before it was withdrawn."""
+    kept: bool = False
+    """The person marked it keep: local retention does not delete it."""
+    deletes_at: int | None = None
+    """When local retention deletes it from this device (None: kept, or not known here)."""
 
     @classmethod
     def from_stored(cls, data: dict[str, Any], received: int, read_at: int | None) -> Message:
@@ -66,6 +70,7 @@ class Message:
             "identity_changed": self.identity_changed,
             "sender_log_behind": self.sender_log_behind,
             "withdrawn": self.withdrawn, "withdrawn_at": self.withdrawn_at,
+            "kept": self.kept, "deletes_at": self.deletes_at,
         }
         if body:
             obj["body"] = self.body
@@ -204,9 +209,11 @@ class SyncReport:
     """Ids of queued messages that expired before the relay could be reached (not sent)."""
     withdrawn: tuple[Withdrawal, ...] = ()
     """Retraction notices this sync brought (SPEC 9.4)."""
+    purged: int = 0
+    """Messages local retention deleted from this device during this sync."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"outbox_sent": list(self.outbox_sent),
+        return {"outbox_sent": list(self.outbox_sent), "purged": self.purged,
                 "outbox_expired": list(self.outbox_expired),
                 "log_entries": self.log_entries, "log_size": self.log_size,
                 "epoch_keys": self.epoch_keys,

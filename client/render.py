@@ -82,11 +82,19 @@ def message_lines(m: Message) -> list[str]:
         lines.append(t("read.reply_to", id=short_id(m.reply_to)))
     for a in m.attachments:
         lines.append(t("read.attachment", name=a.get("name"), size=_size(a.get("size"))))
+    lines.append(retention_line(m))
     lines.append(t("read.subject", subject=m.subject))
     if not m.withdrawn:
         lines.append("")
         lines.extend(m.body.splitlines() or [""])
     return lines
+
+
+def retention_line(m: Message) -> str:
+    """Whether this device keeps the message, or when its local retention deletes it."""
+    if m.kept:
+        return t("read.kept", id=short_id(m.id))
+    return t("read.deletes_at", when=local_time(m.deletes_at), id=short_id(m.id))
 
 
 def status_lines(s: DeliveryStatus) -> list[str]:
@@ -172,6 +180,8 @@ def sync_lines(r: SyncReport) -> list[str]:
         lines.append(t(f"sync.rotated_{r.rotation_reason}", epoch=r.rotated))
     if r.retired_keys:
         lines.append(tn("sync.retired", r.retired_keys))
+    if r.purged:
+        lines.append(tn("sync.purged", r.purged))
     for message_id in r.outbox_sent:
         lines.append(t("sync.outbox_sent", id=short_id(message_id)))
     for message_id in r.outbox_expired:
