@@ -80,7 +80,6 @@ if TYPE_CHECKING:
     from .admin import NetworkOffice, OrgAdmin
 
 
-
 PURGE_EVERY = 3600
 """Seconds between local-retention purges while ``listen`` runs (it purges at start too)."""
 

@@ -11,6 +11,7 @@ decide how long it stays, which the CLI and the app say each time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,24 +48,29 @@ def text_name(message: Message) -> str:
     return f"message-{message.id[:8]}.txt"
 
 
-def message_text(message: Message, exported: int) -> str:
-    """The message as a readable text document (the person's language for the labels)."""
+Words = Callable[..., str]
+"""A translator: ``words(key, **params)`` (``client.i18n.t``, or the app's page words)."""
+
+
+def message_text(message: Message, exported: int, tr: Words = t,
+                 when: Callable[[int], str] = local_time) -> str:
+    """The message as a readable text document (labels in the person's language)."""
     lines = [
-        t("export.head"),
-        t("export.id", id=message.id),
-        t("export.from", staff=message.from_staff, org=message.from_org),
-        t("export.to", orgs=", ".join(message.to)),
-        t("export.sent", when=local_time(message.sent)),
-        t("export.received", when=local_time(message.received)),
-        t("export.subject", subject=message.subject),
-        t("export.thread", thread=message.thread),
+        tr("export.head"),
+        tr("export.id", id=message.id),
+        tr("export.from", staff=message.from_staff, org=message.from_org),
+        tr("export.to", orgs=", ".join(message.to)),
+        tr("export.sent", when=when(message.sent)),
+        tr("export.received", when=when(message.received)),
+        tr("export.subject", subject=message.subject),
+        tr("export.thread", thread=message.thread),
     ]
     if message.reply_to:
-        lines.append(t("export.reply_to", id=message.reply_to))
+        lines.append(tr("export.reply_to", id=message.reply_to))
     for attachment in message.attachments:
-        lines.append(t("export.attachment", name=str(attachment.get("name", "")),
+        lines.append(tr("export.attachment", name=str(attachment.get("name", "")),
                        size=file_size(int(attachment.get("size") or 0))))
-    lines += [t("export.exported", when=local_time(exported)), "", message.body]
+    lines += [tr("export.exported", when=when(exported)), "", message.body]
     text = "\n".join(lines)
     return text if text.endswith("\n") else text + "\n"
 

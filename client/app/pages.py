@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from ..errors import KokError, ProfileError, UsageError
+from ..export import message_text, text_name
 from ..passphrase_strength import weakness_key
 from ..profile import load_profile, save_keystore
 from ..sending import MAX_TTL
@@ -190,6 +191,40 @@ async def attachment_get(request: web.Request) -> web.StreamResponse:
             request.transport.close()
         return response
     await response.write_eof()
+    return response
+
+
+async def keep_post(request: web.Request) -> web.StreamResponse:
+    client, words = client_of(request), words_of(request)
+    full = message_id(request)
+    form = await request.post()
+    keep = str(form.get("keep", "1")) == "1"
+    try:
+        message = await client.keep(full, keep)
+    except UsageError as exc:
+        raise web.HTTPNotFound() from exc
+    if message.kept:
+        notice(request, "success", words("app.message.kept_done"))
+    else:
+        notice(request, "success", words("app.message.unkept_done",
+                                         when=words.time(message.deletes_at)))
+    raise web.HTTPSeeOther(f"/message/{full}")
+
+
+async def export_get(request: web.Request) -> web.StreamResponse:
+    """The message as a text file download, for a case record (outside retention)."""
+    client, words = client_of(request), words_of(request)
+    try:
+        message = await client.read(message_id(request))
+    except UsageError as exc:
+        raise web.HTTPNotFound() from exc
+    name = text_name(message)
+    text = message_text(message, client.now(), words, words.time)
+    response = web.Response(body=text.encode("utf-8"), headers={
+        "Content-Type": "text/plain; charset=utf-8",
+        "Content-Disposition": _disposition(name),
+    })
+    security_headers(response)
     return response
 
 
@@ -544,6 +579,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/sync", sync_post)
     r.add_get("/message/{id}", message_page)
     r.add_get("/message/{id}/attachment/{n}", attachment_get)
+    r.add_post("/message/{id}/keep", keep_post)
+    r.add_get("/message/{id}/export", export_get)
     r.add_get("/thread/{id}", thread_page)
     r.add_get("/compose", compose_page)
     r.add_post("/compose", compose_post)

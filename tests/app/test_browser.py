@@ -253,6 +253,27 @@ def test_opening_the_message_page_reports_it_read_with_the_next_sync(
     assert anna.errors == [] and ben.errors == []
 
 
+def test_a_message_can_be_kept_on_the_device_and_exported(ben: Session) -> None:
+    page = ben.page
+    page.goto("/inbox")
+    page.get_by_role("link", name="Fall 17: Termin Ausländerbehörde").click()
+    assert "deleted on" in page.locator("#retention").inner_text()
+    page.get_by_role("button", name="Keep on this device").click()
+    wait_text(page, "stays on this device")
+    assert "kept" in page.locator("#retention").inner_text()
+    export = page.get_by_role("link", name="Export as text file")
+    with page.expect_download() as download:
+        export.click()
+    assert re.fullmatch(r"message-[0-9a-f]{8}\.txt", download.value.suggested_filename)
+    text = Path(download.value.path()).read_text("utf-8")
+    assert "Subject: Fall 17: Termin Ausländerbehörde" in text
+    assert text.endswith("Wer kennt sich aus?\nZweite Zeile.\n")
+    page.get_by_role("button", name="Do not keep any more").click()
+    wait_text(page, "no longer kept")
+    assert "deleted on" in page.locator("#retention").inner_text()
+    assert ben.errors == []
+
+
 def test_a_pending_message_can_be_retracted(anna: Session, world: World) -> None:
     page = anna.page
     page.goto("/compose")
