@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import admin_pages, pages
+from . import admin_pages, device_pages, pages
 from .rendering import GUARD, SESSION, STATE, TEMPLATES, template_env
 from .security import (
     CSRF_FIELD,
@@ -33,6 +33,8 @@ from .state import AppState
 
 # Pages reachable while locked; everything else sends the person to the unlock page.
 OPEN_WHILE_LOCKED = frozenset({"/unlock", "/settings/language", "/events", "/favicon.ico"})
+# Polled by the pages' script: not activity, so an open page does not hold off the idle lock.
+QUIET_PATHS = frozenset({"/events", "/keepalive", "/devices/link/status"})
 MULTIPART_ROUTES = frozenset({"/compose", "/admin/enrol"})
 
 
@@ -73,7 +75,7 @@ async def _guarded(request: web.Request, handler: Handler, guard: Guard,
             if not Guard.csrf_ok(session, token if isinstance(token, str) else None):
                 return refuse(403, "The form is out of date: go back, reload it and try again.")
         # multipart routes check the token in their first field (pages.read_multipart)
-    if request.path not in ("/events", "/keepalive") and not request.path.startswith("/static/"):
+    if request.path not in QUIET_PATHS and not request.path.startswith("/static/"):
         state.touch()
     if (state.client is None and request.path not in OPEN_WHILE_LOCKED
             and not request.path.startswith("/static/")):
@@ -100,6 +102,7 @@ def make_app(state: AppState, guard: Guard) -> web.Application:
     app.router.add_get("/launch/{token}", launch)
     pages.add_routes(app)
     admin_pages.add_routes(app)
+    device_pages.add_routes(app)
     app.router.add_static("/static/", static, append_version=False)
 
     async def on_startup(_: web.Application) -> None:

@@ -3,7 +3,8 @@
    - live updates: "1 new message" in an ARIA live region, a count in the title, and
      (only if the person allowed it) a notification that names neither sender nor subject
    - warns a minute before the idle lock and offers to stay unlocked
-   - shows upload progress while a message with attachments is sent */
+   - shows upload progress while a message with attachments is sent
+   - follows a device link: the status region says waiting / linked / failed */
 (function () {
   "use strict";
   var body = document.body;
@@ -134,7 +135,36 @@
     });
   }
 
+  // --- device link status ---------------------------------------------------------------
+  function linkStatus() {
+    var box = document.getElementById("link-status");
+    var text = document.getElementById("link-status-text");
+    if (!box || !text || box.getAttribute("data-state") !== "waiting" || !window.fetch) { return; }
+    var kinds = { waiting: "info", linked: "success", failed: "danger" };
+    function check() {
+      fetch(box.getAttribute("data-poll"), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          if (data.state === "waiting") { setTimeout(check, 2000); return; }
+          if (!kinds[data.state]) { return; }
+          box.setAttribute("data-state", data.state);
+          box.className = box.className.replace(/kern-alert--\w+/, "kern-alert--" + kinds[data.state]);
+          var icon = box.querySelector(".kern-icon");
+          if (icon) { icon.className = "kern-icon kern-icon--" + kinds[data.state]; }
+          text.textContent = data.text;
+          var done = document.getElementById("link-done");
+          if (done) { done.hidden = false; }
+          var again = document.getElementById("link-check");
+          if (again) { again.hidden = true; }
+          box.focus();
+        })
+        .catch(function () { setTimeout(check, 5000); });
+    }
+    setTimeout(check, 2000);
+  }
+
   focusFirst();
+  linkStatus();
   listen();
   idleWarning();
   notificationButton();
