@@ -7,6 +7,10 @@ write lock for the whole copy, so a relay that is still running cannot change it
 data yet. What the SQLite relay keeps only in memory at run time (removed staff, revoked
 organisations) is rebuilt from the key log, exactly as a starting relay does. Afterwards
 the row counts of both are compared, and the SQLite file is left as it was.
+
+Each table's columns come from the SQLite file, not from a list here: a column a schema
+adds is copied without anyone remembering to name it (one was forgotten before: the
+per-device columns and tables of devices would have been lost).
 """
 
 from __future__ import annotations
@@ -20,26 +24,23 @@ from typing import Any
 from ..config import RelayConfig
 from .postgres import PostgresStore
 
-# (table, columns) in an order that satisfies the foreign keys.
-TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("log_entries", ("idx", "record", "hash")),
-    ("challenges", ("nonce_hash", "staff_id", "expires")),
-    ("sessions", ("token_hash", "staff_id", "expires")),
-    ("grants", ("org_id", "epoch", "staff_id", "sealed", "expires")),
-    ("messages", ("cursor", "id", "to_org", "epoch", "sealed", "size", "received", "expires",
-                  "status_hash", "recipients", "acknowledged")),
-    ("deliveries", ("message", "staff_id")),
-    ("status_tombstones", ("status_hash", "state", "acknowledged", "recipients", "expires",
-                           "read_by")),
-    ("receipts", ("message_id", "staff_id", "status_hash", "has_read", "expires")),
-    ("idempotency", ("key_hash", "request_hash", "received", "expires")),
-    ("drops", ("id", "size", "token_hash", "expires", "idle_expires", "complete",
-               "recipients", "acknowledged")),
-    ("drop_orgs", ("drop_id", "org_id")),
-    ("drop_deliveries", ("drop_id", "staff_id")),
-    ("device_seen", ("staff_id", "device", "day")),
+# The tables copied, in an order that satisfies the foreign keys. Their columns are read
+# from the SQLite database itself, so a column a later schema adds is copied without being
+# named here; a table this list does not know stops the migration (see ``plan``).
+COPIED: tuple[str, ...] = (
+    "log_entries", "challenges", "sessions", "grants", "messages", "deliveries",
+    "device_deliveries", "status_tombstones", "receipts", "idempotency", "drops",
+    "drop_orgs", "drop_deliveries", "drop_device_deliveries", "device_seen",
 )
-BOOLEAN_COLUMNS = {("drops", "complete"), ("receipts", "has_read")}
+# The SQLite tables deliberately not copied, and why.
+NOT_COPIED: dict[str, str] = {
+    "schema_version": "the PostgreSQL schema has its own version",
+    "sqlite_sequence": "SQLite's own; the message cursor sequence is set from it",
+    "mailbox_usage": "recomputed from the copied messages",
+    "link_mailboxes": "device-linking mailboxes live ten minutes; a link in progress is "
+                      "started again after the move",
+    "link_messages": "as link_mailboxes",
+}
 BYTES_KIND = (bytes, memoryview)
 
 
@@ -54,12 +55,33 @@ class Migrated:
     rows: dict[str, int]
 
 
-def _value(table: str, column: str, value: Any) -> Any:
-    if (table, column) in BOOLEAN_COLUMNS:
+def _value(boolean: bool, value: Any) -> Any:
+    if boolean:
         return bool(value)
     if isinstance(value, memoryview):
         return bytes(value)
     return value
+
+
+def sqlite_columns(source: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    """The columns of one SQLite table, in their order."""
+    return tuple(row[1] for row in source.execute(f"PRAGMA table_info({table})"))
+
+
+def plan(source: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """What will be copied: every table in ``COPIED`` with all its SQLite columns.
+
+    A SQLite table that is neither copied nor in ``NOT_COPIED`` means a schema this code
+    does not know (a newer relay's): refuse rather than leave its rows behind.
+    """
+    names = {row[0] for row in source.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    unknown = sorted(names - set(COPIED) - set(NOT_COPIED))
+    if unknown:
+        raise MigrationError(f"the SQLite database has tables this version cannot move "
+                             f"({', '.join(unknown)}): migrate with the relay version that "
+                             "wrote it")
+    return {table: sqlite_columns(source, table) for table in COPIED if table in names}
 
 
 def lock_sqlite(path: Path) -> sqlite3.Connection:
@@ -106,13 +128,21 @@ async def _copy(config: RelayConfig, source: sqlite3.Connection, target: Postgre
         raise MigrationError("the PostgreSQL database already holds relay data: migrate into "
                              "a new, empty database")
     removed, revoked = await _removals(config, source, now)
+    tables = plan(source)
+    kinds = await _target_columns(target)
+    for table, columns in tables.items():
+        missing = [c for c in columns if (table, c) not in kinds]
+        if missing:
+            raise MigrationError(f"{table}: PostgreSQL has no column {', '.join(missing)}; "
+                                 "its schema is older than the SQLite one")
     counts: dict[str, int] = {}
 
     async def job(db: Any) -> None:
-        for table, columns in TABLES:
-            rows = [tuple(_value(table, c, v) for c, v in zip(columns, row, strict=True))
+        for table, columns in tables.items():
+            booleans = [kinds[(table, c)] == "boolean" for c in columns]
+            rows = [tuple(_value(b, v) for b, v in zip(booleans, row, strict=True))
                     for row in source.execute(
-                        f"SELECT {', '.join(columns)} FROM {table}")]  # noqa: S608 (constants)
+                        f"SELECT {', '.join(columns)} FROM {table}")]  # noqa: S608 (from the db)
             if rows:
                 await db.copy_records_to_table(table, records=rows, columns=list(columns))
             counts[table] = len(rows)
@@ -128,12 +158,20 @@ async def _copy(config: RelayConfig, source: sqlite3.Connection, target: Postgre
                              [(o,) for o in sorted(revoked)])
 
     await target.transaction(job)
-    for table, _ in TABLES:
+    for table in tables:
         copied = (await target.fetch(f"SELECT count(*) FROM {table}"))[0][0]  # noqa: S608
         if copied != counts[table]:
             raise MigrationError(f"{table}: {counts[table]} rows in SQLite but {copied} in "
                                  "PostgreSQL after the copy")
     return Migrated(rows=counts)
+
+
+async def _target_columns(target: PostgresStore) -> dict[tuple[str, str], str]:
+    """(table, column) -> data type of every column in the PostgreSQL schema."""
+    rows = await target.fetch(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = current_schema()")
+    return {(str(t), str(c)): str(k) for t, c, k in rows}
 
 
 def _sqlite_sequence(db: sqlite3.Connection) -> int:
