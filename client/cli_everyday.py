@@ -153,17 +153,27 @@ def export_cmd(ctx: click.Context, message_id: str, out: str, no_attachments: bo
 @click.pass_context
 def app_cmd(ctx: click.Context, port: int, no_browser: bool, idle_lock: str) -> None:
     from .app import run_app
-    from .profile import load_profile
+    from .errors import ProfileError
+    from .profile import default_profile, load_profile
 
     s = settings(ctx)
     idle_minutes = idle_lock_minutes(idle_lock)
-    prof = load_profile(s.home, s.profile)  # a missing profile is reported before starting
+    try:
+        name = load_profile(s.home, s.profile).name  # a broken profile is reported first
+    except ProfileError as exc:
+        if exc.code != "profile_missing":
+            raise
+        # No such profile on this computer: the app offers only to join it as a new device
+        # of a person, with the code one of their devices shows (docs/app.md, Devices).
+        run_app(s.home, s.profile or default_profile(), port=port,
+                open_browser=not no_browser, idle_minutes=idle_minutes)
+        return
     # A passphrase given the usual non-interactive ways unlocks at start; otherwise the
     # page asks for it (never the terminal: the person is in the browser).
     passphrase = None
     if s.passphrase_file is not None or os.environ.get("KOK_PASSPHRASE"):
         passphrase = s.passphrase()
-    run_app(s.home, prof.name, port=port, open_browser=not no_browser,
+    run_app(s.home, name, port=port, open_browser=not no_browser,
             idle_minutes=idle_minutes, passphrase=passphrase)
 
 

@@ -12,6 +12,11 @@ forgotten link page does not keep the keys open past the idle lock.
 
 Removing another device asks first, saying what follows: its sessions end at once and the
 organisation key is renewed.
+
+Joining is the other side: ``kok --profile NEW app`` on a computer without that profile
+shows only the join page (``needs_join``), which takes the code, the relay's address, the
+network file and a new passphrase, runs ``Client.join_device`` and then unlocks the new
+profile. Nothing is written before the exchange succeeded (the library's rule).
 """
 
 from __future__ import annotations
@@ -21,16 +26,24 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from protocol.errors import ProtocolError
 from protocol.keys import format_fingerprint
+from protocol.link import LinkCode
 
 from .._client import Client
+from ..api import check_relay_url
 from ..device_link import DeviceLink
 from ..errors import KokError
-from .rendering import client_of, notice, render, words_of
+from ..passphrase_strength import weakness_key
+from ..profile import NetworkAnchor, default_home, default_profile, profile_dir
+from .pages import read_multipart
+from .rendering import SESSION, STATE, client_of, notice, render, words_of
+from .state import AppState
 
 DEVICE_ID = re.compile(r"^[A-Z2-7]{32}$")
 """A device id: the base32 fingerprint of its signing key."""
@@ -245,4 +258,88 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/devices/network.json", network_file)
     r.add_get("/devices/remove/{device}", remove_get)
     r.add_post("/devices/remove/{device}", remove_post)
+    r.add_get("/join", join_get)
+    r.add_post("/join", join_post)
 
+
+
+# --- joining: this computer becomes a new device of a person ----------------------------
+
+MAX_NETWORK_FILE = 16 * 1024
+JOIN_FIELDS = {"code": 64, "relay": 512, "new": 1024, "again": 1024}
+
+
+def needs_join(state: AppState) -> bool:
+    """No profile of this name here yet: the app offers to join with a code."""
+    if state.client is not None:
+        return False
+    home = Path(state.home) if state.home is not None else default_home()
+    return not (profile_dir(home, state.profile or default_profile()) / "profile.json").exists()
+
+
+async def join_page(request: web.Request, *, values: dict[str, str] | None = None,
+                    errors: list[tuple[str, str]] | None = None,
+                    status: int = 200) -> web.Response:
+    state = request.app[STATE]
+    return render(request, "device_join.html", status=status, values=values or {},
+                  new_profile=state.profile or default_profile(), errors=errors or [])
+
+
+async def join_get(request: web.Request) -> web.StreamResponse:
+    if not needs_join(request.app[STATE]):
+        raise web.HTTPSeeOther("/inbox")
+    return await join_page(request)
+
+
+async def join_post(request: web.Request) -> web.StreamResponse:
+    state, words = request.app[STATE], words_of(request)
+    if not needs_join(state):
+        raise web.HTTPSeeOther("/inbox")
+    fields, uploads = await read_multipart(request, request[SESSION], "network", JOIN_FIELDS)
+    try:
+        network = uploads[0].path.read_bytes() if uploads and \
+            uploads[0].size <= MAX_NETWORK_FILE else None
+    finally:
+        for u in uploads:
+            u.close()
+    values = {k: (fields.get(k) or [""])[0] for k in JOIN_FIELDS}
+    errors: list[tuple[str, str]] = []
+    code = values["code"].strip()
+    try:
+        LinkCode.parse(code)
+    except ProtocolError:
+        errors.append(("code", words("app.devices.error_code_empty" if not code
+                                     else "error.link_bad_code")))
+    relay = values["relay"].strip()
+    try:
+        relay = check_relay_url(relay)
+    except KokError as exc:
+        errors.append(("relay", words("app.devices.error_relay_empty") if not relay
+                       else words.error(exc)))
+    anchor = None
+    if network is None:
+        errors.append(("network", words("app.devices.error_network")))
+    else:
+        try:
+            anchor = NetworkAnchor.from_json(json.loads(network.decode("utf-8")))
+        except (KokError, ValueError):
+            errors.append(("network", words("app.devices.error_network")))
+    new, again = values["new"], values["again"]
+    if not new:
+        errors.append(("new", words("app.settings.error_new_empty")))
+    elif new != again:
+        errors.append(("again", words("app.settings.error_again")))
+    elif (weak := await asyncio.to_thread(weakness_key, new, [state.profile or ""])):
+        errors.append(("new", words("prompt.weak_passphrase", reason=words(weak))))
+    shown = {"code": code, "relay": values["relay"]}  # never a passphrase back into the page
+    if errors or anchor is None:
+        return await join_page(request, values=shown, errors=errors, status=400)
+    try:
+        await Client.join_device(state.home, state.profile, new, code, relay=relay,
+                                 network=anchor)
+        await state.unlock(new)
+    except KokError as exc:
+        return await join_page(request, values=shown, status=400,
+                               errors=[("code", words.error(exc))])
+    notice(request, "success", words("app.devices.joined"))
+    raise web.HTTPSeeOther("/inbox")

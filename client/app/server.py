@@ -32,10 +32,13 @@ from .security import (
 from .state import AppState
 
 # Pages reachable while locked; everything else sends the person to the unlock page.
-OPEN_WHILE_LOCKED = frozenset({"/unlock", "/settings/language", "/events", "/favicon.ico"})
+OPEN_WHILE_LOCKED = frozenset({"/unlock", "/join", "/settings/language", "/events",
+                               "/favicon.ico"})
 # Polled by the pages' script: not activity, so an open page does not hold off the idle lock.
 QUIET_PATHS = frozenset({"/events", "/keepalive", "/devices/link/status"})
-MULTIPART_ROUTES = frozenset({"/compose", "/admin/enrol"})
+MULTIPART_ROUTES = frozenset({"/compose", "/admin/enrol", "/join"})
+# Pages reachable on a computer without the profile yet: it can only join (device_pages).
+OPEN_WHILE_JOINING = frozenset({"/join", "/settings/language", "/favicon.ico"})
 
 
 def redirect(location: str) -> web.HTTPSeeOther:
@@ -77,6 +80,11 @@ async def _guarded(request: web.Request, handler: Handler, guard: Guard,
         # multipart routes check the token in their first field (pages.read_multipart)
     if request.path not in QUIET_PATHS and not request.path.startswith("/static/"):
         state.touch()
+    if (device_pages.needs_join(state) and request.path not in OPEN_WHILE_JOINING
+            and not request.path.startswith("/static/")):
+        if request.method == "GET":
+            raise redirect("/join")
+        return refuse(403, "This computer has no profile yet: join with a code first.")
     if (state.client is None and request.path not in OPEN_WHILE_LOCKED
             and not request.path.startswith("/static/")):
         if request.method == "GET":

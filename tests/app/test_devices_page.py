@@ -10,6 +10,7 @@ Screenshots go to /tmp/app-devices-*.png.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -270,3 +271,60 @@ def test_removing_this_device_or_a_made_up_one_is_refused(session: Session) -> N
     assert page.request.get(f"{session.app.origin}/devices/remove/NOTADEVICE").status == 404
     assert page.request.get(
         f"{session.app.origin}/devices/remove/{'A' * 32}").status == 404
+
+
+def test_a_computer_without_the_profile_joins_from_the_app(browser: Any, session: Session,
+                                                           dora: Dora, shared_relay: Any,
+                                                           tmp_path: Path) -> None:
+    network = tmp_path / "kok-network.json"
+    network.write_text(json.dumps(shared_relay.network_anchor))
+    tablet = AppProcess.start(dora.home, f"{dora.profile}-tablet", passphrase=None)
+    other = Session(browser, tablet)
+    try:
+        page = other.page
+        assert page.url.endswith("/join")
+        assert other.page.request.get(f"{tablet.origin}/inbox").url.endswith("/join")
+        for lang in ("de", "en"):
+            other.language(lang)
+            page.reload()
+            look(other, "join")
+        # an empty form: the error summary names every field, links to it, takes focus
+        page.locator("form[action='/join'] button").click()
+        page.locator("#error-summary").wait_for()
+        assert page.evaluate("() => document.activeElement.id") == "error-summary"
+        links = page.locator("#error-summary a")
+        assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [
+            "#code", "#relay", "#network", "#new"]
+        look(other, "join-errors")
+
+        session.language("en")
+        session.page.goto("/devices")
+        session.page.locator("form[action='/devices/link'] button").click()
+        session.page.wait_for_url("**/devices/link")
+        code = shown_code(session.page)
+
+        def fill(passphrase: str) -> None:
+            page.locator("#code").fill(code)
+            page.locator("#relay").fill(shared_relay.url)
+            page.locator("#network").set_input_files(str(network))
+            page.locator("#new").fill(passphrase)
+            page.locator("#again").fill(passphrase)
+            page.locator("form[action='/join'] button").click()
+
+        fill("passwort1")  # too weak: refused before the code is used
+        page.locator("#error-summary").wait_for()
+        assert page.locator("#error-summary a").get_attribute("href") == "#new"
+        assert page.locator("#code").input_value() == code  # kept; the passphrase is not
+        assert page.locator("#new").input_value() == ""
+        fill("Laterne Wolkenbruch Kaffeetasse 1987")
+        page.wait_for_url("**/inbox", timeout=60_000)
+        assert "now one of your devices" in page.locator("#notice").inner_text()
+        session.page.wait_for_function("() => document.getElementById('link-status')"
+                                       ".getAttribute('data-state') === 'linked'",
+                                       timeout=20_000)
+        session.page.goto("/devices")
+        assert session.page.locator("ul.app-message-list").first.locator("li").count() == 2
+        assert other.errors == []
+    finally:
+        other.close()
+        tablet.stop()
