@@ -333,7 +333,7 @@ class Client:
 
             switched = switch_identity(self.context)
             rotated = await self.org.rotate_if_due()
-        outbox_sent, outbox_expired = await self.sender.flush_outbox()
+        outbox_sent, outbox_expired, outbox_failed = await self.sender.flush_outbox()
         keys, problems = await self.receiver.sync_grants()
         # a grant that opens with none of our box keys is not helped by keeping old ones
         settled = all(code == "decrypt_failed" for code in problems)
@@ -361,6 +361,7 @@ class Client:
             retired_keys=retired, identity_switched=switched,
             outbox_sent=tuple(outbox_sent), outbox_expired=tuple(outbox_expired),
             purged=purged,
+            outbox_failed=tuple(outbox_failed),
         )
 
     async def _reread(self, message: Message) -> Message:
@@ -436,9 +437,10 @@ class Client:
                    progress: FileProgress | None = None) -> str:
         """Seal one envelope per recipient org to its current epoch; returns the message id.
 
-        If the relay cannot be reached, a message without attachments is kept (encrypted)
-        in the outbox and sent by the next ``sync`` (``queued()`` lists it); it is not sent
-        after its keeping time.
+        If the relay cannot be reached, the message is kept (encrypted) in the outbox and
+        sent by the next ``sync`` (``queued()`` lists it); it is not sent after its keeping
+        time. Its attachments are then encrypted into the profile at once and uploaded with
+        it, so a file changed or deleted meanwhile does not change what is sent.
 
         ``attachments`` are file paths (or ``(path, name)``): each is encrypted while it is
         uploaded as a drop to the same organisations; ``progress(name, done, total)``
@@ -470,7 +472,9 @@ class Client:
         return await self.sender.status(message_id)
 
     async def retract(self, message_id: str) -> DeliveryStatus:
-        """Withdraw a message we sent from every recipient mailbox that still holds it."""
+        """Withdraw a message we sent: the relay deletes it (and its files) wherever it was
+        not fetched yet; recipient orgs where someone fetched it get a signed retraction
+        notice (SPEC 9.4, ``DeliveryStatus.notified``), and their devices mark it withdrawn."""
         return await self.sender.retract(message_id)
 
 

@@ -92,6 +92,8 @@ async def upload_attachments(ctx: ClientContext, files: list[tuple[Path, str]], 
 
 async def withdraw_drops(ctx: ClientContext, created_drops: list[tuple[str, str]]) -> None:
     """Delete drops no message will refer to; one the relay cannot delete now expires later."""
+    if not created_drops:
+        return  # nothing to ask the relay (which may be away: a send being queued)
     api = await ctx.api()
     for drop, upload_token in created_drops:
         with contextlib.suppress(KokError, aiohttp.ClientError, OSError):

@@ -207,6 +207,8 @@ class SyncReport:
     """Ids of messages queued while the relay was away, sent by this sync."""
     outbox_expired: tuple[str, ...] = ()
     """Ids of queued messages that expired before the relay could be reached (not sent)."""
+    outbox_failed: tuple[str, ...] = ()
+    """Ids of queued messages whose kept file copies were damaged (not sent, dropped)."""
     withdrawn: tuple[Withdrawal, ...] = ()
     """Retraction notices this sync brought (SPEC 9.4)."""
     purged: int = 0
@@ -215,6 +217,7 @@ class SyncReport:
     def to_json(self) -> dict[str, Any]:
         return {"outbox_sent": list(self.outbox_sent), "purged": self.purged,
                 "outbox_expired": list(self.outbox_expired),
+                "outbox_failed": list(self.outbox_failed),
                 "log_entries": self.log_entries, "log_size": self.log_size,
                 "epoch_keys": self.epoch_keys,
                 "messages": [m.to_json(body=False) for m in self.messages],

@@ -186,6 +186,8 @@ def sync_lines(r: SyncReport) -> list[str]:
         lines.append(t("sync.outbox_sent", id=short_id(message_id)))
     for message_id in r.outbox_expired:
         lines.append(t("sync.outbox_expired", id=short_id(message_id)))
+    for message_id in r.outbox_failed:
+        lines.append(t("sync.outbox_failed", id=short_id(message_id)))
     return fit(lines)
 
 

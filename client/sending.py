@@ -8,15 +8,22 @@ the relay in one request with a fresh idempotency key, so a retry after a lost a
 stores nothing twice. If an organisation rotated its key in between (``409 stale_epoch``)
 the log is synced and the message sealed again, once. The relay's status tokens, the only
 way to ask about or retract the message later, are kept encrypted in the mailbox.
+
+Offline: a message sent while the relay cannot be reached waits in the outbox (encrypted
+at rest) and goes with the next sync under the idempotency key it got now. Without
+attachments it is sealed now; with attachments each file is encrypted into the profile now
+(``client.outbox_files``), and the message is signed and sealed once its files are uploaded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import unicodedata
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from protocol.encoding import ID_RE, b64decode, b64encode
@@ -40,7 +47,9 @@ from .drops import (
 )
 from .errors import AccessError, RelayRefused, RelayUnreachable, UsageError
 from .models import DeliveryStatus, RecipientStatus
+from .outbox_files import remove_snapshots, take_snapshots, upload_snapshots
 from .reading import read_reports_sent_by
+from .transfer import TransferError
 from .verification import require_unchanged
 
 if TYPE_CHECKING:
@@ -82,9 +91,7 @@ class Sender:
         try:
             await self.ctx.sync_log()
         except RelayUnreachable:
-            if files:
-                raise  # files go to the relay as they are encrypted: nothing to queue
-            offline = True  # seal to the epochs of our last verified log and queue it
+            offline = True  # queue it: sealed now, or with its files when the relay is back
         staff_id = self.ctx.require_staff()
         # a verified org whose identity key changed since: compare the safety code first
         await require_unchanged(self.ctx, recipients)
@@ -106,21 +113,26 @@ class Sender:
             raise UsageError("bad_message", detail=exc.message) from None
         created_drops: list[tuple[str, str]] = []
         uploaded = not files
+        key = secrets.token_bytes(16)
         try:
-            if files:  # the message is valid: upload the files, then sign their drops into it
+            if files:
                 for org_id in recipients:  # a revoked or unknown org: say so before any upload
                     self._current_epoch(org_id)
+            if files and not offline:  # valid: upload the files, then sign their drops into it
                 payload = dataclasses.replace(payload, attachments=await upload_attachments(
                     self.ctx, files, recipients, seconds, progress, created_drops))
                 uploaded = True
-            envelopes, key = self._seal(payload), secrets.token_bytes(16)
+            envelopes = self._seal(payload) if uploaded else []
             if offline:
                 raise RelayUnreachable(self.ctx.link.url)
             answers = await self._post(payload, seconds, envelopes, key)
         except RelayUnreachable:
-            if not uploaded:  # files go to the relay as they are encrypted: nothing to queue
+            if not uploaded:
+                # The files wait as encrypted snapshots and go with the message: never the
+                # message without them, nor with a file changed since.
                 await withdraw_drops(self.ctx, created_drops)
-                raise
+                await self._queue_with_files(payload, files, seconds, key, progress)
+                return payload.id.hex()
             # Kept, encrypted, and sent by the next sync with the same idempotency key: if
             # this attempt reached the relay after all, the relay stores it only once.
             await self.ctx.store.add_outbox(payload.id.hex(), now, payload.expires, {
@@ -133,6 +145,47 @@ class Sender:
             raise
         await self._record(payload, answers, now, created_drops)
         return payload.id.hex()
+
+    async def _queue_with_files(self, payload: MessagePayload, files: list[tuple[Path, str]],
+                                ttl: int, key: bytes, progress: FileProgress | None) -> None:
+        """Queue a message with attachments: each file encrypted into the profile now."""
+        message_id = payload.id.hex()
+        kept = await take_snapshots(self.ctx.profile.dir, message_id, files, progress)
+        try:
+            await self.ctx.store.add_outbox(message_id, payload.sent, payload.expires, {
+                "payload": payload.to_bytes().hex(), "ttl": ttl, "key": b64encode(key),
+                "envelopes": [], "drops": [], "files": kept})
+        except BaseException:
+            await asyncio.to_thread(remove_snapshots, self.ctx.profile.dir, message_id)
+            raise
+
+    async def _upload_queued(self, message_id: str, queued: int, data: dict[str, Any]
+                             ) -> dict[str, Any]:
+        """Upload a queued message's snapshots; the outbox entry, now sealed, to post.
+
+        The message is signed now, with its drops and our current log position, and sealed
+        to the epochs current now; so its ``sent`` is now too (an epoch created while we were
+        away must not predate it, SPEC 9.3 step 12). Its ``expires`` and id stay.
+        """
+        payload = parse_payload(bytes.fromhex(str(data["payload"])))
+        now = self.ctx.now()
+        ttl = max(1, payload.expires - now)
+        created: list[tuple[str, str]] = []
+        api = await self.ctx.api()
+        try:
+            attachments = await upload_snapshots(api, self.ctx.profile.dir, message_id,
+                                                 list(data["files"]), list(payload.to), ttl,
+                                                 created)
+            payload = dataclasses.replace(payload, attachments=attachments, sent=now,
+                                          log=LogPosition.of(self.ctx.directory.log))
+            sealed = {"payload": payload.to_bytes().hex(), "ttl": ttl, "key": data["key"],
+                      "envelopes": self._seal(payload), "drops": [list(d) for d in created]}
+            await self.ctx.store.add_outbox(message_id, queued, payload.expires, sealed)
+        except BaseException:
+            await withdraw_drops(self.ctx, created)
+            raise
+        await asyncio.to_thread(remove_snapshots, self.ctx.profile.dir, message_id)
+        return sealed
 
     async def _record(self, payload: MessagePayload, answers: list[dict[str, Any]],
                       sent: int, drops: Sequence[Sequence[str]] = ()) -> None:
@@ -176,8 +229,10 @@ class Sender:
         await self.ctx.sync_log()
         return await api.send(secrets.token_bytes(16), ttl, self._seal(payload))
 
-    async def flush_outbox(self, only: str | None = None) -> tuple[list[str], list[str]]:
-        """Send what waited for the relay; returns (sent ids, ids expired unsent).
+    async def flush_outbox(self, only: str | None = None
+                           ) -> tuple[list[str], list[str], list[str]]:
+        """Send what waited for the relay; returns (sent ids, ids expired unsent, ids whose
+        file snapshots were damaged: dropped and reported, never sent without their files).
 
         A message past its signed expiry is not sent any more (recipients would refuse
         it): it leaves the outbox and is reported, never dropped silently. A refusal keeps
@@ -186,13 +241,29 @@ class Sender:
         """
         sent: list[str] = []
         expired: list[str] = []
+        failed: list[str] = []
         for message_id, queued, expires, data in await self.ctx.store.outbox():
             if only is not None and message_id != only:
                 continue
             if expires <= self.ctx.now():
                 await self.ctx.store.remove_outbox(message_id)
+                await asyncio.to_thread(remove_snapshots, self.ctx.profile.dir, message_id)
                 expired.append(message_id)
                 continue
+            if data.get("files"):  # queued with attachments: upload them first
+                try:
+                    data = await self._upload_queued(message_id, queued, data)
+                except RelayUnreachable:
+                    break
+                except TransferError as exc:
+                    if exc.code == "snapshot_damaged":  # it can never go as it was written
+                        await self.ctx.store.remove_outbox(message_id)
+                        await asyncio.to_thread(remove_snapshots, self.ctx.profile.dir,
+                                                message_id)
+                        failed.append(message_id)
+                    continue
+                except (RelayRefused, AccessError):
+                    continue  # kept until it can go or expires (then reported)
             payload = parse_payload(bytes.fromhex(str(data["payload"])))
             try:
                 answers = await self._post(payload, int(data["ttl"]), list(data["envelopes"]),
@@ -207,7 +278,7 @@ class Sender:
                 await self._record(payload, answers, queued, list(data.get("drops") or ()))
             await self.ctx.store.remove_outbox(message_id)
             sent.append(message_id)
-        return sent, expired
+        return sent, expired, failed
 
     def _current_epoch(self, org_id: str) -> EpochState:
         try:

@@ -356,7 +356,7 @@ async def compose_post(request: web.Request) -> web.StreamResponse:
                 errors.append(("files", words("app.compose.error_files_again")))
             return await _compose(request, values, status=400, errors=errors)
         try:
-            await client.send(
+            message = await client.send(
                 to, subject, body, ttl=min(keep_days * DAY, MAX_TTL),
                 reply_to=reply_to or None,
                 attachments=[(u.path, u.name) for u in uploads])
@@ -368,7 +368,10 @@ async def compose_post(request: web.Request) -> web.StreamResponse:
     finally:
         for upload in uploads:
             upload.close()
-    notice(request, "success", words("app.compose.sent", subject=subject))
+    if message in await client.queued():  # the relay is away: it goes when it is back
+        notice(request, "info", words("app.compose.queued", subject=subject))
+    else:
+        notice(request, "success", words("app.compose.sent", subject=subject))
     raise web.HTTPSeeOther("/sent")
 
 

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 
 from client import Client
+from client.errors import RelayUnreachable
+from protocol import b64encode
+from tests.integration.kokcli import kok, ok
 from tests.integration.people import PASSPHRASE, close_all, new_org, new_staff, open_office
 
 
@@ -71,3 +74,84 @@ async def test_a_queued_message_past_its_keeping_time_is_reported_not_sent(
     finally:
         await later.close()
     assert (await ben.sync()).messages == ()
+
+
+async def test_a_send_with_files_while_the_relay_is_away_waits_with_a_copy_of_them(
+        pair: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    relay, anna, ben = pair["relay"], pair["anna"], pair["ben"]
+    await ben.sync()
+    await anna.sync()
+    original = b"Aussage Frau K., Seite 1\n" * 5000
+    scan = tmp_path / "Aussage.txt"
+    scan.write_bytes(original)
+    relay.stop()
+    message_id = await anna.send(to=["sued"], subject="Aussage", body="Anbei.",
+                                 attachments=[scan])
+    assert await anna.queued() == [message_id]
+    kept = anna.profile.dir / "outbox" / message_id
+    (snapshot,) = kept.iterdir()
+    assert kept.stat().st_mode & 0o777 == 0o700 and snapshot.stat().st_mode & 0o777 == 0o600
+    assert b"Aussage Frau K." not in snapshot.read_bytes()  # encrypted at rest
+    [(_, _, _, entry)] = await anna.store.outbox()
+    scan.write_bytes(b"changed afterwards")  # and then deleted: what was sent stays sent
+    scan.unlink()
+
+    relay._spawn()
+    api = await anna.api()
+    real_send, keys = api.send, []
+
+    async def answer_lost(key: bytes, ttl: int, envelopes: list[dict[str, Any]]) -> Any:
+        keys.append(key)
+        answer = await real_send(key, ttl, envelopes)
+        if len(keys) == 1:  # the relay stored it, but its answer never arrives
+            raise RelayUnreachable(api.base_url)
+        return answer
+
+    monkeypatch.setattr(api, "send", answer_lost)
+    first = await anna.sync()
+    assert first.outbox_sent == () and await anna.queued() == [message_id]
+    assert not kept.exists()  # the files are complete on the relay: the copies are gone
+    second = await anna.sync()
+    assert second.outbox_sent == (message_id,) and await anna.queued() == []
+    assert [b64encode(k) for k in keys] == [entry["key"]] * 2  # the key it was queued with
+    got = (await ben.sync()).messages
+    assert [(m.id, [a["name"] for a in m.attachments]) for m in got] == [
+        (message_id, ["Aussage.txt"])]
+    (saved,) = await ben.save(message_id, tmp_path / "saved", mkdir=True)
+    assert saved.path.read_bytes() == original
+    assert (await ben.sync()).messages == ()  # stored once
+
+
+async def test_a_queued_message_whose_file_copy_was_damaged_is_reported_not_sent(
+        pair: dict[str, Any], tmp_path: Path) -> None:
+    relay, anna, ben = pair["relay"], pair["anna"], pair["ben"]
+    await ben.sync()
+    await anna.sync()
+    (tmp_path / "brief.pdf").write_bytes(b"%PDF" + bytes(70_000))
+    relay.stop()
+    message_id = await anna.send(to=["sued"], subject="Brief", body="Anbei.",
+                                 attachments=[tmp_path / "brief.pdf"])
+    (snapshot,) = (anna.profile.dir / "outbox" / message_id).iterdir()
+    damaged = bytearray(snapshot.read_bytes())
+    damaged[1000] ^= 1
+    snapshot.write_bytes(bytes(damaged))
+    relay._spawn()
+    report = await anna.sync()
+    assert report.outbox_failed == (message_id,) and report.outbox_sent == ()
+    assert await anna.queued() == [] and not snapshot.parent.exists()
+    assert (await ben.sync()).messages == ()
+
+
+async def test_kok_send_with_a_file_while_the_relay_is_away_says_it_is_kept(
+        pair: dict[str, Any], tmp_path: Path) -> None:
+    relay, home = pair["relay"], pair["home"]
+    await pair["ben"].sync()
+    await pair["anna"].sync()
+    (tmp_path / "plan.txt").write_text("Notfallplan")
+    relay.stop()
+    queued = ok(kok("send", "--to", "sued", "--subject", "Plan", "--body", "Anbei.",
+                    "--attach", str(tmp_path / "plan.txt"), home=home, profile="nord.anna"))
+    assert "The relay cannot be reached" in queued.out and "is kept (encrypted)" in queued.out
+    relay._spawn()
+    assert "Sent now (it waited for the relay)" in ok(kok("sync", home=home,
+                                                          profile="nord.anna")).out

@@ -21,6 +21,8 @@ from tests.support.relayproc import PASSPHRASE
 TRANSIENT = {
     "blobs/<id>.part": "exists only while an upload is unfinished",
     "state.db-journal": "exists only while a write to the local mailbox is in progress",
+    "outbox/<message id>/<n>.kokdrop": "exists only while a message with attachments waits "
+                                       "for the relay (tests/integration/test_outbox.py)",
     "secrets.identity/<fingerprint>": "exists only during an identity rekey",
     "meta.forgotten": "written once an epoch secret is deleted for good, a max TTL after "
                       "rotation (tests/integration/test_lifecycle.py covers that rule)",
