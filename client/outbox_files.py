@@ -74,12 +74,16 @@ async def take_snapshots(profile_dir: Path, message_id: str, files: list[tuple[P
     snapshot is left behind.
     """
     folder = snapshot_dir(profile_dir, message_id)
-    await asyncio.to_thread(make_private_dir, folder)
     kept: list[dict[str, Any]] = []
+    name = files[0][1] if files else ""
     try:
+        await asyncio.to_thread(make_private_dir, folder)
         for n, (path, name) in enumerate(files):
             report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
             kept.append(await _snapshot(path, name, folder / f"{n}{SNAPSHOT_SUFFIX}", report))
+    except OSError as exc:  # a full disk, a profile folder we cannot write to
+        await asyncio.to_thread(remove_snapshots, profile_dir, message_id)
+        raise TransferError("snapshot_unwritable", name=name, detail=exc.strerror or "") from None
     except BaseException:
         await asyncio.to_thread(remove_snapshots, profile_dir, message_id)
         raise

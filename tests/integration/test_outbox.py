@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from client import Client
+from client import Client, KokError
 from client.errors import RelayUnreachable
 from protocol import b64encode
 from tests.integration.kokcli import kok, ok
@@ -155,3 +155,17 @@ async def test_kok_send_with_a_file_while_the_relay_is_away_says_it_is_kept(
     relay._spawn()
     assert "Sent now (it waited for the relay)" in ok(kok("sync", home=home,
                                                           profile="nord.anna")).out
+
+
+async def test_a_file_that_cannot_be_kept_for_later_is_refused_and_nothing_is_queued(
+        pair: dict[str, Any], tmp_path: Path) -> None:
+    relay, anna = pair["relay"], pair["anna"]
+    await anna.sync()
+    (tmp_path / "brief.pdf").write_bytes(b"%PDF" + bytes(1000))
+    (anna.profile.dir / "outbox").write_bytes(b"")  # the folder for the copies cannot be made
+    relay.stop()
+    with pytest.raises(KokError) as refused:
+        await anna.send(to=["sued"], subject="Brief", body="Anbei.",
+                        attachments=[tmp_path / "brief.pdf"])
+    assert refused.value.code == "snapshot_unwritable"
+    assert "brief.pdf" in str(refused.value) and await anna.queued() == []
