@@ -78,13 +78,20 @@ def session(browser: Any, app: AppProcess) -> Iterator[Session]:
 
 
 def look(session: Session, name: str) -> None:
-    """axe finds nothing; one h1; a screenshot to look at."""
+    """axe finds nothing; one h1; no sideways scrolling at 320 px; screenshots to look at."""
     page = session.page
     lang = page.evaluate("() => document.documentElement.lang")
     violations = axe_violations(page)
     assert violations == [], f"{lang} {name}: {violations}"
     assert page.locator("h1").count() == 1
     page.screenshot(path=str(SHOTS / f"app-devices-{lang}-{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 320, "height": 700})
+    try:
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 320, f"{lang} {name}: scrolls sideways at 320 px ({width} px)"
+        page.screenshot(path=str(SHOTS / f"app-devices-{lang}-{name}-320.png"), full_page=True)
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def tab_to(page: Any, selector: str, limit: int = 60) -> None:
@@ -168,6 +175,7 @@ def test_linking_by_keyboard_with_a_second_profile_joining(session: Session, dor
     page.wait_for_function("() => document.getElementById('link-status')"
                            ".getAttribute('data-state') === 'linked'", timeout=20_000)
     assert status(page).startswith("Linked: device ")
+    assert not page.locator("#link-code").is_visible()
     assert page.evaluate("() => document.activeElement.id") == "link-status"
     look(session, "link-linked")
     tab_to(page, "#link-done a")
@@ -199,6 +207,8 @@ def test_a_wrong_code_shows_the_failure_without_script_too(session: Session, dor
     assert page.locator("#link-status").get_attribute("data-state") == "failed"
     assert status(page).startswith("Not linked.")
     assert page.evaluate("() => document.activeElement.id") == "link-status"
+    assert not page.locator("#link-code").is_visible()  # a spent code is not shown again
+    assert not page.locator("#link-check").is_visible()
     look(session, "link-failed")
     page.goto("/devices")
     assert page.locator("ul.app-message-list").first.locator("li").count() == 2

@@ -156,6 +156,8 @@
           if (done) { done.hidden = false; }
           var again = document.getElementById("link-check");
           if (again) { again.hidden = true; }
+          var parts = document.querySelectorAll("[data-link-waiting]");
+          for (var i = 0; i < parts.length; i++) { parts[i].hidden = true; }
           box.focus();
         })
         .catch(function () { setTimeout(check, 5000); });
