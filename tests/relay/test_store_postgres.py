@@ -200,7 +200,9 @@ async def test_purge_vacuums_so_deleted_ciphertext_is_pruned(url: str) -> None:
         for _ in range(20):
             await store.store_send(batch(size=4000, expires=NOW + 5))
         await store.purge(NOW + 10, 50)
-        for _ in range(50):  # the statistics views lag the server by up to a second
+        # The statistics views lag the server: a backend flushes its counts at most once a
+        # second, and later still when the machine is busy. Wait up to 20 s for them.
+        for _ in range(200):
             rows = await store.fetch(
                 "SELECT n_dead_tup, last_vacuum IS NOT NULL FROM pg_stat_user_tables "
                 "WHERE relname = 'messages'")
