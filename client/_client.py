@@ -69,6 +69,7 @@ from .onboarding import (
 )
 from .org_settings import OrgSettings
 from .orgs_list import OrgEntry, list_orgs, org_info
+from .pinning import check_pins
 from .profile import NetworkAnchor, Profile, load_profile, save_keystore
 from .receiving import Receiver
 from .relay_link import RelayLink
@@ -138,6 +139,11 @@ class Client:
             storage = keystore.secrets["storage"] = secrets.token_bytes(32)
             save_keystore(keystore)
         store = await MailboxStore.open(prof.state_path, storage)
+        try:
+            await check_pins(prof, keystore, store)
+        except BaseException:
+            await store.close()
+            raise
         client = cls(prof, keystore, store, relay=relay, clock=clock, ca_file=ca_file)
         try:
             await client.directory.load()

@@ -37,6 +37,10 @@ from protocol.errors import EncodingError
 FORGOTTEN = "forgotten"
 """``meta`` key listing secret names deleted for good (e.g. retired epoch keys)."""
 
+PINNED = "pinned"
+"""``meta`` key holding the keys the profile trusts (``client.pinning``): pins another
+process added are kept on save, like secrets."""
+
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
@@ -264,6 +268,10 @@ class Keystore:
             self.secrets.pop(name, None)
         if forgotten:
             self.meta[FORGOTTEN] = sorted(forgotten)
+        theirs = content["meta"].get(PINNED)
+        if isinstance(theirs, dict):
+            ours = self.meta.get(PINNED)
+            self.meta[PINNED] = {**theirs, **(ours if isinstance(ours, dict) else {})}
 
     def _write(self) -> None:
         if self._passphrase:

@@ -19,7 +19,9 @@ expiry, so a relay cannot bring a deleted message back by sending it again.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -38,6 +40,7 @@ from protocol.errors import EncodingError
 from protocol.keylog import Head
 
 from .errors import KokError, UsageError
+from .i18n import t
 
 
 def prepare_private_file(path: Path) -> None:
@@ -66,6 +69,24 @@ class MailboxCorrupt(KokError):
     """A sealed row does not open: the database was altered or belongs to another keystore."""
 
     code = "mailbox_corrupt"
+
+
+class ProfileTampered(KokError):
+    """A fact of the profile was changed outside kok: it no longer matches its sealed copy.
+
+    ``what``: ``anchor`` (the network key), ``log_key``, ``head`` or ``verified``.
+    """
+
+    code = "profile_tampered"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what=what, item=t(f"tampered.{what}"))
+        self.what = what
+
+
+HEAD_SEAL = "sealed/log_head"
+VERIFIED_SEAL = "sealed/verified"
+LEGACY_VERIFIED = "verified"
 
 
 class MailboxStore:
@@ -167,20 +188,89 @@ class MailboxStore:
                 "time = excluded.time, signature = excluded.signature "
                 "WHERE excluded.size >= log_head.size",
                 (head.size, head.hash, head.time, head.signature))
+            await self._seal_head()
             await self._db.execute("COMMIT")
         except BaseException:
             await self._db.execute("ROLLBACK")
             raise
         return True
 
-    async def head(self) -> Head | None:
-        """The last head this client verified, if any."""
+    async def _head_row(self) -> Head | None:
         async with self._db.execute("SELECT size, hash, time, signature FROM log_head") as cur:
             row = await cur.fetchone()
         if row is None:
             return None
         return Head(size=int(row[0]), hash=bytes(row[1]), time=int(row[2]),
                     signature=bytes(row[3]))
+
+    @staticmethod
+    def _head_facts(head: Head) -> dict[str, Any]:
+        return {"size": head.size, "hash": head.hash.hex(), "time": head.time,
+                "signature": head.signature.hex()}
+
+    async def _seal_head(self) -> None:
+        """Write the sealed copy of the stored head (inside the caller's transaction)."""
+        head = await self._head_row()
+        if head is not None:
+            await self.set_sealed_state(HEAD_SEAL, self._head_facts(head))
+
+    async def head(self) -> Head | None:
+        """The last head this client verified, if any; ``profile_tampered`` if the row is
+        not the one kok sealed (an older head put back, or one removed)."""
+        head = await self._head_row()
+        sealed = await self.sealed_state(HEAD_SEAL, what="head")
+        if head is None and sealed is None:
+            return None
+        if head is None or sealed != self._head_facts(head):
+            raise ProfileTampered(what="head")
+        return head
+
+    # --- sealed state --------------------------------------------------------------------
+
+    async def sealed_state(self, key: str, *, what: str) -> dict[str, Any] | None:
+        """A value stored with ``set_sealed_state``; ``profile_tampered`` if it was altered."""
+        text = await self.get_state(key)
+        if text is None:
+            return None
+        try:
+            return self._open(key, base64.b64decode(text, validate=True))
+        except (MailboxCorrupt, ValueError):
+            raise ProfileTampered(what=what) from None
+
+    async def set_sealed_state(self, key: str, value: dict[str, Any]) -> None:
+        """Store ``value`` sealed under the storage key, bound to ``key``."""
+        await self.set_state(key, base64.b64encode(self._seal(key, value)).decode("ascii"))
+
+    async def verified_orgs(self) -> dict[str, str]:
+        """The organisations this profile verified: org id -> identity key (base64)."""
+        if await self.get_state(LEGACY_VERIFIED) is not None:
+            # the unsealed list of an older kok is adopted once (``adopt_unsealed``); one
+            # that appears afterwards was put there by someone else
+            raise ProfileTampered(what="verified")
+        data = await self.sealed_state(VERIFIED_SEAL, what="verified") or {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    async def set_verified_orgs(self, verified: dict[str, str]) -> None:
+        await self.set_sealed_state(VERIFIED_SEAL, dict(sorted(verified.items())))
+
+    async def adopt_unsealed(self) -> None:
+        """Seal what a ``state.db`` of an older kok holds unsealed (the head, the verified
+        list), trusting it as found: called once, when the passphrase first opens it."""
+        await self._db.execute("BEGIN")
+        try:
+            await self._seal_head()
+            legacy = await self.get_state(LEGACY_VERIFIED)
+            if legacy is not None:
+                data = json.loads(legacy)
+                verified = ({str(k): str(v) for k, v in data.items()}
+                            if isinstance(data, dict) else {})
+                await self.set_verified_orgs(verified)
+                await self._db.execute("DELETE FROM client_state WHERE key = ?",
+                                       (LEGACY_VERIFIED,))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
 
     # --- small state -----------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from protocol.keys import fingerprint
 
 from .errors import ProfileError, UsageError
 from .keystore import (
+    PINNED,
     Keystore,
     KeystoreChanged,
     KeystoreCorrupt,
@@ -203,7 +204,10 @@ def create_profile(home: Path | str | None, name: str | None, info: ProfileInfo,
     make_private_dir(directory)
     profile = Profile(home=home_path, name=name, info=info)
     try:
-        keystore = Keystore.create(profile.keystore_path, passphrase, secrets)
+        # the anchor is pinned where only the passphrase can change it (client.pinning)
+        pins = {"anchor": b64encode(info.network.network_key)}
+        keystore = Keystore.create(profile.keystore_path, passphrase, secrets,
+                                   meta={PINNED: pins})
     except KeystoreError as exc:
         raise ProfileError("keystore_error", detail=str(exc)) from None
     profile.save()

@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 The relay is contacted lazily, on the first call that needs it (``RelayLink.api``):
 ``/v1/info`` must serve the network key of the profile's anchor and announce the origin we
-were given, and its log key is pinned on first use in ``profile.json`` (a different key
-later is an error). Only then does the transport send our log head and log in with our
-staff key. ``sync_log`` brings the verified key-log mirror up to date, one sync at a time,
-and refuses to go on while this computer's clock is off from the relay's.
+were given, and its log key is pinned on first use (in the keystore and ``profile.json``,
+``client.pinning``; a different key later is an error). Only then does the transport send
+our log head and log in with our staff key. ``sync_log`` brings the verified key-log mirror
+up to date, one sync at a time, and refuses to go on while this computer's clock is off from
+the relay's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from protocol.keylog import MAX_SKEW
 from .api import RelayApi, check_relay_url
 from .directory import Directory
 from .errors import AccessError, ClockError, RelayRefused, UsageError, VerificationError
+from .pinning import pin_log_key
 from .profile import Profile
 from .unlocked_keys import UnlockedKeys
 
@@ -95,7 +97,7 @@ class RelayLink:
                               announced=", ".join(str(a) for a in announced))
         pinned = self.profile.info.log_key
         if pinned is None:
-            self.profile.update(log_key=log_key)
+            pin_log_key(self.profile, self.keys.keystore, log_key)
         elif pinned != log_key:
             await api.close()
             raise VerificationError("log_key_changed", url=url)

@@ -19,7 +19,6 @@ than they saw, the relay has shown us different histories (``log_forked``).
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import TYPE_CHECKING, Literal
 
@@ -35,7 +34,6 @@ from .i18n import t
 if TYPE_CHECKING:
     from .context import ClientContext
 
-VERIFIED_STATE = "verified"
 HEAD_CODE_BYTES = 20
 HEAD_RE = re.compile(r"^\s*(\d{1,18})\s*:\s*([A-Za-z2-7 ]{32,64})\s*$")
 
@@ -58,9 +56,8 @@ def pair_code(ctx: ClientContext, org_id: str) -> str | None:
 
 
 async def _verified(ctx: ClientContext) -> dict[str, str]:
-    text = await ctx.store.get_state(VERIFIED_STATE)
-    data = json.loads(text) if text else {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    # sealed under the storage key: an edit of state.db cannot add a "verified" org
+    return await ctx.store.verified_orgs()
 
 
 def org_verified(ctx: ClientContext, org_id: str) -> bool:
@@ -125,7 +122,7 @@ async def verify(ctx: ClientContext, org_id: str, code: str) -> str:
         raise VerificationError("safety_code_mismatch", org=org_id)
     verified = await _verified(ctx)
     verified[org_id] = b64encode(org.identity_key)
-    await ctx.store.set_state(VERIFIED_STATE, json.dumps(verified, sort_keys=True))
+    await ctx.store.set_verified_orgs(verified)
     signer = identity.current_identity(ctx)
     if signer is not None:
         # an admin holds the org identity key: the verification then counts for every

@@ -11,6 +11,7 @@ import pytest
 
 from client import Client
 from client.errors import AccessError, UsageError, VerificationError
+from client.pinning import pin_log_key
 from tests.integration.people import (
     PASSPHRASE,
     anchor_of,
@@ -98,7 +99,9 @@ async def test_a_relay_of_another_network_or_with_another_log_key_is_refused(
         with pytest.raises(AccessError) as other:
             await elsewhere.sync()
         assert other.value.code == "wrong_network"
-    anna.profile.update(log_key=bytes(32))  # as if the relay's log key had been swapped
+    # as if the relay's log key had been swapped (pinned with the passphrase: an edit of
+    # profile.json alone is refused earlier, tests/integration/test_profile_tampering.py)
+    pin_log_key(anna.profile, anna.keystore, bytes(32))
     async with await Client.open(home, name, PASSPHRASE) as pinned:
         with pytest.raises(VerificationError) as swapped:
             await pinned.sync()
