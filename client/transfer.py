@@ -8,8 +8,13 @@ previous one is sent; no plaintext copy and no whole file is ever held. The encr
 deterministic for a given (key, header), so after a broken connection the client asks the
 relay for its durable offset (``HEAD``), runs the encryptor again from the start and sends
 only the bytes past that offset. The ciphertext hash that goes into the signed message comes
-from the last, complete pass; a file that changes between passes is refused (its prefix on
-the relay would not match).
+from the last, complete pass. A file whose size, time or inode changes between passes is
+refused. One whose bytes change while those three stay (an editor that writes in place and
+restores the time) must not be encrypted again under the same key and header: that would
+put two plaintexts under one key stream, and a relay that lies about its offset would see
+both. So every pass keeps a digest of each plaintext chunk it read and a later pass compares
+before it encrypts: a chunk that differs abandons the drop (withdrawn at once) and the file
+goes again as a new drop, under a new key and header.
 
 Download: the ciphertext is appended to a hidden ``.kokpart`` file beside the target
 (ciphertext only) and, in the same pass, decrypted into a hidden ``.koktmp`` file: every
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import hmac
 import itertools
 import mimetypes
@@ -56,7 +62,7 @@ from protocol.stream import (
     padded_stream_size,
 )
 
-from .api import RelayApi, drop_path, problem
+from .api import TRANSPORT_ERRORS, RelayApi, drop_path, problem
 from .errors import KokError, RelayUnreachable, VerificationError
 
 READ_PIECE = 1024 * 1024
@@ -77,6 +83,24 @@ class TransferError(KokError):
 
 class _Unfinished(Exception):
     """The relay holds only part of the upload: ask where it ends and go on."""
+
+
+class _ContentChanged(Exception):
+    """A chunk read again differs from the first read: this key and header are spent."""
+
+
+class _PlainDigests:
+    """A digest of each plaintext chunk read under one key and header, by any pass."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        # set before ``_ContentChanged`` is raised: the HTTP client may wrap what the request
+        # body raised in a transport error, which must not read as "try the same again"
+        self.changed = False
+
+
+NEW_DROPS = 3
+"""Drops one upload may start when the file keeps changing in place; then ``file_changed``."""
 
 
 def sanitize_name(name: str) -> str:
@@ -119,7 +143,8 @@ class _Encrypting:
     encrypting these and sending the last ones overlap (``_ciphertext``).
     """
 
-    def __init__(self, path: Path, key: bytes, header: bytes, size: int) -> None:
+    def __init__(self, path: Path, key: bytes, header: bytes, size: int,
+                 digests: _PlainDigests) -> None:
         # the ciphertext is hashed here, by another worker than the one encrypting (SHA-256
         # and the cipher both release the GIL, so on two cores they run side by side)
         self.enc = FileEncryptor(key, header, size, hash_ciphertext=False)
@@ -130,6 +155,9 @@ class _Encrypting:
         self.read = 0
         self.final: Iterator[bytes] | None = None
         self.done = False
+        # one digest per plaintext chunk, shared by every pass under this key and header
+        self.digests = digests
+        self.chunks = 0
 
     def read_pieces(self) -> list[bytes]:
         """The next pieces of the file ([] at its end)."""
@@ -141,8 +169,20 @@ class _Encrypting:
             self.read += len(data)
             if self.read > self.size:
                 raise TransferError("file_changed", name=self.name)
+            self._compare(data)
             pieces.append(data)
         return pieces
+
+    def _compare(self, data: bytes) -> None:
+        """Refuse a chunk that an earlier pass read (and may have sent) with other bytes."""
+        digest = hashlib.blake2b(data, digest_size=32).digest()
+        if self.chunks < len(self.digests.chunks):
+            if not hmac.compare_digest(self.digests.chunks[self.chunks], digest):
+                self.digests.changed = True
+                raise _ContentChanged()
+        else:
+            self.digests.chunks.append(digest)
+        self.chunks += 1
 
     def encrypt(self, pieces: list[bytes]) -> list[bytes]:
         """Their ciphertext chunks; after the last pieces, the final (padded) chunks.
@@ -171,14 +211,15 @@ def _settle(*futures: asyncio.Future[Any] | None) -> list[asyncio.Future[Any]]:
 
 
 async def _ciphertext(path: Path, key: bytes, header: bytes, size: int, skip: int,
-                      hashes: list[bytes], progress: Progress | None) -> AsyncIterator[bytes]:
+                      hashes: list[bytes], digests: _PlainDigests,
+                      progress: Progress | None) -> AsyncIterator[bytes]:
     """The file's ciphertext from byte ``skip`` on.
 
     Four stages overlap: a worker reads the next pieces, another encrypts the current
     ones, a third hashes the last ones, and the event loop sends them.
     """
     total = ciphertext_size(size)
-    job = await asyncio.to_thread(_Encrypting, path, key, header, size)
+    job = await asyncio.to_thread(_Encrypting, path, key, header, size, digests)
     position = 0
     reading: asyncio.Future[list[bytes]] | None = None
     encrypting: asyncio.Future[list[bytes]] | None = None
@@ -221,10 +262,12 @@ async def _ciphertext(path: Path, key: bytes, header: bytes, size: int, skip: in
         job.fh.close()
 
 
-async def _full_hash(path: Path, key: bytes, header: bytes, size: int) -> bytes:
+async def _full_hash(path: Path, key: bytes, header: bytes, size: int,
+                     digests: _PlainDigests) -> bytes:
     """The ciphertext hash from a local pass (when the relay had every byte already)."""
     hashes: list[bytes] = []
-    async for _ in _ciphertext(path, key, header, size, ciphertext_size(size), hashes, None):
+    async for _ in _ciphertext(path, key, header, size, ciphertext_size(size), hashes, digests,
+                               None):
         pass
     return hashes[-1]
 
@@ -241,15 +284,36 @@ async def upload_file(api: RelayApi, path: Path, to: list[str], ttl: int, *,
         before = await asyncio.to_thread(_identity, path)
     except OSError as exc:
         raise TransferError("file_unreadable", path=str(path), detail=exc.strerror or "") from None
+    drops = created_drops if created_drops is not None else []
+    for _ in range(NEW_DROPS):
+        try:
+            attachment = await _upload_drop(api, path, before, to, ttl, progress, drops,
+                                            unicodedata.normalize("NFC", name or path.name))
+        except _ContentChanged:
+            # never again under this key and header: the drop goes, the file goes anew
+            drop, token = drops.pop()
+            with contextlib.suppress(KokError, *TRANSPORT_ERRORS):
+                await api.withdraw_drop(drop, token)
+            continue
+        if await asyncio.to_thread(_identity, path) != before:
+            raise TransferError("file_changed", name=path.name)
+        return attachment
+    raise TransferError("file_changed", name=path.name)
+
+
+async def _upload_drop(api: RelayApi, path: Path, before: tuple[int, int, int], to: list[str],
+                       ttl: int, progress: Progress | None, drops: list[tuple[str, str]],
+                       name: str) -> Attachment:
+    """One drop under a fresh key and header; ``_ContentChanged`` if the bytes move."""
     size = before[0]
     key = secrets.token_bytes(32)
     header = secrets.token_bytes(24)
+    digests = _PlainDigests()
     total = ciphertext_size(size)
     created = await api.create_drop(total, to, ttl)
     drop = str(created["id"])
     token = {"Kok-Upload-Token": str(created["upload_token"])}
-    if created_drops is not None:
-        created_drops.append((drop, str(created["upload_token"])))
+    drops.append((drop, str(created["upload_token"])))
     hashes: list[bytes] = []
     offset = 0
     first = True
@@ -264,15 +328,21 @@ async def upload_file(api: RelayApi, path: Path, to: list[str], ttl: int, *,
             hashes.clear()
             if await asyncio.to_thread(_identity, path) != before:
                 raise TransferError("file_changed", name=path.name)
-            body = _ciphertext(path, key, header, size, offset, hashes, progress)
-            async with api.exchange("PATCH", drop_path(drop), data=body, headers={
-                    **token, "Upload-Offset": str(offset), "Content-Type": UPLOAD_MEDIA_TYPE,
-                    "Content-Length": str(total - offset)}) as resp:
-                offset = int(resp.headers["Upload-Offset"])
+            body = _ciphertext(path, key, header, size, offset, hashes, digests, progress)
+            try:
+                async with api.exchange("PATCH", drop_path(drop), data=body, headers={
+                        **token, "Upload-Offset": str(offset),
+                        "Content-Type": UPLOAD_MEDIA_TYPE,
+                        "Content-Length": str(total - offset)}) as resp:
+                    offset = int(resp.headers["Upload-Offset"])
+            except Exception:
+                if digests.changed:  # not a transport failure to retry: the key is spent
+                    raise _ContentChanged() from None
+                raise
         if offset != total:
             raise _Unfinished()
         if not hashes:
-            hashes.append(await _full_hash(path, key, header, size))
+            hashes.append(await _full_hash(path, key, header, size, digests))
         async with api.exchange("POST", drop_path(drop, "complete"), headers=token):
             pass
 
@@ -282,11 +352,12 @@ async def upload_file(api: RelayApi, path: Path, to: list[str], ttl: int, *,
                            again=(_Unfinished,))
     except _Unfinished:  # every attempt ended without the relay holding the whole file
         raise TransferError("transfer_failed") from None
-    if await asyncio.to_thread(_identity, path) != before:
-        raise TransferError("file_changed", name=path.name)
+    except Exception:
+        if digests.changed:  # whatever the HTTP client made of it
+            raise _ContentChanged() from None
+        raise
     return Attachment(drop=b64decode(drop, size=16, field="id"), key=key, size=size,
-                      name=unicodedata.normalize("NFC", name or path.name),
-                      type=media_type(name or path.name), hash=hashes[-1])
+                      name=name, type=media_type(name), hash=hashes[-1])
 
 
 # --- download ---------------------------------------------------------------------------

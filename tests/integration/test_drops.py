@@ -401,3 +401,38 @@ async def test_256_mib_round_trip_keeps_memory_flat_on_both_sides(own_world: Wor
     assert client_growth < 16, f"the client's peak RSS grew by {client_growth:.1f} MiB"
     source.unlink()
     saved.unlink()
+
+
+async def test_a_file_changed_in_place_during_a_resumed_upload_goes_as_a_new_drop(
+        own_world: World, tmp_path: Path) -> None:
+    """Bytes already sent change while size, time and inode stay (an in-place editor that
+    restores the time): the resume must not encrypt the new bytes under the same key and
+    header (two plaintexts under one key stream). It withdraws the drop and starts anew."""
+    anna, ben, sued = own_world["anna"], own_world["ben"], own_world["sued"]
+    source = write_file(tmp_path / "record.bin", 12 * MIB)
+    crash = Crash(own_world.relay, 0.5)
+
+    def edit_then_crash(name: str, done: int, total: int) -> None:
+        if crash.restarter is None and done >= crash.at * total:
+            st = source.stat()
+            with source.open("r+b") as fh:  # same inode, same size
+                fh.seek(MIB)
+                fh.write(os.urandom(4096))  # in the part the relay already holds
+            os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+            assert (source.stat().st_ino, source.stat().st_mtime_ns) == (st.st_ino,
+                                                                           st.st_mtime_ns)
+        crash(name, done, total)
+
+    message_id = await anna.send(to=[sued.org_id], subject="Record", body="",
+                                 attachments=[source], progress=edit_then_crash)
+    assert crash.restarter is not None
+    crash.restarter.join()
+    message = await receive(ben, message_id)
+    [attachment] = message.attachments
+    # only the new drop is left on the relay: the first one was withdrawn
+    assert sorted(p.name for p in blob_dir(own_world.relay).iterdir()
+                  if p.name.endswith(".blob")) == [blob_of(own_world.relay, attachment).name]
+    target = tmp_path / "out"
+    target.mkdir()
+    [saved] = await ben.save(message_id, target)
+    assert digest(saved.path) == digest(source)  # the file as it is now, intact
