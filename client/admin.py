@@ -18,6 +18,7 @@ from protocol.encoding import SignedItem
 from protocol.errors import LogTimestamp, ProtocolError, RequestInvalid
 from protocol.grants import make_grant
 from protocol.keys import SigningKeyPair, box_public_from_secret, fingerprint
+from protocol.message import LogPosition
 from protocol.records import (
     Epoch,
     OrgAdmit,
@@ -222,11 +223,13 @@ class OrgAdmin:
             secret = lifecycle.held_epoch_secret(ctx, self.org_id, epoch.number)
             if secret is None:
                 raise KokError("keystore_incomplete", name=f"epoch/{self.org_id}/{epoch.number}")
+            device_id = fingerprint(req.signing_key)
             grant = make_grant(self.identity_key(), self.org_id, epoch.number, secret, req.staff_id,
-                               req.box_key, secrets.token_bytes(32))
+                               req.box_key, secrets.token_bytes(32), device_id=device_id,
+                               log=LogPosition.of(ctx.directory.log))
             api = await ctx.api()
             await api.put_grants(self.org_id, epoch.number,
-                                 [(req.staff_id, fingerprint(req.signing_key), grant)])
+                                 [(req.staff_id, device_id, grant)])
         return req
 
     def staff_id_of(self, text: str) -> str:
@@ -283,6 +286,8 @@ class OrgAdmin:
             await ctx.sync_log()
             return ctx.directory.log.current_epoch(self.org_id).number
         signer = self.identity_key()
+        # the head we saw goes into every grant: a relay showing us another history shows
+        position = LogPosition.of(ctx.directory.log)
         # one grant per current device, sealed to its current box key (SPEC.md section 20.1)
         grants = []
         for s in ctx.directory.log.orgs[self.org_id].active_staff():
@@ -290,7 +295,8 @@ class OrgAdmin:
                 try:  # one at a time: a key that cannot be used must not stop the rest
                     grants.append((s.staff_id, d.device_id,
                                    make_grant(signer, self.org_id, number, secret, s.staff_id,
-                                              d.box_key, secrets.token_bytes(32))))
+                                              d.box_key, secrets.token_bytes(32),
+                                              device_id=d.device_id, log=position)))
                 except ProtocolError:
                     continue
         if grants:

@@ -28,13 +28,13 @@ from protocol.errors import (
     SenderInvalid,
     WrongRecipient,
 )
-from protocol.grants import Grant, open_grant
+from protocol.grants import Grant, grant_log_lag, open_grant
 from protocol.keylog import MAX_SKEW
 from protocol.message import (
     MessagePayload,
     missed_epoch,
     open_message,
-    sender_log_lag,
+    sealed_log_lag,
     withdrawn_by,
 )
 
@@ -95,6 +95,11 @@ class Receiver:
                                          staff_id)
                 if (grant.org_id, grant.epoch) != (org_id, epoch):
                     raise BadField("the grant is filed under another epoch")
+                if not await self._same_history(grant):
+                    # the relay showed the admin another history (one where, say, a removed
+                    # colleague was still a member): a key from there is not taken
+                    problems.append("log_forked")
+                    continue
             except ProtocolError as exc:
                 problems.append(exc.code)
                 continue
@@ -106,6 +111,14 @@ class Receiver:
         if added:
             save_keystore(self.ctx.keystore)
         return added, problems
+
+    async def _same_history(self, grant: Grant) -> bool:
+        """The admin's signed position agrees with our log (after a sync if it is ahead)."""
+        lag = grant_log_lag(self.ctx.directory.log, grant)
+        if lag is not None and lag < 0:
+            await self.ctx.sync_log()
+            lag = grant_log_lag(self.ctx.directory.log, grant)
+        return lag is not None and lag >= 0
 
     def _open_grant(self, sealed: bytes, staff_id: str) -> Grant:
         """Open with the current box key, else with an older one this device still holds."""
@@ -191,11 +204,11 @@ class Receiver:
         assert opened is not None
         payload = opened.payload
         log = self.ctx.directory.log
-        lag = sender_log_lag(log, payload.log)
+        lag = sealed_log_lag(log, payload.log, to_org, epoch)
         if lag is not None and lag < 0:  # the sender saw more than we hold: catch up first
             await self.ctx.sync_log()
             log = self.ctx.directory.log
-            lag = sender_log_lag(log, payload.log)
+            lag = sealed_log_lag(log, payload.log, to_org, epoch)
         if lag is None or lag < 0:
             # the relay showed the sender another history, or withholds entries from us
             return await self._quarantine(

@@ -54,6 +54,8 @@ def inbox_lines(messages: list[Message]) -> list[str]:
         lines += withdrawn_lines(m)
         if m.identity_changed:
             lines.append(t("inbox.identity_changed", org=m.from_org))
+        if m.sender_log_behind:
+            lines.append(t("inbox.sender_log_behind"))
     return lines
 
 
@@ -67,6 +69,8 @@ def withdrawn_lines(m: Message) -> list[str]:
 def message_lines(m: Message) -> list[str]:
     """A whole message: labelled header lines, a blank line, the body."""
     warning = [t("read.identity_changed", org=m.from_org)] if m.identity_changed else []
+    if m.sender_log_behind:
+        warning.append(t("read.sender_log_behind"))
     if m.withdrawn:
         warning += [t("read.withdrawn", sender=m.from_staff, when=local_time(m.withdrawn_at)),
                     t("read.withdrawn_removed")]
@@ -166,6 +170,8 @@ def sync_lines(r: SyncReport) -> list[str]:
         lines += withdrawn_lines(m)
         if m.identity_changed:
             lines.append(t("inbox.identity_changed", org=m.from_org))
+        if m.sender_log_behind:
+            lines.append(t("inbox.sender_log_behind"))
     shown = {m.id for m in r.messages}
     for w in r.withdrawn:
         if w.held and w.id not in shown:  # one not held yet is marked when it arrives

@@ -200,6 +200,21 @@ def sender_log_lag(keylog: KeyLog, position: LogPosition) -> int | None:
     return keylog.size - position.size
 
 
+def sealed_log_lag(keylog: KeyLog, position: LogPosition, org_id: str,
+                   epoch: int) -> int | None:
+    """``sender_log_lag`` for a message sealed to, or a grant of, epoch ``epoch`` of
+    ``org_id``: None also when the position does not hold that epoch's record.
+
+    An honest signer seals only to an epoch its verified log holds, so its position lies
+    beyond that record; a position before it (the zero position of a signer that claims no
+    log at all, for one) cannot come from a client that saw the reader's history.
+    """
+    state = keylog.epoch(org_id, epoch)
+    if state is not None and position.size <= state.index:
+        return None
+    return sender_log_lag(keylog, position)
+
+
 def missed_epoch(keylog: KeyLog, position: LogPosition, to_org: str, epoch: int) -> bool:
     """True if ``to_org`` has a newer epoch than ``epoch`` that lies beyond the sender's log.
 
@@ -226,8 +241,9 @@ class MessagePayload:
     expires: int
     reply_to: bytes | None = None
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
-    log: LogPosition = EMPTY_LOG
-    """The sender's verified log head when it sealed (``EMPTY_LOG``: it had none)."""
+    log: LogPosition = field(kw_only=True)
+    """The sender's verified log head when it sealed. Required: a position an honest sender
+    states always holds the record of the epoch it seals to (``sealed_log_lag``)."""
     retracts: bytes | None = None
     """Set only in a retraction notice: the id of the sender's message it withdraws."""
 
@@ -351,7 +367,7 @@ def _check_notice(payload: MessagePayload) -> None:
 
 def retraction_notice(retracts: bytes, *, id: bytes, from_staff: str, to: tuple[str, ...],
                       sent: int, expires: int, thread: bytes,
-                      log: LogPosition = EMPTY_LOG) -> MessagePayload:
+                      log: LogPosition) -> MessagePayload:
     """The notice by which ``from_staff`` withdraws their message ``retracts`` (SPEC 9.4).
 
     ``thread`` is the withdrawn message's thread; ``to`` the recipient orgs that may hold it.

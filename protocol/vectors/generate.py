@@ -44,7 +44,7 @@ from protocol.encoding import (  # noqa: E402
     signing_input,
 )
 from protocol.grants import grant_upload_parts, make_grant  # noqa: E402
-from protocol.keylog import MAX_SKEW, sign_head  # noqa: E402
+from protocol.keylog import MAX_SKEW, KeyLog, sign_head  # noqa: E402
 from protocol.keys import (  # noqa: E402
     BoxKeyPair,
     SigningKeyPair,
@@ -66,6 +66,7 @@ from protocol.link import (  # noqa: E402
 from protocol.message import (  # noqa: E402
     RECEIPT_MARGIN,
     Attachment,
+    LogPosition,
     MessagePayload,
     message_content,
     message_signing_parts,
@@ -168,6 +169,13 @@ class Net:
 
     def log_texts(self) -> list[str]:
         return [r.decode("utf-8") for r in self.records]
+
+    def position(self) -> LogPosition:
+        """The head of the log written so far, as a signer states it (SPEC 9.1, 10)."""
+        log = KeyLog(self.network.public)
+        for record in self.records:
+            log.apply(record, self.now)
+        return LogPosition.of(log)
 
 
 def base_net() -> Net:
@@ -555,7 +563,8 @@ def message_vectors() -> dict[str, Vector]:
             id=seed(f"message-id/{n}")[:16], from_org=staff_id.split("/")[0],
             from_staff=staff_id, to=to, sent=when, subject="Anfrage zu einem Fall",
             body="Guten Tag, wir bitten um Rückruf wegen eines Aufenthaltstitels." + text,
-            thread=seed(f"thread/{n}")[:16], expires=when + 7 * 86400, **extra)
+            thread=seed(f"thread/{n}")[:16], expires=when + 7 * 86400,
+            **({"log": net.position()} | extra))
 
     out: dict[str, Vector] = {}
 
@@ -714,7 +723,8 @@ def message_vectors() -> dict[str, Vector]:
     withdrawn = payload()
     notice = retraction_notice(withdrawn.id, id=seed("message-id/notice")[:16],
                                from_staff="org-a/alice", to=("org-b",), sent=sent + 60,
-                               expires=withdrawn.expires, thread=withdrawn.thread)
+                               expires=withdrawn.expires, thread=withdrawn.thread,
+                               log=net.position())
     case("retraction_valid", "success", "alice withdraws her message: a retraction notice "
          "(SPEC 9.4) naming its id, with no subject, body or attachments.",
          sealed_to(notice, alice), opened=notice, now=sent + 60)
@@ -736,7 +746,8 @@ def mailbox_vectors() -> dict[str, Vector]:
         return MessagePayload(
             id=shared_id, from_org=staff_id.split("/")[0], from_staff=staff_id, to=to,
             sent=net.now, subject="Anfrage", body=f"Nachricht {n}",
-            thread=seed(f"mailbox/thread/{n}")[:16], expires=net.now + 86400)
+            thread=seed(f"mailbox/thread/{n}")[:16], expires=net.now + 86400,
+            log=net.position())
 
     def envelope(p: MessagePayload, signer: SigningKeyPair, n: int) -> dict[str, Any]:
         sealed = seal_message(p, signer, "org-b", 1, net.epochs[("org-b", 1)].public,
@@ -753,7 +764,8 @@ def mailbox_vectors() -> dict[str, Vector]:
     def notice(staff_id: str, n: int) -> MessagePayload:
         return retraction_notice(shared_id, id=seed(f"mailbox/notice/{n}")[:16],
                                  from_staff=staff_id, to=("org-b",), sent=net.now,
-                                 expires=net.now + 86400, thread=seed("mailbox/thread/1")[:16])
+                                 expires=net.now + 86400, thread=seed("mailbox/thread/1")[:16],
+                                 log=net.position())
 
     genuine = payload("org-a/alice", ("org-b", "org-c"), 1)
     return {
@@ -802,30 +814,50 @@ def grant_vectors() -> dict[str, Vector]:
                                                                            data)),))
         sealed = seal(carol_box.public, item.to_bytes(), seed("grant-ephemeral/forged"))
         return sealed + signer.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
-            "org-a", 1, "org-a/carol", sealed))
+            "org-a", 1, "org-a/carol", carol_device, carol_box.public, sealed))
 
+    carol_device = net.signing["org-a/carol"].fingerprint  # her first device
+    alice_device = net.signing["org-a/alice"].fingerprint
+    position = net.position().to_json()
     rogue = seed("rogue-epoch-secret")
     body = {"v": 1, "org_id": "org-a", "epoch": 1, "staff_id": "org-a/carol",
-            "public_key": b64(box_public_from_secret(rogue)), "secret_key": b64(rogue)}
+            "public_key": b64(box_public_from_secret(rogue)), "secret_key": b64(rogue),
+            "log": position}
     valid = case("valid", "success", "org-a grants epoch 1 to carol; `epoch_secret` is what "
                  "she obtains.", make_grant(a, "org-a", 1, secret, "org-a/carol",
-                                            carol_box.public, seed("grant-ephemeral/1")))
+                                            carol_box.public, seed("grant-ephemeral/1"),
+                                            device_id=carol_device, log=net.position()))
     valid["epoch_secret"] = b64(secret)
     granted = make_grant(a, "org-a", 1, secret, "org-a/carol", carol_box.public,
-                         seed("grant-ephemeral/2"))
+                         seed("grant-ephemeral/2"), device_id=carol_device, log=net.position())
     alice = net.signing["org-a/alice"]  # an admin by role, without the identity key
     by_alice = granted[:-64] + alice.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
-        "org-a", 1, "org-a/carol", granted[:-64]))
+        "org-a", 1, "org-a/carol", carol_device, carol_box.public, granted[:-64]))
+    # sealed to carol's device, but the statement names alice's device and box key: filed
+    # under alice's device, the relay refuses it (it names another device than the row)
+    to_alice_device = granted[:-64] + a.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
+        "org-a", 1, "org-a/carol", alice_device, net.box["org-a/alice"].public,
+        granted[:-64]))
 
-    def upload(expect: str, description: str, grant: bytes, epoch: int = 1) -> Vector:
+    def upload(expect: str, description: str, grant: bytes, epoch: int = 1,
+               device_id: str = carol_device) -> Vector:
         return vector(expect, description, network_key=b64(net.network.public), now=net.now,
                       log=net.log_texts(), org_id="org-a", epoch=epoch,
-                      staff_id="org-a/carol", grant=b64(grant))
+                      staff_id="org-a/carol", device_id=device_id, grant=b64(grant))
 
     return {
         "grantupload_valid": upload(
             "success", "What the relay checks before it stores a grant: the last 64 bytes "
-            "sign (org_id, epoch, staff_id, sealed) under org-a's identity key.", granted),
+            "sign (org_id, epoch, staff_id, device_id, box_key, sealed) under org-a's "
+            "identity key.", granted),
+        "grantupload_other_device": upload(
+            "wrong_signer", "carol's grant uploaded for another device (alice's first "
+            "device, filed under carol): the signature names the device and its box key, so "
+            "the relay cannot move a grant to another device.", granted,
+            device_id=alice_device),
+        "grantupload_statement_for_other_device": upload(
+            "wrong_signer", "The identity key signed the upload for alice's device and box "
+            "key; filed as carol's device it does not verify.", to_alice_device),
         "grantupload_admin_without_identity_key": upload(
             "wrong_signer", "alice (admin role, no identity key) signs a grant for carol: the "
             "relay refuses to store it, so she cannot overwrite carol's grant.", by_alice),
@@ -844,6 +876,9 @@ def grant_vectors() -> dict[str, Vector]:
                                    forged({**body, "public_key": b64(
                                        box_public_from_secret(secret)),
                                        "secret_key": b64(secret)}, net.identity["org-b"])),
+        "grant_missing_log": case("missing_log", "missing_field",
+                                  "A grant without the admin's log position.",
+                                  forged({k: v for k, v in body.items() if k != "log"})),
     }
 
 
@@ -951,7 +986,7 @@ def device_vectors() -> dict[str, Vector]:
             id=seed(f"message-id/device/{name}")[:16], from_org="org-a",
             from_staff="org-a/carol", to=("org-b",), sent=sent, subject="Rückfrage",
             body="Gesendet vom Laptop.", thread=seed(f"thread/device/{name}")[:16],
-            expires=sent + 7 * 86400)
+            expires=sent + 7 * 86400, log=at.position())
         sealed = seal_message(p, signer, "org-b", 1, at.epochs[("org-b", 1)].public,
                               seed(f"ephemeral/device/{name}"))
         fields: dict[str, Any] = dict(
@@ -993,12 +1028,14 @@ def device_vectors() -> dict[str, Vector]:
     grant("second_device", "success", "org-a grants epoch 1 to carol's laptop, sealed to the "
           "laptop's current (replaced) box key.", new_box.secret,
           make_grant(a, "org-a", 1, secret, "org-a/carol", new_box.public,
-                     seed("grant-ephemeral/laptop")))
+                     seed("grant-ephemeral/laptop"), device_id=laptop.fingerprint,
+                     log=rotated.position()))
     grant("deleted_box_key", "decrypt_failed", "A recorded grant sealed to the laptop's first "
           "box key, tried with the key the laptop holds after replacing and deleting the "
           "first: it does not open.", new_box.secret,
           make_grant(a, "org-a", 1, secret, "org-a/carol", laptop_box.public,
-                     seed("grant-ephemeral/laptop-old")))
+                     seed("grant-ephemeral/laptop-old"), device_id=laptop.fingerprint,
+                     log=rotated.position()))
     return out
 
 

@@ -193,7 +193,7 @@ def run_grant(vec: Vector) -> None:
 def run_grantupload(vec: Vector) -> None:
     """What the relay checks before it stores a grant (SPEC 10)."""
     verify_grant_upload(_b(vec["grant"]), vec["org_id"], vec["epoch"], vec["staff_id"],
-                        _keylog(vec))
+                        vec["device_id"], _keylog(vec))
 
 
 def run_auth(vec: Vector) -> None:

@@ -4,8 +4,9 @@ The relay cannot open a grant (it is sealed to the staff member's box key) and d
 need to: the recipient checks the org's signature inside and that the secret matches the
 epoch key in the log. The relay only checks what it can: the uploader is an admin of the
 organisation, the epoch exists in the log, each grant names a current staff member, and
-each carries the org identity key's upload signature for that member and epoch, so an
-admin without the identity key cannot overwrite a colleague's grant (SPEC section 10).
+each carries the org identity key's upload signature for that member, that device (one of
+its box keys) and that epoch, so an admin without the identity key cannot overwrite a
+colleague's grant, and a grant cannot be moved to another device (SPEC section 10).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Grants:
                 raise InvalidRequest(f"{device} is not a current device of {staff_id}",
                                      "not_enrolled")
             try:  # only an identity key of the org may store or replace a grant (SPEC 10)
-                verify_grant_upload(grant.sealed, org_id, epoch, staff_id,
+                verify_grant_upload(grant.sealed, org_id, epoch, staff_id, device,
                                     self.directory.keylog)
             except ProtocolError as exc:
                 raise InvalidRequest(exc.message, exc.code) from exc

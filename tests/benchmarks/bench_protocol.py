@@ -46,6 +46,7 @@ from protocol import (
     seal_message,
     sign_record,
 )
+from protocol.message import LogPosition
 from protocol.stream import ciphertext_hasher
 
 QUICK = os.environ.get("KOK_BENCH_QUICK") == "1"
@@ -118,13 +119,14 @@ def _message_world() -> tuple[KeyLog, SigningKeyPair, BoxKeyPair]:
 
 def bench_messages() -> Figure:
     log, alice, epoch = _message_world()
+    position = LogPosition.of(log)
     body = "Beratungsanfrage " * (MESSAGE_BODY // 17) + "x" * (MESSAGE_BODY % 17)
 
     def payload() -> MessagePayload:  # a fresh payload per message, as a sender makes one
         return MessagePayload(
             id=secrets.token_bytes(16), from_org="org-a", from_staff="org-a/alice",
             to=("org-b",), sent=T0 + 60, subject="Anfrage", body=body,
-            thread=secrets.token_bytes(16), expires=T0 + 7 * 86400,
+            thread=secrets.token_bytes(16), expires=T0 + 7 * 86400, log=position,
         )
 
     def ours() -> None:

@@ -19,6 +19,7 @@ from client import Client
 from client.errors import AccessError
 from client.profile import NetworkAnchor
 from protocol import MessagePayload, b64encode, seal_message
+from protocol.message import LogPosition
 from tests.integration.kokcli import kok, ok
 from tests.support.lifecycle import PASSPHRASE, Network, relay_call, secrets_that_open
 
@@ -51,7 +52,8 @@ async def send(sender: Client, org_id: str, subject: str) -> tuple[dict[str, Any
     payload = MessagePayload(
         id=secrets.token_bytes(16), from_org=str(sender.org_id),
         from_staff=str(sender.staff_id), to=(org_id,), sent=now, subject=subject, body="…",
-        thread=secrets.token_bytes(16), expires=now + 3600)
+        thread=secrets.token_bytes(16), expires=now + 3600,
+        log=LogPosition.of(sender.directory.log))
     sealed = seal_message(payload, sender.signing_key(), org_id, epoch.number,
                           epoch.public_key, secrets.token_bytes(32))
     answer = await (await sender.api()).send(secrets.token_bytes(16), 3600, [

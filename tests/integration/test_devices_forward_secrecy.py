@@ -23,6 +23,7 @@ from protocol import BoxKeyPair, MessagePayload, b64decode, b64encode, seal_mess
 from protocol.errors import ProtocolError
 from protocol.grants import open_grant
 from protocol.keylog import KeyLog
+from protocol.message import LogPosition
 from protocol.sealedbox import open_sealed
 from tests.support.lifecycle import PASSPHRASE, Network, shifted
 from tests.support.relayproc import RelayProcess
@@ -91,7 +92,7 @@ async def test_a_device_captured_after_the_window_opens_no_recorded_old_epoch(
                 id=secrets.token_bytes(16), from_org=str(nord.org_id),
                 from_staff=str(anna.staff_id), to=(org_id,), sent=now,
                 subject=f"Fall {n}", body="vor der Rotation", thread=secrets.token_bytes(16),
-                expires=now + 5)
+                expires=now + 5, log=LogPosition.of(anna.directory.log))
             sealed = seal_message(payload, anna.signing_key(), org_id, 1, epoch1.public_key,
                                   secrets.token_bytes(32))
             await (await anna.api()).send(secrets.token_bytes(16), 5, [
@@ -129,7 +130,8 @@ async def test_a_device_captured_after_the_window_opens_no_recorded_old_epoch(
         payload = MessagePayload(
             id=secrets.token_bytes(16), from_org=str(nord.org_id), from_staff=str(anna.staff_id),
             to=(org_id,), sent=now, subject="nach der Rotation", body="lesbar",
-            thread=secrets.token_bytes(16), expires=now + 2 * WINDOW)  # ben's clock is ahead
+            thread=secrets.token_bytes(16), expires=now + 2 * WINDOW,  # ben's clock is ahead
+            log=LogPosition.of(anna.directory.log))
         sealed = seal_message(payload, anna.signing_key(), org_id, epoch2.number,
                               epoch2.public_key, secrets.token_bytes(32))
         await (await anna.api()).send(secrets.token_bytes(16), 5, [

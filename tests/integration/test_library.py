@@ -13,6 +13,7 @@ from client import Client, KokError
 from client.api import RelayApi
 from client.errors import AccessError, ProfileError, RelayRefused, RelayUnreachable
 from protocol import Head, MessagePayload, b64encode, seal_message
+from protocol.message import LogPosition
 from tests.integration.people import (
     PASSPHRASE,
     anchor_of,
@@ -143,7 +144,8 @@ async def test_forged_sender_is_quarantined_never_shown(world: dict[str, Any]) -
     payload = MessagePayload(id=secrets.token_bytes(16), from_org=str(nord.org_id),
                              from_staff=str(nord.staff_id), to=(str(sued.org_id),),
                              sent=anna.now(), subject="Ich bin die Leitung", body="...",
-                             thread=secrets.token_bytes(16), expires=anna.now() + 3600)
+                             thread=secrets.token_bytes(16), expires=anna.now() + 3600,
+                             log=LogPosition.of(anna.directory.log))
     sealed = seal_message(payload, anna.signing_key(), str(sued.org_id), epoch.number,
                           epoch.public_key, secrets.token_bytes(32))
     api: RelayApi = await anna.api()

@@ -19,6 +19,7 @@ import pytest
 from client import Client
 from client.errors import AccessError
 from protocol import MessagePayload, b64decode, b64encode, seal_message
+from protocol.message import LogPosition
 from tests.integration.kokcli import kok, ok
 from tests.support.lifecycle import (
     PASSPHRASE,
@@ -166,7 +167,8 @@ async def test_forward_secrecy_old_epoch_keys_are_deleted(tmp_path: Path) -> Non
         payload = MessagePayload(id=secrets.token_bytes(16), from_org=str(nord.org_id),
                                  from_staff=str(anna.staff_id), to=(org_id,), sent=now,
                                  subject="vor der Rotation", body="aufgezeichnet",
-                                 thread=secrets.token_bytes(16), expires=now + 5)
+                                 thread=secrets.token_bytes(16), expires=now + 5,
+                                 log=LogPosition.of(anna.directory.log))
         recorded = seal_message(payload, anna.signing_key(), org_id, 1, epoch1.public_key,
                                 secrets.token_bytes(32))  # what an eavesdropper records
         await (await anna.api()).send(secrets.token_bytes(16), 5, [

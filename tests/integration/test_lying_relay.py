@@ -20,9 +20,13 @@ import pytest
 from client.errors import VerificationError
 from client.identity import current_identity
 from protocol import BoxKeyPair, b64decode, b64encode, make_grant
+from protocol.message import LogPosition
 from protocol.padding import pad_message, unpad_message
 from protocol.sealedbox import open_sealed, seal
-from tests.integration.kokcli import kok, ok
+from tests.app.appproc import AppProcess
+from tests.app.test_security import login, page
+from tests.integration.kokcli import kok, kok_env, ok
+from tests.integration.people import PASSPHRASE
 from tests.support.lifecycle import Network, shifted
 from tests.support.lyingrelay import LyingRelay
 from tests.support.relayproc import RelayProcess, free_port
@@ -114,7 +118,9 @@ async def test_a_grant_for_a_key_that_is_not_the_epochs_is_refused(net: Network,
     assert identity is not None
     box = ben.box_key()
     forged = make_grant(identity, org_id, 2, secrets.token_bytes(32), str(ben.staff_id),
-                        box.public, secrets.token_bytes(32))
+                        box.public, secrets.token_bytes(32),
+                        device_id=ben.signing_key().fingerprint,
+                        log=LogPosition.of(sued.directory.log))
     await lie.configure(grants=[{"org_id": org_id, "epoch": 2, "grant": b64encode(forged)}])
     message_id = await anna.send(to=[org_id], subject="an Epoche 2", body="...")
 
@@ -303,3 +309,103 @@ async def test_a_relay_showing_the_sender_another_history_is_caught_by_the_messa
         assert [m.sender_log_behind for m in got.messages] == [False]
     finally:
         fork.stop()
+
+
+async def test_a_sender_frozen_before_a_removal_is_flagged_and_cannot_be_frozen_again(
+        net: Network, lie: LyingRelay, upstream: Any) -> None:
+    """Checks the signed log position against a freeze (SPEC 9.3), and the saved head.
+
+    The relay colludes with carl, whom sued removes: it freezes anna's view of the log
+    before the removal, so anna keeps sealing to sued's old epoch (which carl can open),
+    and it accepts that envelope although the epoch is stale. ben, who sees the real log,
+    gets the message flagged: anna's signed position lies before sued's new epoch. Once
+    anna has seen a newer head, the relay cannot take her back to the frozen one.
+    """
+    freezer = LyingRelay.start(upstream, PROXY_PORTS[1])
+    try:
+        nord, sued = await net.org("nord"), await net.org("sued")
+        anna = await net.staff(nord, "anna")
+        ben, carl = await net.staff(sued, "ben"), await net.staff(sued, "carl")
+        s = str(sued.org_id)
+        await ben.sync()
+        anna = await net.reopen(anna, relay=freezer.url)
+        ben = await net.reopen(ben, relay=lie.url)
+        await anna.sync_log()
+        frozen = anna.directory.log.size
+        await freezer.configure(freeze=frozen, accept_stale=True)
+
+        assert await sued.org.remove(str(carl.staff_id)) == 2
+        await anna.send(to=[s], subject="eingefroren", body="Carl könnte mitlesen")
+        assert anna.directory.log.size == frozen  # she never saw the removal
+        [sealed] = [e for e in await freezer.seen() if e["to_org"] == s]
+        assert sealed["epoch"] == 1  # the epoch carl can still open
+
+        await lie.configure(inject=[sealed])
+        report = await ben.sync()
+        assert [m.subject for m in report.messages] == ["eingefroren"]
+        assert [m.sender_log_behind for m in report.messages] == [True]
+        assert [m.sender_log_behind for m in await ben.inbox()] == [True]
+        [flagged] = report.messages
+        _warning_is_shown(net.home, ben.profile.name, flagged.id)
+
+        await freezer.configure()  # anna meets the real log once...
+        await anna.sync_log()
+        assert anna.directory.log.size > frozen
+        await freezer.configure(freeze=frozen, accept_stale=True)  # ...and is frozen again
+        for _ in range(2):
+            with pytest.raises(VerificationError) as refused:
+                await anna.sync_log()
+            assert refused.value.code == "log_rewritten"
+            anna = await net.reopen(anna, relay=freezer.url)  # the saved head stays
+    finally:
+        freezer.stop()
+
+
+async def test_a_grant_made_in_another_history_is_not_taken(net: Network, upstream: Any) -> None:
+    """Checks the signed log position inside a grant (``Receiver.sync_grants``, SPEC 10).
+
+    A second lying relay shows sued's admin two fresh admissions in the opposite order
+    (a valid log, another history). The admin rotates: the new epoch's grants carry the
+    admin's position, and ben, on the honest relay, refuses the key as ``log_forked``.
+    """
+    fork = LyingRelay.start(upstream, PROXY_PORTS[1])
+    try:
+        sued = await net.org("sued")
+        ben = await net.staff(sued, "ben")
+        s = str(sued.org_id)
+        await ben.sync()
+        sued = await net.reopen(sued, relay=fork.url)
+        await net.org("x")
+        await net.org("y")
+        assert net.office is not None
+        await net.office.sync_log()
+        size = net.office.directory.log.size
+        assert [e.record.type for e in net.office.directory.log.entries[size - 6:]] == [
+            "org_admit", "staff_add", "epoch"] * 2
+        await fork.configure(swap=[[size - 6, size - 3], [size - 5, size - 2],
+                                   [size - 4, size - 1]])
+        assert await sued.org.rotate() == 2
+
+        report = await ben.sync()
+        assert "log_forked" in report.problems
+        assert f"epoch/{s}/2" not in ben.keystore.secrets
+    finally:
+        fork.stop()
+
+
+def _warning_is_shown(home: Path, profile: str, message_id: str) -> None:
+    """The warning reaches people: ``kok inbox``, ``kok read`` (English and German) and the
+    staff app's inbox and message pages."""
+    for lang, words in (("en", "sender's key log"), ("de", "Schlüsselprotokoll des Absenders")):
+        env = kok_env(LANG=f"{lang}_DE.UTF-8" if lang == "de" else "en_GB.UTF-8")
+        shown = ok(kok("inbox", home=home, profile=profile, env=env)).out
+        assert words in shown, shown
+        assert words in ok(kok("read", message_id, home=home, profile=profile, env=env)).out
+    app = AppProcess.start(home, profile, passphrase=PASSPHRASE)
+    try:
+        cookie = login(app)
+        assert "sender&#39;s key log was behind" in page(app, "/inbox", cookie)
+        assert "sender&#39;s view of the key log was behind" in page(
+            app, f"/message/{message_id}", cookie)
+    finally:
+        app.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import MessagePayload, b64encode, seal_message
-from protocol.message import RECEIPT_MARGIN
+from protocol.message import RECEIPT_MARGIN, LogPosition
 from tests.support.lifecycle import Network, shifted
 
 HOUR = 3600
@@ -45,7 +45,8 @@ async def test_removed_member_backdating_through_a_colleagues_session_is_quarant
         payload = MessagePayload(id=secrets.token_bytes(16), from_org=str(nord.org_id),
                                  from_staff=str(anna.staff_id), to=(org_id,), sent=sent,
                                  subject=subject, body="rückdatiert",
-                                 thread=secrets.token_bytes(16), expires=sent + 24 * HOUR)
+                                 thread=secrets.token_bytes(16), expires=sent + 24 * HOUR,
+                                 log=LogPosition.of(carl.directory.log))
         sealed = seal_message(payload, anna.signing_key(), org_id, epoch.number,
                               epoch.public_key, secrets.token_bytes(32))
         await (await carl.api()).send(secrets.token_bytes(16), 3600, [

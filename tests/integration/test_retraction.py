@@ -13,7 +13,7 @@ import pytest
 
 from client import Client
 from client.errors import UsageError
-from protocol.message import retraction_notice
+from protocol.message import LogPosition, retraction_notice
 from tests.integration.kokcli import kok, kok_env, ok
 from tests.integration.people import close_all, new_staff
 from tests.integration.test_drops import World, make_world, write_file
@@ -32,11 +32,12 @@ async def world(shared_relay: RelayProcess, tmp_path: Path) -> AsyncIterator[Wor
 
 async def forge_notice(client: Client, target: str, to_org: str) -> None:
     """What a modified client could send: a validly signed notice naming ``target``."""
+    await client.sync_log()
     now = client.now()
     notice = retraction_notice(bytes.fromhex(target), id=secrets.token_bytes(16),
                                from_staff=str(client.staff_id), to=(to_org,), sent=now,
-                               expires=now + 3600, thread=bytes(16))
-    await client.sync_log()
+                               expires=now + 3600, thread=bytes(16),
+                               log=LogPosition.of(client.directory.log))
     api = await client.api()
     await api.send(secrets.token_bytes(16), 3600, client.sender._seal(notice))
 

@@ -19,7 +19,7 @@ import pytest
 from client import Client
 from client.errors import RelayCertificateError
 from protocol.encoding import b64decode, b64encode
-from protocol.message import MessagePayload, seal_message
+from protocol.message import LogPosition, MessagePayload, seal_message
 from tests.integration.kokcli import kok, kok_env
 from tests.integration.people import PASSPHRASE, close_all, new_org, new_staff, open_office
 from tests.support.relayproc import RelayProcess
@@ -57,7 +57,8 @@ async def test_idempotent_calls_survive_the_dead_connections_of_a_relay_restart(
     payload = MessagePayload(id=secrets.token_bytes(16), from_org=str(anna.org_id),
                              from_staff=str(anna.staff_id), to=(org_id,), sent=now,
                              subject="nach dem Neustart", body="direkt",
-                             thread=secrets.token_bytes(16), expires=now + 3600)
+                             thread=secrets.token_bytes(16), expires=now + 3600,
+                             log=LogPosition.of(anna.directory.log))
     sealed = seal_message(payload, anna.signing_key(), org_id, epoch.number, epoch.public_key,
                           secrets.token_bytes(32))
     relay.restart()

@@ -467,7 +467,8 @@ def test_a_payload_without_a_valid_log_position_is_refused() -> None:
 def _notice(world: World, sender: Staff, original: MessagePayload) -> MessagePayload:
     return retraction_notice(original.id, id=world.fresh("id")[:16],
                              from_staff=sender.staff_id, to=original.to, sent=world.now,
-                             expires=original.expires, thread=original.thread)
+                             expires=original.expires, thread=original.thread,
+                             log=LogPosition.of(world.log))
 
 
 def test_a_retraction_notice_opens_like_a_message_and_names_what_it_withdraws() -> None:

@@ -24,6 +24,7 @@ from protocol import (
     sign_record,
 )
 from protocol.grants import make_grant
+from protocol.message import LogPosition
 from protocol.records import countersign
 
 T0 = 1_700_000_000
@@ -122,7 +123,7 @@ class World:
         return MessagePayload(
             id=self.fresh("id")[:16], from_org=sender.staff_id.split("/")[0],
             from_staff=sender.staff_id, to=to, sent=sent, subject="Anfrage", body=body,
-            thread=self.fresh("thread")[:16], expires=sent + ttl,
+            thread=self.fresh("thread")[:16], expires=sent + ttl, log=LogPosition.of(self.log),
         )
 
     def seal(self, payload: MessagePayload, sender: Staff, to: Org,
@@ -134,7 +135,8 @@ class World:
     def grant(self, org: Org, staff: Staff, epoch: int | None = None) -> bytes:
         number = org.epoch if epoch is None else epoch
         return make_grant(org.identity, org.org_id, number, org.epochs[number].secret,
-                          staff.staff_id, staff.box.public, self.fresh("grant"))
+                          staff.staff_id, staff.box.public, self.fresh("grant"),
+                          device_id=staff.signing.fingerprint, log=LogPosition.of(self.log))
 
 
 def standard_world() -> tuple[World, Org, Org, Staff, Staff]:

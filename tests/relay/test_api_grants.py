@@ -121,7 +121,7 @@ async def test_an_admin_without_the_identity_key_cannot_overwrite_a_grant(
     before = (await api.ok("GET", "/v1/grants", token=await api.login(alice)))["grants"]
     junk = rand(200)
     signature = admin_staff.signing.sign(labels.GRANT_UPLOAD, *grant_upload_parts(
-        org.org_id, 1, alice.staff_id, junk))
+        org.org_id, 1, alice.staff_id, alice.signing.fingerprint, alice.box.public, junk))
     body = {"grants": [{"staff_id": alice.staff_id, "device": alice.signing.fingerprint,
                         "grant": b64encode(junk + signature)}]}
     status, answer = await api.call("PUT", f"/v1/grants/{org.org_id}/1", body, token=admin)

@@ -31,6 +31,11 @@ from protocol import (
     sign_record,
 )
 from protocol.encoding import SignedItem
+from protocol.message import EMPTY_LOG, LogPosition
+
+UNREAD_LOG: LogPosition = EMPTY_LOG
+"""The log position these grants and messages state: the relay can neither read nor check it
+(the client compares it with its log, ``tests/integration``)."""
 
 
 def now() -> int:
@@ -89,7 +94,9 @@ class Org:
         secret = self.epochs[epoch].secret
         return [{"staff_id": s.staff_id, "device": s.signing.fingerprint,
                  "grant": b64encode(make_grant(self.identity, self.org_id, epoch, secret,
-                                               s.staff_id, s.box.public, rand()))}
+                                               s.staff_id, s.box.public, rand(),
+                                               device_id=s.signing.fingerprint,
+                                               log=UNREAD_LOG))}
                 for s in self.staff.values()]
 
 
@@ -110,7 +117,7 @@ def envelope(sender: Staff, recipient: Org, body: str = "hello", *, epoch: int |
     sent = now()
     payload = MessagePayload(id=rand(16), from_org=sender.org_id, from_staff=sender.staff_id,
                              to=to or (recipient.org_id,), sent=sent, subject="s", body=body,
-                             thread=rand(16), expires=sent + 3600)
+                             thread=rand(16), expires=sent + 3600, log=UNREAD_LOG)
     sealed = seal_message(payload, sender.signing, recipient.org_id, epoch,
                           recipient.epochs[epoch].public, rand())
     return {"to_org": recipient.org_id, "epoch": epoch, "sealed": b64encode(sealed)}

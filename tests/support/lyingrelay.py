@@ -9,12 +9,17 @@ so every key-log head it serves carries a valid signature, and it can:
 - inject envelopes into ``GET /v1/messages`` answers (``inject``: each is served once, with
   a fresh relay id), e.g. a replay or an envelope moved from another org's mailbox;
 - replace grants in ``GET /v1/grants`` answers (``grants``);
+- freeze the log its clients see at a size (``freeze``: the first entries only, under a
+  head it signs for that size), and accept a send sealed to an epoch the real relay calls
+  stale (``accept_stale``: the envelope is kept in ``seen`` and a made-up answer goes back),
+  as a relay colluding with a removed member would;
 - remember every envelope that passes through it, sent or fetched (``seen``).
 
 It never forwards ``Kok-Log-Head`` (a hostile relay ignores what clients tell it). The
 WebSocket event stream is not proxied. Attacks are set over a control route::
 
-    POST /__lie        {"tamper": [...], "swap": [...], "inject": [...], "grants": [...]}
+    POST /__lie        {"tamper": [...], "swap": [...], "inject": [...], "grants": [...],
+                        "freeze": SIZE, "accept_stale": true}
     GET  /__lie/seen   {"envelopes": [{"to_org", "epoch", "sealed"}, ...]}
 
 Test side: ``LyingRelay.start(upstream)`` starts the process (``python -m
@@ -62,11 +67,13 @@ class Attacks:
     swap: list[list[int]] = field(default_factory=list)
     inject: list[dict[str, Any]] = field(default_factory=list)
     grants: list[dict[str, Any]] = field(default_factory=list)
+    freeze: int | None = None
+    accept_stale: bool = False
     seen: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rewrites_log(self) -> bool:
-        return bool(self.tamper or self.swap)
+        return bool(self.tamper or self.swap) or self.freeze is not None
 
 
 class Proxy:
@@ -99,9 +106,13 @@ class Proxy:
         body = await request.read()
         if request.path == "/v1/messages" and request.method == "POST":
             self._remember(body)
-        if request.path in ("/v1/log", "/v1/log/head") and self.attacks.rewrites_log:
+        if (request.method == "GET" and request.path in ("/v1/log", "/v1/log/head")
+                and self.attacks.rewrites_log):  # an append still reaches the real log
             return web.json_response(await self._lying_log(request))
         status, kind, data = await self.forward(request, body)
+        if (status == 409 and self.attacks.accept_stale and request.method == "POST"
+                and request.path == "/v1/messages"):
+            return web.json_response(self._made_up_send(body))
         if status == 200 and request.method == "GET" and request.path == "/v1/messages":
             data = self._mailbox(data)
         if status == 200 and request.method == "GET" and request.path == "/v1/grants":
@@ -130,6 +141,8 @@ class Proxy:
                                         "sigs": record["sigs"]}  # the old signatures stay
         for i, j in self.attacks.swap:
             records[i], records[j] = records[j], records[i]
+        if self.attacks.freeze is not None:
+            records = records[:self.attacks.freeze]
         hashes, previous = [], ZERO_HASH
         for record in records:
             previous = chain_hash(previous, SignedItem.from_json(record).to_bytes())
@@ -144,6 +157,15 @@ class Proxy:
         entries = [{"index": i, "record": records[i], "hash": b64encode(hashes[i])}
                    for i in range(after, min(len(records), after + limit))]
         return {"entries": entries, "head": head_json}
+
+    @staticmethod
+    def _made_up_send(body: bytes) -> dict[str, Any]:
+        """The answer of a send the relay claims to have stored (it kept it in ``seen``)."""
+        envelopes = json.loads(body).get("envelopes", [])
+        return {"messages": [
+            {"id": b64encode(secrets.token_bytes(16)), "to_org": e["to_org"],
+             "status_token": b64encode(secrets.token_bytes(32)),
+             "expires": int(time.time()) + 3600} for e in envelopes]}
 
     def _mailbox(self, data: bytes) -> bytes:
         """Remember every envelope a mailbox answer carries; add the injected ones."""
