@@ -396,7 +396,7 @@ async def test_a_grant_made_in_another_history_is_not_taken(net: Network, upstre
 def _warning_is_shown(home: Path, profile: str, message_id: str) -> None:
     """The warning reaches people: ``kok inbox``, ``kok read`` (English and German) and the
     staff app's inbox and message pages."""
-    for lang, words in (("en", "sender's key log"), ("de", "Schlüsselprotokoll des Absenders")):
+    for lang, words in (("en", "sender's key log"), ("de", "Schlüsselverzeichnis des Absenders")):
         env = kok_env(LANG=f"{lang}_DE.UTF-8" if lang == "de" else "en_GB.UTF-8")
         shown = ok(kok("inbox", home=home, profile=profile, env=env)).out
         assert words in shown, shown
