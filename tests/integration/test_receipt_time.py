@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from client import Client
 from protocol import MessagePayload, b64encode, seal_message
 from protocol.message import RECEIPT_MARGIN, LogPosition
-from tests.support.lifecycle import Network, shifted
+from tests.integration.people import anchor_of
+from tests.support.lifecycle import PASSPHRASE, Network, shifted
 
 HOUR = 3600
 
@@ -63,3 +65,51 @@ async def test_removed_member_backdating_through_a_colleagues_session_is_quarant
     await carl.send(to=[org_id], subject="von carl", body="echt")
     assert [m.subject for m in (await ben.sync()).messages] == ["von carl"]
     assert RECEIPT_MARGIN < HOUR  # the removal lies well outside the margin
+
+
+async def test_a_removed_devices_key_backdating_through_the_owners_session_is_quarantined(
+        relay: Any, tmp_path: Path) -> None:
+    """The same for one removed device (SPEC 9.3 step 8): anna's laptop was removed an hour
+    ago, she stays a member. Its key signs a message dated before the removal, posted
+    through her office PC's valid session; the relay's receipt time shows the device had
+    already gone, so ben refuses it, while a message anna's PC signs goes through."""
+    past = Network(relay, tmp_path, clock=shifted(-2 * HOUR))
+    nord, sued = await past.org("nord"), await past.org("sued")
+    anna, ben = await past.staff(nord, "anna"), await past.staff(sued, "ben")
+    await ben.sync()
+    org_id = str(sued.org_id)
+    anchor = anchor_of(relay)
+    name = f"{anna.profile.name}.laptop"
+    _, request = await Client.new_device(past.home, name, PASSPHRASE,
+                                         staff_id=str(anna.staff_id), relay=relay.url,
+                                         network=anchor)
+    await anna.add_device(request)
+    laptop = await Client.open(past.home, name, PASSPHRASE, clock=shifted(-2 * HOUR))
+    past.people[name] = laptop
+    lost = laptop.signing_key()
+    removal = int(past.clock()) + HOUR
+    anna = await past.reopen(anna, clock=shifted(-HOUR))
+    await anna.remove_device(lost.fingerprint)
+    anna = await past.reopen(anna, clock=time.time)  # clients of today
+    ben = await past.reopen(ben, clock=time.time)
+
+    await anna.sync_log()
+    epoch = anna.directory.log.current_epoch(org_id)
+    assert epoch.number == 1 and epoch.created < removal  # sued did not rotate
+    sent = removal - HOUR // 2  # dated half an hour before the removal
+    payload = MessagePayload(id=secrets.token_bytes(16), from_org=str(nord.org_id),
+                             from_staff=str(anna.staff_id), to=(org_id,), sent=sent,
+                             subject="vom Laptop", body="rückdatiert",
+                             thread=secrets.token_bytes(16), expires=sent + 24 * HOUR,
+                             log=LogPosition.of(anna.directory.log))
+    sealed = seal_message(payload, lost, org_id, epoch.number, epoch.public_key,
+                          secrets.token_bytes(32))
+    await (await anna.api()).send(secrets.token_bytes(16), 3600, [
+        {"to_org": org_id, "epoch": epoch.number, "sealed": b64encode(sealed)}])
+    report = await ben.sync()
+    assert list(report.messages) == []
+    assert [q.code for q in report.quarantined] == ["wrong_signer"]
+    assert "received" in report.quarantined[0].detail
+
+    await anna.send(to=[org_id], subject="vom Büro-PC", body="echt")
+    assert [m.subject for m in (await ben.sync()).messages] == ["vom Büro-PC"]
