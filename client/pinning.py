@@ -32,7 +32,8 @@ from .profile import Profile, ProfileInfo, save_keystore
 
 
 def pins_of(info: ProfileInfo) -> dict[str, str]:
-    """The keys of ``info`` to pin: the anchor's network key and, once known, the log key."""
+    """The keys of ``info`` to pin: the anchor's network key and, once known, the log key
+    (as ``create_profile`` pins them for a new profile)."""
     pins = {"anchor": b64encode(info.network.network_key)}
     if info.log_key is not None:
         pins["log_key"] = b64encode(info.log_key)

@@ -206,6 +206,8 @@ def create_profile(home: Path | str | None, name: str | None, info: ProfileInfo,
     try:
         # the anchor is pinned where only the passphrase can change it (client.pinning)
         pins = {"anchor": b64encode(info.network.network_key)}
+        if info.log_key is not None:  # a joined device learns it from its other device
+            pins["log_key"] = b64encode(info.log_key)
         keystore = Keystore.create(profile.keystore_path, passphrase, secrets,
                                    meta={PINNED: pins})
     except KeystoreError as exc:
