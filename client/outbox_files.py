@@ -46,6 +46,7 @@ from .transfer import (
     TransferError,
     _ciphertext,
     _identity,
+    _PlainDigests,
     media_type,
 )
 
@@ -100,7 +101,9 @@ async def _snapshot(path: Path, name: str, target: Path, progress: Any) -> dict[
     hashes: list[bytes] = []
     out = await asyncio.to_thread(_create_private, target)
     try:
-        async for chunk in _ciphertext(path, key, header, size, 0, hashes, progress):
+        # one pass under a fresh key and header: its chunk digests have nothing to compare to
+        async for chunk in _ciphertext(path, key, header, size, 0, hashes, _PlainDigests(),
+                                       progress):
             await asyncio.to_thread(out.write, chunk)
         await asyncio.to_thread(_sync, out)
     finally:
