@@ -408,8 +408,9 @@ class AuthSignatureInvalid(SignatureError):
 CLIENT_CODES: dict[str, str] = {
     "relay_origin_mismatch": "the relay's `/v1/info` `origins` lack the origin of the URL the "
                              "client was configured with (section 11)",
-    "log_forked": "a head another side saw (size and hash) disagrees with the client's verified "
-                  "log: the relay shows different histories (sections 6.5, 9.3)",
+    "log_forked": "a head another side saw (size and hash, or the position signed into a "
+                  "message or grant) disagrees with the client's verified log: the relay shows "
+                  "different histories (sections 6.5, 9.3, 10)",
     "log_key_changed": "the relay signs its heads with another log key than the one the client "
                        "pinned (section 6.5)",
     "identity_changed": "an org the person verified has another identity key since "
