@@ -289,7 +289,11 @@ def test_a_computer_without_the_profile_joins_from_the_app(browser: Any, session
     network = tmp_path / "kok-network.json"
     network.write_text(json.dumps(shared_relay.network_anchor))
     tablet = AppProcess.start(dora.home, f"{dora.profile}-tablet", passphrase=None)
-    other = Session(browser, tablet)
+    try:
+        other = Session(browser, tablet)
+    except BaseException:
+        tablet.stop()  # never leave the app process behind
+        raise
     try:
         page = other.page
         assert page.url.endswith("/join")
