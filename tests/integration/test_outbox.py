@@ -28,7 +28,7 @@ async def pair(relay: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
     sued = await new_org(relay, tmp_path, office, "sued")
     anna = await new_staff(relay, tmp_path, nord, "anna")
     ben = await new_staff(relay, tmp_path, sued, "ben")
-    yield {"relay": relay, "anna": anna, "ben": ben, "home": tmp_path}
+    yield {"relay": relay, "anna": anna, "ben": ben, "sued": sued, "home": tmp_path}
     await close_all(office, nord, sued, anna, ben)
 
 
@@ -54,6 +54,38 @@ async def test_a_send_while_the_relay_is_away_is_kept_and_sent_once_by_the_next_
     got = (await ben.sync()).messages
     assert [m.id for m in got] == [message_id]
     assert (await ben.sync()).messages == ()
+
+
+async def test_a_message_queued_before_the_recipients_rotated_is_sealed_anew_and_read(
+        pair: dict[str, Any]) -> None:
+    relay, anna, ben, sued, home = (pair["relay"], pair["anna"], pair["ben"], pair["sued"],
+                                    pair["home"])
+    await ben.sync()
+    await anna.sync()
+    relay.stop()
+    profile = anna.profile.name
+    await anna.close()
+    # queued ten minutes before the recipients' new key exists (more than the clock margin)
+    early = await Client.open(home, profile, PASSPHRASE, clock=lambda: time.time() - 600)
+    try:
+        message_id = await early.send(to=["sued"], subject="vor der Rotation", body="b")
+        assert await early.queued() == [message_id]
+    finally:
+        await early.close()
+    relay._spawn()
+    assert await sued.org.rotate() == 2
+    await ben.sync()  # ben takes the new key
+    back = await Client.open(home, profile, PASSPHRASE)
+    try:
+        assert (await back.sync()).outbox_sent == (message_id,)
+    finally:
+        await back.close()
+    report = await ben.sync()
+    # Sealed to epoch 2 with a log position that holds it, and dated when it left: before,
+    # the envelope was sealed again with the queued payload (old position, old date) and
+    # ben refused it.
+    assert [m.id for m in report.messages] == [message_id]
+    assert report.quarantined == ()
 
 
 async def test_a_queued_message_past_its_keeping_time_is_reported_not_sent(
