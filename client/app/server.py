@@ -124,12 +124,18 @@ def make_app(state: AppState, guard: Guard) -> web.Application:
     return app
 
 
+SHUTDOWN_GRACE = 0.5
+"""Seconds requests in flight get to finish after Ctrl-C."""
+
+
 async def serve(state: AppState, *, port: int = 0, open_browser: bool = True,
                 passphrase: str | None = None) -> None:
     """Run until interrupted; print the launch URL as the one line of output."""
     guard = Guard(port=port)
     app = make_app(state, guard)
-    runner = web.AppRunner(app, access_log=None)
+    # Ctrl-C ends the app at once: a page left open holds a request (the live news stream)
+    # that would otherwise keep aiohttp's graceful shutdown waiting for a minute.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

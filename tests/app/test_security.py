@@ -144,3 +144,28 @@ def test_every_answer_carries_the_security_headers(app: AppProcess) -> None:
 def test_the_app_listens_on_loopback_only(app: AppProcess) -> None:
     assert app.launch_url.startswith("http://127.0.0.1:")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/launch/\S+\n", app.first_line)
+
+
+def test_ctrl_c_ends_the_app_while_a_page_holds_the_news_stream_open(world: World) -> None:
+    import os
+    import signal
+    import subprocess
+
+    started = AppProcess.start(world.home, world.anna, passphrase=PASSPHRASE)
+    try:
+        cookie = login(started)
+        stream = http.client.HTTPConnection("127.0.0.1", started.port, timeout=30)
+        stream.request("GET", "/events", headers={"Host": f"127.0.0.1:{started.port}",
+                                                  "Cookie": cookie})
+        assert stream.getresponse().status == 200  # an open page's live region, held open
+        os.kill(started.proc.pid, signal.SIGINT)
+        # It ends by itself (before, aiohttp's graceful shutdown waited up to a minute for
+        # the stream, and the person saw Ctrl-C do nothing).
+        try:
+            started.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("kok app did not end on Ctrl-C with a page open") from None
+        assert started.proc.returncode == 0
+        stream.close()
+    finally:
+        assert started.stop() == ""
