@@ -228,8 +228,8 @@ class Sender:
                 raise
         await self.ctx.sync_log()
         # Sealed anew to the new epoch, so signed anew: the log position must hold that
-        # epoch's record and the message may not be dated before the epoch existed
-        # (SPEC 9.3: the log-position check, step 12). A message queued before the rotation is dated now.
+        # epoch's record and the message may not be dated before the epoch existed (SPEC
+        # 9.3: the log-position check, step 12). A message queued before it is dated now.
         payload = dataclasses.replace(payload, sent=max(payload.sent, self.ctx.now()),
                                       log=LogPosition.of(self.ctx.directory.log))
         return await api.send(secrets.token_bytes(16), ttl, self._seal(payload))
