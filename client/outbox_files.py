@@ -37,24 +37,19 @@ from protocol import Attachment, b64encode, ciphertext_size
 from protocol.encoding import b64decode
 from protocol.stream import ciphertext_hasher
 
-from .api import RelayApi, drop_path
+from .api import RelayApi
 from .drops import FileProgress
 from .transfer import (
     READ_PIECE,
-    UPLOAD_AGAIN,
-    UPLOAD_MEDIA_TYPE,
     TransferError,
     _ciphertext,
     _identity,
     _PlainDigests,
     media_type,
+    send_into_new_drop,
 )
 
 SNAPSHOT_SUFFIX = ".kokdrop"
-
-
-class _Incomplete(Exception):
-    """The relay holds only part of the snapshot: ask where it ends and go on."""
 
 
 def snapshot_dir(profile_dir: Path, message_id: str) -> Path:
@@ -173,34 +168,9 @@ async def upload_snapshots(api: RelayApi, profile_dir: Path, message_id: str,
 async def _upload(api: RelayApi, path: Path, total: int, to: list[str], ttl: int,
                   created_drops: list[tuple[str, str]]) -> bytes:
     """Create a drop and send the snapshot's ``total`` bytes into it, resuming after a break."""
-    created = await api.create_drop(total, to, ttl)
-    drop = str(created["id"])
-    token = {"Kok-Upload-Token": str(created["upload_token"])}
-    created_drops.append((drop, str(created["upload_token"])))
-    offset = 0
-    first = True
 
-    async def attempt() -> None:
-        nonlocal offset, first
-        if not first:  # after any failure: where do the relay's durable bytes end?
-            async with api.exchange("HEAD", drop_path(drop), headers=token) as resp:
-                offset = int(resp.headers["Upload-Offset"])
-        first = False
-        if offset < total:
-            async with api.exchange("PATCH", drop_path(drop), data=_read_from(path, offset),
-                                    headers={**token, "Upload-Offset": str(offset),
-                                             "Content-Type": UPLOAD_MEDIA_TYPE,
-                                             "Content-Length": str(total - offset)}) as resp:
-                offset = int(resp.headers["Upload-Offset"])
-        if offset != total:
-            raise _Incomplete()
-        async with api.exchange("POST", drop_path(drop, "complete"), headers=token):
-            pass
+    async def body_at(offset: int) -> AsyncIterator[bytes]:
+        return _read_from(path, offset)
 
-    try:
-        await api.retrying(attempt, repeatable=True, auth=True,
-                           attempts=api.policy.transfer_attempts, retry_codes=UPLOAD_AGAIN,
-                           again=(_Incomplete,))
-    except _Incomplete:
-        raise TransferError("transfer_failed") from None
+    drop = await send_into_new_drop(api, total, to, ttl, created_drops, body_at)
     return b64decode(drop, size=16, field="id")

@@ -39,7 +39,7 @@ import os
 import re
 import secrets
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -301,20 +301,23 @@ async def upload_file(api: RelayApi, path: Path, to: list[str], ttl: int, *,
     raise TransferError("file_changed", name=path.name)
 
 
-async def _upload_drop(api: RelayApi, path: Path, before: tuple[int, int, int], to: list[str],
-                       ttl: int, progress: Progress | None, drops: list[tuple[str, str]],
-                       name: str) -> Attachment:
-    """One drop under a fresh key and header; ``_ContentChanged`` if the bytes move."""
-    size = before[0]
-    key = secrets.token_bytes(32)
-    header = secrets.token_bytes(24)
-    digests = _PlainDigests()
-    total = ciphertext_size(size)
+async def send_into_new_drop(api: RelayApi, total: int, to: list[str], ttl: int,
+                             drops: list[tuple[str, str]],
+                             body_at: Callable[[int], Awaitable[Any]], *,
+                             before_complete: Callable[[], Awaitable[None]] | None = None,
+                             patch_failed: Callable[[], None] | None = None) -> str:
+    """Create a drop of ``total`` ciphertext bytes and send them into it; returns its id.
+
+    ``drops`` gets (drop id, upload token) as soon as the drop exists. ``body_at(offset)``
+    gives the bytes from ``offset`` on; after a failure the relay's durable offset is asked
+    for (``HEAD``) and the upload resumes there, within the transfer retry policy.
+    ``before_complete`` runs once every byte is there, just before the drop is completed;
+    ``patch_failed`` when sending bytes failed, before any retry (it may raise instead).
+    """
     created = await api.create_drop(total, to, ttl)
     drop = str(created["id"])
     token = {"Kok-Upload-Token": str(created["upload_token"])}
     drops.append((drop, str(created["upload_token"])))
-    hashes: list[bytes] = []
     offset = 0
     first = True
 
@@ -325,10 +328,7 @@ async def _upload_drop(api: RelayApi, path: Path, before: tuple[int, int, int], 
                 offset = int(resp.headers["Upload-Offset"])
         first = False
         if offset < total:
-            hashes.clear()
-            if await asyncio.to_thread(_identity, path) != before:
-                raise TransferError("file_changed", name=path.name)
-            body = _ciphertext(path, key, header, size, offset, hashes, digests, progress)
+            body = await body_at(offset)
             try:
                 async with api.exchange("PATCH", drop_path(drop), data=body, headers={
                         **token, "Upload-Offset": str(offset),
@@ -336,13 +336,13 @@ async def _upload_drop(api: RelayApi, path: Path, before: tuple[int, int, int], 
                         "Content-Length": str(total - offset)}) as resp:
                     offset = int(resp.headers["Upload-Offset"])
             except Exception:
-                if digests.changed:  # not a transport failure to retry: the key is spent
-                    raise _ContentChanged() from None
+                if patch_failed is not None:
+                    patch_failed()
                 raise
         if offset != total:
             raise _Unfinished()
-        if not hashes:
-            hashes.append(await _full_hash(path, key, header, size, digests))
+        if before_complete is not None:
+            await before_complete()
         async with api.exchange("POST", drop_path(drop, "complete"), headers=token):
             pass
 
@@ -352,9 +352,43 @@ async def _upload_drop(api: RelayApi, path: Path, before: tuple[int, int, int], 
                            again=(_Unfinished,))
     except _Unfinished:  # every attempt ended without the relay holding the whole file
         raise TransferError("transfer_failed") from None
-    except Exception:
-        if digests.changed:  # whatever the HTTP client made of it
+    return drop
+
+
+async def _upload_drop(api: RelayApi, path: Path, before: tuple[int, int, int], to: list[str],
+                       ttl: int, progress: Progress | None, drops: list[tuple[str, str]],
+                       name: str) -> Attachment:
+    """One drop under a fresh key and header; ``_ContentChanged`` if the bytes move."""
+    size = before[0]
+    key = secrets.token_bytes(32)
+    header = secrets.token_bytes(24)
+    digests = _PlainDigests()
+    hashes: list[bytes] = []
+
+    async def body_at(offset: int) -> AsyncIterator[bytes]:
+        hashes.clear()
+        if await asyncio.to_thread(_identity, path) != before:
+            raise TransferError("file_changed", name=path.name)
+        return _ciphertext(path, key, header, size, offset, hashes, digests, progress)
+
+    async def whole_hash() -> None:
+        if not hashes:
+            hashes.append(await _full_hash(path, key, header, size, digests))
+
+    def spent_if_changed() -> None:
+        # A chunk that differs from an earlier pass spends the key: not a transport failure
+        # to retry; the file goes anew as another drop.
+        if digests.changed:
             raise _ContentChanged() from None
+
+    try:
+        drop = await send_into_new_drop(api, ciphertext_size(size), to, ttl, drops, body_at,
+                                        before_complete=whole_hash,
+                                        patch_failed=spent_if_changed)
+    except (_ContentChanged, TransferError):
+        raise
+    except Exception:
+        spent_if_changed()  # whatever the HTTP client made of it
         raise
     return Attachment(drop=b64decode(drop, size=16, field="id"), key=key, size=size,
                       name=name, type=media_type(name), hash=hashes[-1])
