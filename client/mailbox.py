@@ -508,9 +508,12 @@ class MailboxStore:
         await self._db.execute("UPDATE sent SET box = ? WHERE id = ?",
                                (self._seal(f"sent:{message_id}", data), message_id))
 
-    async def sent_all(self) -> list[tuple[str, int, dict[str, Any]]]:
-        """Every sent message as ``(id, sent, data)``, in the order they were sent."""
-        async with self._db.execute("SELECT id, sent, box FROM sent ORDER BY rowid") as cur:
+    async def sent_all(self, sent_by: int | None = None) -> list[tuple[str, int, dict[str, Any]]]:
+        """Every sent message as ``(id, sent, data)``, in the order they were sent; with
+        ``sent_by``, only those sent at or before it (the others are not even decrypted)."""
+        where, args = ("WHERE sent <= ? ", (sent_by,)) if sent_by is not None else ("", ())
+        async with self._db.execute(f"SELECT id, sent, box FROM sent {where}"  # noqa: S608
+                                    "ORDER BY rowid", args) as cur:
             rows = await cur.fetchall()
         return [(str(r[0]), int(r[1]), self._open(f"sent:{r[0]}", bytes(r[2]))) for r in rows]
 

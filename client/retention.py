@@ -91,8 +91,10 @@ async def purge(ctx: ClientContext) -> PurgeReport:
            if (when := deletes_at(received, read_at, keep, days)) is not None and when <= now]
     messages = await store.purge_messages(due, MAX_SKEW)
     await store.forget_tombstones(now)
-    sent_due = [message_id for message_id, sent, data in await store.sent_all()
-                if sent + days * DAY <= now and _last_expiry(data, sent) + MAX_SKEW < now]
+    # Only records old enough are opened: every kok command purges, and decrypting every
+    # sent record each time would grow with the sent folder.
+    sent_due = [message_id for message_id, sent, data in await store.sent_all(now - days * DAY)
+                if _last_expiry(data, sent) + MAX_SKEW < now]
     sent = await store.delete_sent(sent_due)
     quarantined = await store.forget_quarantined(now - unread_days(days) * DAY)
     return PurgeReport(messages=messages, sent=sent, quarantined=quarantined)

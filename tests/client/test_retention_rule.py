@@ -55,6 +55,14 @@ async def test_a_purged_message_leaves_a_tombstone_that_refuses_it_again(
     assert not await store.seen_relay_id("r1")
 
 
+async def test_the_purge_opens_only_sent_records_old_enough_to_go(store: MailboxStore) -> None:
+    await store.add_sent("aa" * 16, 1000, {"to": ["sued"], "recipients": []})
+    await store.add_sent("bb" * 16, 5000, {"to": ["sued"], "recipients": []})
+    assert [i for i, _, _ in await store.sent_all()] == ["aa" * 16, "bb" * 16]
+    assert [i for i, _, _ in await store.sent_all(4999)] == ["aa" * 16]
+    assert await store.sent_all(999) == []
+
+
 async def test_a_mailbox_from_before_retention_is_upgraded_keeping_its_messages(
         tmp_path: Path) -> None:
     version = next(v for v, sql in schema_files("client") if "CREATE TABLE purged" in sql)
