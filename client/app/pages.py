@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from .. import agent_client
 from ..errors import KokError, ProfileError, UsageError
 from ..export import message_text, text_name
 from ..passphrase_strength import weakness_key
@@ -56,9 +57,10 @@ def safe_return(path: Any) -> str:
 
 async def unlock_page(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    if state.unlocked:
+    if state.unlocked or await state.unlock_from_agent() is not None:
         raise web.HTTPSeeOther("/inbox")
-    return render(request, "unlock.html", idle=state.locked_for_idle)
+    return render(request, "unlock.html", idle=state.locked_for_idle,
+                  agent_ended=state.locked_for_agent)
 
 
 async def unlock_post(request: web.Request) -> web.StreamResponse:
@@ -514,6 +516,7 @@ async def passphrase_post(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
     errors = []
+    opened = None
     if not current:
         errors.append(("current", words("app.settings.error_current_empty")))
     if not new:
@@ -524,13 +527,25 @@ async def passphrase_post(request: web.Request) -> web.StreamResponse:
         errors.append(("new", words("prompt.weak_passphrase", reason=words(weak))))
     if not errors:
         try:
-            await asyncio.to_thread(load_profile(state.home, client.profile.name)
-                                    .open_keystore, current)
+            opened = await asyncio.to_thread(load_profile(state.home, client.profile.name)
+                                             .open_keystore, current)
         except ProfileError:
             errors.append(("current", words("app.unlock.wrong")))
     if errors:
         return await settings_page(request, status=400, errors=errors)
-    await asyncio.to_thread(save_keystore, client.keystore, new)
+    if state.keys_from_agent and opened is not None:
+        # the agent's copy cannot change the passphrase (it never hands it out): the file's
+        # own copy, just opened with the current one, is changed, and the app reopens with it
+        await asyncio.to_thread(save_keystore, opened, new)
+        await state.lock()
+        await asyncio.to_thread(agent_client.lock, client.profile)
+        await state.unlock(new)
+    else:
+        await asyncio.to_thread(save_keystore, client.keystore, new)
+        # the agent holds the old passphrase, which no longer opens the keystore (kok passwd)
+        await asyncio.to_thread(agent_client.lock, client.profile)
+    if opened is not None:
+        opened.secrets.clear()
     notice(request, "success", words("app.settings.passphrase_done"))
     raise web.HTTPSeeOther("/settings")
 

@@ -142,6 +142,8 @@ async def serve(state: AppState, *, port: int = 0, open_browser: bool = True,
     guard.port = int(runner.addresses[0][1])
     if passphrase is not None:
         await state.unlock(passphrase)
+    else:
+        await state.unlock_from_agent()  # a running `kok unlock` spares the passphrase
     print(guard.launch_url, flush=True)
     if open_browser:
         with contextlib.suppress(Exception):

@@ -3,7 +3,12 @@
 Theory of operation
 -------------------
 The keystore is decrypted only in this process, when the person types the passphrase into
-the unlock page (or, for ``kok app`` started with a passphrase file, at start). While it is
+the unlock page (or, for ``kok app`` started with a passphrase file, at start), or its keys
+come from the profile's running unlock agent (``kok unlock``, ``client.agent``): at start and
+whenever the unlock page is shown, unless the app locked itself (the idle lock, the Lock
+button), which asks for the passphrase again because it locks this browser window. Keys from
+the agent are the agent's session: when it ends (``kok lock``, its time runs out) the app
+locks too, within a few seconds, and the unlock page says why. While it is
 open a listener task follows the relay's event stream through ``Client.listen`` and tells
 every open page of each new message (``subscribe``). Every page request counts as activity;
 when none came for the idle-lock time the client is closed, its keys dropped, the listener
@@ -21,8 +26,11 @@ from pathlib import Path
 
 import aiohttp
 
+from .. import agent_client
 from .._client import Client
-from ..errors import KokError
+from ..agent_client import AgentKeystore
+from ..errors import KokError, ProfileError
+from ..profile import load_profile
 
 DEFAULT_IDLE_MINUTES = 15
 MIN_IDLE_MINUTES = 1
@@ -43,6 +51,10 @@ class AppState:
         self.client: Client | None = None
         self.last_active = clock()
         self.locked_for_idle = False
+        self.locked_for_agent = False
+        """The keys came from the unlock agent, which ended (``kok lock``)."""
+        self.locked_by_app = False
+        """The app locked itself (idle, Lock button): the agent's keys are not taken then."""
         self.listen_problem: str | None = None
         self._listener: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -61,16 +73,47 @@ class AppState:
         if self.client is not None:
             return self.client
         client = await Client.open(self.home, self.profile, passphrase)
+        return self._opened(client)
+
+    async def unlock_from_agent(self) -> Client | None:
+        """Open the profile with the keys of its running unlock agent, if there is one and
+        the app did not lock itself; ``None`` means the passphrase is needed."""
+        if self.client is not None:
+            return self.client
+        if self.locked_by_app:
+            return None
+        try:
+            prof = load_profile(self.home, self.profile)
+        except ProfileError:
+            return None
+        keystore = await asyncio.to_thread(agent_client.open_keystore, prof)
+        if keystore is None:
+            return None
+        try:
+            client = await Client.open_keystore(prof, keystore)
+        except KokError:
+            keystore.secrets.clear()
+            return None
+        return self._opened(client)
+
+    def _opened(self, client: Client) -> Client:
         self.client = client
-        self.locked_for_idle = False
+        self.locked_for_idle = self.locked_for_agent = self.locked_by_app = False
         self.touch()
         if client.kind in ("org", "staff"):
             self._listener = asyncio.create_task(self._listen(client))
         return client
 
-    async def lock(self, *, idle: bool = False) -> None:
+    @property
+    def keys_from_agent(self) -> bool:
+        """True while the open keys are the unlock agent's (they end with it)."""
+        return self.client is not None and isinstance(self.client.keystore, AgentKeystore)
+
+    async def lock(self, *, idle: bool = False, agent_ended: bool = False) -> None:
         """Forget the keys: stop listening and close the client."""
         self.locked_for_idle = idle
+        self.locked_for_agent = agent_ended
+        self.locked_by_app = not agent_ended
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
@@ -101,6 +144,14 @@ class AppState:
             await asyncio.sleep(2)
             if self.client is not None and self.seconds_left() <= 0:
                 await self.lock(idle=True)
+            elif self.keys_from_agent and not await self._agent_alive():
+                await self.lock(agent_ended=True)
+
+    async def _agent_alive(self) -> bool:
+        client = self.client
+        if client is None:
+            return False
+        return await asyncio.to_thread(agent_client.status, client.profile) is not None
 
     async def close(self) -> None:
         if self._watch is not None:

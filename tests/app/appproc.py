@@ -38,8 +38,9 @@ class AppProcess:
 
     @classmethod
     def start(cls, home: Path, profile: str, *, passphrase: str | None,
-              extra: tuple[str, ...] = ()) -> AppProcess:
-        env = kok_env(passphrase=passphrase)
+              extra: tuple[str, ...] = (), env_extra: dict[str, str] | None = None
+              ) -> AppProcess:
+        env = kok_env(passphrase=passphrase, **(env_extra or {}))
         argv = [sys.executable, "-m", "client", "--home", str(home), "--profile", profile,
                 "app", "--no-browser", *extra]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
