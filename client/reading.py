@@ -13,7 +13,9 @@ naming a message no device of theirs fetched (``not_received``); a refused batch
 again id by id and the ids refused alone are forgotten (an expired message, one fetched
 before the relay kept receipts). While the organisation's signed settings say it sends no
 read reports (``org_settings``, SPEC.md section 6.8), nothing is sent and owed reports
-are dropped.
+are dropped. A message its sender withdrew (SPEC.md section 9.4) owes no report when it
+is opened: its text is gone, and the sender withdrew it so that it would not be read; a
+report owed before the notice arrived (opened while it was still there) is sent.
 """
 
 from __future__ import annotations
@@ -45,9 +47,14 @@ def read_reports_sent_by(ctx: ClientContext, org_id: str) -> bool:
 
 
 async def note_opened(ctx: ClientContext, message_id: str) -> None:
-    """The person opened ``message_id`` here: owe a read report, if the org sends them."""
-    if read_reports_enabled(ctx):
-        await ctx.store.owe_read_report(message_id)
+    """The person opened ``message_id`` here: owe a read report, if the org sends them and
+    the sender has not withdrawn it."""
+    if not read_reports_enabled(ctx):
+        return
+    held = await ctx.store.messages_with_id(message_id)
+    if held and all(data.get("withdrawn") for data, _, _ in held):
+        return  # what was opened is the notice that it was withdrawn, not the message
+    await ctx.store.owe_read_report(message_id)
 
 
 async def send_read_reports(ctx: ClientContext) -> int:

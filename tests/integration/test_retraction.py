@@ -68,6 +68,10 @@ async def test_recipients_that_fetched_a_message_see_it_withdrawn(
             (message_id, True, "Fall K.", "", ())]
         shown = await ben.read(message_id)
         assert shown.withdrawn and shown.withdrawn_files == 1 and shown.withdrawn_at
+        # opening what its sender withdrew owes the sender no read report (SPEC 21)
+        assert await ben.store.owed_read_reports() == []
+        await ben.sync()
+        assert [r.read for r in (await anna.status(message_id)).recipients] == [0]
         assert await ben.search("Lindenstraße") == []  # the body is gone from the device
         with pytest.raises(UsageError) as no_files:
             await ben.save(message_id, tmp_path)
