@@ -25,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,21 @@ VERIFIED_SEAL = "sealed/verified"
 LEGACY_VERIFIED = "verified"
 
 
+async def _rollback(db: aiosqlite.Connection) -> None:
+    """Roll back the open transaction, if there still is one.
+
+    A cancelled ``await`` (Ctrl-C while ``kok listen`` stores the log) does not stop the
+    statement it waited for: the database thread may still run the ``COMMIT``, and a
+    ``ROLLBACK`` after it fails with "no transaction is active", which would hide the
+    cancellation behind an internal error.
+    """
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        if db.in_transaction:
+            raise
+
+
 class MailboxStore:
     """Async access to one profile's ``state.db``."""
 
@@ -129,7 +145,7 @@ class MailboxStore:
                 await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
                 await db.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                await _rollback(db)
                 raise
 
     async def close(self) -> None:
@@ -191,7 +207,7 @@ class MailboxStore:
             await self._seal_head()
             await self._db.execute("COMMIT")
         except BaseException:
-            await self._db.execute("ROLLBACK")
+            await _rollback(self._db)
             raise
         return True
 
@@ -269,7 +285,7 @@ class MailboxStore:
                                        (LEGACY_VERIFIED,))
             await self._db.execute("COMMIT")
         except BaseException:
-            await self._db.execute("ROLLBACK")
+            await _rollback(self._db)
             raise
 
     # --- small state -----------------------------------------------------------------
@@ -362,7 +378,7 @@ class MailboxStore:
                          replay))
             await self._db.execute("COMMIT")
         except BaseException:
-            await self._db.execute("ROLLBACK")
+            await _rollback(self._db)
             raise
         return row is not None
 
@@ -456,7 +472,7 @@ class MailboxStore:
                     gone += 1
             await self._db.execute("COMMIT")
         except BaseException:
-            await self._db.execute("ROLLBACK")
+            await _rollback(self._db)
             raise
         return gone
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +119,36 @@ async def test_log_and_head_round_trip(store: MailboxStore) -> None:
     assert await store.head() == head
     await store.set_state("cursor", "12")
     assert await store.get_state("cursor") == "12"
+
+
+class _CancelledAfterCommit:
+    """The store's connection, except that awaiting ``COMMIT`` ends cancelled although the
+    database thread ran it: what Ctrl-C does to a ``kok listen`` storing the key log."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql != "COMMIT":
+            return self._db.execute(sql, *args)
+
+        async def committed_then_cancelled() -> None:
+            await self._db.execute(sql)
+            raise asyncio.CancelledError
+
+        return committed_then_cancelled()
+
+
+async def test_a_cancellation_after_the_commit_stays_a_cancellation(
+        store: MailboxStore) -> None:
+    real = store._db
+    store._db = _CancelledAfterCommit(real)  # type: ignore[assignment]
+    head = Head(size=1, hash=b"h" * 32, time=7, signature=b"s" * 64)
+    with pytest.raises(asyncio.CancelledError):  # not "cannot rollback": Ctrl-C stays Ctrl-C
+        await store.save_log([(0, b"record", b"h" * 32)], head)
+    store._db = real
+    assert await store.log_entries() == [(0, b"record", b"h" * 32)]  # it was committed
+    assert await store.head() == head
