@@ -584,6 +584,12 @@ class Client:
         """Mark ``org_id`` verified if ``code`` is the safety code both admins read out."""
         return await verification.verify(self.context, org_id, code)
 
+    async def unverify(self, org_id: str) -> str:
+        """Take back this profile's verification of ``org_id`` (``verify``); returns its
+        standing now: ``unverified``, or ``org_verified`` if our organisation's admin
+        verified it for everyone (that record stays)."""
+        return await verification.unverify(self.context, org_id)
+
     async def revoke_self(self) -> str:
         """A lost device: remove ourselves with our own staff key; returns our staff id."""
         from .admin import revoke_self

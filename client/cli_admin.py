@@ -39,7 +39,7 @@ from .identity import read_rekey_request
 from .onboarding import init_network
 from .org_settings import check_retention_days
 from .profile import NetworkAnchor
-from .render import org_lines, org_settings_lines
+from .render import fit, org_lines, org_settings_lines
 
 
 def _compact(fp: str) -> str:
@@ -329,6 +329,20 @@ def org_verify_cmd(ctx: click.Context, org_id: str, code: tuple[str, ...]) -> No
     expected = with_client(ctx, lambda c: c.verify(org_id, " ".join(code)))
     settings(ctx).out(t("verify.done", org=org_id),
                       {"org_id": org_id, "verified": True, "safety_code": expected})
+
+
+@org_group.command("unverify", help=t("help.org_unverify"))
+@click.argument("org_id")
+@click.option("--yes", is_flag=True, help=t("help.opt_yes"))
+@click.pass_context
+def org_unverify_cmd(ctx: click.Context, org_id: str, yes: bool) -> None:
+    if not yes and sys.stdin.isatty() and not ask_yes(t("prompt.unverify", org=org_id)):
+        raise UsageError("unverify_declined", org=org_id)
+    now = with_client(ctx, lambda c: c.unverify(org_id))
+    lines = [t("unverify.done", org=org_id)]
+    if now == "org_verified":
+        lines.append(t("unverify.org_still", org=org_id))
+    settings(ctx).out(fit(lines), {"org_id": org_id, "verified": False, "verification": now})
 
 
 @staff_group.command("revoke-self", help=t("help.staff_revoke_self"))

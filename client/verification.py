@@ -133,6 +133,20 @@ async def verify(ctx: ClientContext, org_id: str, code: str) -> str:
     return expected
 
 
+async def unverify(ctx: ClientContext, org_id: str) -> Standing:
+    """Take back this profile's ``verify`` of ``org_id``; its standing afterwards.
+
+    Only this profile's own record goes: an admin's ``org_verify`` in the key log is a signed
+    statement of the organisation and stays (the standing is then ``org_verified``).
+    """
+    verified = await _verified(ctx)
+    if org_id not in verified:
+        raise UsageError("not_verified_here", org=org_id)
+    del verified[org_id]
+    await ctx.store.set_verified_orgs(verified)
+    return await standing(ctx, org_id)
+
+
 def parse_head(text: str) -> tuple[int, str]:
     """``SIZE:CODE`` as ``whois`` prints it (spaces and case in the code do not matter)."""
     match = HEAD_RE.match(text)

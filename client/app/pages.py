@@ -479,6 +479,32 @@ async def verify_post(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/directory/{org_id}")
 
 
+async def unverify_get(request: web.Request) -> web.StreamResponse:
+    client = client_of(request)
+    org_id = request.match_info["org"]
+    entry = next((o for o in await client.orgs(refresh=False) if o.org_id == org_id), None)
+    if entry is None or entry.verification not in ("verified", "changed"):
+        raise web.HTTPNotFound()
+    return render(request, "org_unverify.html", org=entry)
+
+
+async def unverify_post(request: web.Request) -> web.StreamResponse:
+    client, words = client_of(request), words_of(request)
+    org_id = request.match_info["org"]
+    if not ORG_ID.fullmatch(org_id):
+        raise web.HTTPNotFound()
+    try:
+        now = await client.unverify(org_id)
+    except KokError as exc:
+        notice(request, "danger", words.error(exc))
+        raise web.HTTPSeeOther(f"/directory/{org_id}") from None
+    said = words("app.org.unverified_done")
+    if now == "org_verified":
+        said += " " + words("app.org.unverified_org_still")
+    notice(request, "success", said)
+    raise web.HTTPSeeOther(f"/directory/{org_id}")
+
+
 # --- settings -------------------------------------------------------------------------
 
 
@@ -608,6 +634,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/directory", directory_page)
     r.add_get("/directory/{org}", org_get)
     r.add_post("/directory/{org}/verify", verify_post)
+    r.add_get("/directory/{org}/unverify", unverify_get)
+    r.add_post("/directory/{org}/unverify", unverify_post)
     r.add_get("/settings", settings_get)
     r.add_post("/settings/idle", idle_post)
     r.add_post("/settings/passphrase", passphrase_post)

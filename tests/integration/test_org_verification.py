@@ -31,6 +31,12 @@ async def test_an_admins_verification_reaches_colleagues(net: Network, tmp_path:
     anna = await net.staff(nord, "anna")
     n, s = str(nord.org_id), str(sued.org_id)
     assert (await anna.whois(s)).verification == "unverified"
+    # a staff member's own verification, taken back (kok org unverify)
+    code = (await anna.whois(s)).safety_code or ""
+    await anna.verify(s, code)
+    assert (await anna.whois(s)).verification == "verified"
+    assert await anna.unverify(s) == "unverified"
+    assert (await anna.whois(s)).verification == "unverified"
 
     await nord.verify(s, (await nord.whois(s)).safety_code or "")
     assert (await nord.whois(s)).verification == "verified"  # the admin's own profile
@@ -44,6 +50,19 @@ async def test_an_admins_verification_reaches_colleagues(net: Network, tmp_path:
     shown = ok(kok("whois", s, home=tmp_path, profile=f"{n}.anna")).out
     assert "Verified by your organisation" in shown
     as_json = json.loads(ok(kok("--json", "whois", s, home=tmp_path, profile=f"{n}.anna")).out)
+    assert as_json["verification"] == "org_verified"
+
+    # taking back what this profile never verified is refused and changes nothing; taking
+    # back its own verification leaves the organisation's, which the admin signed
+    def anna_kok(*args: str) -> Any:
+        return kok(*args, home=tmp_path, profile=f"{n}.anna")
+
+    refused = anna_kok("--json", "org", "unverify", s, "--yes")
+    assert refused.code != 0 and json.loads(refused.err)["error"]["code"] == "not_verified_here"
+    ok(anna_kok("org", "verify", s, code))
+    shown = ok(anna_kok("org", "unverify", s, "--yes")).out
+    assert "no longer marked as verified" in shown and "for everyone: that" in shown
+    as_json = json.loads(ok(anna_kok("--json", "whois", s)).out)
     assert as_json["verification"] == "org_verified"
 
 
