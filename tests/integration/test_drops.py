@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,16 +298,38 @@ async def own_world(tmp_path: Path) -> AsyncIterator[World]:
 
 
 class Crash:
-    """Kill the relay (SIGKILL) once a transfer passes ``at`` bytes, and restart it."""
+    """Kill the relay (SIGKILL) once a transfer passes ``at`` bytes, and restart it.
 
-    def __init__(self, relay: RelayProcess, at: float) -> None:
+    ``upload``: the transfer is an upload, and the kill waits until the relay has written
+    what the client sent (all but the last MiB, which may still sit in the client's buffer):
+    the kernel's socket buffers on loopback grow to tens of MiB, so on a busy machine the
+    client can be that far ahead of a relay that has had little CPU, and the relay's
+    durable offset would then be far below ``at``.
+    """
+
+    def __init__(self, relay: RelayProcess, at: float, *, upload: bool = False) -> None:
         self.relay = relay
         self.at = at
+        self.upload = upload
         self.positions_after: list[int] = []
         self.restarter: threading.Thread | None = None
 
+    def relay_holds(self) -> int:
+        """Bytes of the open upload in the relay's blob folder (its .part file)."""
+        return sum(part.stat().st_size for part in blob_dir(self.relay).glob("*.part"))
+
+    def wait_for_relay(self, done: int) -> None:
+        want = done - MIB
+        deadline = time.monotonic() + 60
+        while (held := self.relay_holds()) < want:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the relay holds {held} of the {done} bytes sent")
+            time.sleep(0.01)
+
     def __call__(self, name: str, done: int, total: int) -> None:
         if self.restarter is None and done >= self.at * total:
+            if self.upload:
+                self.wait_for_relay(done)
             self.relay.kill()
             # restart in a thread: the client's event loop must go on retrying meanwhile
             self.restarter = threading.Thread(target=self.relay.restart)
@@ -319,7 +342,7 @@ async def test_an_upload_killed_halfway_resumes_byte_identical(
         own_world: World, tmp_path: Path) -> None:
     anna, ben, sued = own_world["anna"], own_world["ben"], own_world["sued"]
     source = write_file(tmp_path / "video.mp4", 40 * MIB)
-    crash = Crash(own_world.relay, 0.5)
+    crash = Crash(own_world.relay, 0.5, upload=True)
     message_id = await anna.send(to=[sued.org_id], subject="Video", body="",
                                  attachments=[source], progress=crash)
     assert crash.restarter is not None
@@ -410,7 +433,7 @@ async def test_a_file_changed_in_place_during_a_resumed_upload_goes_as_a_new_dro
     header (two plaintexts under one key stream). It withdraws the drop and starts anew."""
     anna, ben, sued = own_world["anna"], own_world["ben"], own_world["sued"]
     source = write_file(tmp_path / "record.bin", 12 * MIB)
-    crash = Crash(own_world.relay, 0.5)
+    crash = Crash(own_world.relay, 0.5, upload=True)
 
     def edit_then_crash(name: str, done: int, total: int) -> None:
         if crash.restarter is None and done >= crash.at * total:
