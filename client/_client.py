@@ -165,6 +165,11 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def change_passphrase(self, new_passphrase: str) -> None:
+        """Encrypt this profile's keystore under ``new_passphrase`` from now on (``kok
+        passwd``); one that is easy to guess is refused (``weak_passphrase``), as by kok."""
+        await asyncio.to_thread(save_keystore, self.keystore, new_passphrase)
+
     # --- creating profiles (see client.onboarding) -----------------------------------
 
     @staticmethod

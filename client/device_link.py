@@ -56,6 +56,7 @@ from .devices import append_device
 from .errors import AccessError, ProfileError, RelayRefused, VerificationError
 from .keystore import Keystore
 from .onboarding import LogCheck
+from .passphrase_strength import require_strong
 from .profile import (
     NetworkAnchor,
     Profile,
@@ -206,6 +207,7 @@ def check_new_profile_free(home: str | Path | None, profile: str | None,
         raise ProfileError("profile_exists", profile=name, home=str(home_path))
     if not passphrase:
         raise ProfileError("empty_passphrase")
+    require_strong(passphrase, [name])  # before the code is spent on the exchange
 
 
 async def _poll(read: Callable[[], Awaitable[list[bytes]]], enough: Callable[[list[bytes]], bool],

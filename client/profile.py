@@ -37,6 +37,7 @@ from .keystore import (
     KeystoreMissing,
     WrongPassphrase,
 )
+from .passphrase_strength import require_strong
 
 KINDS = ("network", "org", "staff")
 PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -201,6 +202,7 @@ def create_profile(home: Path | str | None, name: str | None, info: ProfileInfo,
         raise ProfileError("profile_exists", profile=name, home=str(home_path))
     if not passphrase:
         raise ProfileError("empty_passphrase")
+    require_strong(passphrase, [name])  # the library refuses what kok and the app refuse
     make_private_dir(directory)
     profile = Profile(home=home_path, name=name, info=info)
     try:
@@ -217,7 +219,12 @@ def create_profile(home: Path | str | None, name: str | None, info: ProfileInfo,
 
 
 def save_keystore(keystore: Keystore, new_passphrase: str | None = None) -> None:
-    """``Keystore.save`` (or ``change_passphrase``) with its errors mapped to ``ProfileError``."""
+    """``Keystore.save`` (or ``change_passphrase``) with its errors mapped to ``ProfileError``;
+    a new passphrase that is easy to guess is refused (``weak_passphrase``), nothing saved."""
+    if new_passphrase is not None:
+        if not new_passphrase:
+            raise ProfileError("empty_passphrase")
+        require_strong(new_passphrase, [keystore.path.parent.name])
     try:
         if new_passphrase is None:
             keystore.save()

@@ -13,6 +13,9 @@ from client.onboarding import init_network, org_profile, slug
 from client.profile import NetworkAnchor, default_home, load_profile
 from protocol.encoding import b64encode
 
+STRONG = "Ostsee Wanderweg Lampe"  # a new profile's passphrase must be hard to guess
+OLD = "alter Leuchtturm Nebel"
+
 
 def test_network_profile_holds_the_key_encrypted_and_private(tmp_path: Path) -> None:
     prof, anchor = init_network(tmp_path, "office", "correct horse", "Netzwerk KOK")
@@ -40,18 +43,18 @@ def test_wrong_passphrase_is_a_clear_error_and_changes_nothing(tmp_path: Path) -
 
 
 def test_changed_passphrase_opens_only_with_the_new_one(tmp_path: Path) -> None:
-    prof, _ = init_network(tmp_path, "office", "old one", "N")
-    prof.open_keystore("old one").change_passphrase("new one")
+    prof, _ = init_network(tmp_path, "office", OLD, "N")
+    prof.open_keystore(OLD).change_passphrase("new one")
     assert prof.open_keystore("new one").secrets["network"]
     with pytest.raises(ProfileError):
-        prof.open_keystore("old one")
+        prof.open_keystore(OLD)
 
 
 def test_a_profile_is_never_overwritten(tmp_path: Path) -> None:
-    prof, _ = init_network(tmp_path, "office", "pw", "N")
+    prof, _ = init_network(tmp_path, "office", STRONG, "N")
     before = prof.keystore_path.read_bytes()
     with pytest.raises(ProfileError) as err:
-        init_network(tmp_path, "office", "pw", "Other")
+        init_network(tmp_path, "office", STRONG, "Other")
     assert err.value.code == "profile_exists"
     assert prof.keystore_path.read_bytes() == before
 
@@ -66,8 +69,8 @@ def test_missing_profile_and_bad_names(tmp_path: Path) -> None:
 
 
 def test_a_tampered_network_anchor_is_refused(tmp_path: Path) -> None:
-    _, anchor = init_network(tmp_path, "office", "pw", "N")
-    _, other = init_network(tmp_path, "evil", "pw", "N")
+    _, anchor = init_network(tmp_path, "office", STRONG, "N")
+    _, other = init_network(tmp_path, "evil", STRONG, "N")
     obj = anchor.to_json()
     obj["network_key"] = other.to_json()["network_key"]  # key swapped, fingerprint kept
     path = tmp_path / "network.json"
@@ -144,7 +147,7 @@ def test_an_id_with_a_trailing_newline_or_other_flaw_is_refused(tmp_path: Path,
     """The org-id rule is protocol.encoding.ID_RE, matched whole (``$`` let "west\\n" in)."""
     anchor = NetworkAnchor(name="N", network_key=b"\x01" * 32)
     with pytest.raises(UsageError) as refused:
-        org_profile(tmp_path, "west", "pass", org_id=bad, name="West",
+        org_profile(tmp_path, "west", STRONG, org_id=bad, name="West",
                     relay="http://127.0.0.1:9", network=anchor)
     assert refused.value.code == "bad_id"
     assert not (tmp_path / "west").exists()  # nothing was created
@@ -157,3 +160,33 @@ def test_an_id_with_a_trailing_newline_or_other_flaw_is_refused(tmp_path: Path,
 ])
 def test_staff_ids_from_names_follow_german_transliteration(name: str, expected: str) -> None:
     assert slug(name) == expected
+
+
+async def test_the_library_refuses_a_passphrase_kok_refuses_and_changes_nothing(
+        tmp_path: Path) -> None:
+    from client import Client
+    from client.i18n import t
+    from client.passphrase_strength import weakness
+    from client.profile import save_keystore
+
+    weak = "passwort123"
+    with pytest.raises(ProfileError) as refused:
+        await Client.new_org(tmp_path, "west", weak, org_id="west", name="West",
+                             relay="http://127.0.0.1:9", network=None)
+    assert refused.value.code == "weak_passphrase"
+    # the same sentence kok prints for it, with the same reason
+    assert refused.value.message == t("error.weak_passphrase",
+                                      reason=weakness(weak, ["west"]))
+    assert not (tmp_path / "west").exists()
+    with pytest.raises(ProfileError) as named:
+        init_network(tmp_path, "rathaus-kiel", "rathaus-kiel", "N")  # the profile's name
+    assert named.value.code == "weak_passphrase" and not (tmp_path / "rathaus-kiel").exists()
+
+    prof, _ = init_network(tmp_path, "office", STRONG, "N")
+    before = prof.keystore_path.read_bytes()
+    for new in ("office2024", "qwertzuiop", ""):
+        with pytest.raises(ProfileError) as again:
+            save_keystore(prof.open_keystore(STRONG), new)
+        assert again.value.code == ("empty_passphrase" if not new else "weak_passphrase")
+    assert prof.keystore_path.read_bytes() == before
+    assert prof.open_keystore(STRONG).secrets["network"]

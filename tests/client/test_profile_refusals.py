@@ -11,9 +11,11 @@ from client.errors import ProfileError, UsageError
 from client.onboarding import init_network
 from client.profile import NetworkAnchor, ProfileInfo, create_profile, load_profile
 
+STRONG = "Ostsee Wanderweg Lampe"  # a new profile's passphrase must be hard to guess
+
 
 def _office(tmp_path: Path) -> Path:
-    prof, _ = init_network(tmp_path, "office", "pw", "Netzwerk")
+    prof, _ = init_network(tmp_path, "office", STRONG, "Netzwerk")
     return prof.dir
 
 
@@ -83,5 +85,5 @@ def test_a_missing_or_damaged_keystore_has_its_own_code(tmp_path: Path, damage: 
     else:
         keystore.write_bytes(damage)
     with pytest.raises(ProfileError) as err:
-        load_profile(tmp_path, "office").open_keystore("pw")
+        load_profile(tmp_path, "office").open_keystore(STRONG)
     assert err.value.code == code
