@@ -166,7 +166,7 @@ def app_cmd(ctx: click.Context, port: int, no_browser: bool, idle_lock: str) -> 
         # No such profile on this computer: the app offers only to join it as a new device
         # of a person, with the code one of their devices shows (docs/app.md, Devices).
         run_app(s.home, s.profile or default_profile(), port=port,
-                open_browser=not no_browser, idle_minutes=idle_minutes)
+                open_browser=not no_browser, idle_minutes=idle_minutes, ca_file=s.ca_file)
         return
     # A passphrase given the usual non-interactive ways unlocks at start; otherwise the
     # page asks for it (never the terminal: the person is in the browser).
@@ -174,7 +174,7 @@ def app_cmd(ctx: click.Context, port: int, no_browser: bool, idle_lock: str) -> 
     if s.passphrase_file is not None or os.environ.get("KOK_PASSPHRASE"):
         passphrase = s.passphrase()
     run_app(s.home, name, port=port, open_browser=not no_browser,
-            idle_minutes=idle_minutes, passphrase=passphrase)
+            idle_minutes=idle_minutes, passphrase=passphrase, ca_file=s.ca_file)
 
 
 IDLE_LOCK_MINUTES = (1, 480)

@@ -282,7 +282,8 @@ async def join_page(request: web.Request, *, values: dict[str, str] | None = Non
                     status: int = 200) -> web.Response:
     state = request.app[STATE]
     return render(request, "device_join.html", status=status, values=values or {},
-                  new_profile=state.profile or default_profile(), errors=errors or [])
+                  new_profile=state.profile or default_profile(), errors=errors or [],
+                  ca_file=str(state.ca_file) if state.ca_file is not None else "")
 
 
 async def join_get(request: web.Request) -> web.StreamResponse:
@@ -336,7 +337,7 @@ async def join_post(request: web.Request) -> web.StreamResponse:
         return await join_page(request, values=shown, errors=errors, status=400)
     try:
         await Client.join_device(state.home, state.profile, new, code, relay=relay,
-                                 network=anchor)
+                                 network=anchor, ca_file=state.ca_file)
         await state.unlock(new)
     except KokError as exc:
         return await join_page(request, values=shown, status=400,

@@ -155,9 +155,10 @@ async def serve(state: AppState, *, port: int = 0, open_browser: bool = True,
 
 
 def run(home: Path | None, profile: str | None, *, port: int = 0, open_browser: bool = True,
-        idle_minutes: int = 15, passphrase: str | None = None) -> None:
-    """Blocking entry for ``kok app``."""
-    state = AppState(home, profile, idle_minutes=idle_minutes)
+        idle_minutes: int = 15, passphrase: str | None = None,
+        ca_file: Path | None = None) -> None:
+    """Blocking entry for ``kok app`` (``ca_file``: ``kok --ca-file``, for the relay)."""
+    state = AppState(home, profile, idle_minutes=idle_minutes, ca_file=ca_file)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(state, port=port, open_browser=open_browser, passphrase=passphrase))
     sys.stdout.flush()

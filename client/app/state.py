@@ -43,9 +43,12 @@ class AppState:
 
     def __init__(self, home: Path | None, profile: str | None, *,
                  idle_minutes: int = DEFAULT_IDLE_MINUTES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 ca_file: Path | None = None) -> None:
         self.home = home
         self.profile = profile
+        self.ca_file = ca_file
+        """A CA to trust for the relay's TLS besides the system's (``kok --ca-file``)."""
         self.idle_minutes = idle_minutes
         self.clock = clock
         self.client: Client | None = None
@@ -72,7 +75,7 @@ class AppState:
         """Open the profile (a wrong passphrase raises ``ProfileError``), start listening."""
         if self.client is not None:
             return self.client
-        client = await Client.open(self.home, self.profile, passphrase)
+        client = await Client.open(self.home, self.profile, passphrase, ca_file=self.ca_file)
         return self._opened(client)
 
     async def unlock_from_agent(self) -> Client | None:
@@ -90,7 +93,7 @@ class AppState:
         if keystore is None:
             return None
         try:
-            client = await Client.open_keystore(prof, keystore)
+            client = await Client.open_keystore(prof, keystore, ca_file=self.ca_file)
         except KokError:
             keystore.secrets.clear()
             return None

@@ -150,5 +150,56 @@ async def test_an_untrusted_certificate_is_a_certificate_problem_and_ca_file_tru
         assert kok("--ca-file", str(cert), "sync", home=home, profile="network").code == 0
         assert kok("sync", home=home, profile="network",
                    env=kok_env(KOK_CA_FILE=str(cert))).code == 0
+
+        # the app's "use this computer as a new device" page: kok --ca-file (here as
+        # KOK_CA_FILE) reaches the relay, which answers that no link has this code
+        page = join_through_app(relay, tmp_path / "laptop-home", {"KOK_CA_FILE": str(cert)})
+        assert "no device link with this code" in page and "does not trust" not in page
+        assert str(cert) in page  # the page says which CA it trusts
     finally:
         relay.stop()
+
+
+def join_through_app(relay: RelayProcess, home: Path, env: dict[str, str]) -> str:
+    """Post the app's join form (a made-up code) on a computer without the profile; the
+    page that comes back."""
+    import http.client
+    import re
+    from urllib.parse import urlsplit
+
+    from protocol.link import NAMEPLATE_DIGITS, PASSWORD_DIGITS
+    from tests.app.appproc import AppProcess
+
+    home.mkdir()
+    app = AppProcess.start(home, "laptop", passphrase=None, env_extra=env)
+    try:
+        def request(method: str, path: str, body: bytes | None = None,
+                    headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+            conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=60)
+            conn.request(method, path, body=body,
+                         headers={"Host": f"127.0.0.1:{app.port}", **(headers or {})})
+            return conn.getresponse()
+
+        launch = request("GET", urlsplit(app.launch_url).path)
+        cookie = launch.headers["Set-Cookie"].split(";", 1)[0]
+        form = request("GET", "/join", headers={"Cookie": cookie}).read().decode("utf-8")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf
+        boundary = "kokjoin" + secrets.token_hex(8)
+        fields = [("csrf", csrf.group(1)), ("code", "1" * (NAMEPLATE_DIGITS + PASSWORD_DIGITS)),
+                  ("relay", relay.url)]
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                 .encode() for k, v in fields]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="network"; '
+                     f'filename="kok-network.json"\r\nContent-Type: application/json\r\n\r\n'
+                     .encode() + json.dumps(relay.network_anchor).encode() + b"\r\n")
+        parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+                  f'{PASSPHRASE}\r\n'.encode() for k in ("new", "again")]
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        answer = request("POST", "/join", body, {
+            "Cookie": cookie, "Origin": app.origin,
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert answer.status == 400
+        return answer.read().decode("utf-8")
+    finally:
+        app.stop()
