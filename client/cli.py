@@ -331,7 +331,30 @@ def _mount_subcommands() -> None:
         from relay.cli import relay_group  # the relay engineer's commands, when installed
     except ImportError:
         return
+    localise_relay(relay_group)
     main.add_command(relay_group, "relay")
+
+
+def localise_relay(group: click.Group) -> None:
+    """``kok relay`` stands in kok's command list, so its description and its commands' are
+    in the person's language like the rest; their options and what the relay prints stay
+    in English, the language of the operator's documentation (deploy/OPERATOR.md).
+    ``python -m relay`` is not affected (this runs only when ``kok`` mounts the group)."""
+    helps = {(): t("help.relay"), ("init",): t("help.relay_init"),
+             ("serve",): t("help.relay_serve"), ("purge",): t("help.relay_purge"),
+             ("stats",): t("help.relay_stats"), ("privacy",): t("help.relay_privacy"),
+             ("privacy", "report"): t("help.relay_privacy_report"),
+             ("backup",): t("help.relay_backup"), ("restore",): t("help.relay_restore"),
+             ("migrate",): t("help.relay_migrate")}
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        if path in helps:
+            command.help, command.short_help = helps[path], None
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, (*path, name))
+
+    walk(group, ())
 
 
 _mount_subcommands()

@@ -23,7 +23,17 @@ from click.testing import CliRunner
 from client.app.words import Words
 from client.cli import main as kok_main
 from client.errors import KokError, RelayRefused, VerificationError
-from client.i18n import CLICK_DOMAIN, LANGUAGES, catalogue, duration, file_size, language, t, tn
+from client.i18n import (
+    CLICK_DOMAIN,
+    LANGUAGES,
+    catalogue,
+    duration,
+    file_size,
+    language,
+    t,
+    tn,
+    translate,
+)
 from client.models import Message, SyncReport
 from client.render import sync_lines
 from protocol.errors import LogRewritten, all_error_classes
@@ -210,6 +220,19 @@ def test_kok_help_and_click_errors_speak_german(monkeypatch: pytest.MonkeyPatch)
                            capture_output=True, text=True, timeout=60, check=True).stdout
     assert enrol.startswith("Aufruf: kok org enrol [OPTIONEN] ANTRAGSDATEI\n")
     assert "--fingerprint FINGERABDRUCK" in enrol
+    # kok relay in the German command list: its description and its commands' in German
+    assert "Ein kok-Relay betreiben" in shown and "Run and look after" not in shown
+    relay = subprocess.run([sys.executable, "-m", "client", "relay", "--help"], env=env,
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    from relay.cli import relay_group
+
+    assert set(relay_group.commands) <= {line.split()[0] for line in relay.splitlines()
+                                         if line.startswith("  ") and line.split()}
+    for name in relay_group.commands:
+        row = next(line for line in relay.splitlines() if line.startswith(f"  {name} "))
+        german = translate("de", "help.relay_" + name)
+        assert german.startswith(row.split(None, 1)[1].removesuffix("...")), (name, row)
+    assert "Das Relay betreiben" in relay and "Serve the relay" not in relay
 
 
 @pytest.mark.parametrize(("env", "expected"), [
