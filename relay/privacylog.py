@@ -86,7 +86,9 @@ def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> No
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # one write per line (print() writes the newline apart on an unbuffered stream):
+        # `serve --workers` processes share stderr and must not split each other's lines
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)

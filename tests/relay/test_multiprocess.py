@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -23,9 +25,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import structlog
 
 from protocol import BoxKeyPair, DeviceAdd, DeviceRemove, SigningKeyPair, b64decode, b64encode
 from protocol.records import sign_record
+from relay.config import LoggingConfig
+from relay.privacylog import configure_logging
 from tests.support.actors import Api, Staff, envelope, now, rand
 from tests.support.pgcluster import PgCluster
 from tests.support.relayproc import REPO, RelayProcess
@@ -251,3 +256,34 @@ def test_workers_share_one_port_and_sqlite_refuses_them(pg_cluster: PgCluster,
          "2"], capture_output=True, text=True, cwd=REPO, timeout=30, check=False)
     assert refused.returncode != 0
     assert "--workers > 1 needs a store several processes can share" in refused.stderr
+
+
+class _Writes(io.StringIO):
+    """A stream that remembers each ``write`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return super().write(text)
+
+
+def test_each_log_line_is_one_write_so_workers_sharing_stderr_keep_whole_lines() -> None:
+    """``serve --workers`` processes write to one stderr: a line written in two pieces (the
+    text, then its newline, as ``print`` does on an unbuffered stream, PYTHONUNBUFFERED=1)
+    can be joined with another worker's line into one that no JSON reader can parse."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = _Writes()
+    try:
+        configure_logging(LoggingConfig(level="info", format="json"), stream=stream)
+        structlog.get_logger().info("started", workers=2)
+        logging.getLogger("aiohttp.server").warning("a foreign warning")
+    finally:
+        root.handlers, root.level = saved
+        structlog.reset_defaults()
+    assert [json.loads(call)["event"] for call in stream.calls] == ["started",
+                                                                   "a foreign warning"]
+    assert all(call.endswith("\n") and call.count("\n") == 1 for call in stream.calls)
