@@ -8,6 +8,7 @@ import math
 from aiohttp import web
 
 from .. import wire
+from ..sendparse import send_request_fast
 from .common import (
     MAX_CURSOR,
     charge_public,
@@ -37,7 +38,8 @@ async def send(request: web.Request) -> web.Response:
     session = require_session(request, at)
     limit = _send_body_limit(request)
     async with large_request_slot(request, limit):
-        send_request = await read_parsed(request, limit, wire.send_request)
+        send_request = await read_parsed(request, limit, wire.send_request,
+                                           send_request_fast)
         sent = await service(request).mailbox.send(session, send_request, at)
     return ok({"messages": [wire.sent_message(m) for m in sent]}, status=201)
 
