@@ -9,51 +9,34 @@ from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from .bodyparser import BODY_PARSER, BodyParser
 from .config import RelayConfig
 from .diskguard import DiskGuard
-from .errors import BadHeader
+from .edge import edge_middleware
 from .expiry import purge_once, run_expiry
 from .handlers.common import LARGE_AT_ONCE, LARGE_REQUESTS, SERVICE
 from .metrics import METRICS, RelayMetrics
-from .privacylog import PSEUDONYMS, Pseudonyms, access_middleware, flush_access_log
-from .problems import SERVER_NAME, problem_middleware
+from .privacylog import PSEUDONYMS, Pseudonyms, flush_access_log
+from .problems import SERVER_NAME
 from .routes import ROUTES, add_routes
 from .service import RelayService
 from .startup import explain
 from .store import SqliteStore, create_store
 
-LOG_HEAD_HEADER = "Kok-Log-Head"
-# A client asks these before it knows it talks to a relay of its own network: it must be
-# able to learn "wrong network" there rather than a log-head conflict.
-LOG_HEAD_EXEMPT = frozenset({"/healthz", "/v1/info", "/v1/openapi.yaml"})
 log = structlog.get_logger("relay")
-
-
-@web.middleware
-async def log_head_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A client that sends the head it verified learns at once if our log does not extend it."""
-    header = request.headers.get(LOG_HEAD_HEADER)
-    if header is not None and request.path not in LOG_HEAD_EXEMPT:
-        if not header.isascii():  # the size must be ASCII digits, not any script's
-            raise BadHeader("Kok-Log-Head must be <size>:<base64url hash of 32 bytes>")
-        request.app[SERVICE].directory.require_extends(header)
-    return await handler(request)
 
 
 def create_app(config: RelayConfig) -> web.Application:
     """The relay application for ``config`` (the store opens when the app starts)."""
     limits = config.limits
-    # The disk guard sits inside problem_middleware: its StorageFull becomes a 507 there.
     guard = DiskGuard(config, purge=lambda: purge_once(app[SERVICE]))
-    middlewares = [access_middleware, problem_middleware, log_head_middleware,
-                   guard.middleware]
+    learn = None
     if config.store.is_postgresql:  # other relay processes may share the store
-        from .pushbus import shared_state_middleware
+        from .pushbus import learn_shared_state
 
-        middlewares.insert(2, shared_state_middleware)
+        learn = learn_shared_state
+    middlewares = [edge_middleware(guard, learn)]
     metrics = RelayMetrics() if config.metrics.port else None
     if metrics is not None:
         middlewares.insert(0, metrics.middleware)

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from .config import RelayConfig
 from .errors import StorageFull
@@ -65,7 +64,7 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 class DiskGuard:
-    """The watermark check, as a middleware for the relay's application."""
+    """The watermark check, and the answer to a write that found the disk full."""
 
     def __init__(self, config: RelayConfig,
                  purge: Callable[[], Awaitable[object]] | None = None) -> None:
@@ -114,16 +113,18 @@ class DiskGuard:
         finally:
             self._read_at = -CHECK_EVERY  # read the space again after reclaiming
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def admit(self, request: web.Request) -> None:
+        """Refuse a request that adds data while the disk is below the watermark (the
+        relay's middleware, ``relay.edge``, asks before every handler)."""
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else ""
         if (request.method, route) in GUARDED:
             self.require_room()
-        try:
-            return await handler(request)
-        except (OSError, sqlite3.OperationalError) as exc:
-            if is_disk_full(exc):
-                self._start_purge()
-                raise StorageFull("The relay's disk is full; try again later.") from exc
-            raise
+
+    def storage_full(self, exc: BaseException) -> StorageFull | None:
+        """``StorageFull`` if ``exc`` is a write that failed for lack of space (and start
+        reclaiming space), else None."""
+        if is_disk_full(exc):
+            self._start_purge()
+            return StorageFull("The relay's disk is full; try again later.")
+        return None

@@ -1,6 +1,6 @@
 """Privacy-preserving logs (SPEC section 18; the fields are listed in docs/privacy.md).
 
-* aiohttp's access log is off (it writes the client's IP); ``access_middleware`` writes the
+* aiohttp's access log is off (it writes the client's IP); ``record_access`` writes the
   relay's own access event instead: method, the route *pattern* (``/v1/messages/{id}``,
   never the raw path), status, problem code and duration.
 * Identifiers that must appear (organisation, staff member) are replaced by keyed
@@ -28,7 +28,6 @@ from typing import Any, TextIO
 import msgspec
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from .config import LoggingConfig
 from .request_keys import PROBLEM_CODE, SESSION
@@ -201,34 +200,25 @@ def _route_pattern(request: web.Request) -> str:
     return resource.canonical if resource is not None else "(no route)"
 
 
-@web.middleware
-async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One access event per request, without IP, path values, tokens or payload."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        fields: dict[str, Any] = {
-            "method": request.method,
-            "route": _route_pattern(request),
-            "status": status,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
-        }
-        code = request.get(PROBLEM_CODE)
-        if code:
-            fields["code"] = code
-        session = request.get(SESSION)
-        if session is not None and (request.method, fields["route"]) not in SENDING_ROUTES:
-            pseudonym = request.app[PSEUDONYMS]
-            fields["org"] = pseudonym(session.org_id)
-            fields["staff"] = pseudonym(session.staff_id)
-        if _access_lines is not None:
-            _access_lines.write(fields)
-        else:
-            access_log.info("access", **fields)
+def record_access(request: web.Request, status: int, started: float) -> None:
+    """The access event of a request answered with ``status`` (``started``: its
+    ``time.perf_counter()`` on arrival), without IP, path values, tokens or payload.
+    Written by the relay's middleware (``relay.edge``) as each request ends."""
+    fields: dict[str, Any] = {
+        "method": request.method,
+        "route": _route_pattern(request),
+        "status": status,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    code = request.get(PROBLEM_CODE)
+    if code:
+        fields["code"] = code
+    session = request.get(SESSION)
+    if session is not None and (request.method, fields["route"]) not in SENDING_ROUTES:
+        pseudonym = request.app[PSEUDONYMS]
+        fields["org"] = pseudonym(session.org_id)
+        fields["staff"] = pseudonym(session.staff_id)
+    if _access_lines is not None:
+        _access_lines.write(fields)
+    else:
+        access_log.info("access", **fields)

@@ -1,6 +1,6 @@
 """Refusals as ``application/problem+json`` (RFC 9457), with the relay's stable codes.
 
-The middleware turns every exception a handler raises into one answer: a ``RelayError``
+``problem_for`` turns every exception a handler raises into one answer: a ``RelayError``
 into its status and code, a protocol rejection into 422 with the protocol's code,
 aiohttp's own 404/405/413 into the same shape, anything unexpected into a bare 500 (the
 details go to the log, never to the client).
@@ -12,7 +12,6 @@ import json
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from protocol.errors import ProtocolError
 
@@ -44,18 +43,17 @@ def from_relay_error(error: RelayError) -> web.Response:
     return problem(error.status, code_of(error), error.title, error.detail, error.headers)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every failure as problem+json."""
-    try:
-        return await handler(request)
-    except RelayError as error:
-        request[PROBLEM_CODE] = code_of(error)
-        return from_relay_error(error)
-    except ProtocolError as error:
-        request[PROBLEM_CODE] = error.code
-        return problem(422, error.code, "The request breaks a protocol rule.", error.message)
-    except web.HTTPException as exc:
+def problem_for(request: web.Request, exc: Exception) -> web.Response:
+    """The problem+json answer to ``exc`` raised while handling ``request`` (the relay's
+    middleware, ``relay.edge``, asks this for every failure); re-raises an aiohttp
+    exception that is an answer of its own (not 404, 405 or 413)."""
+    if isinstance(exc, RelayError):
+        request[PROBLEM_CODE] = code_of(exc)
+        return from_relay_error(exc)
+    if isinstance(exc, ProtocolError):
+        request[PROBLEM_CODE] = exc.code
+        return problem(422, exc.code, "The request breaks a protocol rule.", exc.message)
+    if isinstance(exc, web.HTTPException):
         if exc.status == 404:
             mapped: RelayError = NotFound()
         elif exc.status == 405:
@@ -63,13 +61,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         elif exc.status == 413:
             mapped = BodyTooLarge()
         else:
-            raise
+            raise exc
         request[PROBLEM_CODE] = mapped.code
         return from_relay_error(mapped)
-    except Exception as exc:
-        # Type only: an exception's text may quote request data.
-        log.error("internal_error", error=type(exc).__name__,
-                  route=getattr(request.match_info.route.resource, "canonical", "?"))
-        request[PROBLEM_CODE] = "internal_error"
-        return problem(500, "internal_error", "The relay failed unexpectedly.",
-                       "The relay failed unexpectedly; the operator can find the error in the log.")
+    # Type only: an exception's text may quote request data.
+    log.error("internal_error", error=type(exc).__name__,
+              route=getattr(request.match_info.route.resource, "canonical", "?"))
+    request[PROBLEM_CODE] = "internal_error"
+    return problem(500, "internal_error", "The relay failed unexpectedly.",
+                   "The relay failed unexpectedly; the operator can find the error in the log.")

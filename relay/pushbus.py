@@ -18,7 +18,7 @@ catch up by cursor: nothing is silently missed while the bus was deaf; the key l
 caught up on reconnection.
 
 Staleness the bus cannot close on its own (an announcement arrives a moment after the
-client's next request) is closed by ``shared_state_middleware``: every bearer token is
+client's next request) is closed by ``learn_shared_state``: every bearer token is
 looked up in the store before the handler runs (one primary-key read), so a session opened
 or ended through another process counts at once; a session new to this process, a login
 request or a ``Kok-Log-Head`` ahead of ours catches the key log up first.
@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from .errors import AuthRequired
 from .handlers.common import SERVICE, bearer_token
@@ -202,9 +201,9 @@ class PushBus:
                           separators=(",", ":"))
 
 
-@web.middleware
-async def shared_state_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Before a handler runs, learn what another process committed a moment ago."""
+async def learn_shared_state(request: web.Request) -> None:
+    """Before a handler runs, learn what another process committed a moment ago (the
+    relay's middleware, ``relay.edge``, awaits this when the store is shared)."""
     relay = request.app[SERVICE]
     now = int(time.time())
     learned = False
@@ -219,4 +218,3 @@ async def shared_state_middleware(request: web.Request, handler: Handler) -> web
     if learned or request.path.startswith("/v1/auth/") or request.path == "/v1/grants" or (
             size_text.isdigit() and int(size_text) > relay.directory.keylog.size):
         await relay.directory.catch_up(now)
-    return await handler(request)
