@@ -80,8 +80,11 @@ class Mailbox:
         status_tokens = [self._status_token(key, i) for i in range(len(request.envelopes))]
         for index, envelope in enumerate(request.envelopes):
             recipients, devices = self._recipients(envelope.to_org)
-            if self.activity is not None:  # not a device abandoned for longer than max_ttl
-                devices = await self.activity.counted(devices, self.directory.keylog, now)
+            activity, keylog = self.activity, self.directory.keylog
+            # not a device abandoned for longer than max_ttl (the store is asked only when
+            # memory finds one quiet: not on the path of almost every send)
+            if activity is not None and not activity.all_active(devices, keylog, now):
+                devices = await activity.counted(devices, keylog, now)
             messages.append(NewMessage(
                 id=derive(self._token_key, MESSAGE_ID, key, index, MESSAGE_ID_SIZE),
                 to_org=envelope.to_org,

@@ -69,6 +69,10 @@ class DeviceActivity:
         await self.store.mark_device_seen(staff_id, device, day, day - self.max_ttl - DAY)
         self._seen[key] = day
 
+    def all_active(self, devices: tuple[tuple[str, str], ...], keylog: KeyLog, now: int) -> bool:
+        """Are all of ``devices`` active by what this process remembers?"""
+        return all(self._active(staff_id, device, keylog, now) for staff_id, device in devices)
+
     async def counted(self, devices: tuple[tuple[str, str], ...], keylog: KeyLog, now: int
                       ) -> tuple[tuple[str, str], ...]:
         """The ``(staff_id, device)`` of ``devices`` (current ones) that are not abandoned."""
