@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import ssl
@@ -103,6 +104,7 @@ async def serve(config: RelayConfig, listen_fd: int | None = None) -> None:
         site = web.TCPSite(runner, config.server.host, config.server.port,
                            ssl_context=tls_context(config), reuse_address=True)
     await site.start()
+    _settle_gc()
     # The port only: the bind address is configuration, and addresses stay out of logs.
     log.info("listening", port=config.server.port, tls=bool(config.server.tls_cert))
     metrics = await start_listener(app, app[SERVICE], config)
@@ -116,6 +118,22 @@ async def serve(config: RelayConfig, listen_fd: int | None = None) -> None:
         if metrics is not None:
             await metrics.cleanup()
         await runner.cleanup()
+
+
+GC_THRESHOLDS = (20_000, 20, 20)
+"""Python's default is (700, 10, 10): a young collection every 700 new container objects,
+which a request makes in a few dozen (request, headers, futures, answer dicts)."""
+
+
+def _settle_gc() -> None:
+    """Collections cost the relay ~20 us per send at 64 concurrent senders (230 against
+    252 us of CPU per send in one A/B run): everything built while starting (the key log,
+    the store, the routes) lives as long as the process, so it is frozen out of every
+    later collection, and young collections run ~30 times less often. Garbage cycles are
+    still collected, only later; memory grows by at most a few MiB of young objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 SWITCH_INTERVAL = 0.0005
