@@ -301,6 +301,38 @@ def message_event(message: StoredMessage) -> bytes:
     return encode({"type": "message", "message": stored_message(message)})
 
 
+def message_frame(message: StoredMessage) -> bytes:
+    """The whole WebSocket frame (RFC 6455 section 5.2) of ``message_event(message)``.
+
+    A server's frames are unmasked and the event streams do not compress, so the frame is
+    the same bytes for every receiver: a push is encoded once and each live stream's
+    connection is given these bytes. Remembered for the last envelope asked for (by
+    identity: cheaper than hashing it 2,000 times for one push to 2,000 streams).
+    """
+    if message is not _last_frame.message:
+        payload = message_event(message)
+        size = len(payload)
+        if size < 126:
+            head = bytes((0x81, size))
+        elif size < 1 << 16:
+            head = bytes((0x81, 126)) + size.to_bytes(2, "big")
+        else:
+            head = bytes((0x81, 127)) + size.to_bytes(8, "big")
+        _last_frame.message, _last_frame.frame = message, head + payload
+    return _last_frame.frame
+
+
+class _LastFrame:
+    __slots__ = ("frame", "message")
+
+    def __init__(self) -> None:
+        self.message: StoredMessage | None = None
+        self.frame = b""
+
+
+_last_frame = _LastFrame()
+
+
 def sent_message(sent: SentMessage) -> dict[str, Any]:
     """One entry of a send's answer."""
     return {"id": b64encode(sent.id), "to_org": sent.to_org,

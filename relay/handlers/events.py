@@ -1,7 +1,9 @@
 """``GET /v1/events``: a WebSocket carrying the caller's organisation's envelopes.
 
 What the stream carries, and when it ends, is the service's (``relay.service.events``);
-this handler upgrades the connection and writes each item as a frame.
+this handler upgrades the connection and writes each item as a frame. Live envelopes are
+written by the hub at once through ``_writer``'s function: the frame's bytes, built once
+per envelope, straight to the connection, with no task woken per stream.
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ from aiohttp import WSMsgType, web
 
 from .. import wire
 from ..errors import WebSocketRequired
-from ..push import Closing, Subscription
+from ..push import Closing, Deliver, Subscription
+from ..store import StoredMessage
 from .common import MAX_CURSOR, int_query, now, require_session, service
 
 HEARTBEAT = 20.0
+WRITE_BUFFER_LIMIT = 64 * 1024
+"""Bytes a connection may have waiting in its write buffer (the kernel's socket buffer is
+full: the client does not read) before further envelopes are queued for the stream's task,
+which waits for the connection to drain; its queue is bounded (``relay.push``)."""
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -34,7 +41,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
         reader = asyncio.get_running_loop().create_task(_drain_incoming(ws, sub))
-        async with contextlib.aclosing(relay.events.stream(session, sub, after, now)) as items:
+        write = _writer(ws, request.transport)
+        async with contextlib.aclosing(
+                relay.events.stream(session, sub, after, now, write)) as items:
             async for item in items:
                 if isinstance(item, Closing):
                     await ws.close(code=item.code, message=item.reason.encode())
@@ -53,6 +62,20 @@ async def events(request: web.Request) -> web.StreamResponse:
         if not ws.closed and ws.prepared:
             await ws.close()
     return ws
+
+
+def _writer(ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> Deliver:
+    """Write one envelope's frame to this stream's connection now, if it can take it."""
+
+    def write(message: StoredMessage) -> bool:
+        # ws.closed turns True before aiohttp writes a close frame: nothing may follow one
+        if (ws.closed or transport is None or transport.is_closing()
+                or transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT):
+            return False
+        transport.write(wire.message_frame(message))
+        return True
+
+    return write
 
 
 async def _drain_incoming(ws: web.WebSocketResponse, sub: Subscription) -> None:

@@ -7,14 +7,17 @@ are bounded by ``asyncio.wait_for`` only as a safety net (no test depends on a d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
 
-from protocol.events import CLOSE_SESSION_ENDED
+from protocol.events import CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW
+from relay import wire
 from relay.errors import TooManyConnections
-from relay.push import Closing
+from relay.push import QUEUE_SIZE, Closing
 from relay.store import StoredMessage
 from tests.relay.inprocess import service_world
 
@@ -107,3 +110,93 @@ async def test_streams_per_person_are_limited(tmp_path: Path) -> None:
         events.close(first)
         events.open(alice)
 
+
+
+class _Connection:
+    """The handler's ``write`` as the service sees it: takes a frame now, or cannot."""
+
+    def __init__(self) -> None:
+        self.accepting = True
+        self.written: list[bytes] = []
+
+    def write(self, message: StoredMessage) -> bool:
+        if self.accepting:
+            self.written.append(message.id)
+        return self.accepting
+
+
+async def test_live_envelopes_are_written_at_once_and_queued_in_order_when_refused(
+        tmp_path: Path) -> None:
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b")
+        sender = a.staff["org-a/admin"]
+        reader = await world.login(b.staff["org-b/alice"])
+        events = world.relay.events
+        sub = events.open(reader)
+        conn = _Connection()
+        items = events.stream(reader, sub, 0, world.now, conn.write)
+        waiting = asyncio.ensure_future(_next(items))
+        await asyncio.sleep(0)  # the backlog is empty: the stream waits, live
+        at_once = [(await world.send_one(sender, b)).id for _ in range(2)]
+        assert conn.written == at_once and not waiting.done()  # no hop through the stream
+        conn.accepting = False  # the connection's buffer is full
+        queued = [(await world.send_one(sender, b)).id for _ in range(3)]
+        conn.accepting = True  # writable again, but the queue goes first
+        later = (await world.send_one(sender, b)).id
+        assert conn.written == at_once
+        yielded = [await waiting] + [await _next(items) for _ in range(3)]
+        assert [m.id for m in yielded if isinstance(m, StoredMessage)] == [*queued, later]
+        waiting = asyncio.ensure_future(_next(items))
+        await asyncio.sleep(0)  # the queue is empty: written at once again
+        last = (await world.send_one(sender, b)).id
+        assert conn.written == [*at_once, last] and not waiting.done()
+        waiting.cancel()
+        events.close(sub)
+
+
+async def test_a_stream_that_cannot_keep_up_is_closed_with_its_queue_bounded(
+        tmp_path: Path) -> None:
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b")
+        reader = await world.login(b.staff["org-b/alice"])
+        sent = await world.send_one(a.staff["org-a/admin"], b)
+        events = world.relay.events
+        (stored,) = await world.relay.store.list_messages("org-b", 0, 10, world.now())
+        assert stored.id == sent.id
+        sub = events.open(reader)
+        conn = _Connection()
+        items = events.stream(reader, sub, stored.cursor, world.now, conn.write)
+        waiting = asyncio.ensure_future(_next(items))
+        await asyncio.sleep(0)
+        conn.accepting = False  # the client reads nothing: its stream's task is stuck too
+        for n in range(1, QUEUE_SIZE + 1):
+            world.relay.hub.publish(dataclasses.replace(stored, cursor=stored.cursor + n))
+        assert len(sub.pending) == QUEUE_SIZE and sub.closing is None
+        world.relay.hub.publish(dataclasses.replace(stored, cursor=stored.cursor + 10**6))
+        assert not sub.pending and sub.closing is not None  # nothing more kept for it
+        assert sub.closing.code == CLOSE_TOO_SLOW
+        assert not world.relay.hub.has_subscribers("org-b")
+        assert (await waiting) == sub.closing
+        assert conn.written == []
+
+
+@pytest.mark.parametrize("sealed_size", [10, 1024, 70_000])
+def test_a_pushed_frame_is_one_unmasked_uncompressed_text_frame_of_the_event(
+        sealed_size: int) -> None:
+    message = StoredMessage(7, b"\x01" * 16, "org-b", 1, b"\x02" * sealed_size, 100, 200)
+    frame = wire.message_frame(message)
+    first, second = frame[0], frame[1]
+    assert first == 0x81  # FIN, no RSV bits (nothing compressed), opcode 1: text
+    assert not second & 0x80  # a server's frames are not masked
+    length, start = second & 0x7F, 2
+    if length == 126:
+        length, start = int.from_bytes(frame[2:4], "big"), 4
+    elif length == 127:
+        length, start = int.from_bytes(frame[2:10], "big"), 10
+    assert length == len(frame) - start
+    assert frame[start:] == wire.message_event(message)
+    assert json.loads(frame[start:])["message"]["cursor"] == 7
+    other = dataclasses.replace(message, cursor=8)
+    assert wire.message_frame(other) != frame and wire.message_frame(message) == frame
