@@ -126,8 +126,8 @@ which a request makes in a few dozen (request, headers, futures, answer dicts)."
 
 
 def _settle_gc() -> None:
-    """Collections cost the relay ~20 us per send at 64 concurrent senders (230 against
-    252 us of CPU per send in one A/B run): everything built while starting (the key log,
+    """Collections cost the relay ~30 us per send at 64 concurrent senders (231 against
+    262 us of CPU per send in one A/B run): everything built while starting (the key log,
     the store, the routes) lives as long as the process, so it is frozen out of every
     later collection, and young collections run ~30 times less often. Garbage cycles are
     still collected, only later; memory grows by at most a few MiB of young objects."""
