@@ -73,6 +73,7 @@ from .pinning import check_pins
 from .profile import NetworkAnchor, Profile, load_profile, save_keystore
 from .receiving import Receiver
 from .relay_link import RelayLink
+from .save_checkpoints import SaveCheckpoints
 from .sending import DEFAULT_TTL, Sender
 from .sent_items import SentItem, list_sent
 from .unlocked_keys import UnlockedKeys
@@ -149,6 +150,8 @@ class Client:
             await client.directory.load()
             # every opening (each kok command, the app's unlock) first forgets what is due
             await retention.purge(client.context)
+            # and removes what saves interrupted long ago left beside their targets
+            await SaveCheckpoints(store, client.context.now).sweep()
         except BaseException:
             await store.close()
             raise

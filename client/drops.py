@@ -6,7 +6,8 @@ drop id, file key, size, name, media type and ciphertext hash go into the signed
 Saving: the attachments of a verified message are fetched, checked chunk by chunk and
 against the signed hash, written under sanitised names into the chosen folder (never over
 an existing file unless ``force``), and acknowledged to the relay, which deletes a drop once
-every recipient has it.
+every recipient has it. An interrupted save goes on from its last checkpoint
+(``client.save_checkpoints``) without decrypting again what it had written.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from protocol.message import MAX_ATTACHMENTS
 
 from .api import RelayApi
 from .errors import KokError, RelayRefused, RelayUnreachable, UsageError, VerificationError
+from .save_checkpoints import SaveCheckpoints
 from .transfer import TransferError, download_attachment, sanitize_name, upload_file
 
 if TYPE_CHECKING:
@@ -123,7 +125,8 @@ async def save_attachments(ctx: ClientContext, message_id: str, directory: str |
     for attachment, name in zip(attachments, names, strict=True):
         report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
         path = await download_attachment(api, attachment, target, name=name, force=force,
-                                         progress=report)
+                                         progress=report,
+                                         checkpoints=SaveCheckpoints(ctx.store, ctx.now))
         saved.append(SavedFile(name=name, path=path, size=attachment.size,
                                type=attachment.type))
         await _acknowledge(api, attachment)

@@ -257,6 +257,21 @@ class MailboxStore:
         """Store ``value`` sealed under the storage key, bound to ``key``."""
         await self.set_state(key, base64.b64encode(self._seal(key, value)).decode("ascii"))
 
+    def private_key_name(self, prefix: str, text: str) -> str:
+        """A state key for ``text`` that does not show it (keyed, so it cannot be guessed)."""
+        mac = hashlib.blake2b(text.encode("utf-8"), key=self._replay_hash_key, digest_size=16)
+        return prefix + mac.hexdigest()
+
+    async def state_keys(self, prefix: str) -> list[str]:
+        """Every state key that starts with ``prefix``."""
+        async with self._db.execute(
+                "SELECT key FROM client_state WHERE substr(key, 1, ?) = ? ORDER BY key",
+                (len(prefix), prefix)) as cur:
+            return [str(row[0]) for row in await cur.fetchall()]
+
+    async def delete_state(self, key: str) -> None:
+        await self._db.execute("DELETE FROM client_state WHERE key = ?", (key,))
+
     async def verified_orgs(self) -> dict[str, str]:
         """The organisations this profile verified: org id -> identity key (base64)."""
         if await self.get_state(LEGACY_VERIFIED) is not None:

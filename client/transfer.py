@@ -18,12 +18,32 @@ goes again as a new drop, under a new key and header.
 
 Download: the ciphertext is appended to a hidden ``.kokpart`` file beside the target
 (ciphertext only) and, in the same pass, decrypted into a hidden ``.koktmp`` file: every
-chunk is authenticated as it arrives. An interrupted download resumes with ``Range``: the
-``.kokpart`` bytes are decrypted again from the start (locally) and the rest is fetched.
-Only when the stream ended exactly after its FINAL chunk, with the signed size and the
-signed ciphertext hash, is the temporary file renamed to its final name. A stream that
-fails a check removes both hidden files; a relay that cannot be reached keeps the
-``.kokpart`` so the next attempt resumes.
+chunk is authenticated as it arrives. Only when the stream ended exactly after its FINAL
+chunk, with the signed size and the signed ciphertext hash, is the temporary file renamed to
+its final name. A stream that fails a check removes both hidden files.
+
+Resuming a save: with a checkpoint store (``client.save_checkpoints``, sealed in the
+profile) the save records every ``CHECKPOINT_EVERY`` bytes, and when the relay cannot be
+reached any more, where it stands: the decryptor's secretstream state at that chunk
+boundary, the lengths of both files, a SHA-256 of the ciphertext and a BLAKE2b of the
+plaintext up to there. The next save of that attachment into that folder checks both files
+against the checkpoint (same inode, same bytes), restores the decryptor and fetches the rest
+with ``Range``: what the checkpoint covers is neither decrypted nor written again. Hashing
+the ciphertext up to there again is the one pass it repeats: the signed commitment is a
+SHA-256 over the whole ciphertext and hashlib cannot carry a SHA-256 state over, and that
+pass also shows the part file still holds the ciphertext that was decrypted. The
+ciphertext the part file holds past the checkpoint is decrypted again locally. Anything that
+does not match starts the save over (nothing of the old files is kept); the stream's own
+checks and the whole-ciphertext hash still decide whether the file counts as saved, so a
+relay that serves other bytes for the rest is caught as before and nothing stays behind.
+
+Why a checkpoint and not a staged ciphertext decrypted once at the end: that would decrypt
+again whatever a kill interrupted during the final pass, and hold the whole file twice.
+Why the plaintext may stay: it lies where the person asked for that file, mode 0600, only
+while a sealed checkpoint names it, and it is removed by the first opening of the profile a
+day later (``RESUME_WINDOW``) or by a save into that folder that cannot resume it.
+Without a checkpoint store (the library's ``download_attachment`` alone) an interruption
+keeps only the ``.kokpart``, which the next attempt decrypts again from the start.
 """
 
 from __future__ import annotations
@@ -38,10 +58,12 @@ import mimetypes
 import os
 import re
 import secrets
+import stat
+import threading
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import aiohttp
 
@@ -58,6 +80,7 @@ from protocol.stream import (
     CHUNK_SIZE,
     HEADER_SIZE,
     SIZE_PREFIX,
+    StreamPosition,
     ciphertext_hasher,
     padded_stream_size,
 )
@@ -405,20 +428,88 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _Saving:
-    """Ciphertext appended to the part file and decrypted into the temporary file."""
+CHECKPOINT_EVERY = 8 * 1024 * 1024
+"""Ciphertext bytes between two checkpoints of a save: after a kill, at most this much is
+decrypted again (from the part file, or fetched again)."""
 
-    def __init__(self, part: Path, tmp: Path, attachment: Attachment) -> None:
+
+class SaveCheckpoints(Protocol):
+    """Where checkpoints of a save are kept (sealed: they hold a secretstream state)."""
+
+    async def load(self, tmp: Path) -> dict[str, Any] | None: ...
+
+    async def store(self, tmp: Path, facts: dict[str, Any]) -> None: ...
+
+    async def forget(self, tmp: Path) -> None: ...
+
+
+def _open_own(path: Path) -> IO[bytes]:
+    """``path`` opened for update if it is a plain file of ours with no other name."""
+    fh = os.fdopen(os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK), "r+b")
+    facts = os.fstat(fh.fileno())
+    if (not stat.S_ISREG(facts.st_mode) or facts.st_uid != os.geteuid()
+            or facts.st_nlink != 1):
+        fh.close()
+        raise OSError(f"{path.name} is not a file a save of ours made")
+    return fh
+
+
+def _digest_prefix(fh: IO[bytes], length: int, hasher: Any) -> bool:
+    """Feed the first ``length`` bytes of ``fh`` to ``hasher``; False if it is shorter."""
+    fh.seek(0)
+    done = 0
+    while done < length:
+        data = fh.read(min(READ_PIECE, length - done))
+        if not data:
+            return False
+        hasher.update(data)
+        done += len(data)
+    return True
+
+
+def _plain_hasher() -> Any:
+    return hashlib.blake2b(digest_size=32)
+
+
+class _Saving:
+    """Ciphertext appended to the part file and decrypted into the temporary file.
+
+    With checkpoints, each stage notes where it stands after every batch (``_mark``): the
+    decryptor's position, the ciphertext hash so far, the plaintext digest so far. Once all
+    three agree on an offset the event loop may store them as one checkpoint.
+    """
+
+    out: IO[bytes]
+    part: IO[bytes]
+
+    def __init__(self, part: Path, tmp: Path, attachment: Attachment,
+                 resume: dict[str, Any] | None = None) -> None:
+        self.key = attachment.key
+        self.expected_hash = attachment.hash
+        self.drop = attachment.drop
+        self.size = attachment.size
+        self.total = ciphertext_size(attachment.size)
+        self.part_path = part
+        self.tracking = False  # marks are taken only when checkpoints are kept
+        self.marks: dict[int, dict[str, Any]] = {}
+        self.marks_lock = threading.Lock()  # three workers note marks, the event loop reads
+        self.saved_at = 0  # where the last stored checkpoint stands
+        self.resumed = resume is not None and self._resume(part, tmp, resume)
+        if self.resumed:
+            return
         # the ciphertext is hashed by another worker than the one decrypting (both release
         # the GIL), and compared with the signed hash in ``finish``
         self.dec = FileDecryptor(attachment.key, expected_size=attachment.size,
                                  hash_ciphertext=False)
         self.hasher = ciphertext_hasher()
-        self.expected_hash = attachment.hash
-        self.size = attachment.size
+        self.plain_hasher = _plain_hasher()
+        self.plain = 0
         # The hidden names are predictable: in a folder others can write to, a link planted
         # there must not make us write through it (plaintext into someone's file, or ours
         # truncated). The temporary file is always made anew; the part file never followed.
+        if resume is not None:
+            discard_save_file(tmp)  # a checkpoint that does not fit: start over
+            discard_save_file(part)
         tmp.unlink(missing_ok=True)
         self.out = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                                      0o600), "wb")
@@ -432,39 +523,137 @@ class _Saving:
             tmp.unlink(missing_ok=True)
             raise
         self.have = 0
+        self.decrypted = self.hashed = 0
+
+    def _resume(self, part: Path, tmp: Path, facts: dict[str, Any]) -> bool:
+        """Go on from a checkpoint if both files still hold what it recorded."""
+        opened: list[IO[bytes]] = []
+        resumable = False
+        try:
+            if (facts["drop"] != b64encode(self.drop)
+                    or facts["hash"] != b64encode(self.expected_hash)
+                    or facts["part"] != str(part)):
+                return False
+            position = StreamPosition(b64decode(facts["state"]), int(facts["ciphertext"]),
+                                      int(facts["plaintext"]))
+            dec = FileDecryptor.resume(self.key, position, expected_size=self.size)
+            plain = position.file_bytes(self.size)
+            out = _open_own(tmp)
+            opened.append(out)
+            fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            here = os.fstat(out.fileno())
+            if [here.st_dev, here.st_ino] != facts["file"]:
+                return False
+            # the bytes themselves, not only the file's identity: a temporary file changed
+            # since (or not written to disk before a power cut) starts the save over
+            plain_hasher = _plain_hasher()
+            if (not _digest_prefix(out, plain, plain_hasher)
+                    or b64encode(plain_hasher.digest()) != facts["plain_digest"]):
+                return False
+            part_fh = _open_own(part)
+            opened.append(part_fh)
+            # SHA-256 of the ciphertext cannot be carried over (hashlib exports no midstate):
+            # hashing the part file again rebuilds it and shows it is what was decrypted
+            hasher = ciphertext_hasher()
+            if (not _digest_prefix(part_fh, position.ciphertext, hasher)
+                    or b64encode(hasher.digest()) != facts["cipher_digest"]):
+                return False
+            out.truncate(plain)
+            out.seek(plain)
+            part_fh.seek(position.ciphertext)
+            resumable = True
+        except (KeyError, TypeError, ValueError, OSError, ProtocolError):
+            return False
+        finally:
+            if not resumable:
+                for fh in opened:
+                    fh.close()
+        self.out, self.part = out, part_fh
+        self.dec, self.hasher, self.plain_hasher = dec, hasher, plain_hasher
+        self.plain = plain
+        self.have = self.decrypted = self.hashed = self.saved_at = position.ciphertext
+        return True
 
     def replay(self, total: int) -> int:
-        """Decrypt what an earlier attempt left in the part file; returns its length."""
+        """Decrypt what an earlier attempt left in the part file past the point this save
+        starts from (no checkpoint: the start); returns the length now held."""
         size = os.fstat(self.part.fileno()).st_size
-        if size > total:  # cannot be ours: start over
-            self.part.truncate(0)
-            size = 0
-        self.part.seek(0)
+        if size > total:  # cannot be ours: back to where this save starts
+            self.part.truncate(self.have)
+            size = self.have
+        self.part.seek(self.have)
         while self.have < size:
             data = self.part.read(min(READ_PIECE, size - self.have))
             if not data:
                 break
             self.hasher.update(data)
-            self.out.write(self.dec.update(data))
+            plain = self.dec.update(data)
+            self.plain_hasher.update(plain)
+            self.out.write(plain)
+            self.plain += len(plain)
             self.have += len(data)
         self.part.seek(self.have)
         self.part.truncate(self.have)
+        self.decrypted = self.hashed = self.have
         return self.have
+
+    def _mark(self, offset: int, name: str, value: Any) -> None:
+        with self.marks_lock:
+            self.marks.setdefault(offset, {})[name] = value
 
     def decrypt(self, chunks: list[bytes]) -> list[bytes]:
         """The plaintext of a batch of whole ciphertext chunks (each checked)."""
-        return [self.dec.update(chunk) for chunk in chunks]
+        plain = [self.dec.update(chunk) for chunk in chunks]
+        self.decrypted += sum(map(len, chunks))
+        if self.tracking and self.decrypted < self.total:
+            with contextlib.suppress(ProtocolError):  # not between two chunks: no mark
+                self._mark(self.decrypted, "position", self.dec.position())
+        return plain
 
     def hash(self, chunks: list[bytes]) -> None:
         """Add a batch of ciphertext to the hash (batches in order, one at a time)."""
         for chunk in chunks:
             self.hasher.update(chunk)
+        self.hashed += sum(map(len, chunks))
+        if self.tracking:
+            self._mark(self.hashed, "cipher_digest", self.hasher.copy().digest())
 
     def keep(self, chunks: list[bytes], plain: list[bytes]) -> None:
         """Append a decrypted batch to both files."""
         self.part.writelines(chunks)
         self.out.writelines(plain)
+        for piece in plain:
+            self.plain_hasher.update(piece)
+        self.plain += sum(map(len, plain))
         self.have += sum(map(len, chunks))
+        if self.tracking:
+            # in the kernel's hands before a checkpoint may name them: a killed process
+            # loses nothing written (a power cut may: the digests then start the save over)
+            self.part.flush()
+            self.out.flush()
+            self._mark(self.have, "plain_digest", self.plain_hasher.copy().digest())
+
+    async def checkpoint(self, checkpoints: SaveCheckpoints, tmp: Path, *,
+                         now: bool = False) -> None:
+        """Store where the save stands, if every stage reached the same chunk boundary and
+        (unless ``now``) ``CHECKPOINT_EVERY`` bytes came since the last checkpoint."""
+        with self.marks_lock:
+            for offset in [o for o in self.marks if o < self.have]:
+                del self.marks[offset]
+            mark = dict(self.marks.get(self.have, {}))
+        if len(mark) != 3 or not (now or self.have - self.saved_at >= CHECKPOINT_EVERY):
+            return
+        if self.have == self.saved_at:
+            return
+        position: StreamPosition = mark["position"]
+        here = os.fstat(self.out.fileno())
+        await checkpoints.store(tmp, {
+            "drop": b64encode(self.drop), "hash": b64encode(self.expected_hash),
+            "part": str(self.part_path), "file": [here.st_dev, here.st_ino],
+            "state": b64encode(position.state), "ciphertext": position.ciphertext,
+            "plaintext": position.plaintext, "cipher_digest": b64encode(mark["cipher_digest"]),
+            "plain_digest": b64encode(mark["plain_digest"])})
+        self.saved_at = self.have
 
     def finish(self) -> None:
         last = self.dec.finalize()  # truncation and the like first, as SPEC 13.3 orders them
@@ -480,40 +669,55 @@ class _Saving:
                 fh.close()
 
 
+_SAVE_FILE = re.compile(r"\..+\.[0-9a-f]{12}\.kok(tmp|part)", re.DOTALL)
 _PLAINTEXT_LEFTOVER = re.compile(r"\..+\.[0-9a-f]{12}\.koktmp", re.DOTALL)
 
 
-def remove_plaintext_leftovers(folder: Path) -> list[str]:
-    """Delete the decrypted temporary files a killed save left in ``folder``; their names.
+def discard_save_file(path: Path) -> bool:
+    """Empty and delete a save's hidden file unless a running save holds it; True if gone.
 
-    A save holds a lock on its temporary file, so one still running keeps it. The file is
-    emptied before it is unlinked, so no other name left pointing at it keeps the plaintext.
-    The ciphertext part files stay: the next save of that attachment resumes from them.
+    It is emptied before it is unlinked, so no other name left pointing at it keeps the
+    plaintext; a file that is not ours (another owner, another name for it) is left alone.
     """
-    removed = []
+    if not _SAVE_FILE.fullmatch(path.name):
+        return False
     try:
-        names = [e.name for e in os.scandir(folder)
-                 if _PLAINTEXT_LEFTOVER.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        facts = os.fstat(fd)
+        if (not stat.S_ISREG(facts.st_mode) or facts.st_uid != os.geteuid()
+                or facts.st_nlink != 1):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        os.unlink(path)
+        return True
+    except OSError:
+        return False  # a save in progress holds it (or it is already gone)
+    finally:
+        os.close(fd)
+
+
+def plaintext_leftovers(folder: Path) -> list[str]:
+    """The names of the decrypted temporary files of saves in ``folder``."""
+    try:
+        return [e.name for e in os.scandir(folder)
+                if _PLAINTEXT_LEFTOVER.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
     except OSError:
         return []
-    for name in names:
-        try:
-            fd = os.open(folder / name, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            facts = os.fstat(fd)
-            if facts.st_uid != os.geteuid() or facts.st_nlink != 1:
-                continue  # not a file a save of ours made: never empty someone else's
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.ftruncate(fd, 0)
-            os.unlink(folder / name)
-            removed.append(name)
-        except OSError:
-            continue  # a save in progress holds it (or it is already gone)
-        finally:
-            os.close(fd)
-    return removed
+
+
+def remove_plaintext_leftovers(folder: Path, keep: frozenset[str] = frozenset()) -> list[str]:
+    """Delete the decrypted temporary files a killed save left in ``folder``; their names.
+
+    ``keep`` names the ones a checkpoint of this profile can resume. A save holds a lock on
+    its temporary file, so one still running keeps it. The ciphertext part files stay: the
+    next save of that attachment resumes from them.
+    """
+    return [name for name in plaintext_leftovers(folder)
+            if name not in keep and discard_save_file(folder / name)]
 
 
 def _total_from(resp: aiohttp.ClientResponse) -> int | None:
@@ -546,8 +750,11 @@ def _to_boundary(position: int, padded: int) -> int:
 
 
 async def _fetch(api: RelayApi, drop: str, job: _Saving, total: int,
-                 progress: Progress | None) -> None:
-    """One GET from ``job.have`` on; returns when the body ends (complete or not)."""
+                 progress: Progress | None,
+                 checkpoint: Callable[[], Awaitable[None]] | None = None) -> None:
+    """One GET from ``job.have`` on; returns when the body ends (complete or not).
+
+    ``checkpoint`` runs after each batch is written (before progress is reported)."""
     padded = padded_stream_size(job.size)
     extra = {"Range": f"bytes={job.have}-"} if job.have else {}
     async with api.exchange("GET", drop_path(drop), headers=extra, check=False) as resp:
@@ -573,6 +780,8 @@ async def _fetch(api: RelayApi, drop: str, job: _Saving, total: int,
                     plain = await asyncio.to_thread(job.decrypt, batch)
                     if writing is not None:
                         await writing
+                        if checkpoint is not None:
+                            await checkpoint()
                         if progress:
                             progress(job.have, total)
                     writing = asyncio.ensure_future(asyncio.to_thread(job.keep, batch, plain))
@@ -583,6 +792,8 @@ async def _fetch(api: RelayApi, drop: str, job: _Saving, total: int,
                 if writing is not None:
                     await asyncio.wait([writing])
                     writing.result()
+                    if checkpoint is not None:
+                        await checkpoint()
                     if progress:
                         progress(job.have, total)
 
@@ -608,30 +819,55 @@ async def _fetch(api: RelayApi, drop: str, job: _Saving, total: int,
 
 async def download_attachment(api: RelayApi, attachment: Attachment, dest_dir: Path, *,
                               name: str | None = None, force: bool = False,
-                              progress: Progress | None = None) -> Path:
-    """Fetch, verify and decrypt one attachment into ``dest_dir``; returns the final path."""
+                              progress: Progress | None = None,
+                              checkpoints: SaveCheckpoints | None = None) -> Path:
+    """Fetch, verify and decrypt one attachment into ``dest_dir``; returns the final path.
+
+    With ``checkpoints`` an interrupted save keeps what it decrypted and notes where it
+    stands, so the next save goes on from there without decrypting it again.
+    """
     name = name or sanitize_name(attachment.name)
     final = dest_dir / name
     if final.exists() and not force:
         raise TransferError("file_exists", path=str(final))
     tag = attachment.drop.hex()[:12]
-    part = dest_dir / f".{name}.{tag}.kokpart"
-    tmp = dest_dir / f".{name}.{tag}.koktmp"
+    # absolute: a checkpoint is found by the temporary file's path
+    where = Path(await asyncio.to_thread(os.path.abspath, dest_dir))
+    part = where / f".{name}.{tag}.kokpart"
+    tmp = where / f".{name}.{tag}.koktmp"
     total = ciphertext_size(attachment.size)
     drop = b64encode(attachment.drop)
-    keep_part = False
-    await asyncio.to_thread(remove_plaintext_leftovers, dest_dir)
+    keep_part = keep_tmp = False
+    facts = None
+    resumable: set[str] = set()  # interrupted saves of this profile in this folder
+    if checkpoints is not None:
+        facts = await checkpoints.load(tmp)
+        for leftover in await asyncio.to_thread(plaintext_leftovers, dest_dir):
+            found = facts if leftover == tmp.name else await checkpoints.load(where / leftover)
+            if found is not None:
+                resumable.add(leftover)
+    await asyncio.to_thread(remove_plaintext_leftovers, dest_dir, frozenset(resumable))
     try:
-        job = await asyncio.to_thread(_Saving, part, tmp, attachment)
+        job = await asyncio.to_thread(_Saving, part, tmp, attachment, facts)
     except OSError as exc:
         raise TransferError("save_failed", path=str(dest_dir), detail=exc.strerror or "") from None
+    step: Callable[[], Awaitable[None]] | None = None
+    if checkpoints is not None:
+        if facts is not None and not job.resumed:
+            await checkpoints.forget(tmp)
+        job.tracking = True
+        keeper = checkpoints
+
+        async def step() -> None:
+            await job.checkpoint(keeper, tmp)
+
     try:
         await asyncio.to_thread(job.replay, total)
         if progress and job.have:
             progress(job.have, total)
 
         async def attempt() -> None:
-            await _fetch(api, drop, job, total, progress)
+            await _fetch(api, drop, job, total, progress, step)
             if job.have < total:
                 raise _Unfinished()
 
@@ -640,6 +876,9 @@ async def download_attachment(api: RelayApi, attachment: Attachment, dest_dir: P
                                attempts=api.policy.transfer_attempts, again=(_Unfinished,))
         except (RelayUnreachable, _Unfinished):
             keep_part = True  # the next attempt resumes from here
+            if checkpoints is not None:
+                await job.checkpoint(checkpoints, tmp, now=True)
+                keep_tmp = job.saved_at > 0
             raise RelayUnreachable(api.base_url) from None
         await asyncio.to_thread(job.finish)
         job.close()
@@ -650,11 +889,16 @@ async def download_attachment(api: RelayApi, attachment: Attachment, dest_dir: P
     except ProtocolError as exc:
         raise VerificationError.from_protocol(exc) from exc
     except (asyncio.CancelledError, KeyboardInterrupt):
-        keep_part = True  # interrupted by the person: the next attempt resumes
+        # interrupted by the person: the next attempt resumes (from the last checkpoint)
+        keep_part = True
+        keep_tmp = checkpoints is not None and job.saved_at > 0
         raise
     finally:
         job.close()
-        tmp.unlink(missing_ok=True)
+        if not keep_tmp:
+            tmp.unlink(missing_ok=True)
         if not keep_part:
             part.unlink(missing_ok=True)
+        if checkpoints is not None and not keep_tmp and job.saved_at:
+            await checkpoints.forget(tmp)
     return final

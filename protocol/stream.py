@@ -29,6 +29,15 @@ measurement over BLAKE2b-256 because hashlib's SHA-256 uses the CPU's SHA extens
 they exist (x86 SHA-NI, ARMv8 SHA2), which makes it about twice as fast here and keeps the
 hash from costing as much as the cipher; it needs no extra dependency in any language.
 
+Resuming a decryption: between two chunks a ``FileDecryptor`` can state where it stands
+(``position``: the secretstream state, 52 bytes, and how much ciphertext and stream plaintext
+it consumed) and a new one can go on from there (``FileDecryptor.resume``), so a client that
+kept the plaintext it already wrote need not decrypt it again. The state holds the stream's
+subkey and nonce: it decrypts the rest of the stream, so it is as secret as the file key and
+a caller stores it only sealed. The ciphertext hash cannot be carried over (hashlib cannot
+export a SHA-256 midstate), so a resumed decryptor leaves hashing to its caller, who hashes
+the whole ciphertext itself (SPEC 13.4 is unchanged).
+
 Throughput: PyNaCl wants ``bytes`` per chunk, so each chunk is copied once out of the
 caller's pieces (``b"".join`` over memoryviews) and nothing else is copied on the way.
 """
@@ -38,6 +47,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -68,6 +78,7 @@ _pull = sodium.crypto_secretstream_xchacha20poly1305_pull
 
 
 HASH_SIZE = 32
+STATE_SIZE = sodium.crypto_secretstream_xchacha20poly1305_STATEBYTES  # 52
 
 
 def ciphertext_hasher() -> hashlib._Hash:
@@ -104,6 +115,24 @@ def _state(key: bytes, header: bytes) -> sodium.crypto_secretstream_xchacha20pol
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, header, key)
     return state
+
+
+@dataclass(frozen=True, repr=False)
+class StreamPosition:
+    """Where a ``FileDecryptor`` stands between two chunks: enough to go on from there.
+
+    ``state`` is the secretstream state (subkey and nonce): secret like the file key.
+    """
+
+    state: bytes
+    ciphertext: int
+    """Ciphertext bytes consumed, header included."""
+    plaintext: int
+    """Stream plaintext bytes consumed (size prefix, file bytes, padding)."""
+
+    def file_bytes(self, size: int) -> int:
+        """How many bytes of a file of ``size`` bytes were released up to here."""
+        return max(0, min(self.plaintext, SIZE_PREFIX + size) - SIZE_PREFIX)
 
 
 class _Pieces:
@@ -274,6 +303,38 @@ class FileDecryptor:
         self._plain_seen = 0  # stream plaintext bytes, prefix and padding included
         self._final = False
         self._received = 0
+
+    @classmethod
+    def resume(cls, key: bytes, position: StreamPosition, *, expected_size: int,
+               expected_hash: bytes | None = None) -> FileDecryptor:
+        """A decryptor going on from ``position`` (taken by ``position()`` on the same stream).
+
+        It does not hash: the ciphertext before ``position`` never passes through it, so the
+        caller hashes the whole ciphertext and compares it with the signed hash.
+        """
+        if expected_hash is not None:
+            raise BadField("a resumed decryptor cannot check the whole ciphertext's hash")
+        dec = cls(key, expected_size=expected_size, hash_ciphertext=False)
+        padded = padded_stream_size(expected_size)
+        plain, cipher = position.plaintext, position.ciphertext
+        chunks, inside = divmod(plain, CHUNK_SIZE)
+        if (not isinstance(position.state, bytes) or len(position.state) != STATE_SIZE
+                or inside or not 0 < plain < padded
+                or cipher != HEADER_SIZE + plain + chunks * ABYTES):
+            raise BadField("not a position between two chunks of this stream")
+        state = _state(key, bytes(HEADER_SIZE))  # sets up PyNaCl's buffers; replaced below
+        state.statebuf[0:STATE_SIZE] = position.state  # type: ignore[index]  # a cffi array
+        dec._state = state
+        dec._size = expected_size
+        dec._plain_seen = plain
+        dec._received = cipher
+        return dec
+
+    def position(self) -> StreamPosition:
+        """Where this decryptor stands; only between two chunks, before the last one."""
+        if self._state is None or self._size is None or self._final or self._pieces.length:
+            raise BadField("a decryptor can say where it stands only between two chunks")
+        return StreamPosition(bytes(self._state.statebuf), self._received, self._plain_seen)
 
     @property
     def expected_ciphertext(self) -> int | None:

@@ -323,3 +323,67 @@ def test_a_caller_may_hash_the_ciphertext_itself() -> None:
         FileDecryptor(key, expected_hash=hasher.digest(), hash_ciphertext=False)
     reader = FileDecryptor(key, expected_size=len(data), hash_ciphertext=False)
     assert reader.update(expected) + reader.finalize() == data
+
+
+# --- resuming a decryption from a stated position ----------------------------------------
+
+
+def _split_after_first(ciphertext: bytes) -> tuple[FileDecryptor, bytes, bytes]:
+    """A decryptor that consumed the header and first chunk; its output; the rest."""
+    cut = HEADER_SIZE + CHUNK_CIPHERTEXT
+    dec = FileDecryptor(KEY, expected_size=len(THREE_CHUNKS), hash_ciphertext=False)
+    return dec, dec.update(ciphertext[:cut]), ciphertext[cut:]
+
+
+def test_a_decryption_resumes_from_its_position_without_the_earlier_chunks() -> None:
+    ciphertext = encrypt_file_bytes(KEY, HEADER, THREE_CHUNKS)
+    dec, first, rest = _split_after_first(ciphertext)
+    position = dec.position()
+    assert (position.ciphertext, position.plaintext) == (HEADER_SIZE + CHUNK_CIPHERTEXT,
+                                                         CHUNK_SIZE)
+    assert position.file_bytes(len(THREE_CHUNKS)) == len(first) == CHUNK_SIZE - 8
+    again = FileDecryptor.resume(KEY, position, expected_size=len(THREE_CHUNKS))
+    assert first + again.update(rest) + again.finalize() == THREE_CHUNKS
+    # the position is a snapshot: the first decryptor goes on independently
+    assert dec.update(rest) + dec.finalize() == THREE_CHUNKS[len(first):]
+
+
+def test_a_resumed_decryption_still_detects_tampering_and_truncation() -> None:
+    ciphertext = encrypt_file_bytes(KEY, HEADER, THREE_CHUNKS)
+    dec, _, rest = _split_after_first(ciphertext)
+    position = dec.position()
+    for damaged, error in ((rest[:-1], StreamTruncated), (rest + b"\0", StreamTrailingData),
+                           (rest[:100] + bytes([rest[100] ^ 1]) + rest[101:], StreamCorrupt),
+                           # the chunk before the position served again
+                           (ciphertext[HEADER_SIZE:HEADER_SIZE + CHUNK_CIPHERTEXT] + rest,
+                            StreamCorrupt)):
+        again = FileDecryptor.resume(KEY, position, expected_size=len(THREE_CHUNKS))
+        with pytest.raises(error):
+            again.update(damaged)
+            again.finalize()
+    # a state from another stream (or altered) opens nothing
+    forged = type(position)(bytes(52), position.ciphertext, position.plaintext)
+    with pytest.raises(StreamCorrupt):
+        FileDecryptor.resume(KEY, forged, expected_size=len(THREE_CHUNKS)).update(rest)
+
+
+def test_a_position_exists_only_between_chunks_and_must_fit_the_stream() -> None:
+    ciphertext = encrypt_file_bytes(KEY, HEADER, THREE_CHUNKS)
+    dec = FileDecryptor(KEY, expected_size=len(THREE_CHUNKS), hash_ciphertext=False)
+    with pytest.raises(BadField):
+        dec.position()  # nothing read: the size prefix is not checked yet
+    dec.update(ciphertext[:HEADER_SIZE + CHUNK_CIPHERTEXT + 10])
+    with pytest.raises(BadField):
+        dec.position()  # inside a chunk
+    good = _split_after_first(ciphertext)[0].position()
+    size = len(THREE_CHUNKS)
+    for state, cipher, plain in ((good.state[:51], good.ciphertext, good.plaintext),
+                                 (good.state, good.ciphertext + 1, good.plaintext),
+                                 (good.state, good.ciphertext, good.plaintext + 1),
+                                 (good.state, HEADER_SIZE, 0)):
+        with pytest.raises(BadField):
+            FileDecryptor.resume(KEY, type(good)(state, cipher, plain), expected_size=size)
+    with pytest.raises(BadField):
+        FileDecryptor.resume(KEY, good, expected_size=size, expected_hash=bytes(32))
+    with pytest.raises(BadField):  # past the end of a smaller stream
+        FileDecryptor.resume(KEY, good, expected_size=100)
