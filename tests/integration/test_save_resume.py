@@ -20,7 +20,8 @@ import pytest
 
 import protocol.stream
 from client import Client
-from client.errors import VerificationError
+from client.api import RetryPolicy
+from client.errors import RelayUnreachable, VerificationError
 from client.save_checkpoints import RESUME_WINDOW, SaveCheckpoints
 from protocol import b64decode
 from protocol.stream import CHUNK_SIZE, chunk_count
@@ -62,6 +63,19 @@ async def world(shared_relay: RelayProcess, tmp_path: Path) -> AsyncIterator[Wor
     w = await make_world(shared_relay, tmp_path / "home")
     yield w
     await close_all(*w.clients.values())
+
+
+@pytest.fixture
+async def own_world(tmp_path: Path) -> AsyncIterator[World]:
+    """A relay of its own (the test kills it), and the two orgs."""
+    relay = RelayProcess.start(tmp_path / "relay-own", network_profile=True)
+    try:
+        w = await make_world(relay, tmp_path / "home")
+        yield w
+        await close_all(*w.clients.values())
+    finally:
+        relay.stop(check_log=False)
+    relay.assert_log_clean()
 
 
 async def send_file(world: World, source: Path) -> tuple[str, dict[str, Any]]:
@@ -190,4 +204,35 @@ async def test_a_save_not_resumed_in_time_is_removed_when_the_profile_opens(
     later = await Client.open(world.home, ben.profile.name, TEST_PASSPHRASE,
                               clock=lambda: time.time() + RESUME_WINDOW + 600)
     await later.close()
+    assert hidden_leftovers(target) == []
+
+
+async def test_a_save_cut_off_from_the_relay_checkpoints_where_it_stopped(
+        own_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint taken as the relay went away, not only the periodic ones."""
+    ben, relay = own_world["ben"], own_world.relay
+    size = 16 * MIB  # more than the socket buffers hold once the relay is gone
+    source = write_file(tmp_path / "akte.bin", size)
+    message_id, attachment = await send_file(own_world, source)
+    target = tmp_path / "out"
+    (await ben.api()).policy = RetryPolicy(transfer_attempts=2, first_delay=0.05)
+
+    def relay_goes(name: str, done: int, total: int) -> None:
+        if done >= MIB and relay.proc is not None:
+            relay.kill()
+
+    with pytest.raises(RelayUnreachable):
+        await ben.save(message_id, target, progress=relay_goes, mkdir=True)
+    facts = await checkpoint_of(ben, hidden(target, attachment, "koktmp"))
+    assert facts is not None
+    # it stands exactly where the part file ends: everything written is covered
+    assert facts["ciphertext"] == hidden(target, attachment, "kokpart").stat().st_size
+    had = facts["plaintext"] // CHUNK_SIZE
+    assert 0 < had < chunk_count(size)
+
+    relay.restart()
+    counter = ChunkCounter(monkeypatch)
+    [saved] = await ben.save(message_id, target)
+    assert digest(saved.path) == digest(source)
+    assert counter.opened == chunk_count(size) - had
     assert hidden_leftovers(target) == []
