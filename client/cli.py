@@ -31,7 +31,7 @@ from .cli_common import (
     settings,
     with_client,
 )
-from .errors import KokError, ProfileError, UsageError, VerificationError
+from .errors import KokError, ProfileError, RelayUnreachable, UsageError, VerificationError
 from .i18n import file_size, localise_usage, t, tn, use_for_click
 from .passphrase_strength import require_strong
 from .profile import load_profile, save_keystore
@@ -197,8 +197,13 @@ def save_cmd(ctx: click.Context, message_id: str, directory: Path, force: bool,
     s = settings(ctx)
     progress = progress_for(s.json, quiet=s.quiet)
     made = mkdir and not directory.exists()
-    saved = with_client(ctx, lambda c: c.save(message_id, directory, force=force,
-                                              progress=progress, mkdir=mkdir))
+    try:
+        saved = with_client(ctx, lambda c: c.save(message_id, directory, force=force,
+                                                  progress=progress, mkdir=mkdir))
+    except RelayUnreachable:
+        if not s.json:  # what was saved so far is kept to go on from (client.save_checkpoints)
+            click.echo(t("save.resume_hint"), err=True)
+        raise
     if made and not s.json:
         click.echo(t("save.made_dir", path=str(directory)), err=True)
     s.out([t("save.done", name=f.name, path=str(f.path), size=file_size(f.size)) for f in saved],

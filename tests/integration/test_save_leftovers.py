@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from client.transfer import remove_plaintext_leftovers
+from kokshared.ports import free_port
 from tests.integration.kokcli import kok, ok
 from tests.integration.people import close_all, new_org, new_staff, open_office, unique
 
@@ -36,6 +37,15 @@ async def test_the_next_save_removes_what_a_killed_save_left(shared_relay: objec
     leftover = target / ".bericht.pdf.0123456789ab.koktmp"
     leftover.write_bytes(SECRET)
     (target / ".bericht.pdf.0123456789ab.kokpart").write_bytes(os.urandom(64))
+    # the relay gone: the save fails and says how to go on
+    profile_json = home / reader / "profile.json"
+    facts = json.loads(profile_json.read_text())
+    profile_json.write_text(json.dumps({**facts, "relay": f"http://127.0.0.1:{free_port()}"}))
+    down = kok("save", message_id[:8], "--dir", str(target), home=home, profile=reader)
+    profile_json.write_text(json.dumps(facts))
+    assert down.code == 1 and "Cannot reach the relay" in down.err
+    assert "run the same kok save again" in down.err
+    assert "Traceback" not in down.err
     ok(kok("save", message_id[:8], "--dir", str(target), home=home, profile=reader))
     assert (target / "brief.txt").read_bytes() == b"neu"
     assert not leftover.exists()
