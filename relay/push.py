@@ -156,7 +156,11 @@ class EventHub:
         too_slow = []
         for sub in subs:
             deliver = sub.deliver
-            if (deliver is None or not deliver(message)) and not sub.push(message):
+            try:
+                written = deliver is not None and deliver(message)
+            except Exception:  # one broken connection must not cost the others their push:
+                written = False  # its task meets the error, on its own stream
+            if not written and not sub.push(message):
                 too_slow.append(sub)
         for sub in too_slow:
             self.unsubscribe(sub)

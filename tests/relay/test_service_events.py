@@ -200,3 +200,32 @@ def test_a_pushed_frame_is_one_unmasked_uncompressed_text_frame_of_the_event(
     assert json.loads(frame[start:])["message"]["cursor"] == 7
     other = dataclasses.replace(message, cursor=8)
     assert wire.message_frame(other) != frame and wire.message_frame(message) == frame
+
+
+async def test_a_connection_that_fails_a_write_costs_no_other_stream_its_push(
+        tmp_path: Path) -> None:
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b")
+        events = world.relay.events
+        broken_session = await world.login(b.staff["org-b/alice"])
+        healthy_session = await world.login(b.staff["org-b/admin"])
+
+        def broken(message: StoredMessage) -> bool:
+            raise ConnectionResetError("the connection went away")
+
+        healthy = _Connection()
+        streams = []
+        for session, write in ((broken_session, broken), (healthy_session, healthy.write)):
+            sub = events.open(session)
+            items = events.stream(session, sub, 0, world.now, write)
+            streams.append((sub, items, asyncio.ensure_future(_next(items))))
+        await asyncio.sleep(0)
+        sent = await world.send_one(a.staff["org-a/admin"], b)  # answered: no error
+        assert healthy.written == [sent.id]
+        yielded = await streams[0][2]  # the broken stream's task sends it and meets the error
+        assert isinstance(yielded, StoredMessage) and yielded.id == sent.id
+        assert not streams[1][2].done()
+        for sub, _, waiting in streams:
+            waiting.cancel()
+            events.close(sub)
