@@ -8,10 +8,12 @@ recipient organisation enrolled at that moment; the envelope is deleted when all
 have acknowledged it (a colleague removed meanwhile no longer counts), when its TTL
 passes, or when the sender retracts it. Nothing stored names the sender.
 
-The answer gives each envelope an id and a status token. Both are derived from the
-relay's token key and the client's idempotency key (``hashing.derive``), and the relay
-keeps only hashes of the status token and the idempotency key, so a retried send gets the
-very same answer while the disk holds nothing that could ask for the status.
+The answer gives each envelope an id and a status token. Both are the second the send
+arrived followed by bytes derived from the relay's token key and the client's idempotency
+key (``hashing.arrival_ordered``: ids and status keys then reach the store in arrival
+order, cheap to index), and the relay keeps only hashes of the status token and the
+idempotency key, so a retried send gets the very same answer while the disk holds nothing
+that could ask for the status.
 
 Status answers: ``pending`` (k of n acknowledged so far), ``delivered``, ``retracted``,
 ``expired``. After deletion a tombstone with the final state and k of n stays until the
@@ -45,7 +47,16 @@ from ..store import (
 from ..store.interface import MailboxStore
 from .directory import Directory
 from .domain import MESSAGE_ID_SIZE, STATUS_TOKEN_SIZE, Envelope, SendRequest, SentMessage
-from .hashing import IDEMPOTENCY, MESSAGE_ID, REQUEST, STATUS, STATUS_TOKEN, derive, secret_hash
+from .hashing import (
+    IDEMPOTENCY,
+    MESSAGE_ID,
+    REQUEST,
+    STATUS,
+    STATUS_TOKEN,
+    arrival_ordered,
+    secret_hash,
+    status_key,
+)
 from .recipients import DeviceActivity, require_recipient
 from .sessions import Session
 from .ttl import checked_ttl
@@ -77,7 +88,7 @@ class Mailbox:
         self._check_envelopes(request.envelopes)
         key = request.idempotency_key
         messages = []
-        status_tokens = [self._status_token(key, i) for i in range(len(request.envelopes))]
+        ids, status_tokens = self._names(key, len(request.envelopes), now)
         for index, envelope in enumerate(request.envelopes):
             recipients, devices = self._recipients(envelope.to_org)
             activity, keylog = self.activity, self.directory.keylog
@@ -86,11 +97,11 @@ class Mailbox:
             if activity is not None and not activity.all_active(devices, keylog, now):
                 devices = await activity.counted(devices, keylog, now)
             messages.append(NewMessage(
-                id=derive(self._token_key, MESSAGE_ID, key, index, MESSAGE_ID_SIZE),
+                id=ids[index],
                 to_org=envelope.to_org,
                 epoch=envelope.epoch,
                 sealed=envelope.sealed,
-                status_hash=secret_hash(STATUS, status_tokens[index]),
+                status_hash=status_key(status_tokens[index]),
                 recipients=recipients,
                 devices=devices,
             ))
@@ -107,11 +118,13 @@ class Mailbox:
         ))
         if isinstance(result, ReplayedSend):
             expires = result.expires
+            if result.received != now:  # the first send's names begin with its second
+                ids, status_tokens = self._names(key, len(messages), result.received)
         else:
             expires = now + ttl
             for stored in result:
                 self.hub.publish(stored)
-        return [SentMessage(m.id, m.to_org, status_tokens[i], expires)
+        return [SentMessage(ids[i], m.to_org, status_tokens[i], expires)
                 for i, m in enumerate(messages)]
 
     def _recipients(self, org_id: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
@@ -134,8 +147,14 @@ class Mailbox:
         self._recipients_of[org_id] = (keylog, keylog.size, recipients, devices)
         return recipients, devices
 
-    def _status_token(self, key: bytes, index: int) -> bytes:
-        return derive(self._token_key, STATUS_TOKEN, key, index, STATUS_TOKEN_SIZE)
+    def _names(self, key: bytes, count: int, received: int
+               ) -> tuple[list[bytes], list[bytes]]:
+        """The ids and status tokens of a send's envelopes (hashing.arrival_ordered)."""
+        token_key = self._token_key
+        return ([arrival_ordered(token_key, MESSAGE_ID, key, i, MESSAGE_ID_SIZE, received)
+                 for i in range(count)],
+                [arrival_ordered(token_key, STATUS_TOKEN, key, i, STATUS_TOKEN_SIZE, received)
+                 for i in range(count)])
 
     def _check_envelopes(self, envelopes: tuple[Envelope, ...]) -> None:
         """The relay's limits, and each recipient's current epoch."""
@@ -204,15 +223,19 @@ class Mailbox:
 
     async def status(self, token: bytes, now: int) -> MessageStatus:
         """State of a message, for the holder of its status token only."""
-        found = await self.store.message_status(secret_hash(STATUS, token), now)
+        found = await self.store.message_status(status_key(token), now)
+        if found is None:  # a token issued before status keys began with the second
+            found = await self.store.message_status(secret_hash(STATUS, token), now)
         if found is None:
             raise NotFound()
         return found
 
     async def retract(self, token: bytes, now: int) -> MessageStatus:
         """Delete a message that has not been fully delivered yet."""
-        found = await self.store.retract(secret_hash(STATUS, token), now,
-                                         self.limits.status_grace)
+        grace = self.limits.status_grace
+        found = await self.store.retract(status_key(token), now, grace)
+        if found is None:  # a token issued before status keys began with the second
+            found = await self.store.retract(secret_hash(STATUS, token), now, grace)
         if found is None:
             raise NotFound()
         return found

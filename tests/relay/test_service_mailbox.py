@@ -18,7 +18,8 @@ from relay.errors import (
     StaleEpoch,
     TtlOutOfRange,
 )
-from relay.store import MessageStatus
+from relay.service.hashing import STATUS, secret_hash, status_key
+from relay.store import MessageStatus, NewMessage, SendBatch
 from tests.relay.inprocess import service_world
 from tests.support.actors import envelope, rand, revoke
 
@@ -121,6 +122,45 @@ async def test_a_retry_gets_the_same_answer_and_stores_nothing_new(tmp_path: Pat
             await world.send(sender, [env], key=key, ttl=101)
         reader = await world.login(b.staff["org-b/alice"])
         assert len(await world.relay.mailbox.inbox(reader, 0, 10, world.now())) == 1
+
+
+async def test_ids_and_status_tokens_begin_with_the_arrival_second(tmp_path: Path) -> None:
+    async with service_world(tmp_path) as world:
+        a = await world.setup_org("org-a")
+        b = await world.setup_org("org-b")
+        sender = await world.login(a.staff["org-a/admin"])
+        first = await world.send(sender, [envelope(a.staff["org-a/admin"], b)])
+        second_at = world.advance(1)
+        second = await world.send(sender, [envelope(a.staff["org-a/admin"], b)])
+        assert second[0].id[:4] == second[0].status_token[:4] == second_at.to_bytes(4, "big")
+        # in arrival order, so the store's indexes over them grow at their end
+        assert first[0].id < second[0].id
+        assert first[0].status_token < second[0].status_token
+        assert status_key(first[0].status_token) < status_key(second[0].status_token)
+        assert (await world.relay.mailbox.status(second[0].status_token, world.now())
+                ).state == "pending"
+
+
+async def test_a_status_token_from_before_status_keys_still_answers(tmp_path: Path) -> None:
+    """Messages stored under the plain hash of their token (before status keys began with
+    the arrival second) keep their status and can still be retracted."""
+    async with service_world(tmp_path) as world:
+        await world.setup_org("org-a")
+        b = await world.setup_org("org-b")
+        mailbox = world.relay.mailbox
+        tokens = [rand(32), rand(32)]
+        for token in tokens:
+            await world.relay.store.store_send(SendBatch(
+                key_hash=rand(32), request_hash=rand(32), received=world.now(),
+                expires=world.now() + 100, org_quota=10**9, messages=(NewMessage(
+                    id=rand(16), to_org=b.org_id, epoch=b.epoch, sealed=rand(100),
+                    status_hash=secret_hash(STATUS, token),
+                    recipients=("org-b/admin", "org-b/alice")),)))
+        assert await mailbox.status(tokens[0], world.now()) == MessageStatus("pending", 0, 2)
+        assert await mailbox.retract(tokens[1], world.now()) == MessageStatus("retracted", 0, 2)
+        assert await mailbox.status(tokens[1], world.now()) == MessageStatus("retracted", 0, 2)
+        with pytest.raises(NotFound):
+            await mailbox.status(rand(32), world.now())
 
 
 async def test_sends_are_checked_against_the_log_and_the_limits(tmp_path: Path) -> None:
