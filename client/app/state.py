@@ -62,6 +62,8 @@ class AppState:
         self._listener: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._subscribers: set[asyncio.Queue[int]] = set()
+        self._opening = asyncio.Lock()
+        """One unlock at a time: two pages asking at once must not open two clients."""
         self.unseen = 0
         """Messages that arrived since the inbox was last shown."""
 
@@ -73,31 +75,34 @@ class AppState:
 
     async def unlock(self, passphrase: str) -> Client:
         """Open the profile (a wrong passphrase raises ``ProfileError``), start listening."""
-        if self.client is not None:
-            return self.client
-        client = await Client.open(self.home, self.profile, passphrase, ca_file=self.ca_file)
-        return self._opened(client)
+        async with self._opening:
+            if self.client is not None:
+                return self.client
+            client = await Client.open(self.home, self.profile, passphrase,
+                                       ca_file=self.ca_file)
+            return self._opened(client)
 
     async def unlock_from_agent(self) -> Client | None:
         """Open the profile with the keys of its running unlock agent, if there is one and
         the app did not lock itself; ``None`` means the passphrase is needed."""
-        if self.client is not None:
-            return self.client
-        if self.locked_by_app:
-            return None
-        try:
-            prof = load_profile(self.home, self.profile)
-        except ProfileError:
-            return None
-        keystore = await asyncio.to_thread(agent_client.open_keystore, prof)
-        if keystore is None:
-            return None
-        try:
-            client = await Client.open_keystore(prof, keystore, ca_file=self.ca_file)
-        except KokError:
-            keystore.secrets.clear()
-            return None
-        return self._opened(client)
+        async with self._opening:
+            if self.client is not None:
+                return self.client
+            if self.locked_by_app:
+                return None
+            try:
+                prof = load_profile(self.home, self.profile)
+            except ProfileError:
+                return None
+            keystore = await asyncio.to_thread(agent_client.open_keystore, prof)
+            if keystore is None:
+                return None
+            try:
+                client = await Client.open_keystore(prof, keystore, ca_file=self.ca_file)
+            except KokError:
+                keystore.secrets.clear()
+                return None
+            return self._opened(client)
 
     def _opened(self, client: Client) -> Client:
         self.client = client
