@@ -19,7 +19,12 @@ Sends are stored all at once per batch (``_store_sends``: a handful of statement
 whole batch), because the writer thread competes with the event loop for the GIL. WAL
 checkpoints never run inside a commit: a separate connection checkpoints PASSIVE-ly every
 half second on its own thread, so an answer never waits for pages being copied into the
-database file (``purge`` still truncates the WAL on the writer, after deleting).
+database file (``purge`` still truncates the WAL on the writer, after deleting). Only a
+write that finds every frame copied starts the WAL again from its beginning, so under
+sustained load (commits landing while each background pass runs) the WAL would grow
+without end, keeping old versions of deleted pages: once it is longer than
+``wal_reset_frames``, the writer itself copies what the last background pass left, between
+two batches, and its next write starts the WAL afresh (cut to ``journal_size_limit``).
 
 The whole batch runs on aiosqlite's worker thread in a single hop (aiosqlite has no
 public call for "run this function on your thread": ``_run_on_thread`` is the one place
@@ -90,6 +95,8 @@ WRITER_PRAGMAS = (
     "PRAGMA journal_size_limit=67108864",
 )
 CHECKPOINT_INTERVAL = 0.5
+WAL_RESET_FRAMES = 4096
+"""WAL frames (16 MiB of 4 KiB pages) beyond which the writer finishes a checkpoint itself."""
 
 _MESSAGE_COLUMNS = "cursor, id, to_org, epoch, sealed, received, expires"
 _READERS = "(SELECT count(*) FROM receipts WHERE receipts.status_hash = ? AND has_read = 1)"
@@ -200,10 +207,16 @@ async def _run_on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Conne
 class SqliteStore:
     """``RelayStore`` over one SQLite file: a group-committing writer and pooled readers."""
 
-    def __init__(self, path: Path, *, readers: int = 2, max_batch: int = 256) -> None:
+    def __init__(self, path: Path, *, readers: int = 2, max_batch: int = 256,
+                 wal_reset_frames: int = WAL_RESET_FRAMES,
+                 checkpoint_interval: float = CHECKPOINT_INTERVAL) -> None:
         self.path = path
         self._reader_count = max(1, readers)
         self._max_batch = max(1, max_batch)
+        self._wal_reset_frames = wal_reset_frames
+        self._checkpoint_interval = checkpoint_interval
+        self._writer_checkpoint = False
+        """Set when the WAL is long: the writer checkpoints after its current batch."""
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
@@ -311,17 +324,29 @@ class SqliteStore:
                     job.future.set_result(value)
                 else:
                     job.future.set_exception(value)
+            if self._writer_checkpoint:  # after answering: only jobs queued meanwhile wait
+                self._writer_checkpoint = False
+                try:
+                    await _run_on_thread(self._writer, _copy_wal)
+                except sqlite3.OperationalError:  # busy: the background pass asks again
+                    pass
 
     async def _checkpoint_loop(self) -> None:
         """Copy committed WAL pages into the database in the background (PASSIVE: never
         blocks the writer or readers), so commits stay short and the WAL stays small."""
-        assert self._checkpointer is not None
         while True:
-            await asyncio.sleep(CHECKPOINT_INTERVAL)
-            try:
-                await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.OperationalError:  # busy: the next round catches up
-                continue
+            await asyncio.sleep(self._checkpoint_interval)
+            await self._background_checkpoint()
+
+    async def _background_checkpoint(self) -> None:
+        assert self._checkpointer is not None
+        try:
+            rows = await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.OperationalError:  # busy: the next round catches up
+            return
+        frames = next(iter(rows))[1]
+        if frames > self._wal_reset_frames:
+            self._writer_checkpoint = True
 
     # --- readers -----------------------------------------------------------------------
 
@@ -683,6 +708,12 @@ def _upgrade_schema(db: sqlite3.Connection) -> None:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+def _copy_wal(db: sqlite3.Connection) -> None:
+    """Between two of its transactions, the only writer copies every WAL frame the readers
+    allow into the database; the next write then starts the WAL from its beginning."""
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _split_sql(script: str) -> list[str]:
