@@ -28,6 +28,8 @@ from ..errors import RecipientUnknown
 from ..store.interface import DeviceSeenStore
 
 DAY = 86400
+ALL_ACTIVE_CACHE = 4096
+"""Device lists whose answer ``all_active`` remembers at once (then it starts afresh)."""
 
 
 def require_recipient(keylog: KeyLog, org_id: str) -> EpochState:
@@ -46,6 +48,10 @@ class DeviceActivity:
         self.store = store
         self.max_ttl = max_ttl
         self._seen: dict[tuple[str, str], int] = {}
+        self._all_active: dict[tuple[tuple[str, str], ...], tuple[KeyLog, int, int]] = {}
+        """Device lists found all active, with the key log (and its size) they were checked
+        against and the last second all of them stay active: a login only postpones that
+        second, so the answer holds until then unless the log grew."""
         self._since = 0
         """The day the relay began recording logins: a device with no login recorded
         counts as seen then (a relay upgraded to this rule abandons nobody at once)."""
@@ -71,7 +77,18 @@ class DeviceActivity:
 
     def all_active(self, devices: tuple[tuple[str, str], ...], keylog: KeyLog, now: int) -> bool:
         """Are all of ``devices`` active by what this process remembers?"""
-        return all(self._active(staff_id, device, keylog, now) for staff_id, device in devices)
+        known = self._all_active.get(devices)
+        if (known is not None and known[0] is keylog and known[1] == keylog.size
+                and now <= known[2]):
+            return True  # every send to an organisation asks this of the same devices
+        until = min((self._active_until(staff_id, device, keylog)
+                     for staff_id, device in devices), default=now)
+        if now > until:
+            return False
+        if len(self._all_active) >= ALL_ACTIVE_CACHE:
+            self._all_active.clear()
+        self._all_active[devices] = (keylog, keylog.size, until)
+        return True
 
     async def counted(self, devices: tuple[tuple[str, str], ...], keylog: KeyLog, now: int
                       ) -> tuple[tuple[str, str], ...]:
@@ -86,9 +103,12 @@ class DeviceActivity:
         return tuple(key for key in devices if self._active(*key, keylog, now))
 
     def _active(self, staff_id: str, device: str, keylog: KeyLog, now: int) -> bool:
-        seen = self._seen.get((staff_id, device))
-        # a day counts whole: a login at its start still counts at its end
-        if seen is not None and now - (seen + DAY - 1) <= self.max_ttl:
-            return True
+        return now <= self._active_until(staff_id, device, keylog)
+
+    def _active_until(self, staff_id: str, device: str, keylog: KeyLog) -> int:
+        """The last second the device counts, by what memory knows of its logins."""
         since = max(keylog.device(staff_id, device).added_at, self._since)
-        return now - since <= self.max_ttl
+        seen = self._seen.get((staff_id, device))
+        if seen is not None:  # a day counts whole: a login at its start still counts at its end
+            since = max(since, seen + DAY - 1)
+        return since + self.max_ttl

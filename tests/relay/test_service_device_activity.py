@@ -77,6 +77,22 @@ async def test_a_new_device_counts_before_its_first_login_and_the_day_is_all_tha
         assert laptop.signing.fingerprint not in {d for _, d in seen}
 
 
+async def test_a_remembered_all_active_answer_ends_the_second_a_device_is_abandoned(
+        tmp_path: Path) -> None:
+    async with service_world(tmp_path, max_ttl=MAX_TTL) as world:
+        await world.setup_org("org-b", ("bob",))
+        laptop = await add_laptop(world, (await world.setup_org("org-c", ("carl",))).staff[
+            "org-c/carl"])
+        activity, keylog = world.relay.mailbox.activity, world.relay.directory.keylog
+        assert activity is not None
+        devices = ((laptop.staff_id, laptop.signing.fingerprint),)
+        added = world.now()  # never logged in: it counts for max_ttl from being added
+        assert activity.all_active(devices, keylog, added)  # remembered from here on
+        assert activity.all_active(devices, keylog, added + MAX_TTL)
+        assert not activity.all_active(devices, keylog, added + MAX_TTL + 1)
+        assert await activity.counted(devices, keylog, added + MAX_TTL + 1) == ()
+
+
 async def test_a_login_through_another_process_counts_at_once(tmp_path: Path) -> None:
     """Memory says abandoned, the shared store says seen today: the store wins."""
     async with service_world(tmp_path, max_ttl=MAX_TTL) as world:
