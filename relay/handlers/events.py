@@ -2,8 +2,8 @@
 
 What the stream carries, and when it ends, is the service's (``relay.service.events``);
 this handler upgrades the connection and writes each item as a frame. Live envelopes are
-written by the hub at once through ``_writer``'s function: the frame's bytes, built once
-per envelope, straight to the connection, with no task woken per stream.
+written by the hub at once through ``connection_writer``'s function: the frame's bytes,
+built once per envelope, straight to the connection, with no task woken per stream.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
         reader = asyncio.get_running_loop().create_task(_drain_incoming(ws, sub))
-        write = _writer(ws, request.transport)
+        write = connection_writer(ws, request.transport)
         async with contextlib.aclosing(
                 relay.events.stream(session, sub, after, now, write)) as items:
             async for item in items:
@@ -64,7 +64,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _writer(ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> Deliver:
+def connection_writer(ws: web.WebSocketResponse,
+                      transport: asyncio.Transport | None) -> Deliver:
     """Write one envelope's frame to this stream's connection now, if it can take it."""
 
     def write(message: StoredMessage) -> bool:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import cast
 
 import pytest
+from aiohttp import web
 
 from protocol.events import CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW
 from relay import wire
 from relay.errors import TooManyConnections
+from relay.handlers.events import WRITE_BUFFER_LIMIT, connection_writer
 from relay.push import QUEUE_SIZE, Closing
 from relay.store import StoredMessage
 from tests.relay.inprocess import service_world
@@ -229,3 +233,29 @@ async def test_a_connection_that_fails_a_write_costs_no_other_stream_its_push(
         for sub, _, waiting in streams:
             waiting.cancel()
             events.close(sub)
+
+
+class _OpenSocket:
+    closed = False  # what the writer asks of aiohttp's WebSocketResponse
+
+
+async def test_the_connection_writer_refuses_once_a_client_that_reads_nothing_backs_up() -> None:
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the client reads nothing
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+    try:
+        write = connection_writer(cast(web.WebSocketResponse, _OpenSocket()), transport)
+        message = StoredMessage(1, b"\x01" * 16, "org-b", 1, b"\x02" * 1024, 100, 200)
+        written = 0
+        while write(message):
+            written += 1
+            assert written < 100_000, "the writer never refused"
+        assert transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT  # the kernel's is full
+        # bounded: refused as soon as the buffer passed the limit, one frame at most beyond
+        assert transport.get_write_buffer_size() <= (
+            WRITE_BUFFER_LIMIT + len(wire.message_frame(message)))
+        assert theirs.recv(2) == b"\x81\x7e"  # what went out is whole frames
+    finally:
+        transport.close()
+        theirs.close()
