@@ -328,8 +328,8 @@ class SqliteStore:
                 self._writer_checkpoint = False
                 try:
                     await _run_on_thread(self._writer, _copy_wal)
-                except sqlite3.OperationalError:  # busy: the background pass asks again
-                    pass
+                except sqlite3.Error:  # busy, or worse: never a reason to stop writing;
+                    pass  # the background pass asks again
 
     async def _checkpoint_loop(self) -> None:
         """Copy committed WAL pages into the database in the background (PASSIVE: never
