@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from kokshared.ports import free_port
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "<!-- walk-through:"

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kokshared.ports import free_port
 from protocol import SigningKeyPair
 from relay.devnetwork import network_anchor
 from relay.initdir import init_relay
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
