@@ -20,10 +20,13 @@ PORT   ?= 8787
 run: $(STAMP)
 	$(BIN)/python -m relay.devrun --dir var --port $(PORT)
 
-## Lint and run the whole test suite.
+## Lint and run the whole test suite in two worker processes (pytest-xdist; a test file goes to
+## one worker whole and its tests run in file order, as the browser tests need). Serially:
+## make test PYTEST_WORKERS=0, or .venv/bin/python -m pytest -q
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
