@@ -10,10 +10,11 @@ the strict path's specific error, word for word, and only bodies the strict path
 
 What msgspec does not check by itself and the strict path does:
 
-* duplicate keys (msgspec keeps the last): with no backslash in the body, every key is
-  written literally, so counting each quoted field name tells whether one repeats (a
-  value that happens to read the same, e.g. an organisation called ``epoch``, only makes
-  the count higher, which sends the body to the strict path);
+* duplicate keys (msgspec keeps the last): in valid JSON every object member is followed by
+  exactly one ``:``, and a ``:`` elsewhere can only be inside a string; none of the three
+  string fields may hold one (base64url, organisation ids). So when the body has exactly
+  as many ``:`` as the decoded value has fields, no member repeats (one scan of the body,
+  where counting each field name took six);
 * ranges and encodings: the same checks as ``wire.send_request``, by the same functions.
 """
 
@@ -45,20 +46,15 @@ _DECODER = msgspec.json.Decoder(_Send)
 
 def send_request_fast(raw: bytes) -> SendRequest | None:
     """The send in ``raw`` if it is certainly well-formed, else None (ask the strict path)."""
-    if b"\\" in raw:  # escapes could spell a key another way than counted below
+    if b"\\" in raw:  # escaped text is rare in a send: the strict path reads it
         return None
     try:
         body = _DECODER.decode(raw)
     except msgspec.DecodeError:
         return None
     envelopes = body.envelopes
-    count = len(envelopes)
-    if not count or (raw.count(b'"idempotency_key"') != 1
-                     or raw.count(b'"envelopes"') != 1
-                     or raw.count(b'"ttl"') != (0 if body.ttl is msgspec.UNSET else 1)
-                     or raw.count(b'"to_org"') != count
-                     or raw.count(b'"epoch"') != count
-                     or raw.count(b'"sealed"') != count):
+    fields = (2 if body.ttl is msgspec.UNSET else 3) + 3 * len(envelopes)
+    if not envelopes or raw.count(b":") != fields:
         return None
     try:
         key = b64decode(body.idempotency_key, size=IDEMPOTENCY_KEY_SIZE)

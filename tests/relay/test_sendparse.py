@@ -66,6 +66,8 @@ BAD = [
     json.dumps(_body()).encode().replace(b'"ttl": 3600', b'"t\\u0074l": 1, "ttl": 3600'),
     json.dumps(_body()).encode().replace(b'"ttl"', b'"\\u0074tl"'),
     json.dumps(_body()).encode()[:-1] + b', "envelopes": []}',
+    json.dumps(_body()).encode().replace(b'"ttl": 3600', b'"ttl" : 1 ,"ttl"\n:3600'),
+    json.dumps(_body(envelopes=[{"to_org": "org:a", "epoch": 1, "sealed": SEALED}])).encode(),
     json.dumps(_body(ttl=None)).encode(),
     json.dumps(_body(ttl=True)).encode(),
     json.dumps(_body()).encode().replace(b'"epoch": 3', b'"epoch": 3.0'),
@@ -109,6 +111,7 @@ def test_an_organisation_named_like_a_field_is_still_read_right() -> None:
 
 _FIELDS = ["idempotency_key", "envelopes", "ttl", "to_org", "epoch", "sealed", "x", "t\\u0074l"]
 _VALUES = st.one_of(st.just(KEY), st.just(SEALED), st.just("org-a"), st.just("epoch"),
+                    st.just("a:b"),
                     st.integers(-2, 2**66), st.booleans(), st.none(), st.just("1.5"))
 
 
