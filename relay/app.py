@@ -18,7 +18,6 @@ from .expiry import purge_once, run_expiry
 from .handlers.common import LARGE_AT_ONCE, LARGE_REQUESTS, SERVICE
 from .metrics import METRICS, RelayMetrics
 from .privacylog import PSEUDONYMS, Pseudonyms, flush_access_log
-from .problems import SERVER_NAME
 from .routes import ROUTES, add_routes
 from .service import RelayService
 from .startup import explain
@@ -56,15 +55,9 @@ def create_app(config: RelayConfig) -> web.Application:
     app[BODY_PARSER] = BodyParser(LARGE_AT_ONCE)
     app[PSEUDONYMS] = Pseudonyms()
     add_routes(app)
-    app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_event_streams)
     return app
-
-
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    """Name no versions (aiohttp would send ``Python/3.x aiohttp/3.y``)."""
-    response.headers["Server"] = SERVER_NAME
 
 
 async def _close_event_streams(app: web.Application) -> None:

@@ -7,6 +7,13 @@ shared store: ``pushbus.learn_shared_state``), the ``Kok-Log-Head`` check, and t
 guard (``diskguard``: no new data below the watermark, 507 for a write that found the disk
 full).
 
+Every answer names the relay as ``Server: kok-relay`` (aiohttp would send ``Python/3.x
+aiohttp/3.y``): set here on every answer that leaves through the middleware unsent; the
+two handlers that send their answer themselves (a drop download, the event stream's
+upgrade) set it before sending, and ``relay.server`` on the answers to unparsable requests.
+An ``on_response_prepare`` hook would catch all of them, at ~5 us per request (an A/B
+run: 232 against 222 us of relay CPU per send).
+
 These are steps of one middleware rather than one middleware each: aiohttp runs every
 middleware as a coroutine of its own per request, and on the relay's most frequent
 request (a send) the layers cost more than the steps they held.
@@ -18,15 +25,16 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from .diskguard import DiskGuard
 from .errors import BadHeader
 from .handlers.common import SERVICE
 from .privacylog import record_access
-from .problems import problem_for
+from .problems import SERVER_NAME, problem_for
 
+SERVER = hdrs.SERVER
 LOG_HEAD_HEADER = "Kok-Log-Head"
 # A client asks these before it knows it talks to a relay of its own network: it must be
 # able to learn "wrong network" there rather than a log-head conflict.
@@ -67,9 +75,12 @@ def edge_middleware(guard: DiskGuard,
             except Exception as exc:  # every failure, as problem+json
                 response = problem_for(request, exc)
             status = response.status
+            if not response.prepared:
+                response.headers[SERVER] = SERVER_NAME
             return response
         except web.HTTPException as exc:  # an aiohttp answer of its own, passed on
             status = exc.status
+            exc.headers[SERVER] = SERVER_NAME
             raise
         finally:
             record_access(request, status, started)

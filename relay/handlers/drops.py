@@ -24,6 +24,7 @@ from ..errors import (
     UploadInterrupted,
     UploadTokenRequired,
 )
+from ..problems import SERVER_NAME
 from ..service.domain import UPLOAD_TOKEN_SIZE
 from .common import now, ok, read_json, require_session, service
 
@@ -145,9 +146,10 @@ async def download(request: web.Request) -> web.StreamResponse:
     size = await drops.open_download(session, drop_id, at)
     wanted = byte_range(request.headers.get("Range"), size)
     start, end = wanted or (0, size)
+    # sent from here, so the middleware cannot name the server (relay.edge): this does
     response = web.StreamResponse(status=206 if wanted else 200, headers={
         "Accept-Ranges": "bytes", "Cache-Control": "no-store",
-        "Content-Type": "application/octet-stream"})
+        "Content-Type": "application/octet-stream", "Server": SERVER_NAME})
     if wanted:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     response.content_length = end - start

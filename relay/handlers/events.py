@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 
 from .. import wire
 from ..errors import WebSocketRequired
+from ..problems import SERVER_NAME
 from ..push import Closing, Deliver, Subscription
 from ..store import StoredMessage
 from .common import MAX_CURSOR, int_query, now, require_session, service
@@ -34,6 +35,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     # compress=False: a frame is base64 of ciphertext (deflate saves little), and a
     # compressor per stream would cost memory and CPU per listener for every push
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4096, compress=False)
+    ws.headers["Server"] = SERVER_NAME  # its upgrade is sent from here, not the middleware
     if not ws.can_prepare(request).ok:
         raise WebSocketRequired()
     sub = relay.events.open(session)

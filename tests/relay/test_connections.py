@@ -13,6 +13,7 @@ status. No answer names software versions.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -86,13 +87,17 @@ def test_slow_and_unfinished_headers_are_cut_off(relay: RelayProcess, tmp_path: 
     assert answer.startswith(b"HTTP/1.1 200")
 
 
-def _exchange(relay: RelayProcess, request: bytes) -> tuple[bytes, dict[str, str], bytes]:
-    """Send raw bytes; (status line, headers, body) of the answer."""
+def _exchange(relay: RelayProcess, request: bytes, head_only: bool = False
+              ) -> tuple[bytes, dict[str, str], bytes]:
+    """Send raw bytes; (status line, headers, body) of the answer (``head_only``: stop
+    after the head, for an answer that keeps the connection, a WebSocket upgrade)."""
     with socket.create_connection(("127.0.0.1", relay.port), timeout=PATIENCE) as sock:
         sock.sendall(request)
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
+            if head_only and b"\r\n\r\n" in answer:
+                break
     head, _, body = answer.partition(b"\r\n\r\n")
     status, *lines = head.decode("latin-1").split("\r\n")
     headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
@@ -122,17 +127,31 @@ def test_unparsable_requests_answer_problem_json_and_log_nothing_of_them(
 
 
 def test_answers_name_no_software_versions(relay: RelayProcess) -> None:
-    for path in ("/healthz", "/v1/nothing-here", "/v1/grants"):
-        _, headers, _ = _exchange(
-            relay, f"GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n".encode())
+    """Every kind of answer: a handler's, a refusal, aiohttp's 404/405, and the two the
+    handlers send themselves (an event stream's upgrade here; a download in test_drops)."""
+    token = asyncio.run(_login(relay, "named"))
+    auth = f"Authorization: Bearer {token}\r\n"
+    upgrade = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+               f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n")
+    close = "Connection: close\r\n"
+    for method, path, more, expected in (
+            ("GET", "/healthz", close, "200"), ("GET", "/v1/nothing-here", close, "404"),
+            ("GET", "/v1/grants", close, "401"), ("DELETE", "/healthz", close, "405"),
+            ("GET", "/v1/grants", auth + close, "200"),
+            ("GET", "/v1/events", auth + close, "426"),
+            ("GET", "/v1/events?after=0", auth + upgrade, "101")):
+        status, headers, _ = _exchange(
+            relay, f"{method} {path} HTTP/1.1\r\nHost: relay\r\n{more}\r\n".encode(),
+            head_only=expected == "101")
+        assert status.split(b" ")[1].decode() == expected, (path, status)
         assert headers["server"] == "kok-relay", path
 
 
-async def _login(relay: RelayProcess) -> str:
+async def _login(relay: RelayProcess, org_name: str = "large") -> str:
     async with aiohttp.ClientSession() as http:
         api = Api(relay.url, http)
-        org = await api.setup_org(relay.network_key, "large", ("admin",))
-        return await api.login(org.staff["large/admin"])
+        org = await api.setup_org(relay.network_key, org_name, ("admin",))
+        return await api.login(org.staff[f"{org_name}/admin"])
 
 
 def test_large_bodies_are_taken_a_few_at_a_time(relay: RelayProcess) -> None:

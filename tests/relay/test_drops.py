@@ -132,6 +132,7 @@ async def test_upload_in_parts_complete_download_with_ranges_and_ack(
     status, body, headers = await get(api, drop.id, bob)
     assert status == 200 and body == data
     assert headers["Accept-Ranges"] == "bytes" and headers["Content-Length"] == str(len(data))
+    assert headers["Server"] == "kok-relay"  # sent by the handler, named all the same
     for range_, start, end in (("bytes=123456-", 123456, len(data)), ("bytes=10-19", 10, 20),
                                ("bytes=-7", len(data) - 7, len(data)),
                                ("bytes=299990-999999", 299990, len(data))):
