@@ -30,7 +30,7 @@ import structlog
 from aiohttp import web
 
 from .config import LoggingConfig
-from .request_keys import PROBLEM_CODE, SESSION
+from .request_keys import SESSION
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -200,17 +200,18 @@ def _route_pattern(request: web.Request) -> str:
     return resource.canonical if resource is not None else "(no route)"
 
 
-def record_access(request: web.Request, status: int, started: float) -> None:
+def record_access(request: web.Request, status: int, started: float,
+                  code: str | None = None) -> None:
     """The access event of a request answered with ``status`` (``started``: its
-    ``time.perf_counter()`` on arrival), without IP, path values, tokens or payload.
-    Written by the relay's middleware (``relay.edge``) as each request ends."""
+    ``time.perf_counter()`` on arrival; ``code``: the problem code of a refusal), without
+    IP, path values, tokens or payload. Written by the relay's middleware (``relay.edge``)
+    as each request ends."""
     fields: dict[str, Any] = {
         "method": request.method,
         "route": _route_pattern(request),
         "status": status,
         "ms": round((time.perf_counter() - started) * 1000, 1),
     }
-    code = request.get(PROBLEM_CODE)
     if code:
         fields["code"] = code
     session = request.get(SESSION)
