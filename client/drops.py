@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,19 +118,33 @@ async def save_attachments(ctx: ClientContext, message_id: str, directory: str |
         raise UsageError("no_attachments", id=full[:8])
     target = Path(directory)
     names = _local_names(attachments)
-    await asyncio.to_thread(_check_target, target, names, force, mkdir)
+    checkpoints = SaveCheckpoints(ctx.store, ctx.now)
+    where = Path(await asyncio.to_thread(os.path.abspath, target))
+    # files an interrupted save of this message completed: saved, not "existing"
+    done = [await checkpoints.saved_earlier(where / name, b64encode(a.drop), b64encode(a.hash))
+            for a, name in zip(attachments, names, strict=True)]
+    await asyncio.to_thread(_check_target, target,
+                            [n for n, d in zip(names, done, strict=True) if not d], force, mkdir)
     await ctx.sync_log()
     ctx.require_staff()
     saved: list[SavedFile] = []
     api = await ctx.api()
-    for attachment, name in zip(attachments, names, strict=True):
-        report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
-        path = await download_attachment(api, attachment, target, name=name, force=force,
-                                         progress=report,
-                                         checkpoints=SaveCheckpoints(ctx.store, ctx.now))
+    for attachment, name, earlier in zip(attachments, names, done, strict=True):
+        if earlier:
+            path = target / name
+        else:
+            report = (lambda got, total, n=name: progress(n, got, total)) if progress else None
+            path = await download_attachment(api, attachment, target, name=name, force=force,
+                                             progress=report, checkpoints=checkpoints)
+            if len(attachments) > 1:
+                await checkpoints.record_saved(where / name, b64encode(attachment.drop),
+                                               b64encode(attachment.hash))
         saved.append(SavedFile(name=name, path=path, size=attachment.size,
                                type=attachment.type))
         await _acknowledge(api, attachment)
+    if len(attachments) > 1:
+        for name in names:  # the whole message is saved: a later save is a new one
+            await checkpoints.forget_saved(where / name)
     return saved
 
 

@@ -454,6 +454,11 @@ def _open_own(path: Path) -> IO[bytes]:
     return fh
 
 
+def _file_identity(facts: os.stat_result) -> str:
+    # as text: device and inode numbers may pass JSON's safe integer range
+    return f"{facts.st_dev}:{facts.st_ino}"
+
+
 def _digest_prefix(fh: IO[bytes], length: int, hasher: Any) -> bool:
     """Feed the first ``length`` bytes of ``fh`` to ``hasher``; False if it is shorter."""
     fh.seek(0)
@@ -542,7 +547,7 @@ class _Saving:
             opened.append(out)
             fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             here = os.fstat(out.fileno())
-            if [here.st_dev, here.st_ino] != facts["file"]:
+            if _file_identity(here) != facts["file"]:
                 return False
             # the bytes themselves, not only the file's identity: a temporary file changed
             # since (or not written to disk before a power cut) starts the save over
@@ -649,7 +654,7 @@ class _Saving:
         here = os.fstat(self.out.fileno())
         await checkpoints.store(tmp, {
             "drop": b64encode(self.drop), "hash": b64encode(self.expected_hash),
-            "part": str(self.part_path), "file": [here.st_dev, here.st_ino],
+            "part": str(self.part_path), "file": _file_identity(here),
             "state": b64encode(position.state), "ciphertext": position.ciphertext,
             "plaintext": position.plaintext, "cipher_digest": b64encode(mark["cipher_digest"]),
             "plain_digest": b64encode(mark["plain_digest"])})

@@ -21,7 +21,7 @@ import pytest
 import protocol.stream
 from client import Client
 from client.api import RetryPolicy
-from client.errors import RelayUnreachable, VerificationError
+from client.errors import KokError, RelayUnreachable, VerificationError
 from client.save_checkpoints import RESUME_WINDOW, SaveCheckpoints
 from protocol import b64decode
 from protocol.stream import CHUNK_SIZE, chunk_count
@@ -47,10 +47,10 @@ from client import Client
 
 client.transfer.CHECKPOINT_EVERY = 1024 * 1024  # four checkpoints in a 4 MiB file
 
-async def main(home, profile, passphrase, message_id, target, at):
+async def main(home, profile, passphrase, message_id, target, at, only=""):
     async with await Client.open(home, profile, passphrase) as ben:
         def progress(name, done, total):
-            if done >= int(at):
+            if done >= int(at) and only in ("", name):
                 os.kill(os.getpid(), signal.SIGKILL)
         await ben.save(message_id, target, progress=progress)
 
@@ -85,12 +85,13 @@ async def send_file(world: World, source: Path) -> tuple[str, dict[str, Any]]:
     return message_id, message.attachments[0]
 
 
-def killed_save(world: World, message_id: str, target: Path) -> None:
-    """Ben's save of ``message_id``, killed once more than half the file is written."""
+def killed_save(world: World, message_id: str, target: Path, only: str = "") -> None:
+    """Ben's save of ``message_id``, killed once more than half a file (or of the file
+    named ``only``) is written."""
     target.mkdir(exist_ok=True)
     done = subprocess.run(
         [sys.executable, "-c", KILLED_SAVE, str(world.home), world["ben"].profile.name,
-         TEST_PASSPHRASE, message_id, str(target), str(SIZE * 5 // 8)],
+         TEST_PASSPHRASE, message_id, str(target), str(SIZE * 5 // 8), only],
         capture_output=True, text=True, env=kok_env(), timeout=120, check=False)
     assert done.returncode == -signal.SIGKILL, done.stderr
 
@@ -142,6 +143,51 @@ async def test_a_killed_save_goes_on_without_decrypting_what_it_had(
     assert counter.opened == chunk_count(SIZE) - had
     assert hidden_leftovers(target) == []
     assert await checkpoint_of(ben, tmp) is None
+
+
+async def test_files_a_killed_save_completed_count_as_saved_when_it_goes_on(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ben = world["ben"]
+    first = write_file(tmp_path / "brief.pdf", MIB)
+    second = write_file(tmp_path / "akte.bin", SIZE)
+    message_id = await world["anna"].send(to=[world["sued"].org_id], subject="Akte", body="",
+                                          attachments=[first, second])
+    message = await receive(ben, message_id)
+    target = tmp_path / "out"
+    killed_save(world, message_id, target, only="akte.bin")  # after brief.pdf was saved
+    assert digest(target / "brief.pdf") == digest(first)
+    facts = await checkpoint_of(ben, hidden(target, message.attachments[1], "koktmp"))
+    assert facts is not None
+
+    counter = ChunkCounter(monkeypatch)
+    saved = await ben.save(message_id, target)  # no --force: brief.pdf is not "in the way"
+    assert [s.name for s in saved] == ["brief.pdf", "akte.bin"]
+    assert digest(target / "brief.pdf") == digest(first)
+    assert digest(target / "akte.bin") == digest(second)
+    # neither brief.pdf nor the saved part of akte.bin was decrypted again
+    assert counter.opened == chunk_count(SIZE) - facts["plaintext"] // CHUNK_SIZE
+    assert hidden_leftovers(target) == []
+    # the message is saved: a new save is refused as before (the files exist)
+    with pytest.raises(KokError) as exists:
+        await ben.save(message_id, target)
+    assert exists.value.code == "file_exists"
+
+
+async def test_a_file_changed_after_a_killed_save_completed_it_is_not_counted(
+        world: World, tmp_path: Path) -> None:
+    ben = world["ben"]
+    first = write_file(tmp_path / "brief.pdf", 1000, text=True)
+    second = write_file(tmp_path / "akte.bin", SIZE)
+    message_id = await world["anna"].send(to=[world["sued"].org_id], subject="Akte", body="",
+                                          attachments=[first, second])
+    await receive(ben, message_id)
+    target = tmp_path / "out"
+    killed_save(world, message_id, target, only="akte.bin")
+    (target / "brief.pdf").write_bytes(b"my own notes")  # replaced meanwhile
+    with pytest.raises(KokError) as exists:
+        await ben.save(message_id, target)
+    assert exists.value.code == "file_exists"
+    assert (target / "brief.pdf").read_bytes() == b"my own notes"
 
 
 async def test_a_temporary_file_changed_meanwhile_starts_the_save_over(
