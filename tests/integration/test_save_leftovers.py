@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 from client.transfer import remove_plaintext_leftovers
-from kokshared.ports import free_port
 from tests.integration.kokcli import kok, ok
 from tests.integration.people import close_all, new_org, new_staff, open_office, unique
+from tests.support.relayproc import free_port
 
 SECRET = "Frau K., geboren 1994, Befund vom 3. März".encode()
 
