@@ -42,6 +42,8 @@ def weakness(passphrase: str, user_inputs: Iterable[str] = ()) -> str | None:
 def weakness_key(passphrase: str, user_inputs: Iterable[str] = ()) -> str | None:
     """The catalogue key of why ``passphrase`` is too weak (the staff app words it in the
     browser's language); ``None`` if it is strong."""
+    if not passphrase:  # zxcvbn itself fails on the empty string (IndexError)
+        return "passphrase_weak.short"
     from zxcvbn import zxcvbn  # its word lists take a while to load: only when needed
 
     inputs = [s for s in user_inputs if s]

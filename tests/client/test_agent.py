@@ -191,6 +191,7 @@ def test_bad_requests_change_nothing(short_dir: Path, request_: dict[str, object
 @pytest.mark.parametrize(("weak", "reason"), [
     ("passwort", "common word"), ("qwertzuiop", "common word"), ("hunter2hunter2", "repeats"),
     ("abcdefgh12345", "sequence"), ("x7", "too short"), ("anna-weber", "name of the profile"),
+    ("", "too short"),
 ])
 def test_weak_passphrases_are_refused_with_the_reason(weak: str, reason: str) -> None:
     with pytest.raises(ProfileError) as err:
