@@ -76,7 +76,9 @@ async def list_orgs(ctx: ClientContext) -> list[OrgEntry]:
     """Every organisation in the verified log, sorted by display name (no relay call)."""
     own_staff, own_name = ctx.staff_id, ctx.profile.info.name
     out = []
-    for org in ctx.directory.log.orgs.values():
+    # a snapshot: each org's standing is awaited, and a sync meanwhile (the app's listener)
+    # may add organisations to the mirror
+    for org in list(ctx.directory.log.orgs.values()):
         staff = tuple(
             StaffEntry(staff_id=s.staff_id,
                        display_name=(own_name if s.staff_id == own_staff and
