@@ -243,8 +243,9 @@ def test_listen_prints_messages_as_they_arrive(world: dict[str, Any]) -> None:
 
 
 def test_ctrl_c_ends_listen_quietly(world: dict[str, Any]) -> None:
-    argv = [sys.executable, "-m", "client", "--home", str(world["home"]), "--profile",
-            world["anna"], "listen"]
+    # -X faulthandler: SIGABRT prints every thread's stack (used only if it does not end)
+    argv = [sys.executable, "-X", "faulthandler", "-m", "client", "--home", str(world["home"]),
+            "--profile", world["anna"], "listen"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, env=kok_env(), cwd=REPO)
     try:
@@ -252,7 +253,17 @@ def test_ctrl_c_ends_listen_quietly(world: dict[str, Any]) -> None:
         ready, _, _ = select.select([proc.stderr], [], [], 20)
         assert ready and "Waiting for new messages" in proc.stderr.readline().decode()
         os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(10) == 0
+        try:
+            # generous for a loaded CI machine; a quiet one ends in about 0.1 s
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            # Still running (seen once in CI, never reproduced here): the failure shows
+            # where every thread is stuck.
+            os.kill(proc.pid, signal.SIGABRT)
+            proc.wait(10)
+            pytest.fail("kok listen did not end within 30 s of Ctrl-C; its stacks:\n"
+                        + proc.stderr.read().decode())
+        assert code == 0
         assert "Traceback" not in proc.stderr.read().decode()
     finally:
         if proc.poll() is None:
