@@ -159,8 +159,12 @@ class Client:
 
     async def close(self) -> None:
         """End the relay session and close the mailbox."""
-        await self._link.close()
-        await self.store.close()
+        try:
+            await self._link.close()
+        finally:
+            # always: the mailbox's database thread is not a daemon, and one left open keeps
+            # the whole process from exiting (kok listen hanging after Ctrl-C)
+            await self.store.close()
 
     async def __aenter__(self) -> Client:
         return self
