@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.integration.kokcli import kok_env
+from tests.integration.kokcli import ctrl_c_default, kok_env
 
 URL_RE = re.compile(r"^http://127\.0\.0\.1:(\d+)/launch/[A-Za-z0-9_-]{20,}$")
 START_TIMEOUT = 30.0
@@ -44,7 +44,7 @@ class AppProcess:
         argv = [sys.executable, "-m", "client", "--home", str(home), "--profile", profile,
                 "app", "--no-browser", *extra]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, env=env)
+                                stdin=subprocess.DEVNULL, env=env, preexec_fn=ctrl_c_default)
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT)
         line = proc.stdout.readline().decode("utf-8") if ready else ""

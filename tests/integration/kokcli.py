@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ class Result:
 
 
 TEST_PASSPHRASE = "test passphrase"  # the relay fixture's network profile uses the same
+
+
+def ctrl_c_default() -> None:
+    """``preexec_fn`` for a ``kok`` process a test stops with Ctrl-C (SIGINT): SIGINT at its
+    default, so Python turns it into KeyboardInterrupt. A test run started in the background
+    of a non-interactive shell (``cmd &``, as CI runners and nohup do) ignores SIGINT, and
+    every child inherits an ignored signal: Ctrl-C would then do nothing at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kok_env(passphrase: str | None = TEST_PASSPHRASE, **extra: str) -> dict[str, str]:

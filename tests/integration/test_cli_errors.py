@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.kokcli import REPO, kok, kok_env, ok
+from tests.integration.kokcli import REPO, ctrl_c_default, kok, kok_env, ok
 from tests.integration.people import (
     close_all,
     new_org,
@@ -247,7 +247,8 @@ def test_ctrl_c_ends_listen_quietly(world: dict[str, Any]) -> None:
     argv = [sys.executable, "-X", "faulthandler", "-m", "client", "--home", str(world["home"]),
             "--profile", world["anna"], "listen"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env=kok_env(), cwd=REPO)
+                            stdin=subprocess.DEVNULL, env=kok_env(), cwd=REPO,
+                            preexec_fn=ctrl_c_default)
     try:
         assert proc.stderr is not None
         ready, _, _ = select.select([proc.stderr], [], [], 20)
@@ -257,8 +258,8 @@ def test_ctrl_c_ends_listen_quietly(world: dict[str, Any]) -> None:
             # generous for a loaded CI machine; a quiet one ends in about 0.1 s
             code = proc.wait(30)
         except subprocess.TimeoutExpired:
-            # Still running (seen once in CI, never reproduced here): the failure shows
-            # where every thread is stuck.
+            # Still running: the failure shows where every thread is (this is how an
+            # inherited ignored SIGINT was found: the loop idled, nothing was stuck).
             os.kill(proc.pid, signal.SIGABRT)
             proc.wait(10)
             pytest.fail("kok listen did not end within 30 s of Ctrl-C; its stacks:\n"
