@@ -70,6 +70,8 @@ class RelayProcess:
     ca_file: Path | None = None
     workers: int = 1
     log_name: str = "relay.log"
+    module: str = "relay"
+    """What ``python -m`` runs (``serve --dir ...`` follows): a benchmark may run a variant."""
 
     @property
     def url(self) -> str:
@@ -112,14 +114,15 @@ class RelayProcess:
     def start(cls, base: Path, *, env: dict[str, str] | None = None, network_profile: bool = False,
               name: str = "Test Network", tls: tuple[Path, Path] | None = None,
               also_urls: tuple[str, ...] = (), store_url: str = "",
-              workers: int = 1) -> RelayProcess:
+              workers: int = 1, module: str = "relay") -> RelayProcess:
         """Create a network and a relay directory under ``base`` and start serving.
 
         ``tls`` = (certificate, key) PEM files: the relay terminates TLS itself.
         ``also_urls``: further URLs logins may be bound to (e.g. a proxy's, in tests that
         put a lying relay in front).
         ``store_url``: a postgresql:// store instead of SQLite; ``workers``: processes
-        sharing the port (``serve --workers``).
+        sharing the port (``serve --workers``); ``module``: run instead of ``relay``
+        (a benchmark's variant of it).
         """
         base.mkdir(parents=True, exist_ok=True)
         home = base / "home" if network_profile else None
@@ -142,7 +145,8 @@ class RelayProcess:
         (base / "network.json").write_text(json.dumps(anchor))
         init_relay(base / "relay", base / "network.json", port=port, public_url=url)
         relay = cls(base=base, port=port, network_key=key, network_anchor=anchor,
-                    env=env, home=home, ca_file=tls[0] if tls else None, workers=workers)
+                    env=env, home=home, ca_file=tls[0] if tls else None, workers=workers,
+                    module=module)
         relay._spawn()
         return relay
 
@@ -168,7 +172,7 @@ class RelayProcess:
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "relay", "serve", "--dir", str(self.dir),
+                [sys.executable, "-m", self.module, "serve", "--dir", str(self.dir),
                  *(["--workers", str(self.workers)] if self.workers > 1 else [])],
                 stdout=log, stderr=subprocess.STDOUT, env=_test_env(self.env), cwd=self.base,
             )
