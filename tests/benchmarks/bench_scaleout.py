@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import gc
 import json
 import os
 import re
@@ -33,6 +35,7 @@ import statistics
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -229,6 +232,25 @@ async def many_listeners(world: World, pid: int
     return per_stream, latencies, cpu_per_push, ours_per_push
 
 
+@contextlib.contextmanager
+def _no_collector_pauses() -> Iterator[None]:
+    """No garbage collection in this process while pushes are timed.
+
+    The readers stamp each frame's arrival here, so a pause of this process's own
+    collector would delay the stamps of every frame that arrived meanwhile and count
+    against the relay (a full collection took 43 ms at that point after the ingest
+    rounds). Everything allocated until then is frozen out of later collections.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -324,7 +346,8 @@ def main() -> int:
                 other = pg.sibling()
                 try:
                     world = worlds["PostgreSQL / 1 process"]
-                    samples = run_loop(across(world, pg.port, other.port))
+                    with _no_collector_pauses():
+                        samples = run_loop(across(world, pg.port, other.port))
                 finally:
                     other.stop()
                 print(f"send-to-push across processes, {LATENCY_SENDERS} senders x "
@@ -332,8 +355,9 @@ def main() -> int:
                       f"{percentile(samples, 0.5):.1f} ms, p99 {percentile(samples, 0.99):.1f} "
                       f"ms, max {max(samples):.1f} ms", flush=True)
             sqlite = relays["SQLite / 1 process"]
-            per_stream, pushes, cpu_ms, reader_ms = run_loop(
-                many_listeners(worlds["SQLite / 1 process"], sqlite.pid))
+            with _no_collector_pauses():
+                per_stream, pushes, cpu_ms, reader_ms = run_loop(
+                    many_listeners(worlds["SQLite / 1 process"], sqlite.pid))
             p99 = percentile(pushes, 0.99)
             print(f"{LISTENERS} WebSocket listeners on one relay: RSS +{per_stream:.1f} KiB per "
                   f"stream; {len(pushes)} of {LISTENERS * PUSHES} pushes timed; p50 "
