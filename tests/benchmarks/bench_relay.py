@@ -7,7 +7,7 @@ Two figures:
   Every 201 means the envelope is committed to disk (WAL, ``synchronous=FULL``, group
   commit). Beside it, a bare aiohttp handler in its own process reads the same request
   body and answers 200: the ceiling for any aiohttp server on this machine. Target: the
-  relay's rate >= 30 % of the bare rate at N = 64.
+  relay's rate >= 25 % of the bare rate at N = 64 (``INGEST_TARGET``).
 * **Send-to-push latency**: 16 senders at 50 messages/s each (800/s together); a staff
   member of the recipient org holds ``/v1/events`` open; latency is from just before a
   send is written to the socket to the push arriving on the WebSocket. Target: p99 < 25 ms.
@@ -50,7 +50,9 @@ SENDERS = (1, 16, 64)
 LATENCY_SENDERS = 16
 LATENCY_RATE = 50.0
 ENVELOPE = 1024
-INGEST_TARGET = 0.30
+INGEST_TARGET = 0.25
+"""Durable ingest at 64 senders as a share of bare aiohttp in the same run: the target
+`bench_scaleout.py` reports too (it replaced an earlier aim of 30 %)."""
 P99_TARGET_MS = 25.0
 UNLIMITED = str(10**9)
 RELAY_ENV = {

@@ -44,6 +44,7 @@ import aiohttp
 from protocol import b64decode
 
 from .bench_relay import (
+    INGEST_TARGET,
     LATENCY_RATE,
     LATENCY_SECONDS,
     LATENCY_SENDERS,
@@ -64,7 +65,6 @@ from .bench_relay import (
 )
 
 N = 64
-INGEST_TARGET = 0.25
 CEILING = "sends not stored (ceiling)"
 """The relay with a send store that keeps nothing (``storeless_relay``): what everything
 but storage allows, measured beside the real relay."""
