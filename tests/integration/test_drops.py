@@ -283,20 +283,6 @@ async def test_other_orgs_and_removed_staff_get_nothing(world: World, tmp_path: 
     assert not blob.exists()
 
 
-@pytest.fixture
-async def own_world(tmp_path: Path) -> AsyncIterator[World]:
-    """A relay of its own (the test kills it), and the two orgs."""
-    relay = RelayProcess.start(tmp_path / "relay-own", network_profile=True,
-                               env={"KOK_RELAY_EXPIRY_INTERVAL": "3600"})
-    try:
-        w = await make_world(relay, tmp_path / "home")
-        yield w
-        await close_all(*w.clients.values())
-    finally:
-        relay.stop(check_log=False)
-    relay.assert_log_clean()
-
-
 class Crash:
     """Kill the relay (SIGKILL) once a transfer passes ``at`` bytes, and restart it.
 

@@ -65,19 +65,6 @@ async def world(shared_relay: RelayProcess, tmp_path: Path) -> AsyncIterator[Wor
     await close_all(*w.clients.values())
 
 
-@pytest.fixture
-async def own_world(tmp_path: Path) -> AsyncIterator[World]:
-    """A relay of its own (the test kills it), and the two orgs."""
-    relay = RelayProcess.start(tmp_path / "relay-own", network_profile=True)
-    try:
-        w = await make_world(relay, tmp_path / "home")
-        yield w
-        await close_all(*w.clients.values())
-    finally:
-        relay.stop(check_log=False)
-    relay.assert_log_clean()
-
-
 async def send_file(world: World, source: Path) -> tuple[str, dict[str, Any]]:
     message_id = await world["anna"].send(to=[world["sued"].org_id], subject="Akte", body="",
                                           attachments=[source])
