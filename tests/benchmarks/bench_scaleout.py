@@ -29,7 +29,6 @@ import contextlib
 import gc
 import json
 import os
-import re
 import secrets
 import statistics
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import cast
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from protocol import b64decode
 
@@ -257,17 +257,12 @@ def _load() -> str:
 
 def _commit_totals(port: int) -> tuple[float, float, float]:
     """Group commits so far, the writes in them and their seconds, from a relay's metrics."""
-    url = f"http://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as answer:  # loopback only
-        text = answer.read().decode()
-    values = {}
-    for name in ("kok_relay_commit_batch_jobs_count", "kok_relay_commit_batch_jobs_sum",
-                 "kok_relay_commit_duration_seconds_sum"):
-        found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-        values[name] = float(found.group(1)) if found else 0.0
-    return (values["kok_relay_commit_batch_jobs_count"],
-            values["kok_relay_commit_batch_jobs_sum"],
-            values["kok_relay_commit_duration_seconds_sum"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        samples = {sample.name: sample.value for family in text_string_to_metric_families(
+            answer.read().decode()) for sample in family.samples}
+    return (samples["kok_relay_commit_batch_jobs_count"],
+            samples["kok_relay_commit_batch_jobs_sum"],
+            samples["kok_relay_commit_duration_seconds_sum"])
 
 
 def main() -> int:
@@ -300,21 +295,16 @@ def main() -> int:
             cpu: dict[str, list[float]] = {name: [] for name in ["bare", *relays]}
             pids = {"bare": bare.pid, **{name: relay.pid for name, relay in relays.items()}}
             print(f"load average before: {_load()}", flush=True)
-            commits = [0.0, 0.0, 0.0]  # group commits, sends in them, seconds they took
+            commits_before = _commit_totals(metrics_port)  # only its rounds write from here
             for _ in range(ROUNDS):
                 any_world = next(iter(worlds.values()))
                 rates["bare"].append(run_loop(closed_loop(
                     bare_port, any_world.tokens, any_world.to_org, any_world.epoch, SECONDS, 200,
                     pids["bare"], cpu["bare"])))
                 for name, world in worlds.items():
-                    before = _commit_totals(metrics_port) if name == "SQLite / 1 process" else None
                     rates[name].append(run_loop(closed_loop(
                         world.port, world.tokens, world.to_org, world.epoch, SECONDS, 201,
                         pids[name], cpu[name])))
-                    if before is not None:
-                        after = _commit_totals(metrics_port)
-                        commits = [c + a - b for c, a, b in zip(commits, after, before,
-                                                                 strict=True)]
             bare_rate = statistics.median(rates["bare"])
             bare_cpu = statistics.median(cpu["bare"])
             print(f"ingest N={N}: bare aiohttp {bare_rate:8.0f} req/s "
@@ -331,8 +321,9 @@ def main() -> int:
                       f"{kept}, {ratio:6.1%} of bare "
                       f"({', '.join(f'{r:.0f}' for r in rates[name])}); {relay_cpu:.0f} us "
                       f"CPU per send, bare/relay CPU {bare_cpu / relay_cpu:6.1%}", flush=True)
-            if commits[0]:
-                count, sends, seconds = commits
+            count, sends, seconds = (after - before for after, before in zip(
+                _commit_totals(metrics_port), commits_before, strict=True))
+            if count:
                 print(f"SQLite / 1 process: {count:.0f} group commits in its rounds, "
                       f"{sends / count:.1f} sends and {seconds / count * 1e3:.2f} ms each "
                       "(from handing a batch to the writer thread to its answers)", flush=True)
